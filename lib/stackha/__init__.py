@@ -1,0 +1,3 @@
+"""stackha: OpenStack control plane high availability on Pacemaker + Corosync."""
+
+__version__ = "0.1.0"

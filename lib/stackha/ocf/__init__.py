@@ -1,0 +1,1 @@
+"""The OCF agent framework: declarations, context, exit codes, dispatch, and agent helpers."""

@@ -1,0 +1,180 @@
+"""The one exit point of every OCF agent: read the environment, dispatch the action, report.
+
+An agent file in ``agents/`` declares an :class:`Agent` (its spec and one handler per action) and
+ends with ``raise SystemExit(main(AGENT, sys.argv, os.environ))``. Handlers raise
+:class:`~stackha.ocf.status.OcfError` subclasses; ``main()`` alone turns them into an exit code
+and an ``ocf-exit-reason:`` line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Callable, Optional, TextIO
+
+from stackha.clock import Clock, Deadline, SystemClock
+from stackha.ocf.context import Context, read_context
+from stackha.ocf.log import AgentLog
+from stackha.ocf.spec import AgentSpec, Config, parse_parameters
+from stackha.ocf.status import (
+    InvalidArgs,
+    NotConfigured,
+    NotInstalled,
+    OcfError,
+    OcfStatus,
+    Unimplemented,
+)
+from stackha.runner import Runner, SubprocessRunner
+
+# Actions every agent answers without a handler of its own.
+BUILTIN_ACTIONS = ("meta-data", "validate-all", "usage", "help")
+# Actions that must check the local environment (binaries, files) before acting.
+LOCALLY_VALIDATED = ("start", "validate-all", "reload", "reload-agent", "promote")
+
+
+@dataclass(frozen=True)
+class Call:
+    """Everything a handler gets: the context, the typed config, and the seams."""
+
+    context: Context
+    config: Config
+    runner: Runner
+    log: AgentLog
+    clock: Clock
+    deadline: Deadline
+
+    def binary_available(self, path: str) -> bool:
+        """Whether an executable exists; ocf-tester can ask us to pretend none does."""
+        if self.context.pretend_binaries_missing:
+            return False
+        return os.path.isfile(path) and os.access(path, os.X_OK)
+
+    def require_binary(self, path: str) -> None:
+        """Raise :class:`NotInstalled` naming ``path`` when it is not an executable."""
+        if not self.binary_available(path):
+            raise NotInstalled(f"{path} is not installed or not executable")
+
+
+Handler = Callable[[Call], Optional[int]]
+
+
+@dataclass(frozen=True)
+class Agent:
+    """An agent: its declaration, one handler per action, and its local validation."""
+
+    spec: AgentSpec
+    handlers: Mapping[str, Handler]
+    # Local checks (a binary present, a file readable); raises OcfError. Run before start,
+    # reload and validate-all, never before stop or a probe.
+    validate: Optional[Callable[[Call], None]] = None
+
+
+def usage(agent: Agent) -> str:
+    actions = sorted(set(agent.handlers) | {"meta-data", "validate-all"})
+    return f"usage: {agent.spec.name} {{{'|'.join(actions)}}}\n"
+
+
+def main(
+    agent: Agent,
+    argv: list[str],
+    environ: Mapping[str, str],
+    *,
+    runner: Optional[Runner] = None,
+    clock: Optional[Clock] = None,
+    stdout: Optional[TextIO] = None,
+    stderr: Optional[TextIO] = None,
+) -> int:
+    """Run one action of ``agent`` and return its OCF exit code. Never raises."""
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    context = read_context(argv, environ)
+    log = AgentLog(
+        f"{context.resource_type}({context.instance})",
+        facility=context.log_facility,
+        log_file=context.log_file,
+        debug_log_file=context.debug_log_file,
+        debug=context.debug,
+        stderr=err,
+    )
+    try:
+        return int(_dispatch(agent, context, log, runner, clock or SystemClock(), out, err))
+    except OcfError as error:
+        return _fail(context, log, err, error.status, error.reason)
+    except Exception as error:  # noqa: BLE001 - the one place that turns any bug into a reason
+        log.error("".join(traceback.format_exception(type(error), error, error.__traceback__)))
+        return _fail(
+            context, log, err, OcfStatus.ERR_GENERIC, f"internal error: {type(error).__name__}: {error}"
+        )
+
+
+def _fail(context: Context, log: AgentLog, err: TextIO, status: int, reason: str) -> int:
+    reason = log.mask(reason)
+    log.error(f"{context.action or 'no action'} failed ({OcfStatus(status).name}): {reason}")
+    # The exit reason is the last line on stderr: Pacemaker shows it in crm_mon and pcs status.
+    err.write(f"{context.exit_reason_prefix}{reason}\n")
+    err.flush()
+    return status
+
+
+def _dispatch(
+    agent: Agent,
+    context: Context,
+    log: AgentLog,
+    runner: Optional[Runner],
+    clock: Clock,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    action = context.action
+    if action == "meta-data":
+        # Imported here: the monitor path never pays for building XML.
+        from stackha.ocf.metadata import render_metadata
+
+        out.write(render_metadata(agent.spec, context.caller_ocf_version))
+        return OcfStatus.SUCCESS
+    if action in ("usage", "help", "--help", "-h"):
+        out.write(usage(agent))
+        return OcfStatus.SUCCESS
+    if not action:
+        err.write(usage(agent))
+        raise InvalidArgs("no action given")
+    if action not in agent.handlers and action != "validate-all":
+        raise Unimplemented(f"action {action} is not supported by {agent.spec.name}")
+
+    parsed = parse_parameters(agent.spec, context.parameters)
+    log.add_secrets(parsed.config.secret_values)
+    for warning in parsed.warnings:
+        log.warning(warning)
+    call = Call(
+        context=context,
+        config=parsed.config,
+        runner=runner or SubprocessRunner(log=log.debug, secrets=parsed.config.secret_values),
+        log=log,
+        clock=clock,
+        deadline=Deadline(clock, context.timeout_s),
+    )
+    lenient = action == "stop" or context.is_probe
+    if parsed.problems:
+        reason = "; ".join(str(problem) for problem in parsed.problems)
+        if not lenient:
+            raise NotConfigured(reason)
+        # OCF: a configuration problem must never fail a stop (that escalates to fencing) or a
+        # probe. Carry on with defaults in place of the bad values: the handler can still find
+        # and stop a running service; if it cannot work without the value, see below.
+        log.warning(f"{action}: {reason}")
+    if action in LOCALLY_VALIDATED and agent.validate is not None:
+        agent.validate(call)
+    if action == "validate-all":
+        return OcfStatus.SUCCESS
+    try:
+        result = agent.handlers[action](call)
+    except (NotConfigured, InvalidArgs, NotInstalled) as error:
+        if not lenient:
+            raise
+        # Not configured or not installed here: nothing of it can be running on this node.
+        log.warning(f"{action}: {error.reason}; nothing can be running here")
+        return OcfStatus.SUCCESS if action == "stop" else OcfStatus.NOT_RUNNING
+    return OcfStatus.SUCCESS if result is None else result

@@ -1,0 +1,148 @@
+"""The environment of one agent call, read once in ``main()``.
+
+Pacemaker passes everything through the environment: parameters as ``OCF_RESKEY_<name>``, meta
+attributes as ``OCF_RESKEY_CRM_meta_<name>`` (times in milliseconds), notify data as
+``OCF_RESKEY_CRM_meta_notify_*``. Nothing else in stackha reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Optional
+
+from stackha.ocf.notify import NotifyData, parse_notify
+
+PARAMETER_PREFIX = "OCF_RESKEY_"
+META_PREFIX = "OCF_RESKEY_CRM_meta_"
+DEFAULT_OCF_ROOT = "/usr/lib/ocf"
+# Used when Pacemaker gives no op timeout (an agent run by hand): long enough for a slow start.
+DEFAULT_TIMEOUT_S = 20.0
+
+
+def _int_or_none(text: Optional[str]) -> Optional[int]:
+    if text is None or text.strip() == "":
+        return None
+    try:
+        return int(text.strip())
+    except ValueError:
+        return None
+
+
+def _is_true(text: Optional[str]) -> bool:
+    return (text or "").strip().lower() in {"1", "yes", "true", "on", "y"}
+
+
+def _version(major: Optional[str], minor: Optional[str]) -> Optional[tuple[int, int]]:
+    major_number = _int_or_none(major)
+    if major_number is None:
+        return None
+    return (major_number, _int_or_none(minor) or 0)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who called us, for what, and with how much time."""
+
+    action: str
+    instance: str
+    resource_type: str
+    ocf_root: str
+    parameters: Mapping[str, str]
+    meta: Mapping[str, str]
+    # The OCF API version the caller speaks (OCF_RA_VERSION_MAJOR/MINOR); None when not said.
+    caller_ocf_version: Optional[tuple[int, int]]
+    interval_ms: Optional[int]
+    timeout_ms: Optional[int]
+    check_level: int
+    node: Optional[str]
+    notify: Optional[NotifyData] = None
+    exit_reason_prefix: str = "ocf-exit-reason:"
+    # ocf-tester sets this for its "probe with every binary missing" check.
+    pretend_binaries_missing: bool = False
+    log_facility: Optional[str] = None
+    log_file: Optional[str] = None
+    debug_log_file: Optional[str] = None
+    debug: bool = False
+
+    @property
+    def is_probe(self) -> bool:
+        """A monitor with no interval: Pacemaker asking "is it running here?" (interval may be unset)."""
+        return self.action == "monitor" and not self.interval_ms
+
+    @property
+    def is_clone(self) -> bool:
+        return _int_or_none(self.meta.get("clone_max")) is not None
+
+    @property
+    def is_promotable(self) -> bool:
+        return _is_true(self.meta.get("promotable")) or bool(
+            _int_or_none(self.meta.get("promoted_max") or self.meta.get("master_max"))
+        )
+
+    @property
+    def resource_name(self) -> str:
+        """The resource's name without a clone instance suffix (``galera:2`` → ``galera``)."""
+        return self.instance.split(":", 1)[0]
+
+    @property
+    def timeout_s(self) -> float:
+        """The action's time budget in seconds."""
+        if self.timeout_ms and self.timeout_ms > 0:
+            return self.timeout_ms / 1000.0
+        return DEFAULT_TIMEOUT_S
+
+
+def read_context(argv: list[str], environ: Mapping[str, str]) -> Context:
+    """Build the :class:`Context` from argv and the environment."""
+    # OCF: the action is the only argument; extra ones are ignored. ocf-tester also sets
+    # __OCF_ACTION, which the argument wins over.
+    action = argv[1] if len(argv) > 1 else environ.get("__OCF_ACTION", "")
+    parameters = {
+        key[len(PARAMETER_PREFIX):]: value
+        for key, value in environ.items()
+        if key.startswith(PARAMETER_PREFIX) and not key.startswith("OCF_RESKEY_CRM_meta_")
+    }
+    meta = {
+        key[len(META_PREFIX):]: value for key, value in environ.items() if key.startswith(META_PREFIX)
+    }
+    check_level = _int_or_none(environ.get("OCF_CHECK_LEVEL"))
+    if check_level is None:
+        check_level = _int_or_none(parameters.get("OCF_CHECK_LEVEL")) or 0
+    resource_type = environ.get("OCF_RESOURCE_TYPE") or (argv[0].rsplit("/", 1)[-1] if argv else "")
+
+    def first(*names: str) -> Optional[str]:
+        for name in names:
+            value = environ.get(name)
+            if value:
+                return value
+        return None
+
+    facility = first("HA_LOGFACILITY", "HA_logfacility", "PCMK_logfacility")
+    if facility and facility.lower() == "none":
+        facility = None
+    debug_text = first("HA_debug", "HA_DEBUG", "PCMK_debug") or "0"
+    return Context(
+        action=action,
+        instance=environ.get("OCF_RESOURCE_INSTANCE", resource_type),
+        resource_type=resource_type,
+        ocf_root=environ.get("OCF_ROOT", DEFAULT_OCF_ROOT),
+        parameters=parameters,
+        meta=meta,
+        caller_ocf_version=_version(
+            environ.get("OCF_RA_VERSION_MAJOR"), environ.get("OCF_RA_VERSION_MINOR")
+        ),
+        interval_ms=_int_or_none(meta.get("interval")),
+        timeout_ms=_int_or_none(meta.get("timeout")),
+        check_level=check_level,
+        node=meta.get("on_node") or None,
+        notify=parse_notify(meta) if action == "notify" else None,
+        exit_reason_prefix=environ.get("OCF_EXIT_REASON_PREFIX", "ocf-exit-reason:"),
+        pretend_binaries_missing=bool(environ.get("OCF_TESTER_FAIL_HAVE_BINARY")),
+        log_facility=facility,
+        log_file=first("HA_LOGFILE", "HA_logfile", "PCMK_logfile"),
+        debug_log_file=first("HA_DEBUGLOG", "HA_debuglog"),
+        # HA_debug is "1"/"yes"/"true" or a level number; "0" and "no" mean off (ocf.py gets
+        # this wrong and turns debug on for any string, "0" included).
+        debug=_is_true(debug_text) or (_int_or_none(debug_text) or 0) > 0,
+    )

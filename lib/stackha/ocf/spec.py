@@ -1,0 +1,212 @@
+"""One declaration of an agent: its parameters and actions.
+
+From an :class:`AgentSpec` come the OCF meta-data (:mod:`stackha.ocf.metadata`), the validation of
+``OCF_RESKEY_*`` into a typed, frozen :class:`Config` (:func:`parse_parameters`), and the docs page
+(:mod:`stackha.ocf.docs`). There is no second source of truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+Value = Union[str, int, bool]
+
+TRUE_WORDS = frozenset({"1", "yes", "true", "on", "y"})
+FALSE_WORDS = frozenset({"0", "no", "false", "off", "n"})
+
+PARAMETER_TYPES = ("string", "integer", "boolean", "select")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One instance parameter (``OCF_RESKEY_<name>``)."""
+
+    name: str
+    shortdesc: str
+    longdesc: str
+    type: str = "string"
+    default: Optional[Value] = None
+    required: bool = False
+    secret: bool = False
+    reloadable: bool = False
+    choices: tuple[str, ...] = ()
+    minimum: Optional[int] = None
+    maximum: Optional[int] = None
+    unique_group: Optional[str] = None
+    replaced_by: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.type not in PARAMETER_TYPES:
+            raise ValueError(f"parameter {self.name}: unknown type {self.type!r}")
+        if self.type == "select" and not self.choices:
+            raise ValueError(f"parameter {self.name}: a select needs choices")
+        if self.required and self.default is not None:
+            raise ValueError(f"parameter {self.name}: a required parameter has no default")
+
+    def default_text(self) -> Optional[str]:
+        """The default as the text an operator would type."""
+        if self.default is None:
+            return None
+        if isinstance(self.default, bool):
+            return "true" if self.default else "false"
+        return str(self.default)
+
+    def convert(self, text: str) -> Value:
+        """Turn the text Pacemaker passes into the declared type; ValueError names the problem."""
+        if self.type == "integer":
+            try:
+                number = int(text.strip(), 10)
+            except ValueError:
+                raise ValueError(f"{text!r} is not an integer") from None
+            if self.minimum is not None and number < self.minimum:
+                raise ValueError(f"{number} is below the minimum {self.minimum}")
+            if self.maximum is not None and number > self.maximum:
+                raise ValueError(f"{number} is above the maximum {self.maximum}")
+            return number
+        if self.type == "boolean":
+            word = text.strip().lower()
+            if word in TRUE_WORDS:
+                return True
+            if word in FALSE_WORDS:
+                return False
+            raise ValueError(f"{text!r} is not a boolean (use true or false)")
+        if self.type == "select" and text not in self.choices:
+            raise ValueError(f"{text!r} is not one of {', '.join(self.choices)}")
+        return text
+
+
+@dataclass(frozen=True)
+class Action:
+    """One action as advertised in the meta-data (its default operation)."""
+
+    name: str
+    timeout: int
+    interval: Optional[int] = None
+    depth: Optional[int] = None
+    role: Optional[str] = None  # "Promoted" / "Unpromoted", as Pacemaker spells them
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """Everything declared about an agent."""
+
+    name: str
+    version: str
+    shortdesc: str
+    longdesc: str
+    parameters: tuple[Parameter, ...]
+    actions: tuple[Action, ...]
+    # A usage example for the docs page, e.g. the pcs command an operator types.
+    example: str = ""
+
+    def __post_init__(self) -> None:
+        names = [p.name for p in self.parameters]
+        duplicates = {n for n in names if names.count(n) > 1}
+        if duplicates:
+            raise ValueError(f"agent {self.name}: duplicate parameters {sorted(duplicates)}")
+
+    def parameter(self, name: str) -> Parameter:
+        for parameter in self.parameters:
+            if parameter.name == name:
+                return parameter
+        raise KeyError(name)
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for action in self.actions:
+            seen.setdefault(action.name, None)
+        return tuple(seen)
+
+
+class Config(Mapping[str, Optional[Value]]):
+    """Typed, read-only parameter values: ``config.port`` or ``config["port"]``."""
+
+    def __init__(self, values: Mapping[str, Optional[Value]], secrets: Sequence[str]) -> None:
+        object.__setattr__(self, "_values", dict(values))
+        object.__setattr__(self, "_secrets", tuple(secrets))
+
+    def __getitem__(self, name: str) -> Optional[Value]:
+        return self._values[name]  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __getattr__(self, name: str) -> Optional[Value]:
+        try:
+            return self._values[name]  # type: ignore[no-any-return]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Config is read-only")
+
+    def __repr__(self) -> str:
+        shown = {k: ("***" if k in self._secrets and v else v) for k, v in self._values.items()}
+        return f"Config({shown!r})"
+
+    @property
+    def secret_values(self) -> tuple[str, ...]:
+        """The values of secret parameters, for masking in logs."""
+        return tuple(str(self._values[n]) for n in self._secrets if self._values.get(n))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why one parameter is unusable."""
+
+    parameter: str
+    message: str
+    missing: bool = False
+
+    def __str__(self) -> str:
+        return f"parameter {self.parameter}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ParsedParameters:
+    """The typed values, plus every problem found (values with problems fall back to defaults)."""
+
+    config: Config
+    problems: tuple[Problem, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+def parse_parameters(spec: AgentSpec, raw: Mapping[str, str]) -> ParsedParameters:
+    """Convert raw ``OCF_RESKEY_*`` values (without the prefix) into a :class:`Config`.
+
+    An empty value counts as unset, as in resource-agents. A value a parameter cannot take is a
+    problem; the problem text names the parameter and the value, except for secrets.
+    """
+    values: dict[str, Optional[Value]] = {}
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    effective = dict(raw)
+    for parameter in spec.parameters:
+        if parameter.replaced_by and raw.get(parameter.name):
+            warnings.append(
+                f"parameter {parameter.name} is deprecated, use {parameter.replaced_by} instead"
+            )
+            # The old name stands in for its replacement when that one is unset.
+            if not raw.get(parameter.replaced_by):
+                effective[parameter.replaced_by] = raw[parameter.name]
+    for parameter in spec.parameters:
+        text = effective.get(parameter.name, "")
+        if text == "":
+            values[parameter.name] = parameter.default
+            if parameter.required:
+                problems.append(Problem(parameter.name, "is required but not set", missing=True))
+            continue
+        try:
+            values[parameter.name] = parameter.convert(text)
+        except ValueError as err:
+            message = "has an invalid value" if parameter.secret else str(err)
+            problems.append(Problem(parameter.name, message))
+            values[parameter.name] = parameter.default
+    secrets = [p.name for p in spec.parameters if p.secret]
+    return ParsedParameters(Config(values, secrets), tuple(problems), tuple(warnings))

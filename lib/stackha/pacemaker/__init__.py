@@ -1,0 +1,1 @@
+"""Thin typed wrappers, one module per Pacemaker tool, all through the runner."""

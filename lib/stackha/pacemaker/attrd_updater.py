@@ -1,0 +1,60 @@
+"""``attrd_updater``: node attributes held by pacemaker-attrd.
+
+``private=True`` keeps an attribute out of the CIB entirely (no transition, not in crm_mon):
+the right place for an agent's own bookkeeping between calls.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from stackha.runner import CommandError, Runner
+
+TOOL = "/usr/sbin/attrd_updater"
+TIMEOUT_S = 10.0
+
+
+def update(
+    runner: Runner,
+    name: str,
+    value: str,
+    *,
+    node: Optional[str] = None,
+    private: bool = False,
+    timeout: float = TIMEOUT_S,
+) -> None:
+    argv = [TOOL, "--name", name, "--update", value]
+    if private:
+        argv.append("--private")
+    if node:
+        argv += ["--node", node]
+    runner.run(argv, timeout=timeout, check=True)
+
+
+def query(
+    runner: Runner, name: str, *, node: Optional[str] = None, timeout: float = TIMEOUT_S
+) -> Optional[str]:
+    """The attribute's value on ``node`` (default local), or None when it has none."""
+    argv = [TOOL, "--name", name, "--query"]
+    if node:
+        argv += ["--node", node]
+    result = runner.run(argv, timeout=timeout)
+    if not result.ok:
+        if "not found" in result.stderr.lower() or result.returncode == 105:
+            return None
+        raise CommandError(f"attrd_updater --query {name} failed: {result.output_line()}", result)
+    # Output: name="NAME" host="NODE" value="VALUE" (the value may hold spaces: take the rest)
+    line = result.stdout.strip().splitlines()[0] if result.stdout.strip() else ""
+    start = line.find('value="')
+    if start < 0:
+        return None
+    return line[start + len('value="'):].rstrip('"') or None
+
+
+def delete(
+    runner: Runner, name: str, *, node: Optional[str] = None, timeout: float = TIMEOUT_S
+) -> None:
+    argv = [TOOL, "--name", name, "--delete"]
+    if node:
+        argv += ["--node", node]
+    runner.run(argv, timeout=timeout, check=True)

@@ -1,0 +1,1 @@
+"""What stackha knows about each workload, with no OCF in it."""

@@ -1,0 +1,179 @@
+"""HAProxy as a workload: check a configuration, start in master-worker mode, ask it how it is,
+and reload it without dropping connections.
+
+HAProxy runs with ``-W`` (master-worker): the master stays, the pid file names it, and SIGUSR2 to
+the master starts new workers that take the listening sockets over from the old ones (``-x
+sockpair@``), while the old workers finish the connections they hold. Nothing in here knows OCF.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from dataclasses import dataclass
+from typing import Optional
+
+from stackha.clock import Deadline
+from stackha.ocf.daemon import ProcessTable, is_alive, running_pid
+from stackha.runner import CommandError, Runner
+
+PROCESS_NAME = "haproxy"
+
+
+class HaproxyError(Exception):
+    """HAProxy refused something; the message is HAProxy's own reason."""
+
+
+class InvalidConfig(HaproxyError):
+    """``haproxy -c`` rejects the configuration."""
+
+
+def alert_reason(output: str) -> str:
+    """HAProxy's first ``[ALERT]`` line without its prefix, plus a count of the others.
+
+    ``[ALERT]    (4646) : config : parsing [bad.cfg:2] : unknown keyword 'x' in 'global' section``
+    becomes ``config : parsing [bad.cfg:2] : unknown keyword 'x' in 'global' section``.
+    """
+    alerts = []
+    for line in output.splitlines():
+        if line.startswith("[ALERT]"):
+            alerts.append(line.split(") : ", 1)[-1].strip())
+    # The last alerts are summaries ("Fatal errors found in configuration."); the first is the cause.
+    if not alerts:
+        lines = [line.strip() for line in output.splitlines() if line.strip()]
+        return lines[-1] if lines else "no reason given"
+    extra = [a for a in alerts[1:] if not a.startswith(("config : Error(s) found", "config : Fatal"))]
+    return alerts[0] + (f" (and {len(extra)} more)" if extra else "")
+
+
+def check_config(runner: Runner, binary: str, config: str, timeout: float) -> None:
+    """Raise :class:`InvalidConfig` with HAProxy's reason when ``haproxy -c`` rejects ``config``."""
+    result = runner.run([binary, "-c", "-f", config], timeout=timeout)
+    if not result.ok:
+        raise InvalidConfig(alert_reason(result.stdout + "\n" + result.stderr))
+
+
+def stats_sockets(config_text: str) -> list[str]:
+    """Paths of the UNIX stats sockets declared in the ``global`` section."""
+    paths = []
+    section = ""
+    for raw in config_text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if not raw[:1].isspace():
+            section = line.split()[0]
+            continue
+        words = line.split()
+        if section == "global" and words[:2] == ["stats", "socket"] and len(words) > 2:
+            address = words[2]
+            if address.startswith("unix@"):
+                address = address[len("unix@"):]
+            if address.startswith("/"):
+                paths.append(address)
+    return paths
+
+
+def prepare_runtime(config_text: str) -> None:
+    """Create the directories the stats sockets live in (Debian's unit makes /run/haproxy)."""
+    for path in stats_sockets(config_text):
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+
+
+def start(runner: Runner, binary: str, config: str, pidfile: str, timeout: float) -> None:
+    """Start HAProxy daemonized in master-worker mode; it has bound its listeners on return."""
+    try:
+        result = runner.run([binary, "-W", "-D", "-f", config, "-p", pidfile], timeout=timeout)
+    except CommandError as err:
+        raise HaproxyError(str(err)) from err
+    if not result.ok:
+        raise HaproxyError(alert_reason(result.stdout + "\n" + result.stderr))
+
+
+def master_pid(table: ProcessTable, pidfile: str) -> Optional[int]:
+    return running_pid(table, pidfile, PROCESS_NAME)
+
+
+def worker_pids(table: ProcessTable, master: int) -> list[int]:
+    return [pid for pid in table.children(master) if is_alive(table, pid)]
+
+
+@dataclass(frozen=True)
+class Info:
+    """What HAProxy says of itself (``show info``)."""
+
+    pid: int
+    stopping: bool
+    version: str
+
+
+def show_info(path: str, timeout: float) -> Info:
+    """Ask the stats socket at ``path``; raises HaproxyError when it does not answer sensibly."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(timeout)
+            conn.connect(path)
+            conn.sendall(b"show info\n")
+            chunks = []
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    except OSError as err:
+        raise HaproxyError(f"stats socket {path} does not answer: {err.strerror or err}") from err
+    fields = {}
+    for line in b"".join(chunks).decode("utf-8", "replace").splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    if fields.get("Name") != "HAProxy" or not fields.get("Pid", "").isdigit():
+        raise HaproxyError(f"stats socket {path} gave no HAProxy info")
+    return Info(int(fields["Pid"]), fields.get("Stopping") == "1", fields.get("Version", ""))
+
+
+def http_check(url: str, timeout: float) -> int:
+    """GET ``url``; return the status when it is below 400, else raise naming the status."""
+    # Imported here: only depth-10 monitors with a health URL pay for http.client.
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise HaproxyError(f"health URL {url} is not an http(s) URL")
+    connection_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    connection = connection_class(parts.hostname, parts.port, timeout=timeout)
+    try:
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        connection.request("GET", path, headers={"User-Agent": "stackha-monitor"})
+        status = connection.getresponse().status
+    except (OSError, http.client.HTTPException) as err:
+        raise HaproxyError(f"health URL {url} does not answer: {err}") from err
+    finally:
+        connection.close()
+    if status >= 400:
+        raise HaproxyError(f"health URL {url} answered HTTP {status}")
+    return status
+
+
+def reload(table: ProcessTable, master: int, deadline: Deadline) -> int:
+    """Seamless reload: SIGUSR2 to the master, then wait for a new worker. Returns its pid.
+
+    The caller checks the configuration first: a master given a broken configuration keeps its
+    old workers, but an operator would not learn why.
+    """
+    before = set(worker_pids(table, master))
+    table.signal(master, signal.SIGUSR2)
+    while True:
+        if not is_alive(table, master):
+            raise HaproxyError(f"HAProxy master (pid {master}) died during reload")
+        fresh = [pid for pid in worker_pids(table, master) if pid not in before]
+        if fresh:
+            return fresh[0]
+        if deadline.expired():
+            raise HaproxyError(f"no new HAProxy worker within {deadline.seconds:.0f}s of reload")
+        deadline.sleep(0.05)
