@@ -157,11 +157,6 @@ class SubprocessRunner:
     def spawn(self, spec: Spawn) -> int:
         if self._log:
             self._log(f"starting: {format_argv(spec.argv, self._secrets)}")
-        user_kwargs: dict[str, object] = {}
-        if spec.user is not None:
-            user_kwargs["user"] = spec.user
-            user_kwargs["group"] = spec.group or spec.user
-            user_kwargs["extra_groups"] = []
         output = (
             open(spec.output_path, "ab")  # noqa: SIM115 - handed to the child, closed below
             if spec.output_path
@@ -177,7 +172,10 @@ class SubprocessRunner:
                 env=self._environment(spec.env),
                 close_fds=True,
                 start_new_session=True,
-                **user_kwargs,  # type: ignore[arg-type]
+                user=spec.user,
+                group=(spec.group or spec.user) if spec.user else None,
+                # Drop root's supplementary groups when running as another user.
+                extra_groups=[] if spec.user else None,
             )
         except FileNotFoundError as err:
             raise CommandNotFound(f"{spec.argv[0]}: not found") from err
@@ -185,4 +183,5 @@ class SubprocessRunner:
             raise CommandNotFound(f"{spec.argv[0]}: not executable") from err
         finally:
             output.close()
-        return process.pid
+        pid: int = process.pid
+        return pid

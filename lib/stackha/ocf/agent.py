@@ -106,7 +106,11 @@ def main(
     except Exception as error:  # noqa: BLE001 - the one place that turns any bug into a reason
         log.error("".join(traceback.format_exception(type(error), error, error.__traceback__)))
         return _fail(
-            context, log, err, OcfStatus.ERR_GENERIC, f"internal error: {type(error).__name__}: {error}"
+            context,
+            log,
+            err,
+            OcfStatus.ERR_GENERIC,
+            f"internal error: {type(error).__name__}: {error}",
         )
 
 

@@ -67,7 +67,7 @@ class Context:
 
     @property
     def is_probe(self) -> bool:
-        """A monitor with no interval: Pacemaker asking "is it running here?" (interval may be unset)."""
+        """A monitor with no (or an unset) interval: Pacemaker asking "is it running here?"."""
         return self.action == "monitor" and not self.interval_ms
 
     @property
@@ -99,12 +99,14 @@ def read_context(argv: list[str], environ: Mapping[str, str]) -> Context:
     # __OCF_ACTION, which the argument wins over.
     action = argv[1] if len(argv) > 1 else environ.get("__OCF_ACTION", "")
     parameters = {
-        key[len(PARAMETER_PREFIX):]: value
+        key[len(PARAMETER_PREFIX) :]: value
         for key, value in environ.items()
         if key.startswith(PARAMETER_PREFIX) and not key.startswith("OCF_RESKEY_CRM_meta_")
     }
     meta = {
-        key[len(META_PREFIX):]: value for key, value in environ.items() if key.startswith(META_PREFIX)
+        key[len(META_PREFIX) :]: value
+        for key, value in environ.items()
+        if key.startswith(META_PREFIX)
     }
     check_level = _int_or_none(environ.get("OCF_CHECK_LEVEL"))
     if check_level is None:

@@ -63,8 +63,7 @@ def parse_notify(meta: Mapping[str, str]) -> NotifyData:
             resources = meta.get(f"notify_{legacy}_resource")
             unames = meta.get(f"notify_{legacy}_uname")
         sets[name] = tuple(
-            Instance(resource, uname)
-            for resource, uname in zip(_words(resources), _words(unames))
+            Instance(resource, uname) for resource, uname in zip(_words(resources), _words(unames))
         )
     return NotifyData(
         type=meta.get("notify_type", ""),

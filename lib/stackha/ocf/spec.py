@@ -124,12 +124,15 @@ class AgentSpec:
 class Config(Mapping[str, Optional[Value]]):
     """Typed, read-only parameter values: ``config.port`` or ``config["port"]``."""
 
+    _values: dict[str, Optional[Value]]
+    _secrets: tuple[str, ...]
+
     def __init__(self, values: Mapping[str, Optional[Value]], secrets: Sequence[str]) -> None:
         object.__setattr__(self, "_values", dict(values))
         object.__setattr__(self, "_secrets", tuple(secrets))
 
     def __getitem__(self, name: str) -> Optional[Value]:
-        return self._values[name]  # type: ignore[no-any-return]
+        return self._values[name]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)
@@ -139,7 +142,7 @@ class Config(Mapping[str, Optional[Value]]):
 
     def __getattr__(self, name: str) -> Optional[Value]:
         try:
-            return self._values[name]  # type: ignore[no-any-return]
+            return self._values[name]
         except KeyError:
             raise AttributeError(name) from None
 

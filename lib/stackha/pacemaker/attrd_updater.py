@@ -48,7 +48,7 @@ def query(
     start = line.find('value="')
     if start < 0:
         return None
-    return line[start + len('value="'):].rstrip('"') or None
+    return line[start + len('value="') :].rstrip('"') or None
 
 
 def delete(

@@ -39,11 +39,13 @@ def alert_reason(output: str) -> str:
     for line in output.splitlines():
         if line.startswith("[ALERT]"):
             alerts.append(line.split(") : ", 1)[-1].strip())
-    # The last alerts are summaries ("Fatal errors found in configuration."); the first is the cause.
+    # The last alerts are summaries ("Fatal errors found ..."); the first one is the cause.
     if not alerts:
         lines = [line.strip() for line in output.splitlines() if line.strip()]
         return lines[-1] if lines else "no reason given"
-    extra = [a for a in alerts[1:] if not a.startswith(("config : Error(s) found", "config : Fatal"))]
+    extra = [
+        a for a in alerts[1:] if not a.startswith(("config : Error(s) found", "config : Fatal"))
+    ]
     return alerts[0] + (f" (and {len(extra)} more)" if extra else "")
 
 
@@ -69,7 +71,7 @@ def stats_sockets(config_text: str) -> list[str]:
         if section == "global" and words[:2] == ["stats", "socket"] and len(words) > 2:
             address = words[2]
             if address.startswith("unix@"):
-                address = address[len("unix@"):]
+                address = address[len("unix@") :]
             if address.startswith("/"):
                 paths.append(address)
     return paths

@@ -1,0 +1,155 @@
+"""Putting the agents where Pacemaker looks for them, and taking exactly them away again.
+
+Each agent in ``agents/`` is copied to ``$OCF_ROOT/resource.d/stackha/<name>`` with an interpreter
+line naming the Python that has this library (``sys.executable``, run with ``-I`` so no
+``PYTHONPATH`` or user site of whoever calls the agent can change what it imports). A manifest
+beside the agents records every file written and its checksum; uninstall removes those files
+and no others, and leaves alone a file someone changed since.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import importlib.util
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Optional
+
+PROVIDER = "stackha"
+MANIFEST_NAME = ".stackha-installed.json"  # dot: OCF hides it from agent listings
+
+
+class InstallError(Exception):
+    """Install or uninstall cannot go on; the message says what to do."""
+
+
+def agent_source_dir() -> Path:
+    """Where the agent sources are: the source tree beside ``lib/``, else the installed copy."""
+    checkout = Path(__file__).resolve().parents[2] / "agents"
+    if checkout.is_dir():
+        return checkout
+    installed = Path(sys.prefix) / "share" / "stackha" / "agents"
+    if installed.is_dir():
+        return installed
+    raise InstallError(f"no agent sources found (looked in {checkout} and {installed})")
+
+
+def agent_files(source: Optional[Path] = None) -> list[Path]:
+    directory = source or agent_source_dir()
+    return sorted(
+        path for path in directory.iterdir() if path.is_file() and not path.name.startswith(".")
+    )
+
+
+def load_agent_module(path: Path) -> ModuleType:
+    """Import an agent file (which has no .py suffix) as a module, without running ``main``."""
+    loader = importlib.machinery.SourceFileLoader(f"stackha_agent_{path.name}", str(path))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    if spec is None:
+        raise InstallError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def interpreter_line() -> str:
+    return f"#!{sys.executable} -I\n"
+
+
+def _with_interpreter(text: str) -> str:
+    body = text.split("\n", 1)[1] if text.startswith("#!") else text
+    return interpreter_line() + body
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_atomically(path: Path, data: bytes, mode: int) -> None:
+    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+    os.chmod(temporary, mode)
+    os.replace(temporary, path)
+
+
+@dataclass(frozen=True)
+class Installed:
+    path: str
+    sha256: str
+
+
+def provider_dir(ocf_root: str) -> Path:
+    return Path(ocf_root) / "resource.d" / PROVIDER
+
+
+def _manifest_path(ocf_root: str) -> Path:
+    return provider_dir(ocf_root) / MANIFEST_NAME
+
+
+def read_manifest(ocf_root: str) -> list[Installed]:
+    try:
+        with open(_manifest_path(ocf_root), encoding="utf-8") as handle:
+            entries = json.load(handle)
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as err:
+        raise InstallError(f"cannot read {_manifest_path(ocf_root)}: {err}") from err
+    return [Installed(entry["path"], entry["sha256"]) for entry in entries]
+
+
+def install(ocf_root: str, source: Optional[Path] = None) -> list[Installed]:
+    """Install every agent; returns what was written. Re-running replaces the files in place."""
+    target = provider_dir(ocf_root)
+    try:
+        target.mkdir(mode=0o755, parents=True, exist_ok=True)
+    except PermissionError as err:
+        raise InstallError(f"cannot create {target}: permission denied (run as root)") from err
+    previous = {entry.path: entry for entry in read_manifest(ocf_root)}
+    written = []
+    try:
+        for source_file in agent_files(source):
+            data = _with_interpreter(source_file.read_text(encoding="utf-8")).encode("utf-8")
+            destination = target / source_file.name
+            _write_atomically(destination, data, 0o755)
+            written.append(Installed(str(destination), _digest(data)))
+    except PermissionError as err:
+        raise InstallError(f"cannot write {err.filename}: permission denied (run as root)") from err
+    entries = {**previous, **{entry.path: entry for entry in written}}
+    manifest = json.dumps([entry.__dict__ for entry in entries.values()], indent=1).encode()
+    _write_atomically(_manifest_path(ocf_root), manifest + b"\n", 0o644)
+    return written
+
+
+@dataclass(frozen=True)
+class Removal:
+    removed: list[str]
+    kept: list[str]  # changed since install: not ours to delete
+
+
+def uninstall(ocf_root: str) -> Removal:
+    """Remove exactly the files install wrote (and unchanged since), then the manifest."""
+    removed, kept = [], []
+    for entry in read_manifest(ocf_root):
+        path = Path(entry.path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            continue
+        if _digest(data) != entry.sha256:
+            kept.append(entry.path)
+            continue
+        path.unlink()
+        removed.append(entry.path)
+    manifest = _manifest_path(ocf_root)
+    if manifest.exists():
+        manifest.unlink()
+    directory = provider_dir(ocf_root)
+    if directory.is_dir() and not any(directory.iterdir()):
+        directory.rmdir()
+    return Removal(removed, kept)

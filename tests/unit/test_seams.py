@@ -1,0 +1,122 @@
+"""Rules that keep the seams honest, checked over the source tree."""
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from stackha.install import agent_files, load_agent_module
+from stackha.ocf.docs import render_docs
+
+ROOT = Path(__file__).resolve().parents[2]
+LIBRARY = sorted((ROOT / "lib" / "stackha").rglob("*.py"))
+EXECUTABLES = [
+    p for d in ("agents", "fence") if (ROOT / d).is_dir() for p in sorted((ROOT / d).iterdir())
+]
+
+
+def tree(path):
+    return ast.parse(path.read_text(), str(path))
+
+
+def imported_modules(path):
+    for node in ast.walk(tree(path)):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.module
+
+
+@pytest.mark.parametrize("path", LIBRARY + EXECUTABLES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_only_the_runner_starts_programs(path):
+    if path.name == "runner.py":
+        return
+    assert "subprocess" not in set(imported_modules(path)), "start programs through stackha.runner"
+
+
+@pytest.mark.parametrize("path", LIBRARY, ids=lambda p: str(p.relative_to(ROOT)))
+def test_library_code_never_exits(path):
+    if path.name == "cli.py":
+        return
+    for node in ast.walk(tree(path)):
+        assert not (isinstance(node, ast.Attribute) and node.attr == "exit"), (
+            f"line {node.lineno}: raise an error; main() exits"
+        )
+        assert not (isinstance(node, ast.Name) and node.id == "SystemExit"), (
+            f"line {node.lineno}: raise an error; main() exits"
+        )
+
+
+@pytest.mark.parametrize("path", LIBRARY, ids=lambda p: str(p.relative_to(ROOT)))
+def test_library_code_never_reads_the_environment(path):
+    if path.name == "cli.py":
+        return
+    for node in ast.walk(tree(path)):
+        assert not (isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv")), (
+            f"line {node.lineno}: read the environment once, in main()"
+        )
+
+
+@pytest.mark.parametrize("path", LIBRARY + EXECUTABLES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_shell(path):
+    for node in ast.walk(tree(path)):
+        if isinstance(node, ast.keyword) and node.arg == "shell":
+            pytest.fail(f"shell= at line {node.value.lineno}")
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in ("system", "popen")
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+        ):
+            pytest.fail(f"os.{node.attr} at line {node.lineno}")
+
+
+PROBE = """
+import runpy, sys, json
+sys.argv = [{agent!r}, "monitor"]
+try:
+    runpy.run_path({agent!r}, run_name="__main__")
+except SystemExit as exit:
+    code = exit.code
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("lxml", "pyghmi", "pexpect", "xml"))
+print(json.dumps({{"code": code, "heavy": heavy}}))
+"""
+
+
+@pytest.mark.parametrize(
+    "agent", [p for p in EXECUTABLES if p.parent.name == "agents"], ids=lambda p: p.name
+)
+def test_the_monitor_path_imports_nothing_heavy(agent, tmp_path):
+    """A monitor runs every few seconds for years: no lxml, no pyghmi, no XML at all."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "OCF_ROOT": "/usr/lib/ocf",
+        "OCF_RESOURCE_INSTANCE": "probe",
+        "OCF_RESKEY_CRM_meta_interval": "0",
+        "PYTHONPATH": str(ROOT / "lib"),
+    }
+    # Point every path-like parameter somewhere empty, so the probe finds nothing running.
+    module = load_agent_module(agent)
+    for parameter in module.AGENT.spec.parameters:
+        if parameter.type == "string" and str(parameter.default or "").startswith("/"):
+            env[f"OCF_RESKEY_{parameter.name}"] = str(tmp_path / parameter.name)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE.format(agent=str(agent))],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["code"] == 7, result.stderr
+    assert report["heavy"] == []
+
+
+@pytest.mark.parametrize("agent", agent_files(), ids=lambda p: p.name)
+def test_docs_page_is_generated_from_the_declaration(agent):
+    """docs/agents/NAME.md is what `stackha docs docs/agents` writes: run it after a change."""
+    spec = load_agent_module(agent).AGENT.spec
+    page = ROOT / "docs" / "agents" / f"{spec.name}.md"
+    assert page.exists() and page.read_text() == render_docs(spec)
