@@ -6,7 +6,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from agent_runs import BASE_ENV, OCF_ROOT, stackha  # noqa: E402
 from fakes import FakeClock, FakeRunner  # noqa: E402
+from stackha.install import MANIFEST_NAME  # noqa: E402
 
 
 @pytest.fixture
@@ -19,3 +21,20 @@ def fake_runner():
 @pytest.fixture
 def fake_clock():
     return FakeClock()
+
+
+@pytest.fixture(scope="session")
+def installed():
+    """The agents installed where Pacemaker and pcs look (needs root); removed afterwards
+    unless they were installed before the tests ran."""
+    had_install = Path(OCF_ROOT, "resource.d", "stackha", MANIFEST_NAME).exists()
+    stackha("install", "--ocf-root", OCF_ROOT)
+    yield Path(OCF_ROOT, "resource.d", "stackha")
+    if not had_install:
+        stackha("uninstall", "--ocf-root", OCF_ROOT)
+
+
+@pytest.fixture
+def agent_env():
+    """A minimal environment, as an agent gets it outside Pacemaker."""
+    return dict(BASE_ENV)

@@ -1,0 +1,58 @@
+# stackha — every command a developer or CI needs. Run as root on Debian 12.
+#
+#   make check     install what the tests need (idempotent) and run every test tier
+#   make unit      the unit tier only (no root, no packages beyond the virtualenv)
+#   make bench     benchmarks against the incumbents, printed as ratios
+#   make docs      regenerate docs/agents/*.md from the agents' declarations
+
+PYTHON     ?= /usr/bin/python3
+VENV       ?= .venv
+PY         := $(VENV)/bin/python
+PYTEST     := $(PY) -m pytest
+# Debian packages the tiers use. tini, iproute2 and util-linux (unshare/nsenter) make the
+# namespace nodes; libxml2-utils is xmllint, which ocf-tester needs.
+APT_PACKAGES := pacemaker corosync pcs pacemaker-cli-utils resource-agents fence-agents \
+	haproxy libxml2-utils python3-venv python3-dev tini iproute2 util-linux procps curl socat
+
+.PHONY: check deps venv lint types unit contract integration lab bench docs clean
+
+check: deps venv lint types unit contract integration lab
+
+deps:
+	@scripts/install-debian-packages $(APT_PACKAGES)
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+types: venv
+	$(VENV)/bin/mypy
+
+unit: venv
+	$(PYTEST) tests/unit
+
+contract: venv
+	$(PYTEST) tests/contract
+
+integration: venv
+	$(PYTEST) tests/integration
+
+lab: venv
+	$(PYTEST) tests/lab
+
+bench: venv
+	$(PY) bench/monitor_haproxy.py
+
+docs: venv
+	$(VENV)/bin/stackha docs docs/agents
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache lib/*.egg-info

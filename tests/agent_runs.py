@@ -1,0 +1,42 @@
+"""Running installed agents as Pacemaker does: an executable, one action, the environment."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+OCF_ROOT = "/usr/lib/ocf"
+BASE_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "OCF_ROOT": OCF_ROOT, "LC_ALL": "C"}
+
+
+def stackha(*args: str) -> subprocess.CompletedProcess:
+    """The stackha command of this virtualenv."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "stackha"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+
+def run_agent(path, action, env, timeout=60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(path), action], capture_output=True, text=True, env=env, timeout=timeout
+    )
+
+
+def exit_reason(result: subprocess.CompletedProcess) -> str:
+    """The ocf-exit-reason of a finished agent call ('' when it gave none)."""
+    lines = result.stderr.strip().splitlines()
+    last = lines[-1] if lines else ""
+    return last[len("ocf-exit-reason:") :] if last.startswith("ocf-exit-reason:") else ""
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
