@@ -39,7 +39,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import signal
 import socket
 import statistics
@@ -381,10 +380,9 @@ def run(args: argparse.Namespace, tmp: str) -> int:
     )
     floor_env = base_env()
 
-    haproxy_started = dummy_started = False
+    dummy_started = False
     try:
         run_once([AGENT, "start"], depth0_env, "ocf:stackha:haproxy start")
-        haproxy_started = True
         run_once([DUMMY, "start"], dummy_env, "ocf:heartbeat:Dummy start")
         dummy_started = True
 
@@ -403,7 +401,6 @@ def run(args: argparse.Namespace, tmp: str) -> int:
         # Stop even if start failed half-way: stop is idempotent and may find a master.
         if not stop_quietly([AGENT, "stop"], depth0_env, "ocf:stackha:haproxy stop"):
             kill_leftover_haproxy(pidfile)
-        del haproxy_started
 
     by_name = {command.name: command for command in commands}
     table = ratios(by_name)

@@ -68,3 +68,12 @@ def test_private_attrd_attribute(fake_runner):
     )
     attrd_updater.update(fake_runner, "rmq-start", "a b", private=True)
     assert attrd_updater.query(fake_runner, "rmq-start") == "a b"
+
+
+def test_private_attrd_attribute_that_does_not_exist(fake_runner):
+    fake_runner.expect(
+        ["/usr/sbin/attrd_updater", "--name", "nope", "--query"],
+        returncode=78,
+        stderr="attrd_updater: Could not query value of nope: attribute does not exist",
+    )
+    assert attrd_updater.query(fake_runner, "nope") is None

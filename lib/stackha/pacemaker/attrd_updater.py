@@ -40,7 +40,8 @@ def query(
         argv += ["--node", node]
     result = runner.run(argv, timeout=timeout)
     if not result.ok:
-        if "not found" in result.stderr.lower() or result.returncode == 105:
+        # Pacemaker 2.1 says "attribute does not exist" (exit 78); others "not found" (105).
+        if result.returncode in (78, 105) or "does not exist" in result.stderr:
             return None
         raise CommandError(f"attrd_updater --query {name} failed: {result.output_line()}", result)
     # Output: name="NAME" host="NODE" value="VALUE" (the value may hold spaces: take the rest)

@@ -1,0 +1,1 @@
+"""The namespace lab: Pacemaker cluster nodes as Linux namespaces on one machine."""
