@@ -7,15 +7,18 @@ clock and make "wait up to 300 s" take no time.
 from __future__ import annotations
 
 import time
-from typing import Protocol
 
+# typing is imported for the type checker only: agents start fast (see stackha.record).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
 
-class Clock(Protocol):
-    """What the library needs of time."""
+    class Clock(Protocol):
+        """What the library needs of time."""
 
-    def monotonic(self) -> float: ...
+        def monotonic(self) -> float: ...
 
-    def sleep(self, seconds: float) -> None: ...
+        def sleep(self, seconds: float) -> None: ...
 
 
 class SystemClock:

@@ -8,28 +8,38 @@ the code a fake runner that holds the exact commands expected (``tests/fakes.py`
 from __future__ import annotations
 
 import os
-import subprocess
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Callable, Optional, Protocol
+
+from stackha.record import Record
+
+# typing is imported for the type checker only, and subprocess when a command runs: agents
+# start fast (see stackha.record).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Callable, Optional, Protocol
 
 # The environment every command gets: a fixed PATH so a root agent never runs what an
 # operator's shell happened to have first, and LC_ALL=C so output parsing sees English.
-BASE_ENV: Mapping[str, str] = {
+BASE_ENV = {
     "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
     "LC_ALL": "C",
     "LANG": "C",
 }
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(Record):
     """What a finished command left behind."""
 
+    __slots__ = ("argv", "returncode", "stdout", "stderr")
     argv: tuple[str, ...]
     returncode: int
-    stdout: str = ""
-    stderr: str = ""
+    stdout: str
+    stderr: str
+
+    def __init__(
+        self, argv: tuple[str, ...], returncode: int, stdout: str = "", stderr: str = ""
+    ) -> None:
+        self._freeze(locals())
 
     @property
     def ok(self) -> bool:
@@ -60,32 +70,46 @@ class CommandTimedOut(CommandError):
     """The program did not finish inside its timeout; it has been killed."""
 
 
-@dataclass(frozen=True)
-class Spawn:
+class Spawn(Record):
     """How to start a long-running process that outlives the call."""
 
+    __slots__ = ("argv", "user", "group", "cwd", "output_path", "env")
     argv: tuple[str, ...]
-    user: Optional[str] = None
-    group: Optional[str] = None
-    cwd: str = "/"
-    output_path: Optional[str] = None
-    env: Mapping[str, str] = field(default_factory=dict)
+    user: Optional[str]
+    group: Optional[str]
+    cwd: str
+    output_path: Optional[str]
+    env: Mapping[str, str]
 
-
-class Runner(Protocol):
-    """Runs external programs."""
-
-    def run(
+    def __init__(
         self,
-        argv: Sequence[str],
-        *,
-        timeout: float,
-        stdin: Optional[str] = None,
+        argv: tuple[str, ...],
+        user: Optional[str] = None,
+        group: Optional[str] = None,
+        cwd: str = "/",
+        output_path: Optional[str] = None,
         env: Optional[Mapping[str, str]] = None,
-        check: bool = False,
-    ) -> Result: ...
+    ) -> None:
+        env = dict(env or {})
+        self._freeze(locals())
 
-    def spawn(self, spec: Spawn) -> int: ...
+
+if TYPE_CHECKING:
+
+    class Runner(Protocol):
+        """Runs external programs."""
+
+        def run(
+            self,
+            argv: Sequence[str],
+            *,
+            timeout: float,
+            stdin: Optional[str] = None,
+            env: Optional[Mapping[str, str]] = None,
+            check: bool = False,
+        ) -> Result: ...
+
+        def spawn(self, spec: Spawn) -> int: ...
 
 
 def format_argv(argv: Sequence[str], secrets: Sequence[str] = ()) -> str:
@@ -126,6 +150,8 @@ class SubprocessRunner:
         env: Optional[Mapping[str, str]] = None,
         check: bool = False,
     ) -> Result:
+        import subprocess
+
         argv = tuple(argv)
         if self._log:
             self._log(f"running: {format_argv(argv, self._secrets)}")
@@ -155,6 +181,8 @@ class SubprocessRunner:
         return result
 
     def spawn(self, spec: Spawn) -> int:
+        import subprocess
+
         if self._log:
             self._log(f"starting: {format_argv(spec.argv, self._secrets)}")
         output = (

@@ -10,13 +10,20 @@ import os
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Optional
 
-from stackha.clock import Clock, Deadline
+from stackha.clock import Deadline
 from stackha.lab import corosync_conf
 from stackha.lab.node import LabError, Node
 from stackha.ocf.daemon import wait_until
-from stackha.runner import Runner
+
+# typing and the seams' protocols are for the type checker only (see stackha.record).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
+
+    from stackha.clock import Clock
+    from stackha.runner import Runner
+
 
 # Properties written into the first CIB, before Pacemaker starts. dc-deadtime: a fresh cluster
 # otherwise waits 20 s for a DC that cannot exist yet (most of a 3-node lab's 25 s start-up).

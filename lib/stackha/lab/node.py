@@ -18,12 +18,21 @@ import shutil
 import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Optional
 
-from stackha.clock import Clock, Deadline
-from stackha.ocf.daemon import ProcessTable, ProcTable, is_alive, wait_until
+from stackha.clock import Deadline
+from stackha.ocf.daemon import ProcTable, is_alive, wait_until
 from stackha.pacemaker import crm_mon
-from stackha.runner import CommandError, Result, Runner, Spawn
+from stackha.runner import CommandError, Result, Spawn
+
+# typing and the seams' protocols are for the type checker only (see stackha.record).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
+
+    from stackha.clock import Clock
+    from stackha.ocf.daemon import ProcessTable
+    from stackha.runner import Runner
+
 
 # Host directory (relative to the node root) → where it is mounted inside the node.
 STATE_DIRS: Mapping[str, str] = {

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Callable, Optional, TextIO
 
-from stackha.clock import Clock, Deadline, SystemClock
+from stackha.clock import Deadline, SystemClock
 from stackha.ocf.context import Context, read_context
 from stackha.ocf.log import AgentLog
 from stackha.ocf.spec import AgentSpec, Config, parse_parameters
@@ -27,7 +24,17 @@ from stackha.ocf.status import (
     OcfStatus,
     Unimplemented,
 )
-from stackha.runner import Runner, SubprocessRunner
+from stackha.record import Record
+from stackha.runner import SubprocessRunner
+
+# typing and the seams' protocols are for the type checker only (see stackha.record).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Optional, TextIO
+
+    from stackha.clock import Clock
+    from stackha.runner import Runner
+
 
 # Actions every agent answers without a handler of its own.
 BUILTIN_ACTIONS = ("meta-data", "validate-all", "usage", "help")
@@ -35,16 +42,27 @@ BUILTIN_ACTIONS = ("meta-data", "validate-all", "usage", "help")
 LOCALLY_VALIDATED = ("start", "validate-all", "reload", "reload-agent", "promote")
 
 
-@dataclass(frozen=True)
-class Call:
+class Call(Record):
     """Everything a handler gets: the context, the typed config, and the seams."""
 
+    __slots__ = ("context", "config", "runner", "log", "clock", "deadline")
     context: Context
     config: Config
     runner: Runner
     log: AgentLog
     clock: Clock
     deadline: Deadline
+
+    def __init__(
+        self,
+        context: Context,
+        config: Config,
+        runner: Runner,
+        log: AgentLog,
+        clock: Clock,
+        deadline: Deadline,
+    ) -> None:
+        self._freeze(locals())
 
     def binary_available(self, path: str) -> bool:
         """Whether an executable exists; ocf-tester can ask us to pretend none does."""
@@ -58,18 +76,29 @@ class Call:
             raise NotInstalled(f"{path} is not installed or not executable")
 
 
-Handler = Callable[[Call], Optional[int]]
+if TYPE_CHECKING:
+    Handler = Callable[[Call], Optional[int]]
 
 
-@dataclass(frozen=True)
-class Agent:
-    """An agent: its declaration, one handler per action, and its local validation."""
+class Agent(Record):
+    """An agent: its declaration, one handler per action, and its local validation.
 
+    ``validate`` makes the local checks (a binary present, a file readable) and raises an
+    OcfError; it runs before start, reload and validate-all, never before stop or a probe.
+    """
+
+    __slots__ = ("spec", "handlers", "validate")
     spec: AgentSpec
     handlers: Mapping[str, Handler]
-    # Local checks (a binary present, a file readable); raises OcfError. Run before start,
-    # reload and validate-all, never before stop or a probe.
-    validate: Optional[Callable[[Call], None]] = None
+    validate: Optional[Callable[[Call], None]]
+
+    def __init__(
+        self,
+        spec: AgentSpec,
+        handlers: Mapping[str, Handler],
+        validate: Optional[Callable[[Call], None]] = None,
+    ) -> None:
+        self._freeze(locals())
 
 
 def usage(agent: Agent) -> str:
@@ -104,6 +133,8 @@ def main(
     except OcfError as error:
         return _fail(context, log, err, error.status, error.reason)
     except Exception as error:  # noqa: BLE001 - the one place that turns any bug into a reason
+        import traceback
+
         log.error("".join(traceback.format_exception(type(error), error, error.__traceback__)))
         return _fail(
             context,

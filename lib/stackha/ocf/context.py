@@ -7,11 +7,16 @@ attributes as ``OCF_RESKEY_CRM_meta_<name>`` (times in milliseconds), notify dat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Optional
+from stackha.record import Record
 
-from stackha.ocf.notify import NotifyData, parse_notify
+# typing is for the type checker only, and notify data is parsed only for notify actions
+# (see stackha.record).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Optional
+
+    from stackha.ocf.notify import NotifyData
 
 PARAMETER_PREFIX = "OCF_RESKEY_"
 META_PREFIX = "OCF_RESKEY_CRM_meta_"
@@ -40,30 +45,75 @@ def _version(major: Optional[str], minor: Optional[str]) -> Optional[tuple[int, 
     return (major_number, _int_or_none(minor) or 0)
 
 
-@dataclass(frozen=True)
-class Context:
-    """Who called us, for what, and with how much time."""
+class Context(Record):
+    """Who called us, for what, and with how much time.
 
+    ``caller_ocf_version`` is the OCF API version the caller speaks (OCF_RA_VERSION_MAJOR and
+    MINOR), None when it does not say; ``pretend_binaries_missing`` is ocf-tester asking for
+    its "probe with every binary missing" check.
+    """
+
+    __slots__ = (
+        "action",
+        "instance",
+        "resource_type",
+        "ocf_root",
+        "parameters",
+        "meta",
+        "caller_ocf_version",
+        "interval_ms",
+        "timeout_ms",
+        "check_level",
+        "node",
+        "notify",
+        "exit_reason_prefix",
+        "pretend_binaries_missing",
+        "log_facility",
+        "log_file",
+        "debug_log_file",
+        "debug",
+    )
     action: str
     instance: str
     resource_type: str
     ocf_root: str
     parameters: Mapping[str, str]
     meta: Mapping[str, str]
-    # The OCF API version the caller speaks (OCF_RA_VERSION_MAJOR/MINOR); None when not said.
     caller_ocf_version: Optional[tuple[int, int]]
     interval_ms: Optional[int]
     timeout_ms: Optional[int]
     check_level: int
     node: Optional[str]
-    notify: Optional[NotifyData] = None
-    exit_reason_prefix: str = "ocf-exit-reason:"
-    # ocf-tester sets this for its "probe with every binary missing" check.
-    pretend_binaries_missing: bool = False
-    log_facility: Optional[str] = None
-    log_file: Optional[str] = None
-    debug_log_file: Optional[str] = None
-    debug: bool = False
+    notify: Optional[NotifyData]
+    exit_reason_prefix: str
+    pretend_binaries_missing: bool
+    log_facility: Optional[str]
+    log_file: Optional[str]
+    debug_log_file: Optional[str]
+    debug: bool
+
+    def __init__(
+        self,
+        action: str,
+        instance: str,
+        resource_type: str,
+        ocf_root: str,
+        parameters: Mapping[str, str],
+        meta: Mapping[str, str],
+        caller_ocf_version: Optional[tuple[int, int]],
+        interval_ms: Optional[int],
+        timeout_ms: Optional[int],
+        check_level: int,
+        node: Optional[str],
+        notify: Optional[NotifyData] = None,
+        exit_reason_prefix: str = "ocf-exit-reason:",
+        pretend_binaries_missing: bool = False,
+        log_facility: Optional[str] = None,
+        log_file: Optional[str] = None,
+        debug_log_file: Optional[str] = None,
+        debug: bool = False,
+    ) -> None:
+        self._freeze(locals())
 
     @property
     def is_probe(self) -> bool:
@@ -91,6 +141,12 @@ class Context:
         if self.timeout_ms and self.timeout_ms > 0:
             return self.timeout_ms / 1000.0
         return DEFAULT_TIMEOUT_S
+
+
+def _notify(meta: Mapping[str, str]) -> NotifyData:
+    from stackha.ocf.notify import parse_notify
+
+    return parse_notify(meta)
 
 
 def read_context(argv: list[str], environ: Mapping[str, str]) -> Context:
@@ -138,7 +194,7 @@ def read_context(argv: list[str], environ: Mapping[str, str]) -> Context:
         timeout_ms=_int_or_none(meta.get("timeout")),
         check_level=check_level,
         node=meta.get("on_node") or None,
-        notify=parse_notify(meta) if action == "notify" else None,
+        notify=_notify(meta) if action == "notify" else None,
         exit_reason_prefix=environ.get("OCF_EXIT_REASON_PREFIX", "ocf-exit-reason:"),
         pretend_binaries_missing=bool(environ.get("OCF_TESTER_FAIL_HAVE_BINARY")),
         log_facility=facility,

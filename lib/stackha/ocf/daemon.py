@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Callable, Optional, Protocol
 
 from stackha.clock import Deadline
 from stackha.ocf.status import GenericError
-from stackha.runner import Runner, Spawn
+from stackha.runner import Spawn
+
+# typing and the seams' protocols are for the type checker only (see stackha.record).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Optional, Protocol
+
+    from stackha.runner import Runner
+
 
 # How long a stop waits after SIGKILL for the kernel to reap the process: the share of the stop
 # budget kept back from the graceful TERM phase.
@@ -20,16 +27,18 @@ KILL_RESERVE_S = 2.0
 POLL_INTERVAL_S = 0.1
 
 
-class ProcessTable(Protocol):
-    def state(self, pid: int) -> Optional[str]:
-        """The process's state letter (``R``, ``S``, ``Z`` …), or None if there is no such pid."""
+if TYPE_CHECKING:
 
-    def name(self, pid: int) -> Optional[str]:
-        """The process's command name (``/proc/PID/comm``), or None."""
+    class ProcessTable(Protocol):
+        def state(self, pid: int) -> Optional[str]:
+            """The state letter (``R``, ``S``, ``Z`` …), or None if there is no such pid."""
 
-    def children(self, pid: int) -> list[int]: ...
+        def name(self, pid: int) -> Optional[str]:
+            """The process's command name (``/proc/PID/comm``), or None."""
 
-    def signal(self, pid: int, signum: int) -> None: ...
+        def children(self, pid: int) -> list[int]: ...
+
+        def signal(self, pid: int, signum: int) -> None: ...
 
 
 class ProcTable:

@@ -12,8 +12,12 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable
-from typing import Optional, TextIO
+
+# typing is for the type checker only (see stackha.record).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Optional, TextIO
 
 LEVELS = ("debug", "info", "warning", "error")
 

@@ -7,11 +7,17 @@ From an :class:`AgentSpec` come the OCF meta-data (:mod:`stackha.ocf.metadata`),
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Optional, Union
+from collections.abc import Mapping
 
-Value = Union[str, int, bool]
+from stackha.record import Record
+
+# typing is imported for the type checker only: agents start fast (see stackha.record).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from typing import Optional, Union
+
+    Value = Union[str, int, bool]
 
 TRUE_WORDS = frozenset({"1", "yes", "true", "on", "y"})
 FALSE_WORDS = frozenset({"0", "no", "false", "off", "n"})
@@ -19,25 +25,55 @@ FALSE_WORDS = frozenset({"0", "no", "false", "off", "n"})
 PARAMETER_TYPES = ("string", "integer", "boolean", "select")
 
 
-@dataclass(frozen=True)
-class Parameter:
+class Parameter(Record):
     """One instance parameter (``OCF_RESKEY_<name>``)."""
 
+    __slots__ = (
+        "name",
+        "shortdesc",
+        "longdesc",
+        "type",
+        "default",
+        "required",
+        "secret",
+        "reloadable",
+        "choices",
+        "minimum",
+        "maximum",
+        "unique_group",
+        "replaced_by",
+    )
     name: str
     shortdesc: str
     longdesc: str
-    type: str = "string"
-    default: Optional[Value] = None
-    required: bool = False
-    secret: bool = False
-    reloadable: bool = False
-    choices: tuple[str, ...] = ()
-    minimum: Optional[int] = None
-    maximum: Optional[int] = None
-    unique_group: Optional[str] = None
-    replaced_by: Optional[str] = None
+    type: str
+    default: Optional[Value]
+    required: bool
+    secret: bool
+    reloadable: bool
+    choices: tuple[str, ...]
+    minimum: Optional[int]
+    maximum: Optional[int]
+    unique_group: Optional[str]
+    replaced_by: Optional[str]
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        name: str,
+        shortdesc: str,
+        longdesc: str,
+        type: str = "string",
+        default: Optional[Value] = None,
+        required: bool = False,
+        secret: bool = False,
+        reloadable: bool = False,
+        choices: tuple[str, ...] = (),
+        minimum: Optional[int] = None,
+        maximum: Optional[int] = None,
+        unique_group: Optional[str] = None,
+        replaced_by: Optional[str] = None,
+    ) -> None:
+        self._freeze(locals())
         if self.type not in PARAMETER_TYPES:
             raise ValueError(f"parameter {self.name}: unknown type {self.type!r}")
         if self.type == "select" and not self.choices:
@@ -77,31 +113,50 @@ class Parameter:
         return text
 
 
-@dataclass(frozen=True)
-class Action:
+class Action(Record):
     """One action as advertised in the meta-data (its default operation)."""
 
+    __slots__ = ("name", "timeout", "interval", "depth", "role")
     name: str
     timeout: int
-    interval: Optional[int] = None
-    depth: Optional[int] = None
-    role: Optional[str] = None  # "Promoted" / "Unpromoted", as Pacemaker spells them
+    interval: Optional[int]
+    depth: Optional[int]
+    role: Optional[str]  # "Promoted" / "Unpromoted", as Pacemaker spells them
+
+    def __init__(
+        self,
+        name: str,
+        timeout: int,
+        interval: Optional[int] = None,
+        depth: Optional[int] = None,
+        role: Optional[str] = None,
+    ) -> None:
+        self._freeze(locals())
 
 
-@dataclass(frozen=True)
-class AgentSpec:
+class AgentSpec(Record):
     """Everything declared about an agent."""
 
+    __slots__ = ("name", "version", "shortdesc", "longdesc", "parameters", "actions", "example")
     name: str
     version: str
     shortdesc: str
     longdesc: str
     parameters: tuple[Parameter, ...]
     actions: tuple[Action, ...]
-    # A usage example for the docs page, e.g. the pcs command an operator types.
-    example: str = ""
+    example: str  # a usage example for the docs page, e.g. the pcs command an operator types
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        shortdesc: str,
+        longdesc: str,
+        parameters: tuple[Parameter, ...],
+        actions: tuple[Action, ...],
+        example: str = "",
+    ) -> None:
+        self._freeze(locals())
         names = [p.name for p in self.parameters]
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
@@ -121,7 +176,13 @@ class AgentSpec:
         return tuple(seen)
 
 
-class Config(Mapping[str, Optional[Value]]):
+if TYPE_CHECKING:
+    ConfigBase = Mapping[str, Optional[Value]]
+else:
+    ConfigBase = Mapping
+
+
+class Config(ConfigBase):
     """Typed, read-only parameter values: ``config.port`` or ``config["port"]``."""
 
     _values: dict[str, Optional[Value]]
@@ -159,25 +220,33 @@ class Config(Mapping[str, Optional[Value]]):
         return tuple(str(self._values[n]) for n in self._secrets if self._values.get(n))
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(Record):
     """Why one parameter is unusable."""
 
+    __slots__ = ("parameter", "message", "missing")
     parameter: str
     message: str
-    missing: bool = False
+    missing: bool
+
+    def __init__(self, parameter: str, message: str, missing: bool = False) -> None:
+        self._freeze(locals())
 
     def __str__(self) -> str:
         return f"parameter {self.parameter}: {self.message}"
 
 
-@dataclass(frozen=True)
-class ParsedParameters:
+class ParsedParameters(Record):
     """The typed values, plus every problem found (values with problems fall back to defaults)."""
 
+    __slots__ = ("config", "problems", "warnings")
     config: Config
-    problems: tuple[Problem, ...] = field(default_factory=tuple)
-    warnings: tuple[str, ...] = field(default_factory=tuple)
+    problems: tuple[Problem, ...]
+    warnings: tuple[str, ...]
+
+    def __init__(
+        self, config: Config, problems: tuple[Problem, ...] = (), warnings: tuple[str, ...] = ()
+    ) -> None:
+        self._freeze(locals())
 
 
 def parse_parameters(spec: AgentSpec, raw: Mapping[str, str]) -> ParsedParameters:

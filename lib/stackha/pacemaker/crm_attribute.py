@@ -6,9 +6,15 @@ node leaves the cluster), ``forever`` in the nodes section. Both show in ``crm_m
 
 from __future__ import annotations
 
-from typing import Optional
+from stackha.runner import CommandError
 
-from stackha.runner import CommandError, Runner
+# typing and the seams' protocols are for the type checker only (see stackha.record).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
+
+    from stackha.runner import Runner
+
 
 TOOL = "/usr/sbin/crm_attribute"
 TIMEOUT_S = 10.0

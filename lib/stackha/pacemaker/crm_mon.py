@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from typing import Optional
 
-from stackha.runner import CommandError, Runner
+from stackha.runner import CommandError
+
+# typing and the seams' protocols are for the type checker only (see stackha.record).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
+
+    from stackha.runner import Runner
+
 
 TOOL = "/usr/sbin/crm_mon"
 TIMEOUT_S = 15.0

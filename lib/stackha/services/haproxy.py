@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-from dataclasses import dataclass
-from typing import Optional
 
 from stackha.clock import Deadline
-from stackha.ocf.daemon import ProcessTable, is_alive, running_pid
-from stackha.runner import CommandError, Runner
+from stackha.ocf.daemon import is_alive, running_pid
+from stackha.record import Record
+from stackha.runner import CommandError
+
+# typing and the seams' protocols are for the type checker only (see stackha.record).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
+
+    from stackha.ocf.daemon import ProcessTable
+    from stackha.runner import Runner
+
 
 PROCESS_NAME = "haproxy"
 
@@ -101,17 +108,22 @@ def worker_pids(table: ProcessTable, master: int) -> list[int]:
     return [pid for pid in table.children(master) if is_alive(table, pid)]
 
 
-@dataclass(frozen=True)
-class Info:
+class Info(Record):
     """What HAProxy says of itself (``show info``)."""
 
+    __slots__ = ("pid", "stopping", "version")
     pid: int
     stopping: bool
     version: str
 
+    def __init__(self, pid: int, stopping: bool, version: str) -> None:
+        self._freeze(locals())
+
 
 def show_info(path: str, timeout: float) -> Info:
     """Ask the stats socket at ``path``; raises HaproxyError when it does not answer sensibly."""
+    import socket  # only depth-10 monitors pay for it
+
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.settimeout(timeout)
