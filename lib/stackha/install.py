@@ -42,7 +42,9 @@ def agent_source_dir() -> Path:
 def agent_files(source: Optional[Path] = None) -> list[Path]:
     directory = source or agent_source_dir()
     return sorted(
-        path for path in directory.iterdir() if path.is_file() and not path.name.startswith(".")
+        path
+        for path in directory.iterdir()
+        if path.is_file() and not path.name.startswith(".") and os.access(path, os.X_OK)
     )
 
 

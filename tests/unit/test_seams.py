@@ -2,6 +2,7 @@
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,11 @@ from stackha.ocf.docs import render_docs
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = sorted((ROOT / "lib" / "stackha").rglob("*.py"))
 EXECUTABLES = [
-    p for d in ("agents", "fence") if (ROOT / d).is_dir() for p in sorted((ROOT / d).iterdir())
+    p
+    for d in ("agents", "fence")
+    if (ROOT / d).is_dir()
+    for p in sorted((ROOT / d).iterdir())
+    if p.is_file() and os.access(p, os.X_OK)
 ]
 
 
