@@ -14,9 +14,13 @@ PYTEST     := $(PY) -m pytest
 APT_PACKAGES := pacemaker corosync pcs pacemaker-cli-utils resource-agents fence-agents \
 	haproxy libxml2-utils python3-venv python3-dev tini iproute2 util-linux procps curl socat
 
-.PHONY: check deps venv lint types unit contract integration lab bench docs clean
+.PHONY: check deps venv lint types test unit contract integration lab bench docs clean
 
-check: deps venv lint types unit contract integration lab
+check: deps venv lint types test
+
+# Every tier in one pytest run, so the closing line counts them all.
+test: venv
+	$(PYTEST) tests/unit tests/contract tests/integration tests/lab
 
 deps:
 	@scripts/install-debian-packages $(APT_PACKAGES)
