@@ -16,7 +16,7 @@ from stackha.record import Record
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from typing import Callable, Optional, Protocol
+    from typing import Callable, Optional, Protocol, Union
 
 # The environment every command gets: a fixed PATH so a root agent never runs what an
 # operator's shell happened to have first, and LC_ALL=C so output parsing sees English.
@@ -183,6 +183,15 @@ class SubprocessRunner:
     def spawn(self, spec: Spawn) -> int:
         import subprocess
 
+        group: Optional[Union[str, int]] = spec.group
+        if spec.user is not None and group is None:
+            # The user's primary group (Debian's nobody is in nogroup, not "nobody").
+            import pwd
+
+            try:
+                group = pwd.getpwnam(spec.user).pw_gid
+            except KeyError as err:
+                raise CommandError(f"no such user: {spec.user}") from err
         if self._log:
             self._log(f"starting: {format_argv(spec.argv, self._secrets)}")
         output = (
@@ -201,7 +210,7 @@ class SubprocessRunner:
                 close_fds=True,
                 start_new_session=True,
                 user=spec.user,
-                group=(spec.group or spec.user) if spec.user else None,
+                group=group,
                 # Drop root's supplementary groups when running as another user.
                 extra_groups=[] if spec.user else None,
             )
