@@ -12,7 +12,8 @@ PYTEST     := $(PY) -m pytest
 # Debian packages the tiers use. tini, iproute2 and util-linux (unshare/nsenter) make the
 # namespace nodes; libxml2-utils is xmllint, which ocf-tester needs.
 APT_PACKAGES := pacemaker corosync pcs pacemaker-cli-utils resource-agents fence-agents \
-	haproxy libxml2-utils python3-venv python3-dev tini iproute2 util-linux procps curl socat
+	haproxy libxml2-utils python3-venv python3-dev tini iproute2 util-linux procps curl socat \
+	ipmitool
 
 .PHONY: check deps venv lint types test unit contract integration lab bench docs clean
 

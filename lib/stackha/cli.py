@@ -33,7 +33,34 @@ def _parser() -> argparse.ArgumentParser:
     p_uninstall.add_argument("--ocf-root", help=ocf_root_help)
     p_docs = commands.add_parser("docs", help="write each agent's docs page")
     p_docs.add_argument("directory", type=Path, help="where to write <agent>.md")
+    _lab_parser(commands)
     return parser
+
+
+def _lab_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from stackha.lab.lab import DEFAULT_DIR, DEFAULT_SUBNET
+
+    lab = commands.add_parser("lab", help="a real Pacemaker cluster of namespace nodes")
+    lab.add_argument("--dir", default=DEFAULT_DIR, help=f"the lab's directory ({DEFAULT_DIR})")
+    verbs = lab.add_subparsers(dest="verb", required=True, metavar="VERB")
+    up = verbs.add_parser("up", help="build the lab and wait until every node is online")
+    up.add_argument("--nodes", type=int, default=3, help="how many nodes (default 3)")
+    up.add_argument("--subnet", default=DEFAULT_SUBNET, help="the lab's private subnet")
+    up.add_argument("--timeout", type=float, default=300.0, help="seconds to wait (300)")
+    status = verbs.add_parser("status", help="nodes, power, membership, resources")
+    status.add_argument("--json", action="store_true", help="as JSON")
+    run = verbs.add_parser("exec", help="run a command inside a node: exec NODE -- CMD …")
+    run.add_argument("node")
+    run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND")
+    crash = verbs.add_parser("crash", help="everything on a node dies at once")
+    crash.add_argument("node")
+    power = verbs.add_parser("power", help="power a node on/off/cycle through its BMC")
+    power.add_argument("node")
+    power.add_argument("action", choices=("on", "off", "cycle", "reset", "status"))
+    partition = verbs.add_parser("partition", help="cut nodes off the lab network")
+    partition.add_argument("nodes", nargs="+")
+    verbs.add_parser("heal", help="restore every node's network")
+    verbs.add_parser("down", help="remove every namespace, process and file the lab made")
 
 
 def main(argv: Optional[list[str]] = None, out: TextIO = sys.stdout) -> int:
@@ -49,6 +76,8 @@ def main(argv: Optional[list[str]] = None, out: TextIO = sys.stdout) -> int:
                 out.write(f"removed {path}\n")
             for path in removal.kept:
                 out.write(f"kept {path}: changed since it was installed\n")
+        elif args.command == "lab":
+            return _lab(args, out)
         elif args.command == "docs":
             from stackha.ocf.docs import render_docs
 
@@ -62,6 +91,83 @@ def main(argv: Optional[list[str]] = None, out: TextIO = sys.stdout) -> int:
         sys.stderr.write(f"stackha: error: {err}\n")
         return 1
     return 0
+
+
+def _lab(args: argparse.Namespace, out: TextIO) -> int:
+    import json
+
+    from stackha.lab.lab import Lab
+    from stackha.lab.namespaces import LabError
+    from stackha.ocf.status import GenericError
+
+    def progress(message: str) -> None:
+        sys.stderr.write(f"lab: {message}\n")
+        sys.stderr.flush()
+
+    lab = Lab(args.dir, progress=progress)
+    try:
+        if args.verb == "up":
+            lab.up(nodes=args.nodes, subnet=args.subnet, timeout=args.timeout)
+            _print_status(lab.status(), out)
+        elif args.verb == "status":
+            status = lab.status()
+            if args.json:
+                out.write(json.dumps(status, indent=1) + "\n")
+            else:
+                _print_status(status, out)
+        elif args.verb == "exec":
+            command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+            if not command:
+                raise LabError("exec NODE -- COMMAND: no command given")
+            result = lab.node_runner(args.node).run(command, timeout=3600)
+            out.write(result.stdout)
+            sys.stderr.write(result.stderr)
+            return result.returncode
+        elif args.verb == "crash":
+            lab.crash(args.node)
+        elif args.verb == "power":
+            command = ["chassis", "power", args.action]
+            result = lab.ipmitool(args.node, command)
+            out.write(result.stdout)
+            if not result.ok:
+                raise LabError(f"BMC of {args.node}: {result.output_line()}")
+        elif args.verb == "partition":
+            lab.partition(args.nodes)
+        elif args.verb == "heal":
+            lab.heal()
+        elif args.verb == "down":
+            for name in lab.down():
+                out.write(f"removed {name}\n")
+    except (LabError, GenericError) as err:
+        sys.stderr.write(f"stackha lab: error: {err}\n")
+        return 1
+    return 0
+
+
+def _print_status(status: dict[str, object], out: TextIO) -> None:
+    out.write(f"lab in {status['directory']}, subnet {status['subnet']}\n")
+    nodes = status["nodes"]
+    assert isinstance(nodes, list)
+    for node in nodes:
+        state = "running" if node["running"] else "dead"
+        link = "" if node["linked"] or not node["running"] else ", partitioned"
+        out.write(
+            f"  {node['name']:8} {node['address']:16} power {node['power']:3}  {state}{link}"
+            f"  BMC {node['bmc']}:623\n"
+        )
+    cluster = status["cluster"]
+    if not isinstance(cluster, dict):
+        out.write("  cluster: no node can tell\n")
+        return
+    out.write(
+        f"  cluster (seen from {cluster['seen_from']}): DC {cluster['dc']}, "
+        f"{'quorate' if cluster['quorum'] else 'NO QUORUM'}, "
+        f"online: {' '.join(cluster['online'])}\n"
+    )
+    for resource in cluster["resources"]:
+        where = " ".join(resource["nodes"]) or "-"
+        failed = " FAILED" if resource["failed"] else ""
+        out.write(f"    {resource['id']:24} {resource['role']:10} {where}{failed}\n")
 
 
 if __name__ == "__main__":

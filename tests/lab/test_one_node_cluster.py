@@ -7,10 +7,9 @@ import time
 
 import pytest
 from stackha.clock import Deadline, SystemClock
-from stackha.lab.cluster import Cluster
+from stackha.lab.lab import Lab
 from stackha.ocf.daemon import ProcTable, wait_until
 from stackha.pacemaker import attrd_updater, crm_attribute
-from stackha.runner import SubprocessRunner
 
 HAPROXY_CFG = """global
     stats socket /run/haproxy/admin.sock mode 600 level admin
@@ -27,20 +26,28 @@ frontend web
 """
 
 
+class OneNode:
+    """The single node of a one-node lab, as the tests below use it."""
+
+    def __init__(self, lab):
+        state = lab.load()
+        self.node = lab._node(state, state.nodes[0])
+        self.runner = self.node.runner
+        self.init_pid = self.node.init_pid
+        self.name = self.node.name
+
+    def status(self):
+        return self.node.status()
+
+
 @pytest.fixture(scope="module")
-def cluster(installed, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("cluster")
-    lab = Cluster(SubprocessRunner(), SystemClock(), directory)
+def node(installed, tmp_path_factory):
+    lab = Lab(str(tmp_path_factory.mktemp("cluster") / "lab"))
     try:
-        lab.up(timeout=120)
-        yield lab
+        lab.up(nodes=1, subnet="192.168.215.0/24", timeout=120)
+        yield OneNode(lab)
     finally:
         lab.down()
-
-
-@pytest.fixture(scope="module")
-def node(cluster):
-    return cluster.nodes[0]
 
 
 def inside(node, *argv, timeout=60):

@@ -1,0 +1,110 @@
+"""A BMC simulator for one lab node: IPMI 2.0 (lanplus) over UDP, through pyghmi's BMC server.
+
+Run by the lab, one process per node, inside the lab switch's network namespace and bound to
+that node's BMC address: ``python -m stackha.lab.bmc LAB_DIR NODE``. Power off kills every
+process of the node (a node that is off is really off); power on boots it; reset and cycle do
+both; status reports what the lab records. Credentials come from the lab's inventory file,
+never from the command line.
+"""
+
+from __future__ import annotations
+
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
+
+# IPMI completion codes.
+OK = 0
+NODE_BUSY = 0xC0
+
+
+def make_bmc_class() -> type:
+    """Build the pyghmi Bmc subclass (pyghmi is imported only in the simulator process)."""
+    import pyghmi.ipmi.bmc as bmc
+    import pyghmi.ipmi.private.serversession as serversession
+
+    from stackha.lab.lab import Lab
+    from stackha.lab.namespaces import LabError
+
+    class CipherSuite3Session(serversession.ServerSession):  # type: ignore[misc]
+        """pyghmi's server speaks only cipher suite 3 but answers any Open Session as accepted;
+        pyghmi's own client proposes suite 17 first and then crashes on SHA-1 replies. Refuse
+        anything but suite 3's algorithms (RMCP+ status 0x11, no matching cipher suite) so
+        clients fall back to suite 3, as real BMCs make them."""
+
+        def create_open_session_response(self, request):  # type: ignore[no-untyped-def]
+            if request[12] & 0x3F != 1 or request[20] & 0x3F != 1:
+                return bytearray([request[0], 0x11, 0, 0]) + request[4:8]
+            return super().create_open_session_response(request)
+
+    serversession.ServerSession = CipherSuite3Session
+
+    class LabBmc(bmc.Bmc):  # type: ignore[misc]
+        def __init__(
+            self, lab: Lab, node: str, authdata: dict[str, str], address: str, port: int
+        ) -> None:
+            super().__init__(authdata, port=port, address=address)
+            self.lab = lab
+            self.node = node
+
+        def _act(self, action: str) -> int:
+            try:
+                self.lab.set_power(self.node, action)
+            except LabError as err:
+                sys.stderr.write(f"{self.node}: power {action} failed: {err}\n")
+                return NODE_BUSY
+            return OK
+
+        def get_power_state(self) -> str:
+            return self.lab.power_state(self.node)
+
+        def power_off(self) -> int:
+            return self._act("off")
+
+        def power_on(self) -> int:
+            return self._act("on")
+
+        def power_cycle(self) -> int:
+            return self._act("cycle")
+
+        def power_reset(self) -> int:
+            return self._act("reset")
+
+        def power_shutdown(self) -> int:
+            # A soft shutdown of a lab node is a hard one: nothing inside listens for ACPI.
+            return self._act("off")
+
+    return LabBmc
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        sys.stderr.write("usage: python -m stackha.lab.bmc LAB_DIR NODE\n")
+        return 2
+    directory, node = args
+    from stackha.lab.lab import Lab
+
+    lab = Lab(directory)
+    inventory = lab.inventory()
+    nodes = inventory["nodes"]
+    assert isinstance(nodes, list)
+    entry = next(n for n in nodes if n["name"] == node)
+    credentials = entry["bmc"]
+    server = make_bmc_class()(
+        lab,
+        node,
+        {credentials["username"]: credentials["password"]},
+        credentials["address"],
+        int(credentials["port"]),
+    )
+    sys.stderr.write(f"BMC of {node} listening on {credentials['address']}:{credentials['port']}\n")
+    sys.stderr.flush()
+    server.listen()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

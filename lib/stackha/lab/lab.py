@@ -1,0 +1,491 @@
+"""The namespace lab: a real Corosync + Pacemaker cluster of N nodes on one machine.
+
+``DIR/lab.json`` records every process the lab started (by pid), so any later command — and
+``down`` of a half-built lab — can find them; ``DIR/inventory.json`` (mode 0600) is what
+templates and tests read: node and BMC addresses, BMC credentials. State changes happen under a
+lock on ``DIR/lab.lock``, since BMC simulators power nodes off and on from their own processes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import signal
+import sys
+import xml.etree.ElementTree as ET
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from stackha.clock import Deadline, SystemClock
+from stackha.lab import corosync_conf
+from stackha.lab.namespaces import LabError, NamespaceRunner
+from stackha.lab.node import Node
+from stackha.lab.switch import Switch
+from stackha.ocf.daemon import ProcTable, is_alive, wait_until
+from stackha.runner import CommandError, Spawn, SubprocessRunner
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from typing import Callable, Optional
+
+    from stackha.clock import Clock
+    from stackha.ocf.daemon import ProcessTable
+    from stackha.runner import Result, Runner
+
+DEFAULT_DIR = "/var/lib/stackha/lab"
+DEFAULT_SUBNET = "192.168.213.0/24"
+CLUSTER_NAME = "stackha-lab"
+BMC_PORT = 623
+BMC_USER = "admin"
+IPMITOOL = "/usr/bin/ipmitool"
+# Programs the lab runs, and the Debian package each comes from.
+REQUIRED = {
+    "/usr/sbin/corosync": "corosync",
+    "/usr/sbin/pacemakerd": "pacemaker",
+    "/usr/sbin/cibadmin": "pacemaker-cli-utils",
+    "/usr/sbin/corosync-keygen": "corosync",
+    "/usr/bin/tini": "tini",
+    "/usr/bin/unshare": "util-linux",
+    "/usr/bin/nsenter": "util-linux",
+    "/sbin/ip": "iproute2",
+    IPMITOOL: "ipmitool",
+}
+# Properties of the first CIB. dc-deadtime: a fresh cluster otherwise waits 20 s for a DC that
+# cannot exist yet (most of a 3-node lab's start-up time).
+SEED_PROPERTIES = {"dc-deadtime": "2s"}
+
+
+@dataclass
+class NodeState:
+    name: str
+    nodeid: int
+    address: str
+    bmc_address: str
+    power: str = "off"  # what the BMC reports; a crashed node is dead but still "on"
+    init_pid: Optional[int] = None
+    helper_pids: list[int] = field(default_factory=list)
+    bmc_pid: Optional[int] = None
+
+
+@dataclass
+class LabState:
+    subnet: str
+    switch_address: str
+    switch_holder_pid: Optional[int] = None
+    switch_init_pid: Optional[int] = None
+    created_dir: bool = False
+    nodes: list[NodeState] = field(default_factory=list)
+
+
+def seed_cib(empty_cib: str, properties: dict[str, str]) -> str:
+    """An empty CIB (from ``cibadmin --empty``) with cluster properties set."""
+    root = ET.fromstring(empty_cib)
+    crm_config = root.find("configuration/crm_config")
+    if crm_config is None:
+        raise LabError("cibadmin --empty gave a CIB without crm_config")
+    options = ET.SubElement(crm_config, "cluster_property_set", id="cib-bootstrap-options")
+    for name, value in properties.items():
+        ET.SubElement(options, "nvpair", id=f"cib-bootstrap-options-{name}", name=name, value=value)
+    return ET.tostring(root, encoding="unicode")
+
+
+def missing_programs() -> list[str]:
+    """Debian packages (with the program) that the lab needs and this machine lacks."""
+    return [
+        f"{package} ({path})" for path, package in REQUIRED.items() if not os.access(path, os.X_OK)
+    ]
+
+
+class Lab:
+    """A lab in ``directory``: create it with :meth:`up`, end it with :meth:`down`."""
+
+    def __init__(
+        self,
+        directory: str = DEFAULT_DIR,
+        runner: Optional[Runner] = None,
+        clock: Optional[Clock] = None,
+        processes: Optional[ProcessTable] = None,
+        progress: Optional[Callable[[str], None]] = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.runner = runner or SubprocessRunner()
+        self.clock = clock or SystemClock()
+        self.processes = processes or ProcTable()
+        self.progress = progress or (lambda message: None)
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def state_path(self) -> Path:
+        return self.directory / "lab.json"
+
+    @property
+    def inventory_path(self) -> Path:
+        return self.directory / "inventory.json"
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        with open(self.directory / "lab.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def load(self) -> LabState:
+        try:
+            data = json.loads(self.state_path.read_text())
+        except FileNotFoundError:
+            raise LabError(f"no lab in {self.directory} (run: stackha lab up)") from None
+        nodes = [NodeState(**node) for node in data.pop("nodes")]
+        return LabState(**data, nodes=nodes)
+
+    def save(self, state: LabState) -> None:
+        temporary = self.state_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(asdict(state), indent=1) + "\n")
+        os.replace(temporary, self.state_path)
+
+    def inventory(self) -> dict[str, object]:
+        data: dict[str, object] = json.loads(self.inventory_path.read_text())
+        return data
+
+    def _switch(self, state: LabState) -> Switch:
+        return Switch(self.runner, self.processes, state.switch_init_pid or 0)
+
+    def _node(self, state: LabState, node: NodeState) -> Node:
+        return Node(
+            self.runner,
+            self.processes,
+            node.name,
+            node.nodeid,
+            node.address,
+            ipaddress.ip_network(state.subnet).prefixlen,
+            self.directory / node.name,
+            init_pid=node.init_pid,
+            helper_pids=node.helper_pids,
+        )
+
+    @staticmethod
+    def _find(state: LabState, name: str) -> NodeState:
+        for node in state.nodes:
+            if node.name == name:
+                return node
+        raise LabError(f"no node {name} in this lab ({', '.join(n.name for n in state.nodes)})")
+
+    # -- bring-up and tear-down -------------------------------------------------------------
+
+    def up(self, nodes: int = 3, subnet: str = DEFAULT_SUBNET, timeout: float = 300.0) -> None:
+        """Build the lab and wait until every node is online with a DC. On failure nothing stays."""
+        if os.geteuid() != 0:
+            raise LabError("the lab needs root (namespaces, mounts, a bridge): run it as root")
+        missing = missing_programs()
+        if missing:
+            raise LabError(f"missing Debian packages: {', '.join(missing)}; run: make deps")
+        if not 1 <= nodes <= 64:
+            raise LabError(f"--nodes {nodes}: a lab has 1 to 64 nodes")
+        if self.state_path.exists():
+            raise LabError(f"a lab already exists in {self.directory}: stackha lab down first")
+        created = not self.directory.exists()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        network = ipaddress.ip_network(subnet)
+        if network.num_addresses < 256:
+            raise LabError(f"subnet {subnet} is too small: use a /24 or larger")
+        state = LabState(subnet=str(network), switch_address=str(network[1]), created_dir=created)
+        state.nodes = [
+            NodeState(f"node{i}", i, str(network[10 + i]), str(network[100 + i]))
+            for i in range(1, nodes + 1)
+        ]
+        with self.locked():
+            self.save(state)
+        try:
+            self._build(state, Deadline(self.clock, timeout))
+        except BaseException:
+            self.progress("bring-up failed: removing what was made")
+            self.down()
+            raise
+
+    def _build(self, state: LabState, deadline: Deadline) -> None:
+        prefix = ipaddress.ip_network(state.subnet).prefixlen
+        switch = Switch(self.runner, self.processes)
+        state.switch_holder_pid = switch.create(
+            state.switch_address, prefix, deadline, str(self.directory / "switch.log")
+        )
+        state.switch_init_pid = switch.init_pid
+        with self.locked():
+            self.save(state)
+        self.progress(f"switch: bridge {state.subnet} in its own network namespace")
+        key = self.directory / "authkey"
+        self._run(["/usr/sbin/corosync-keygen", "-k", str(key)])
+        os.chmod(key, 0o400)
+        cib = seed_cib(self._run(["/usr/sbin/cibadmin", "--empty"]).stdout, SEED_PROPERTIES)
+        members = [corosync_conf.Member(n.name, n.nodeid, n.address) for n in state.nodes]
+        conf = corosync_conf.render(CLUSTER_NAME, members)
+        hosts = "127.0.0.1 localhost\n" + "".join(f"{n.address} {n.name}\n" for n in state.nodes)
+        password = secrets.token_hex(8)  # IPMI 2.0 passwords are at most 20 bytes
+        self._write_inventory(state, password)
+        for node_state in state.nodes:
+            node = self._node(state, node_state)
+            node.prepare(conf, key.read_bytes(), hosts, cib)
+            switch.add_address(node_state.bmc_address, prefix)
+            with self.locked():
+                node.boot(switch, deadline)
+                node_state.init_pid, node_state.helper_pids = node.init_pid, node.helper_pids
+                node_state.power = "on"
+                self.save(state)
+            self.progress(f"{node.name}: booted at {node.address}")
+        for node_state in state.nodes:
+            node_state.bmc_pid = self._start_bmc(state, node_state)
+            with self.locked():
+                self.save(state)
+        for node_state in state.nodes:
+            wait_until(
+                lambda n=node_state: self._bmc_answers(n, password),  # type: ignore[misc]
+                deadline,
+                f"BMC of {node_state.name} answering",
+                interval=0.1,
+            )
+        self.progress(f"BMCs: IPMI on {', '.join(n.bmc_address for n in state.nodes)} port 623")
+        self.wait_online(deadline)
+
+    def _run(self, argv: Sequence[str], timeout: float = 30.0) -> Result:
+        try:
+            return self.runner.run(argv, timeout=timeout, check=True)
+        except CommandError as err:
+            raise LabError(str(err)) from err
+
+    def _write_inventory(self, state: LabState, password: str) -> None:
+        inventory = {
+            "cluster_name": CLUSTER_NAME,
+            "subnet": state.subnet,
+            "switch_address": state.switch_address,
+            "nodes": [
+                {
+                    "name": n.name,
+                    "address": n.address,
+                    "bmc": {
+                        "address": n.bmc_address,
+                        "port": BMC_PORT,
+                        "username": BMC_USER,
+                        "password": password,
+                        "lanplus": True,
+                    },
+                }
+                for n in state.nodes
+            ],
+        }
+        descriptor = os.open(self.inventory_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(inventory, handle, indent=1)
+            handle.write("\n")
+
+    def _start_bmc(self, state: LabState, node: NodeState) -> int:
+        switch = self._switch(state)
+        return switch.runner.spawn(
+            Spawn(
+                # -I: nothing from the caller's environment changes what the simulator imports.
+                (sys.executable, "-I", "-m", "stackha.lab.bmc", str(self.directory), node.name),
+                output_path=str(self.directory / f"bmc-{node.name}.log"),
+            )
+        )
+
+    def _bmc_answers(self, node: NodeState, password: str) -> bool:
+        try:
+            return self.ipmitool(node.name, ["chassis", "power", "status"], password).ok
+        except CommandError:
+            return False
+
+    def ipmitool(self, name: str, command: Sequence[str], password: Optional[str] = None) -> Result:
+        """Run ``ipmitool`` against a node's BMC from inside the lab switch.
+
+        The password goes through the environment (``-E``), never the command line.
+        """
+        state = self.load()
+        node = self._find(state, name)
+        if password is None:
+            password = str(self._bmc_credentials()["password"])
+        return self._switch(state).runner.run(
+            [
+                IPMITOOL,
+                "-I",
+                "lanplus",
+                "-H",
+                node.bmc_address,
+                "-p",
+                str(BMC_PORT),
+                "-U",
+                BMC_USER,
+                "-E",
+                *command,
+            ],
+            timeout=20,
+            env={"IPMI_PASSWORD": password},
+        )
+
+    def _bmc_credentials(self) -> dict[str, object]:
+        nodes = self.inventory()["nodes"]
+        assert isinstance(nodes, list)
+        bmc: dict[str, object] = nodes[0]["bmc"]
+        return bmc
+
+    def wait_online(self, deadline: Deadline, names: Optional[Sequence[str]] = None) -> None:
+        """Wait until the given nodes (default: every powered node) are online with a DC."""
+        state = self.load()
+        wanted = set(names or [n.name for n in state.nodes if n.power == "on"])
+        seen = [""]
+
+        def formed() -> bool:
+            for node_state in state.nodes:
+                if node_state.name not in wanted:
+                    continue
+                status = self._node(state, node_state).status()
+                if status is None:
+                    continue
+                online = wanted & set(status.online_nodes)
+                summary = f"{len(online)}/{len(wanted)} nodes online, DC: {status.dc or 'none'}"
+                if summary != seen[0]:
+                    seen[0] = summary
+                    self.progress(summary)
+                return status.dc is not None and online == wanted
+            return False
+
+        wait_until(formed, deadline, f"{len(wanted)} nodes online with a DC", interval=0.5)
+
+    def down(self) -> list[str]:
+        """End every process the lab started (by pid) and remove what it wrote. Idempotent."""
+        if not self.state_path.exists():
+            return []
+        state = self.load()
+        done = []
+        deadline = Deadline(self.clock, 30)
+        for node_state in state.nodes:
+            bmc = node_state.bmc_pid
+            if bmc and (self.processes.name(bmc) or "").startswith(("python", "nsenter")):
+                self.processes.signal(bmc, signal.SIGKILL)
+            self._node(state, node_state).kill(deadline)
+            done.append(node_state.name)
+        for pid in (state.switch_init_pid, state.switch_holder_pid):
+            if pid and self.processes.name(pid) in ("tini", "unshare"):
+                self.processes.signal(pid, signal.SIGKILL)
+        wait_until(
+            lambda: (
+                not any(
+                    pid
+                    and is_alive(self.processes, pid)
+                    and self.processes.name(pid) in ("tini", "unshare")
+                    for pid in (state.switch_init_pid, state.switch_holder_pid)
+                )
+            ),
+            deadline,
+            "lab switch gone",
+            interval=0.02,
+        )
+        for node_state in state.nodes:
+            shutil.rmtree(self.directory / node_state.name, ignore_errors=True)
+        for name in ("authkey", "inventory.json", "switch.log", "lab.json", "lab.tmp", "lab.lock"):
+            (self.directory / name).unlink(missing_ok=True)
+        for log in self.directory.glob("bmc-*.log"):
+            log.unlink()
+        if state.created_dir:
+            try:
+                self.directory.rmdir()
+            except OSError:
+                pass  # something else lives there: not ours to remove
+        return done
+
+    # -- operations -------------------------------------------------------------------------
+
+    def node_runner(self, name: str) -> NamespaceRunner:
+        state = self.load()
+        node = self._node(state, self._find(state, name))
+        return node.runner
+
+    def crash(self, name: str) -> None:
+        """Everything on the node dies at once; its BMC still says it is on (it hangs)."""
+        with self.locked():
+            state = self.load()
+            node_state = self._find(state, name)
+            node = self._node(state, node_state)
+            node.kill(Deadline(self.clock, 10))
+            node_state.init_pid, node_state.helper_pids = None, []
+            self.save(state)
+
+    def set_power(self, name: str, action: str) -> str:
+        """What a BMC does: ``off`` kills the node, ``on`` boots it, ``cycle``/``reset`` both.
+
+        Returns the power state afterwards.
+        """
+        with self.locked():
+            state = self.load()
+            node_state = self._find(state, name)
+            node = self._node(state, node_state)
+            if action in ("off", "cycle", "reset"):
+                node.kill(Deadline(self.clock, 10))
+                node_state.power = "off"
+            if action in ("on", "cycle", "reset") and not node.is_running:
+                node.boot(self._switch(state), Deadline(self.clock, 30))
+                node_state.power = "on"
+            node_state.init_pid, node_state.helper_pids = node.init_pid, node.helper_pids
+            self.save(state)
+            return node_state.power
+
+    def power_state(self, name: str) -> str:
+        return self._find(self.load(), name).power
+
+    def partition(self, names: Sequence[str]) -> None:
+        """Cut these nodes' links to the switch."""
+        state = self.load()
+        for name in names:
+            self._switch(state).set_port(self._node(state, self._find(state, name)).port, up=False)
+
+    def heal(self) -> None:
+        """Restore every node's link to the switch."""
+        state = self.load()
+        for node_state in state.nodes:
+            node = self._node(state, node_state)
+            if node.is_running:
+                self._switch(state).set_port(node.port, up=True)
+
+    def status(self) -> dict[str, object]:
+        """Nodes, their power, whether they run and are linked, and the cluster as one sees it."""
+        state = self.load()
+        nodes = []
+        cluster = None
+        for node_state in state.nodes:
+            node = self._node(state, node_state)
+            running = node.is_running
+            linked = running and self._switch(state).port_is_up(node.port)
+            nodes.append(
+                {
+                    "name": node.name,
+                    "address": node.address,
+                    "bmc": node_state.bmc_address,
+                    "power": node_state.power,
+                    "running": running,
+                    "linked": linked,
+                }
+            )
+            if cluster is None and running and linked:
+                status = node.status()
+                if status is not None:
+                    cluster = {
+                        "seen_from": node.name,
+                        "dc": status.dc,
+                        "quorum": status.has_quorum,
+                        "online": list(status.online_nodes),
+                        "resources": [
+                            {"id": r.id, "role": r.role, "nodes": list(r.nodes), "failed": r.failed}
+                            for r in status.resources
+                        ],
+                    }
+        return {
+            "directory": str(self.directory),
+            "subnet": state.subnet,
+            "nodes": nodes,
+            "cluster": cluster,
+        }

@@ -1,0 +1,85 @@
+"""Entering and creating the Linux namespaces lab nodes and the lab switch live in."""
+
+from __future__ import annotations
+
+from stackha.ocf.daemon import wait_until
+from stackha.runner import Spawn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Optional
+
+    from stackha.clock import Deadline
+    from stackha.ocf.daemon import ProcessTable
+    from stackha.runner import Result, Runner
+
+NSENTER = "/usr/bin/nsenter"
+UNSHARE = "/usr/bin/unshare"
+TINI = "/usr/bin/tini"
+
+
+class LabError(Exception):
+    """A lab step failed; the message says which and why, in one line."""
+
+
+class NamespaceRunner:
+    """A runner whose commands run inside the namespaces of the process ``init_pid``."""
+
+    def __init__(self, runner: Runner, init_pid: int, namespaces: str = "nmup") -> None:
+        self.runner = runner
+        self.init_pid = init_pid
+        self.flags = [f"-{flag}" for flag in namespaces]
+
+    def wrap(self, argv: Sequence[str]) -> list[str]:
+        return [NSENTER, "-t", str(self.init_pid), *self.flags, "--", *argv]
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        stdin: Optional[str] = None,
+        env: Optional[Mapping[str, str]] = None,
+        check: bool = False,
+    ) -> Result:
+        return self.runner.run(self.wrap(argv), timeout=timeout, stdin=stdin, env=env, check=check)
+
+    def spawn(self, spec: Spawn) -> int:
+        return self.runner.spawn(
+            Spawn(
+                argv=tuple(self.wrap(spec.argv)),
+                user=spec.user,
+                group=spec.group,
+                cwd=spec.cwd,
+                output_path=spec.output_path,
+                env=spec.env,
+            )
+        )
+
+
+def start_init(
+    runner: Runner,
+    processes: ProcessTable,
+    unshare_flags: Sequence[str],
+    deadline: Deadline,
+    log_path: str,
+) -> tuple[int, int]:
+    """Start ``tini`` as the init of new namespaces; returns (unshare's pid, init's host pid).
+
+    tini reaps what is re-parented to it: a bare ``sleep`` as init would leave zombies.
+    """
+    holder = runner.spawn(
+        Spawn(
+            argv=(UNSHARE, *unshare_flags, "--", TINI, "-s", "--", "/bin/sleep", "infinity"),
+            output_path=log_path,
+        )
+    )
+    found: list[int] = []
+
+    def started() -> bool:
+        found[:] = processes.children(holder)
+        return bool(found) and processes.name(found[0]) == "tini"
+
+    wait_until(started, deadline, "namespace init started", interval=0.01)
+    return holder, found[0]

@@ -1,0 +1,81 @@
+"""The lab's network: a bridge in a network namespace of its own.
+
+Nodes plug into the bridge through veth pairs; the BMC and PDU simulators listen on addresses of
+the bridge itself. Nothing of the lab touches the host's network namespace, and nothing in it
+has a default route: traffic stays between the lab's own addresses.
+"""
+
+from __future__ import annotations
+
+from stackha.lab.namespaces import LabError, NamespaceRunner, start_init
+from stackha.runner import CommandError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from stackha.clock import Deadline
+    from stackha.ocf.daemon import ProcessTable
+    from stackha.runner import Runner
+
+IP = "/sbin/ip"
+BRIDGE = "br0"
+
+
+class Switch:
+    """The bridge namespace; ``init_pid`` is its tini, which holds it."""
+
+    def __init__(self, runner: Runner, processes: ProcessTable, init_pid: int = 0) -> None:
+        self.host_runner = runner
+        self.processes = processes
+        self.init_pid = init_pid
+
+    @property
+    def runner(self) -> NamespaceRunner:
+        return NamespaceRunner(self.host_runner, self.init_pid, namespaces="n")
+
+    def _ip(self, *argv: str, timeout: float = 10.0) -> None:
+        try:
+            self.runner.run([IP, *argv], timeout=timeout, check=True)
+        except CommandError as err:
+            raise LabError(f"ip {' '.join(argv)} in the lab switch: {err}") from err
+
+    def create(self, address: str, prefix: int, deadline: Deadline, log_path: str) -> int:
+        """Make the namespace and the bridge; returns the holder (unshare) pid."""
+        holder, self.init_pid = start_init(
+            self.host_runner, self.processes, ["--net", "--fork"], deadline, log_path
+        )
+        self._ip("link", "set", "lo", "up")
+        self._ip("link", "add", BRIDGE, "type", "bridge")
+        self._ip("addr", "add", f"{address}/{prefix}", "dev", BRIDGE)
+        self._ip("link", "set", BRIDGE, "up")
+        return holder
+
+    def add_address(self, address: str, prefix: int) -> None:
+        """Another address on the bridge (a simulator listens on it)."""
+        self._ip("addr", "add", f"{address}/{prefix}", "dev", BRIDGE)
+
+    def plug(
+        self, port: str, node_init_pid: int, node_runner: NamespaceRunner, address: str, prefix: int
+    ) -> None:
+        """Connect a node: a veth pair whose far end is the node's ``eth0``."""
+        self._ip(
+            "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", str(node_init_pid)
+        )
+        self._ip("link", "set", port, "master", BRIDGE)
+        self._ip("link", "set", port, "up")
+        for argv in (
+            [IP, "link", "set", "lo", "up"],
+            [IP, "addr", "add", f"{address}/{prefix}", "dev", "eth0"],
+            [IP, "link", "set", "eth0", "up"],
+        ):
+            try:
+                node_runner.run(argv, timeout=10, check=True)
+            except CommandError as err:
+                raise LabError(f"{' '.join(argv)} in node: {err}") from err
+
+    def set_port(self, port: str, up: bool) -> None:
+        """Cut (down) or restore (up) a node's link to the bridge."""
+        self._ip("link", "set", port, "up" if up else "down")
+
+    def port_is_up(self, port: str) -> bool:
+        result = self.runner.run([IP, "-o", "link", "show", port], timeout=10)
+        return result.ok and "state DOWN" not in result.stdout and ",UP" in result.stdout
