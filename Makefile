@@ -1,5 +1,7 @@
 # stackha — every command a developer or CI needs. Run as root on Debian 12.
 #
+#   make lab       install what it needs, bring up a 3-node lab cluster, show crm_mon
+#   make lab-down  remove the lab (every namespace, process and file it made)
 #   make check     install what the tests need (idempotent) and run every test tier
 #   make unit      the unit tier only (no root, no packages beyond the virtualenv)
 #   make bench     benchmarks against the incumbents, printed as ratios
@@ -15,7 +17,20 @@ APT_PACKAGES := pacemaker corosync pcs pacemaker-cli-utils resource-agents fence
 	haproxy libxml2-utils python3-venv python3-dev tini iproute2 util-linux procps curl socat \
 	ipmitool
 
-.PHONY: check deps venv lint types test unit contract integration lab bench docs clean
+LAB_DIR    ?= /var/lib/stackha/lab
+LAB_NODES  ?= 3
+
+.PHONY: check deps venv lint types test unit contract integration lab lab-down lab-tests \
+	bench docs clean
+
+# The README's main command.
+lab: deps venv
+	$(VENV)/bin/stackha install
+	$(VENV)/bin/stackha lab --dir $(LAB_DIR) up --nodes $(LAB_NODES)
+	$(VENV)/bin/stackha lab --dir $(LAB_DIR) exec node1 -- crm_mon --one-shot --inactive
+
+lab-down: venv
+	$(VENV)/bin/stackha lab --dir $(LAB_DIR) down
 
 check: deps venv lint types test
 
@@ -50,11 +65,12 @@ contract: venv
 integration: venv
 	$(PYTEST) tests/integration
 
-lab: venv
+lab-tests: venv
 	$(PYTEST) tests/lab
 
 bench: venv
 	$(PY) bench/monitor_haproxy.py
+	$(PY) bench/lab_timing.py
 
 docs: venv
 	$(VENV)/bin/stackha docs docs/agents

@@ -79,7 +79,8 @@ class LabState:
     switch_address: str
     switch_holder_pid: Optional[int] = None
     switch_init_pid: Optional[int] = None
-    created_dir: bool = False
+    # The topmost directory up created (None: it existed): down removes up to there, if empty.
+    created_root: Optional[str] = None
     nodes: list[NodeState] = field(default_factory=list)
 
 
@@ -191,12 +192,18 @@ class Lab:
             raise LabError(f"--nodes {nodes}: a lab has 1 to 64 nodes")
         if self.state_path.exists():
             raise LabError(f"a lab already exists in {self.directory}: stackha lab down first")
-        created = not self.directory.exists()
+        created_root = None
+        for candidate in [self.directory, *self.directory.parents]:
+            if candidate.exists():
+                break
+            created_root = str(candidate)
         self.directory.mkdir(parents=True, exist_ok=True)
         network = ipaddress.ip_network(subnet)
         if network.num_addresses < 256:
             raise LabError(f"subnet {subnet} is too small: use a /24 or larger")
-        state = LabState(subnet=str(network), switch_address=str(network[1]), created_dir=created)
+        state = LabState(
+            subnet=str(network), switch_address=str(network[1]), created_root=created_root
+        )
         state.nodes = [
             NodeState(f"node{i}", i, str(network[10 + i]), str(network[100 + i]))
             for i in range(1, nodes + 1)
@@ -391,11 +398,14 @@ class Lab:
             (self.directory / name).unlink(missing_ok=True)
         for log in self.directory.glob("bmc-*.log"):
             log.unlink()
-        if state.created_dir:
-            try:
-                self.directory.rmdir()
-            except OSError:
-                pass  # something else lives there: not ours to remove
+        if state.created_root:
+            for directory in [self.directory, *self.directory.parents]:
+                try:
+                    directory.rmdir()
+                except OSError:
+                    break  # something else lives there: not ours to remove
+                if str(directory) == state.created_root:
+                    break
         return done
 
     # -- operations -------------------------------------------------------------------------
