@@ -15,7 +15,7 @@ PYTEST     := $(PY) -m pytest
 # namespace nodes; libxml2-utils is xmllint, which ocf-tester needs.
 APT_PACKAGES := pacemaker corosync pcs pacemaker-cli-utils resource-agents fence-agents \
 	haproxy libxml2-utils python3-venv python3-dev tini iproute2 util-linux procps curl socat \
-	ipmitool
+	ipmitool telnet openssh-server openssh-client openssl
 
 LAB_DIR    ?= /var/lib/stackha/lab
 LAB_NODES  ?= 3

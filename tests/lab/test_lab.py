@@ -200,3 +200,53 @@ def test_down_leaves_no_process_namespace_or_file(installed, tmp_path):
     assert not any(is_alive(PROCESSES, pid) for pid in pids)
     assert not directory.exists()
     assert lab.down() == []  # a second down finds nothing and fails on nothing
+
+
+def fence_apc(lab, *options, password=None):
+    """The unmodified fence-agents fence_apc, run in the lab switch against the lab PDU."""
+    pdu = lab.inventory()["pdu"]
+    argv = [
+        "fence_apc",
+        "--ip",
+        pdu["address"],
+        "--username",
+        pdu["username"],
+        "--password",
+        password or pdu["password"],
+        *options,
+    ]
+    return lab._switch(lab.load()).runner.run(argv, timeout=60)
+
+
+SSH = ["--ssh", "--ssh-options=-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"]
+
+
+def test_pdu_lists_one_outlet_per_node_over_telnet(lab):
+    result = fence_apc(lab, "--action", "list")
+    assert result.ok, result.stdout + result.stderr
+    assert result.stdout.split() == ["1,node1", "2,node2", "3,node3"]
+
+
+@pytest.mark.parametrize("transport", [[], SSH], ids=["telnet", "ssh"])
+def test_a_pdu_outlet_powers_its_node_off_and_on(lab, transport):
+    """fence_apc over telnet and over a real SSH server: off kills node3, on brings it back."""
+    wait_for(lambda: online_from(lab, "node1") == {"node1", "node2", "node3"}, "all online")
+    before = node_pids(lab, "node3")
+    assert (
+        fence_apc(lab, *transport, "--plug", "3", "--action", "status").stdout.strip()
+        == "Status: ON"
+    )
+    off = fence_apc(lab, *transport, "--plug", "3", "--action", "off")
+    assert off.ok, off.stdout + off.stderr
+    assert not any(is_alive(PROCESSES, pid) for pid in before)
+    status = fence_apc(lab, *transport, "--plug", "3", "--action", "status")
+    assert (status.returncode, status.stdout.strip()) == (2, "Status: OFF")
+    assert fence_apc(lab, *transport, "--plug", "3", "--action", "on").ok
+    wait_for(lambda: online_from(lab, "node1") == {"node1", "node2", "node3"}, "node3 back")
+
+
+@pytest.mark.parametrize("transport", [[], SSH], ids=["telnet", "ssh"])
+def test_the_pdu_refuses_a_wrong_password(lab, transport):
+    result = fence_apc(lab, *transport, "--plug", "1", "--action", "status", password="wrong")
+    assert result.returncode == 1
+    assert lab.power_state("node1") == "on"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from stackha.clock import Deadline, SystemClock
 from stackha.lab import corosync_conf
-from stackha.lab.namespaces import LabError, NamespaceRunner
+from stackha.lab.namespaces import LabError, NamespaceRunner, start_init
 from stackha.lab.node import Node
 from stackha.lab.switch import Switch
 from stackha.ocf.daemon import ProcTable, is_alive, wait_until
@@ -43,6 +43,10 @@ DEFAULT_SUBNET = "192.168.213.0/24"
 CLUSTER_NAME = "stackha-lab"
 BMC_PORT = 623
 BMC_USER = "admin"
+PDU_USER = "apc"
+PDU_UID = 4242  # the PDU's login user exists only in the PDU's own /etc/passwd
+PDU_TELNET_PORT = 23
+PDU_SSH_PORT = 22
 IPMITOOL = "/usr/bin/ipmitool"
 # Programs the lab runs, and the Debian package each comes from.
 REQUIRED = {
@@ -55,6 +59,9 @@ REQUIRED = {
     "/usr/bin/nsenter": "util-linux",
     "/sbin/ip": "iproute2",
     IPMITOOL: "ipmitool",
+    "/usr/sbin/sshd": "openssh-server",
+    "/usr/bin/ssh-keygen": "openssh-client",
+    "/usr/bin/openssl": "openssl",
 }
 # Properties of the first CIB. dc-deadtime: a fresh cluster otherwise waits 20 s for a DC that
 # cannot exist yet (most of a 3-node lab's start-up time).
@@ -82,6 +89,10 @@ class LabState:
     # The topmost directory up created (None: it existed): down removes up to there, if empty.
     created_root: Optional[str] = None
     nodes: list[NodeState] = field(default_factory=list)
+    pdu_address: Optional[str] = None
+    pdu_pid: Optional[int] = None
+    # The PDU's SSH server: its namespace holder and init, and the nsenter parent of sshd.
+    pdu_ssh_pids: list[int] = field(default_factory=list)
 
 
 def seed_cib(empty_cib: str, properties: dict[str, str]) -> str:
@@ -202,7 +213,10 @@ class Lab:
         if network.num_addresses < 256:
             raise LabError(f"subnet {subnet} is too small: use a /24 or larger")
         state = LabState(
-            subnet=str(network), switch_address=str(network[1]), created_root=created_root
+            subnet=str(network),
+            switch_address=str(network[1]),
+            created_root=created_root,
+            pdu_address=str(network[99]),
         )
         state.nodes = [
             NodeState(f"node{i}", i, str(network[10 + i]), str(network[100 + i]))
@@ -235,7 +249,7 @@ class Lab:
         conf = corosync_conf.render(CLUSTER_NAME, members)
         hosts = "127.0.0.1 localhost\n" + "".join(f"{n.address} {n.name}\n" for n in state.nodes)
         password = secrets.token_hex(8)  # IPMI 2.0 passwords are at most 20 bytes
-        self._write_inventory(state, password)
+        self._write_inventory(state, password, secrets.token_hex(8))
         for node_state in state.nodes:
             node = self._node(state, node_state)
             node.prepare(conf, key.read_bytes(), hosts, cib)
@@ -258,15 +272,19 @@ class Lab:
                 interval=0.1,
             )
         self.progress(f"BMCs: IPMI on {', '.join(n.bmc_address for n in state.nodes)} port 623")
+        self._start_pdu(state, deadline)
+        self.progress(f"PDU: {state.pdu_address}, telnet and SSH, outlet N powers nodeN")
         self.wait_online(deadline)
 
-    def _run(self, argv: Sequence[str], timeout: float = 30.0) -> Result:
+    def _run(
+        self, argv: Sequence[str], timeout: float = 30.0, stdin: Optional[str] = None
+    ) -> Result:
         try:
-            return self.runner.run(argv, timeout=timeout, check=True)
+            return self.runner.run(argv, timeout=timeout, check=True, stdin=stdin)
         except CommandError as err:
             raise LabError(str(err)) from err
 
-    def _write_inventory(self, state: LabState, password: str) -> None:
+    def _write_inventory(self, state: LabState, password: str, pdu_password: str) -> None:
         inventory = {
             "cluster_name": CLUSTER_NAME,
             "subnet": state.subnet,
@@ -285,6 +303,14 @@ class Lab:
                 }
                 for n in state.nodes
             ],
+            "pdu": {
+                "address": state.pdu_address,
+                "telnet_port": PDU_TELNET_PORT,
+                "ssh_port": PDU_SSH_PORT,
+                "username": PDU_USER,
+                "password": pdu_password,
+                "outlets": {str(n.nodeid): n.name for n in state.nodes},
+            },
         }
         descriptor = os.open(self.inventory_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
@@ -299,6 +325,101 @@ class Lab:
                 (sys.executable, "-I", "-m", "stackha.lab.bmc", str(self.directory), node.name),
                 output_path=str(self.directory / f"bmc-{node.name}.log"),
             )
+        )
+
+    def _start_pdu(self, state: LabState, deadline: Deadline) -> None:
+        """The PDU: its CLI server, and Debian's sshd in a mount namespace of its own whose
+        /etc/passwd and /etc/shadow know the PDU's login user (the host's files are untouched)."""
+        assert state.pdu_address is not None
+        prefix = ipaddress.ip_network(state.subnet).prefixlen
+        switch = self._switch(state)
+        switch.add_address(state.pdu_address, prefix)
+        state.pdu_pid = switch.runner.spawn(
+            Spawn(
+                (sys.executable, "-I", "-m", "stackha.lab.pdu", "serve", str(self.directory)),
+                output_path=str(self.directory / "pdu.log"),
+            )
+        )
+        with self.locked():
+            self.save(state)
+        pdu = self.directory / "pdu"
+        pdu.mkdir(mode=0o755, exist_ok=True)
+        credentials = self.inventory()["pdu"]
+        assert isinstance(credentials, dict)
+        hashed = self._run(
+            ["/usr/bin/openssl", "passwd", "-6", "-stdin"], stdin=str(credentials["password"])
+        ).stdout.strip()
+        passwd = Path("/etc/passwd").read_text()
+        shadow = Path("/etc/shadow").read_text()
+        (pdu / "passwd").write_text(
+            passwd + f"{PDU_USER}:x:{PDU_UID}:65534:lab PDU:/nonexistent:/bin/sh\n"
+        )
+        (pdu / "shadow").write_text(shadow + f"{PDU_USER}:{hashed}:19000:0:99999:7:::\n")
+        os.chmod(pdu / "shadow", 0o600)
+        key = pdu / "ssh_host_ed25519_key"
+        self._run(["/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
+        (pdu / "sshd_config").write_text(
+            f"""ListenAddress {state.pdu_address}:{PDU_SSH_PORT}
+HostKey {key}
+PidFile none
+UsePAM no
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+PubkeyAuthentication no
+PermitRootLogin no
+AllowUsers {PDU_USER}
+StrictModes no
+PrintMotd no
+PrintLastLog no
+ForceCommand {sys.executable} -I -m stackha.lab.pdu relay
+"""
+        )
+        holder, init = start_init(
+            switch.runner,
+            self.processes,
+            ["--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private"],
+            deadline,
+            str(self.directory / "pdu-ssh.log"),
+        )
+        state.pdu_ssh_pids = [init, holder]
+        with self.locked():
+            self.save(state)
+        inside = NamespaceRunner(self.runner, init, namespaces="nmp")
+        for step in (
+            ["/bin/mount", "--bind", str(pdu / "passwd"), "/etc/passwd"],
+            ["/bin/mount", "--bind", str(pdu / "shadow"), "/etc/shadow"],
+            ["/bin/mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", "/run"],
+            ["/bin/mkdir", "-p", "/run/sshd"],
+        ):
+            try:
+                inside.run(step, timeout=10, check=True)
+            except CommandError as err:
+                raise LabError(f"PDU SSH server: {' '.join(step)}: {err}") from err
+        state.pdu_ssh_pids.append(
+            inside.spawn(
+                Spawn(
+                    ("/usr/sbin/sshd", "-D", "-e", "-f", str(pdu / "sshd_config")),
+                    output_path=str(self.directory / "pdu-ssh.log"),
+                )
+            )
+        )
+        with self.locked():
+            self.save(state)
+        for port in (PDU_TELNET_PORT, PDU_SSH_PORT):
+            wait_until(
+                lambda p=port: self._answers(state.pdu_address or "", p),  # type: ignore[misc]
+                deadline,
+                f"PDU port {port} answering",
+                interval=0.05,
+            )
+
+    def _answers(self, address: str, port: int) -> bool:
+        """Whether something accepts TCP connections at address:port in the lab switch."""
+        probe = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1)"
+        return (
+            self._switch(self.load())
+            .runner.run([sys.executable, "-I", "-c", probe, address, str(port)], timeout=10)
+            .ok
         )
 
     def _bmc_answers(self, node: NodeState, password: str) -> bool:
@@ -376,6 +497,12 @@ class Lab:
                 self.processes.signal(bmc, signal.SIGKILL)
             self._node(state, node_state).kill(deadline)
             done.append(node_state.name)
+        pdu_pid = state.pdu_pid
+        if pdu_pid and (self.processes.name(pdu_pid) or "").startswith(("python", "nsenter")):
+            self.processes.signal(pdu_pid, signal.SIGKILL)
+        for ssh_pid in state.pdu_ssh_pids:
+            if self.processes.name(ssh_pid) in ("tini", "unshare", "nsenter"):
+                self.processes.signal(ssh_pid, signal.SIGKILL)
         for pid in (state.switch_init_pid, state.switch_holder_pid):
             if pid and self.processes.name(pid) in ("tini", "unshare"):
                 self.processes.signal(pid, signal.SIGKILL)
@@ -394,7 +521,17 @@ class Lab:
         )
         for node_state in state.nodes:
             shutil.rmtree(self.directory / node_state.name, ignore_errors=True)
-        for name in ("authkey", "inventory.json", "switch.log", "lab.json", "lab.tmp", "lab.lock"):
+        shutil.rmtree(self.directory / "pdu", ignore_errors=True)
+        for name in (
+            "authkey",
+            "inventory.json",
+            "switch.log",
+            "pdu.log",
+            "pdu-ssh.log",
+            "lab.json",
+            "lab.tmp",
+            "lab.lock",
+        ):
             (self.directory / name).unlink(missing_ok=True)
         for log in self.directory.glob("bmc-*.log"):
             log.unlink()
