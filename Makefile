@@ -11,11 +11,8 @@ PYTHON     ?= /usr/bin/python3
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
 PYTEST     := $(PY) -m pytest
-# Debian packages the tiers use. tini, iproute2 and util-linux (unshare/nsenter) make the
-# namespace nodes; libxml2-utils is xmllint, which ocf-tester needs.
-APT_PACKAGES := pacemaker corosync pcs pacemaker-cli-utils resource-agents fence-agents \
-	haproxy libxml2-utils python3-venv python3-dev tini iproute2 util-linux procps curl socat \
-	ipmitool telnet openssh-server openssh-client openssl
+# The Debian packages the tiers and the lab use (one list, shared with the Vagrant lab).
+APT_PACKAGES := $(shell grep -v '^\#' scripts/debian-packages)
 
 LAB_DIR    ?= /var/lib/stackha/lab
 LAB_NODES  ?= 3

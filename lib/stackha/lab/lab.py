@@ -107,6 +107,27 @@ def seed_cib(empty_cib: str, properties: dict[str, str]) -> str:
     return ET.tostring(root, encoding="unicode")
 
 
+def plan(nodes: int, subnet: str) -> list[NodeState]:
+    """Names, ids and addresses of a lab's nodes: node i at .10+i, its BMC at .100+i.
+
+    The Vagrant lab uses the same plan (``stackha lab corosync-conf``).
+    """
+    network = ipaddress.ip_network(subnet)
+    if network.num_addresses < 256:
+        raise LabError(f"subnet {subnet} is too small: use a /24 or larger")
+    if not 1 <= nodes <= 64:
+        raise LabError(f"{nodes} nodes: a lab has 1 to 64 nodes")
+    return [
+        NodeState(f"node{i}", i, str(network[10 + i]), str(network[100 + i]))
+        for i in range(1, nodes + 1)
+    ]
+
+
+def corosync_conf_for(nodes: Sequence[NodeState]) -> str:
+    members = [corosync_conf.Member(n.name, n.nodeid, n.address) for n in nodes]
+    return corosync_conf.render(CLUSTER_NAME, members)
+
+
 def missing_programs() -> list[str]:
     """Debian packages (with the program) that the lab needs and this machine lacks."""
     return [
@@ -199,8 +220,7 @@ class Lab:
         missing = missing_programs()
         if missing:
             raise LabError(f"missing Debian packages: {', '.join(missing)}; run: make deps")
-        if not 1 <= nodes <= 64:
-            raise LabError(f"--nodes {nodes}: a lab has 1 to 64 nodes")
+        planned = plan(nodes, subnet)
         if self.state_path.exists():
             raise LabError(f"a lab already exists in {self.directory}: stackha lab down first")
         created_root = None
@@ -210,18 +230,13 @@ class Lab:
             created_root = str(candidate)
         self.directory.mkdir(parents=True, exist_ok=True)
         network = ipaddress.ip_network(subnet)
-        if network.num_addresses < 256:
-            raise LabError(f"subnet {subnet} is too small: use a /24 or larger")
         state = LabState(
             subnet=str(network),
             switch_address=str(network[1]),
             created_root=created_root,
             pdu_address=str(network[99]),
         )
-        state.nodes = [
-            NodeState(f"node{i}", i, str(network[10 + i]), str(network[100 + i]))
-            for i in range(1, nodes + 1)
-        ]
+        state.nodes = planned
         with self.locked():
             self.save(state)
         try:
@@ -245,8 +260,7 @@ class Lab:
         self._run(["/usr/sbin/corosync-keygen", "-k", str(key)])
         os.chmod(key, 0o400)
         cib = seed_cib(self._run(["/usr/sbin/cibadmin", "--empty"]).stdout, SEED_PROPERTIES)
-        members = [corosync_conf.Member(n.name, n.nodeid, n.address) for n in state.nodes]
-        conf = corosync_conf.render(CLUSTER_NAME, members)
+        conf = corosync_conf_for(state.nodes)
         hosts = "127.0.0.1 localhost\n" + "".join(f"{n.address} {n.name}\n" for n in state.nodes)
         password = secrets.token_hex(8)  # IPMI 2.0 passwords are at most 20 bytes
         self._write_inventory(state, password, secrets.token_hex(8))
