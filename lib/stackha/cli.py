@@ -61,9 +61,10 @@ def _lab_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     partition.add_argument("nodes", nargs="+")
     verbs.add_parser("heal", help="restore every node's network")
     verbs.add_parser("down", help="remove every namespace, process and file the lab made")
-    conf = verbs.add_parser("corosync-conf", help="print the corosync.conf of a lab plan")
-    conf.add_argument("--nodes", type=int, default=3, help="how many nodes (default 3)")
-    conf.add_argument("--subnet", default=DEFAULT_SUBNET, help="the lab's private subnet")
+    for verb, what in (("corosync-conf", "corosync.conf"), ("hosts", "/etc/hosts lines")):
+        planned = verbs.add_parser(verb, help=f"print the {what} of a lab plan (Vagrant lab)")
+        planned.add_argument("--nodes", type=int, default=3, help="how many nodes (default 3)")
+        planned.add_argument("--subnet", default=DEFAULT_SUBNET, help="the lab's private subnet")
 
 
 def main(argv: Optional[list[str]] = None, out: TextIO = sys.stdout) -> int:
@@ -109,10 +110,13 @@ def _lab(args: argparse.Namespace, out: TextIO) -> int:
 
     lab = Lab(args.dir, progress=progress)
     try:
-        if args.verb == "corosync-conf":
-            from stackha.lab.lab import corosync_conf_for, plan
+        if args.verb in ("corosync-conf", "hosts"):
+            from stackha.lab.lab import corosync_conf_for, hosts_for, plan
 
-            out.write(corosync_conf_for(plan(args.nodes, args.subnet)))
+            nodes = plan(args.nodes, args.subnet)
+            out.write(
+                corosync_conf_for(nodes) if args.verb == "corosync-conf" else hosts_for(nodes)
+            )
         elif args.verb == "up":
             lab.up(nodes=args.nodes, subnet=args.subnet, timeout=args.timeout)
             _print_status(lab.status(), out)

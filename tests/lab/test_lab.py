@@ -36,6 +36,28 @@ def test_nodes_reach_each_other_and_nothing_else(lab):
     assert result.stdout.split()[0] == "192.168.213.13"
 
 
+def test_the_vagrant_lab_gets_the_same_corosync_conf_and_hosts(lab):
+    """vagrant/provision.sh writes what `stackha lab corosync-conf|hosts` print: the same bytes
+    the namespace lab gave its nodes, so the two labs cannot drift."""
+    stackha = str(Path(sys.executable).parent / "stackha")
+    printed = subprocess.run(
+        [stackha, "lab", "corosync-conf", "--nodes", "3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert printed == (lab.directory / "node2" / "etc/corosync/corosync.conf").read_text()
+    hosts = subprocess.run(
+        [stackha, "lab", "hosts", "--nodes", "3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert hosts in inside(lab, "node1", "cat", "/etc/hosts").stdout
+
+
 def test_the_inventory_names_every_bmc_and_is_private(lab):
     inventory = json.loads(lab.inventory_path.read_text())
     assert [n["bmc"]["address"] for n in inventory["nodes"]] == [

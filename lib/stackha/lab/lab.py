@@ -128,6 +128,11 @@ def corosync_conf_for(nodes: Sequence[NodeState]) -> str:
     return corosync_conf.render(CLUSTER_NAME, members)
 
 
+def hosts_for(nodes: Sequence[NodeState]) -> str:
+    """The /etc/hosts lines that name every node."""
+    return "".join(f"{n.address} {n.name}\n" for n in nodes)
+
+
 def missing_programs() -> list[str]:
     """Debian packages (with the program) that the lab needs and this machine lacks."""
     return [
@@ -261,7 +266,7 @@ class Lab:
         os.chmod(key, 0o400)
         cib = seed_cib(self._run(["/usr/sbin/cibadmin", "--empty"]).stdout, SEED_PROPERTIES)
         conf = corosync_conf_for(state.nodes)
-        hosts = "127.0.0.1 localhost\n" + "".join(f"{n.address} {n.name}\n" for n in state.nodes)
+        hosts = "127.0.0.1 localhost\n" + hosts_for(state.nodes)
         password = secrets.token_hex(8)  # IPMI 2.0 passwords are at most 20 bytes
         self._write_inventory(state, password, secrets.token_hex(8))
         for node_state in state.nodes:

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Provision one controller of the Vagrant lab with the steps the namespace lab performs:
+# the same Debian packages, stackha and its agents, corosync.conf and /etc/hosts from the same
+# code, the shared authkey, then the cluster. Idempotent: vagrant provision may run it again.
+#
+#   provision.sh NODE_NAME NODE_COUNT SUBNET
+set -eu
+name=$1
+nodes=$2
+subnet=$3
+source=/opt/stackha
+venv=/opt/stackha-venv
+
+# shellcheck disable=SC2046 # one word per package
+"$source/scripts/install-debian-packages" $(grep -v '^#' "$source/scripts/debian-packages")
+
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --upgrade "$source"
+"$venv/bin/stackha" install
+
+"$venv/bin/stackha" lab corosync-conf --nodes "$nodes" --subnet "$subnet" > /etc/corosync/corosync.conf
+install -m 0400 -o root -g root "$source/vagrant/.lab/authkey" /etc/corosync/authkey
+# Name every node in /etc/hosts (replacing what an earlier run added).
+sed -i '/# stackha-lab$/d' /etc/hosts
+"$venv/bin/stackha" lab hosts --nodes "$nodes" --subnet "$subnet" \
+    | sed 's/$/ # stackha-lab/' >> /etc/hosts
+hostnamectl set-hostname "$name"
+
+systemctl enable --now corosync pacemaker
+echo "$name provisioned: $(crm_mon --one-shot 2>/dev/null | grep -E 'Online|DC' || echo 'cluster starting')"
