@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import sys
 import xml.etree.ElementTree as ET
 from contextlib import contextmanager
@@ -23,10 +22,10 @@ from pathlib import Path
 
 from stackha.clock import Deadline, SystemClock
 from stackha.lab import corosync_conf
-from stackha.lab.namespaces import LabError, NamespaceRunner, start_init
+from stackha.lab.namespaces import LabError, NamespaceRunner, end_processes, start_init
 from stackha.lab.node import Node
 from stackha.lab.switch import Switch
-from stackha.ocf.daemon import ProcTable, is_alive, wait_until
+from stackha.ocf.daemon import ProcTable, wait_until
 from stackha.runner import CommandError, Spawn, SubprocessRunner
 
 TYPE_CHECKING = False
@@ -510,33 +509,21 @@ ForceCommand {sys.executable} -I -m stackha.lab.pdu relay
         state = self.load()
         done = []
         deadline = Deadline(self.clock, 30)
+        simulators = ("python", "nsenter")  # BMC and PDU processes (nsenter execs python)
+        end_processes(
+            self.processes,
+            [p for p in [*(n.bmc_pid for n in state.nodes), state.pdu_pid] if p],
+            deadline,
+            simulators,
+        )
         for node_state in state.nodes:
-            bmc = node_state.bmc_pid
-            if bmc and (self.processes.name(bmc) or "").startswith(("python", "nsenter")):
-                self.processes.signal(bmc, signal.SIGKILL)
             self._node(state, node_state).kill(deadline)
             done.append(node_state.name)
-        pdu_pid = state.pdu_pid
-        if pdu_pid and (self.processes.name(pdu_pid) or "").startswith(("python", "nsenter")):
-            self.processes.signal(pdu_pid, signal.SIGKILL)
-        for ssh_pid in state.pdu_ssh_pids:
-            if self.processes.name(ssh_pid) in ("tini", "unshare", "nsenter"):
-                self.processes.signal(ssh_pid, signal.SIGKILL)
-        for pid in (state.switch_init_pid, state.switch_holder_pid):
-            if pid and self.processes.name(pid) in ("tini", "unshare"):
-                self.processes.signal(pid, signal.SIGKILL)
-        wait_until(
-            lambda: (
-                not any(
-                    pid
-                    and is_alive(self.processes, pid)
-                    and self.processes.name(pid) in ("tini", "unshare")
-                    for pid in (state.switch_init_pid, state.switch_holder_pid)
-                )
-            ),
+        end_processes(self.processes, state.pdu_ssh_pids, deadline)
+        end_processes(
+            self.processes,
+            [p for p in (state.switch_init_pid, state.switch_holder_pid) if p],
             deadline,
-            "lab switch gone",
-            interval=0.02,
         )
         for node_state in state.nodes:
             shutil.rmtree(self.directory / node_state.name, ignore_errors=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from stackha.ocf.daemon import wait_until
+import signal
+
+from stackha.ocf.daemon import is_alive, wait_until
 from stackha.runner import Spawn
 
 TYPE_CHECKING = False
@@ -14,6 +16,8 @@ if TYPE_CHECKING:
     from stackha.ocf.daemon import ProcessTable
     from stackha.runner import Result, Runner
 
+# The programs the lab starts to hold namespaces and enter them: the only processes it ends.
+HOLDERS = ("tini", "unshare", "nsenter")
 NSENTER = "/usr/bin/nsenter"
 UNSHARE = "/usr/bin/unshare"
 TINI = "/usr/bin/tini"
@@ -81,5 +85,37 @@ def start_init(
         found[:] = processes.children(holder)
         return bool(found) and processes.name(found[0]) == "tini"
 
-    wait_until(started, deadline, "namespace init started", interval=0.01)
+    try:
+        wait_until(started, deadline, "namespace init started", interval=0.01)
+    except BaseException:
+        end_processes(processes, [holder], deadline)
+        raise
     return holder, found[0]
+
+
+def end_processes(
+    processes: ProcessTable,
+    pids: Sequence[int],
+    deadline: Deadline,
+    names: Sequence[str] = HOLDERS,
+) -> None:
+    """SIGKILL each pid that is still one of the programs ``names`` and wait until all are gone.
+
+    A pid recorded earlier may since belong to something else (after a host reboot): only the
+    programs the lab starts are ever signalled. Killing a namespace's init (tini) makes the
+    kernel kill every process in its PID namespace.
+    """
+
+    def ours(pid: int) -> bool:
+        name = processes.name(pid) or ""
+        return any(name == n or name.startswith(n) for n in names)
+
+    targets = [pid for pid in pids if pid and ours(pid)]
+    for pid in targets:
+        processes.signal(pid, signal.SIGKILL)
+    wait_until(
+        lambda: not any(is_alive(processes, pid) and ours(pid) for pid in targets),
+        deadline,
+        "lab processes gone",
+        interval=0.02,
+    )

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 
-from stackha.lab.namespaces import LabError, NamespaceRunner, start_init
-from stackha.ocf.daemon import is_alive, wait_until
+from stackha.clock import Deadline
+from stackha.lab.namespaces import LabError, NamespaceRunner, end_processes, start_init
+from stackha.ocf.daemon import is_alive
 from stackha.pacemaker import crm_mon
 from stackha.runner import CommandError, Spawn
 
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Optional
 
-    from stackha.clock import Deadline
     from stackha.lab.switch import Switch
     from stackha.ocf.daemon import ProcessTable
     from stackha.runner import Runner
@@ -108,7 +107,17 @@ class Node:
         shutil.chown(cib_file, "hacluster", "haclient")
 
     def boot(self, switch: Switch, deadline: Deadline) -> None:
-        """Power on: new namespaces, private mounts, the network, then corosync and pacemakerd."""
+        """Power on: new namespaces, private mounts, the network, then corosync and pacemakerd.
+
+        A boot that fails half-way ends what it started before raising.
+        """
+        try:
+            self._boot(switch, deadline)
+        except BaseException:
+            self.kill(Deadline(deadline.clock, 10))
+            raise
+
+    def _boot(self, switch: Switch, deadline: Deadline) -> None:
         holder, self.init_pid = start_init(
             self.host_runner,
             self.processes,
@@ -163,22 +172,8 @@ class Node:
 
     def kill(self, deadline: Deadline) -> None:
         """Everything on the node dies at once, no goodbye: SIGKILL to its init, by pid."""
-        targets = [pid for pid in [self.init_pid, *self.helper_pids] if pid]
-        for pid in targets:
-            if self._is_ours(pid):
-                self.processes.signal(pid, signal.SIGKILL)
-        wait_until(
-            lambda: (
-                not any(is_alive(self.processes, pid) and self._is_ours(pid) for pid in targets)
-            ),
-            deadline,
-            f"node {self.name} down",
-            interval=0.02,
+        end_processes(
+            self.processes, [p for p in [self.init_pid, *self.helper_pids] if p], deadline
         )
         self.init_pid = None
         self.helper_pids = []
-
-    def _is_ours(self, pid: int) -> bool:
-        # A pid recorded in the lab's state may have been reused since (a host reboot): only
-        # end processes that are still the programs we started.
-        return self.processes.name(pid) in ("tini", "unshare", "nsenter")

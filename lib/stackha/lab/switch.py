@@ -7,7 +7,7 @@ has a default route: traffic stays between the lab's own addresses.
 
 from __future__ import annotations
 
-from stackha.lab.namespaces import LabError, NamespaceRunner, start_init
+from stackha.lab.namespaces import LabError, NamespaceRunner, end_processes, start_init
 from stackha.runner import CommandError
 
 TYPE_CHECKING = False
@@ -43,10 +43,14 @@ class Switch:
         holder, self.init_pid = start_init(
             self.host_runner, self.processes, ["--net", "--fork"], deadline, log_path
         )
-        self._ip("link", "set", "lo", "up")
-        self._ip("link", "add", BRIDGE, "type", "bridge")
-        self._ip("addr", "add", f"{address}/{prefix}", "dev", BRIDGE)
-        self._ip("link", "set", BRIDGE, "up")
+        try:
+            self._ip("link", "set", "lo", "up")
+            self._ip("link", "add", BRIDGE, "type", "bridge")
+            self._ip("addr", "add", f"{address}/{prefix}", "dev", BRIDGE)
+            self._ip("link", "set", BRIDGE, "up")
+        except BaseException:
+            end_processes(self.processes, [self.init_pid, holder], deadline)
+            raise
         return holder
 
     def add_address(self, address: str, prefix: int) -> None:
