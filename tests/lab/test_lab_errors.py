@@ -76,18 +76,19 @@ class FailingRunner(SubprocessRunner):
 
 
 def live_holders():
-    """Live (not zombie) namespace holders on this machine: tini, unshare, nsenter, sshd."""
+    """Live (not zombie) lab processes on this machine: namespace holders, sshd, simulators."""
     table = ProcTable()
     found = set()
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and table.name(int(entry.name)) in (
-            "tini",
-            "unshare",
-            "nsenter",
-            "sshd",
-        ):
-            if is_alive(table, int(entry.name)):
-                found.add(int(entry.name))
+        if not entry.name.isdigit() or not is_alive(table, int(entry.name)):
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        name = table.name(int(entry.name))
+        if name in ("tini", "unshare", "nsenter", "sshd") or "stackha.lab." in command:
+            found.add(int(entry.name))
     return found
 
 
