@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -75,20 +76,18 @@ class FailingRunner(SubprocessRunner):
         return super().run(argv, **kwargs)
 
 
-def live_holders():
-    """Live (not zombie) lab processes on this machine: namespace holders, sshd, simulators."""
+def live_lab_processes():
+    """Live (not zombie) processes this test process started, down to its grandchildren.
+
+    Only our own descendants count: another lab may be running on the machine.
+    """
     table = ProcTable()
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or not is_alive(table, int(entry.name)):
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        name = table.name(int(entry.name))
-        if name in ("tini", "unshare", "nsenter", "sshd") or "stackha.lab." in command:
-            found.add(int(entry.name))
+    found, todo = set(), [os.getpid()]
+    while todo:
+        for child in table.children(todo.pop()):
+            if is_alive(table, child):
+                found.add(child)
+            todo.append(child)
     return found
 
 
@@ -99,10 +98,10 @@ def live_holders():
 )
 def test_a_bring_up_that_fails_half_way_leaves_nothing(tmp_path, program):
     """Fail inside node1's boot, or after every node and BMC runs: nothing may stay."""
-    before = live_holders()
+    before = live_lab_processes()
     directory = tmp_path / "lab"
     lab = Lab(str(directory), runner=FailingRunner(program))
     with pytest.raises(LabError, match="injected"):
         lab.up(nodes=2, subnet="192.168.217.0/24", timeout=60)
-    assert live_holders() - before == set()
+    assert live_lab_processes() - before == set()
     assert not directory.exists()
