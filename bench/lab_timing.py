@@ -54,6 +54,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -240,6 +241,7 @@ class UpResult:
     up_s: float
     booted_s: Optional[float] = None  # last "nodeN: booted"
     simulators_s: Optional[float] = None  # "PDU: ..." (BMCs answer before it)
+    forming_s: Optional[float] = None  # from simulators_s to all online with a DC
     events: list[tuple[float, str]] = field(default_factory=list)
     memory: list[NodeMemory] = field(default_factory=list)
     mean_pss_mb: float = 0.0
@@ -277,6 +279,8 @@ def measure_up(lab: Lab, recorder: Recorder, nodes: int, args: argparse.Namespac
     result.booted_s = max(booted) if booted else None
     simulators = [t for t, message in result.events if message.startswith("PDU:")]
     result.simulators_s = simulators[0] if simulators else None
+    if result.simulators_s is not None:
+        result.forming_s = result.up_s - result.simulators_s
     log(f"  all {nodes} online with a DC after {result.up_s:.2f}s; settling {args.settle:g}s")
     time.sleep(args.settle)
     result.memory = [node_memory(node) for node in lab.load().nodes]
@@ -308,6 +312,7 @@ class Round:
 @dataclass
 class Failover:
     vip: str
+    prefix: int
     port: int
     token_conf_s: Optional[float]
     runtime_token_s: Optional[float] = None
@@ -472,6 +477,7 @@ def measure_failover(lab: Lab, args: argparse.Namespace, workdir: Path) -> Failo
     vip, port = str(network[50]), args.port
     result = Failover(
         vip=vip,
+        prefix=network.prefixlen,
         port=port,
         token_conf_s=token_from_conf(lab.directory / "node1/etc/corosync/corosync.conf"),
         runtime_token_s=cmap_seconds(lab, "node1", "runtime.config.totem.token"),
@@ -546,48 +552,52 @@ def seconds(value: Optional[float]) -> str:
 def render(host: dict[str, object], ups: list[UpResult], failover: Optional[Failover]) -> str:
     lines = [
         "stackha namespace lab timing",
-        f"host: {host['cpus']} CPUs, {host['memory']}, Linux {host['kernel']}; "
-        f"{host['corosync']}; {host['pacemaker']}",
+        f"host: {host['cpus']} CPUs, {host['memory']}, Linux {host['kernel']}",
+        f"      {host['corosync']}; {host['pacemaker']}",
         "",
     ]
     if ups:
         lines += [
-            "lab up: wall time of Lab.up until every node is online with a DC (seconds from the",
-            "start; 'booted' = last node's namespaces and daemons started, 'sims' = BMC and PDU",
-            "simulators answering); memory per node = mean over nodes of the summed PSS/RSS of",
-            "the processes in the node's PID namespace",
+            "Lab up: seconds from the call until every node is online with a DC ('booted': last",
+            "node's namespaces and daemons started; 'sims': BMC and PDU simulators answering;",
+            "'forming': sims to all online). Memory per node: mean over the nodes of the summed",
+            "PSS (and RSS) of every process in the node's PID namespace, in MB (MiB); 'outside':",
+            "per node, the host-side unshare and nsenter helpers and the node's BMC simulator.",
             "",
-            f"{'nodes':>5} {'up (s)':>7} {'booted':>7} {'sims':>6} {'forming':>8} "
-            f"{'PSS/node MB':>12} {'RSS/node MB':>12} {'procs/node':>11}",
+            f"{'nodes':>5} {'up':>6} {'booted':>7} {'sims':>6} {'forming':>8} | "
+            f"{'PSS':>6} {'(min-max)':>13} {'RSS':>6} {'procs':>5} | {'outside PSS':>11}",
         ]
         for up in ups:
-            forming = None if up.simulators_s is None else up.up_s - up.simulators_s
+            pss = [m.inside.pss_kb / MB for m in up.memory] or [0.0]
+            outside = up.mean_helpers_pss_mb + up.mean_bmc_pss_mb
             lines.append(
-                f"{up.nodes:>5} {up.up_s:>7.2f} {seconds(up.booted_s):>7} "
-                f"{seconds(up.simulators_s):>6} {seconds(forming):>8} "
-                f"{up.mean_pss_mb:>12.1f} {up.mean_rss_mb:>12.1f} {up.mean_processes:>11.1f}"
+                f"{up.nodes:>5} {up.up_s:>6.2f} {seconds(up.booted_s):>7} "
+                f"{seconds(up.simulators_s):>6} {seconds(up.forming_s):>8} | "
+                f"{up.mean_pss_mb:>6.1f} {f'({min(pss):.1f}-{max(pss):.1f})':>13} "
+                f"{up.mean_rss_mb:>6.1f} {up.mean_processes:>5.1f} | {outside:>11.1f}"
             )
         first = ups[0]
         commands = first.memory[0].commands if first.memory else []
+        walked = sorted({f"{u.mean_init_descendants:g}" for u in ups})
         lines += [
             "",
-            f"in a node: {', '.join(commands)}",
-            "outside the node, per node (not in the table): host helpers (unshare, nsenter "
-            + ", ".join(f"{u.nodes}n {u.mean_helpers_pss_mb:.1f}" for u in ups)
-            + " MB PSS); BMC simulator ("
-            + ", ".join(f"{u.nodes}n {u.mean_bmc_pss_mb:.1f}" for u in ups)
-            + " MB PSS)",
-            "walking the node init's descendants finds "
-            + ", ".join(f"{u.mean_init_descendants:g}" for u in ups)
-            + " processes per node (tini, sleep): corosync and pacemakerd hang off host nsenter",
+            *textwrap.wrap(f"in a node: {', '.join(commands)}", 100, subsequent_indent="  "),
+            f"outside, {ups[-1].nodes} nodes: helpers {ups[-1].mean_helpers_pss_mb:.1f} MB, "
+            f"BMC simulator {ups[-1].mean_bmc_pss_mb:.1f} MB PSS per node",
+            f"cross-check: walking each node init's descendants finds {'/'.join(walked)} "
+            "processes (tini, sleep):",
+            "corosync and pacemakerd are children of nsenter on the host, not of the node's init",
             "",
         ]
     if failover:
         lines += [
-            f"VIP failover: 3 nodes, stonith-enabled=false, IPaddr2 {failover.vip} "
-            f"(monitor 5s), http.server on :{failover.port} on every node; probe in the lab",
-            f"switch connects to {failover.vip}:{failover.port} every {PROBE_INTERVAL_S:g}s; "
-            "t0 = just before Lab.crash(holder)",
+            "VIP failover: 3 nodes, stonith-enabled=false, IPaddr2 "
+            f"{failover.vip}/{failover.prefix} with monitor 5s,",
+            f"http.server on :{failover.port} on every node. A probe in the lab switch tries "
+            f"{failover.vip}:{failover.port}",
+            f"every {PROBE_INTERVAL_S:g}s; t0 is just before Lab.crash(holder); 'answers' is t0 to "
+            "the first connect;",
+            "'crm_mon' is t0 to crm_mon on a survivor showing the VIP started there.",
             "",
             f"{'round':>5} {'crashed':>8} {'new holder':>11} {'answers (s)':>12} "
             f"{'crm_mon (s)':>12} {'crash call (s)':>15}",
@@ -599,14 +609,20 @@ def render(host: dict[str, object], ups: list[UpResult], failover: Optional[Fail
             )
         lines += [
             "",
-            f"median: VIP answers {seconds(failover.median_s)} s after the crash "
-            f"(crm_mon shows it on a survivor: {seconds(failover.median_crm_mon_s)} s)",
-            f"floor: corosync token {seconds(failover.token_conf_s)} s (corosync.conf); "
-            f"runtime token {seconds(failover.runtime_token_s)} s + consensus "
-            f"{seconds(failover.runtime_consensus_s)} s (corosync-cmapctl) before a new "
-            "membership",
+            f"median: the VIP answers {seconds(failover.median_s)} s after the crash "
+            f"(crm_mon: {seconds(failover.median_crm_mon_s)} s)",
+            f"floor:  corosync token {seconds(failover.token_conf_s)} s (corosync.conf); "
+            f"at runtime token {seconds(failover.runtime_token_s)} s",
+            f"        + consensus {seconds(failover.runtime_consensus_s)} s = "
+            f"{seconds(runtime_floor(failover))} s before a new membership (corosync-cmapctl)",
         ]
     return "\n".join(lines) + "\n"
+
+
+def runtime_floor(failover: Failover) -> Optional[float]:
+    if failover.runtime_token_s is None or failover.runtime_consensus_s is None:
+        return None
+    return failover.runtime_token_s + failover.runtime_consensus_s
 
 
 # -- main -------------------------------------------------------------------------------------
