@@ -21,7 +21,10 @@ It measures, in one run, on real Corosync + Pacemaker clusters built by ``stackh
    crashes the holder (``Lab.crash``: SIGKILL to everything on the node), and the probe then
    tries a TCP connect to VIP:port every 0.1 s (each attempt with a 0.1 s timeout) until one
    succeeds; meanwhile crm_mon on a survivor is polled until it shows the VIP started on a
-   survivor. The failover time is first successful connect minus t0. Between rounds the crashed
+   survivor. The failover time is first successful connect minus t0. The lab gets a process
+   table that logs signals, so the report also shows when Lab.crash sent its first SIGKILL
+   (within a millisecond of t0) and when it returned (it waits until every process of the node
+   has been reaped, which can take longer than the kill). Between rounds the crashed
    node is powered back (``Lab.set_power(name, "reset")``), its HTTP server restarted, and the
    cluster left to settle. Beside the median it prints Corosync's ``token`` from the lab's
    corosync.conf (the floor), and the runtime token and consensus timeouts from
@@ -36,8 +39,8 @@ with ``Lab.down`` whatever happens. Run as root, on a checkout after ``make venv
 
 Options: ``--sizes`` (default 3,5,9), ``--crash-rounds N`` (default 3; 0 skips the failover
 test), ``--json FILE``, ``--dir DIR`` (the lab directory; default: in a temporary directory),
-``--subnet``, ``--port``, ``--settle``, ``--up-timeout``. Standard library and stackha only;
-Python 3.9 or later.
+``--subnet``, ``--port``, ``--settle``, ``--up-timeout``, ``--failover-timeout``. Standard
+library and stackha only; Python 3.9 or later.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ from typing import Callable, Optional
 
 from stackha.clock import Deadline, SystemClock
 from stackha.lab.lab import DEFAULT_SUBNET, Lab, LabState, NodeState
+from stackha.ocf.daemon import ProcTable
 from stackha.pacemaker.crm_mon import ClusterStatus
 from stackha.runner import BASE_ENV, Spawn
 
@@ -306,7 +310,8 @@ class Round:
     answered_s: float  # t0 (just before Lab.crash) to the first successful connect to the VIP
     crm_mon_s: Optional[float]  # t0 to crm_mon on a survivor showing the VIP started there
     attempts: int  # connect attempts the probe made
-    crash_call_s: float  # how long Lab.crash itself took (kill and wait until dead)
+    kill_s: Optional[float]  # t0 to the first SIGKILL Lab.crash sent (to the node's init)
+    crash_call_s: float  # how long Lab.crash took: SIGKILL, then waiting until all are reaped
 
 
 @dataclass
@@ -410,6 +415,22 @@ def settle(lab: Lab, vip: str, port: int) -> str:
     return holder[0]
 
 
+class SignalLog(ProcTable):
+    """The real process table, keeping the time of every signal the lab sends through it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[float, int, int]] = []
+
+    def signal(self, pid: int, signum: int) -> None:
+        self.sent.append((time.monotonic(), pid, signum))
+        super().signal(pid, signum)
+
+    def first_kill_after(self, t0: float) -> Optional[float]:
+        times = [t for t, _, signum in self.sent if t >= t0 and signum == signal.SIGKILL]
+        return min(times) - t0 if times else None
+
+
 def crash_round(lab: Lab, number: int, vip: str, port: int, limit: float) -> Round:
     holder = settle(lab, vip, port)
     state = lab.load()
@@ -434,6 +455,9 @@ def crash_round(lab: Lab, number: int, vip: str, port: int, limit: float) -> Rou
         t0 = time.monotonic()
         lab.crash(holder)
         crash_call_s = time.monotonic() - t0
+        kill_s = (
+            lab.processes.first_kill_after(t0) if isinstance(lab.processes, SignalLog) else None
+        )
         probe.stdin.write("go\n")
         probe.stdin.flush()
         deadline = Deadline(SystemClock(), limit + 30)
@@ -461,6 +485,7 @@ def crash_round(lab: Lab, number: int, vip: str, port: int, limit: float) -> Rou
         answered_s=float(words[1]) - t0,
         crm_mon_s=crm_mon_s,
         attempts=int(words[2]),
+        kill_s=kill_s,
         crash_call_s=crash_call_s,
     )
     log(
@@ -597,15 +622,17 @@ def render(host: dict[str, object], ups: list[UpResult], failover: Optional[Fail
             f"{failover.vip}:{failover.port}",
             f"every {PROBE_INTERVAL_S:g}s; t0 is just before Lab.crash(holder); 'answers' is t0 to "
             "the first connect;",
-            "'crm_mon' is t0 to crm_mon on a survivor showing the VIP started there.",
+            "'crm_mon' is t0 to crm_mon on a survivor showing the VIP started there; 'SIGKILL'",
+            "is t0 to the first SIGKILL Lab.crash sent, 'returned' t0 to Lab.crash returning.",
             "",
             f"{'round':>5} {'crashed':>8} {'new holder':>11} {'answers (s)':>12} "
-            f"{'crm_mon (s)':>12} {'crash call (s)':>15}",
+            f"{'crm_mon (s)':>12} {'SIGKILL (s)':>12} {'returned (s)':>13}",
         ]
         for r in failover.rounds:
+            kill = "-" if r.kill_s is None else f"{r.kill_s:.4f}"
             lines.append(
                 f"{r.round:>5} {r.crashed:>8} {r.new_holder or '-':>11} {r.answered_s:>12.2f} "
-                f"{seconds(r.crm_mon_s):>12} {r.crash_call_s:>15.3f}"
+                f"{seconds(r.crm_mon_s):>12} {kill:>12} {r.crash_call_s:>13.3f}"
             )
         lines += [
             "",
@@ -669,7 +696,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     signal.signal(signal.SIGTERM, terminate)
     workdir = Path(tempfile.mkdtemp(prefix="stackha-lab-timing-"))
     recorder = Recorder()
-    lab = Lab(args.dir or str(workdir / "lab"), progress=recorder)
+    lab = Lab(args.dir or str(workdir / "lab"), processes=SignalLog(), progress=recorder)
     host = host_info()
     ups: list[UpResult] = []
     failover: Optional[Failover] = None

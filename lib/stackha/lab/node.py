@@ -172,8 +172,11 @@ class Node:
 
     def kill(self, deadline: Deadline) -> None:
         """Everything on the node dies at once, no goodbye: SIGKILL to its init, by pid."""
-        end_processes(
-            self.processes, [p for p in [self.init_pid, *self.helper_pids] if p], deadline
-        )
+        # The init first, its helpers after: the nsenter parents of corosync and pacemakerd must
+        # still be there to reap them, or the namespace waits on zombies that only the host's
+        # PID 1 can reap (seconds, on machines whose PID 1 is slow to).
+        if self.init_pid:
+            end_processes(self.processes, [self.init_pid], deadline)
+        end_processes(self.processes, self.helper_pids, deadline)
         self.init_pid = None
         self.helper_pids = []
