@@ -2,14 +2,15 @@
 
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 from agent_runs import OCF_ROOT, run_agent
-from conftest import ROOT
 from lxml import etree
 from sandboxes import SANDBOXES
 from stackha.install import load_agent_module
 
+ROOT = Path(__file__).resolve().parents[2]
 DATADIR = "/usr/share/resource-agents"
 PACEMAKER_ENV = {"OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1"}
 # The two OCF 1.1 parameter attributes that resource-agents' lint schema (metadata.rng, written

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import cluster_view, inside, online_from, pcs, wait_for
+from lab_helpers import cluster_view, inside, online_from, pcs, wait_for
 from stackha.lab.lab import Lab
 from stackha.lab.namespaces import LabError
 from stackha.ocf.daemon import ProcTable, is_alive

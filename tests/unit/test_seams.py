@@ -143,3 +143,9 @@ def test_docs_page_is_generated_from_the_declaration(agent):
     spec = load_agent_module(agent).AGENT.spec
     page = ROOT / "docs" / "agents" / f"{spec.name}.md"
     assert page.exists() and page.read_text() == render_docs(spec)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "tests").rglob("*.py")), ids=lambda p: p.name)
+def test_tests_never_import_a_conftest(path):
+    """All tiers run in one pytest session, where "conftest" names several modules."""
+    assert "conftest" not in set(imported_modules(path)), "put shared helpers in a named module"
