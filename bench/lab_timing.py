@@ -347,7 +347,7 @@ def status_from(lab: Lab, names: Optional[list[str]] = None) -> Optional[Cluster
     """The cluster as the first of ``names`` (default: any running node) that can tell sees it."""
     state = lab.load()
     for node in running(state, names):
-        status = lab._node(state, node).status()
+        status = lab.node(node.name).status()
         if status is not None:
             return status
     return None
@@ -365,7 +365,7 @@ def vip_holder(status: Optional[ClusterStatus]) -> Optional[str]:
 
 def answers(lab: Lab, address: str, port: int) -> bool:
     """Whether a TCP connect to address:port from the lab switch succeeds."""
-    switch = lab._switch(lab.load())
+    switch = lab.switch()
     return switch.runner.run(
         [sys.executable, "-I", "-c", CONNECT, address, str(port)], timeout=10
     ).ok
@@ -436,7 +436,7 @@ def crash_round(lab: Lab, number: int, vip: str, port: int, limit: float) -> Rou
     state = lab.load()
     survivors = [n.name for n in state.nodes if n.name != holder]
     probe_argv = [sys.executable, "-I", "-c", PROBE, vip, str(port), str(PROBE_INTERVAL_S)]
-    argv = lab._switch(state).runner.wrap([*probe_argv, str(limit)])
+    argv = lab.switch().runner.wrap([*probe_argv, str(limit)])
     probe = subprocess.Popen(  # noqa: S603 - an argument list, never a shell
         argv,
         stdin=subprocess.PIPE,

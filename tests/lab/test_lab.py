@@ -237,7 +237,7 @@ def fence_apc(lab, *options, password=None):
         password or pdu["password"],
         *options,
     ]
-    return lab._switch(lab.load()).runner.run(argv, timeout=60)
+    return lab.switch().runner.run(argv, timeout=60)
 
 
 SSH = ["--ssh", "--ssh-options=-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"]

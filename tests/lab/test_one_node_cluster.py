@@ -30,8 +30,7 @@ class OneNode:
     """The single node of a one-node lab, as the tests below use it."""
 
     def __init__(self, lab):
-        state = lab.load()
-        self.node = lab._node(state, state.nodes[0])
+        self.node = lab.node("node1")
         self.runner = self.node.runner
         self.init_pid = self.node.init_pid
         self.name = self.node.name

@@ -553,10 +553,17 @@ ForceCommand {sys.executable} -I -m stackha.lab.pdu relay
 
     # -- operations -------------------------------------------------------------------------
 
-    def node_runner(self, name: str) -> NamespaceRunner:
+    def node(self, name: str) -> Node:
+        """A node of this lab as it is now (its runner runs commands inside it)."""
         state = self.load()
-        node = self._node(state, self._find(state, name))
-        return node.runner
+        return self._node(state, self._find(state, name))
+
+    def switch(self) -> Switch:
+        """The lab's switch (its runner runs commands in the lab's network)."""
+        return self._switch(self.load())
+
+    def node_runner(self, name: str) -> NamespaceRunner:
+        return self.node(name).runner
 
     def crash(self, name: str) -> None:
         """Everything on the node dies at once; its BMC still says it is on (it hangs)."""
