@@ -10,6 +10,7 @@ from typing import Optional, TextIO
 
 from stackha import __version__
 from stackha.install import (
+    DEFAULT_SBIN,
     InstallError,
     agent_files,
     install,
@@ -29,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     ocf_root_help = "OCF root (default: $OCF_ROOT or /usr/lib/ocf)"
     p_install = commands.add_parser("install", help="install the agents for Pacemaker")
     p_install.add_argument("--ocf-root", help=ocf_root_help)
+    p_install.add_argument(
+        "--sbin-dir", default=DEFAULT_SBIN, help=f"where fence agents go ({DEFAULT_SBIN})"
+    )
     p_uninstall = commands.add_parser("uninstall", help="remove what install put there")
     p_uninstall.add_argument("--ocf-root", help=ocf_root_help)
     p_docs = commands.add_parser("docs", help="write each agent's docs page")
@@ -72,7 +76,7 @@ def main(argv: Optional[list[str]] = None, out: TextIO = sys.stdout) -> int:
     ocf_root = getattr(args, "ocf_root", None) or os.environ.get("OCF_ROOT") or DEFAULT_OCF_ROOT
     try:
         if args.command == "install":
-            for entry in install(ocf_root):
+            for entry in install(ocf_root, args.sbin_dir):
                 out.write(f"installed {entry.path}\n")
         elif args.command == "uninstall":
             removal = uninstall(ocf_root)

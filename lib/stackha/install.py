@@ -28,24 +28,41 @@ class InstallError(Exception):
     """Install or uninstall cannot go on; the message says what to do."""
 
 
-def agent_source_dir() -> Path:
-    """Where the agent sources are: the source tree beside ``lib/``, else the installed copy."""
-    checkout = Path(__file__).resolve().parents[2] / "agents"
+DEFAULT_SBIN = "/usr/sbin"  # where pacemaker-fenced and pcs look for fence agents
+
+
+def source_dir(kind: str = "agents") -> Path:
+    """Where the ``agents`` or ``fence`` sources are: the source tree beside ``lib/``, else the
+    copy installed with the package."""
+    checkout = Path(__file__).resolve().parents[2] / kind
     if checkout.is_dir():
         return checkout
-    installed = Path(sys.prefix) / "share" / "stackha" / "agents"
+    installed = Path(sys.prefix) / "share" / "stackha" / kind
     if installed.is_dir():
         return installed
-    raise InstallError(f"no agent sources found (looked in {checkout} and {installed})")
+    raise InstallError(f"no {kind} sources found (looked in {checkout} and {installed})")
 
 
-def agent_files(source: Optional[Path] = None) -> list[Path]:
-    directory = source or agent_source_dir()
+def agent_source_dir() -> Path:
+    return source_dir("agents")
+
+
+def _executables(directory: Path) -> list[Path]:
     return sorted(
         path
         for path in directory.iterdir()
         if path.is_file() and not path.name.startswith(".") and os.access(path, os.X_OK)
     )
+
+
+def agent_files(source: Optional[Path] = None) -> list[Path]:
+    """The OCF agents (every executable in ``agents/``)."""
+    return _executables(source or source_dir("agents"))
+
+
+def fence_agent_files(source: Optional[Path] = None) -> list[Path]:
+    """The fence agents (``fence/fence_*``)."""
+    return [p for p in _executables(source or source_dir("fence")) if p.name.startswith("fence_")]
 
 
 def load_agent_module(path: Path) -> ModuleType:
@@ -105,8 +122,14 @@ def read_manifest(ocf_root: str) -> list[Installed]:
     return [Installed(entry["path"], entry["sha256"]) for entry in entries]
 
 
-def install(ocf_root: str, source: Optional[Path] = None) -> list[Installed]:
-    """Install every agent; returns what was written. Re-running replaces the files in place."""
+def install(
+    ocf_root: str,
+    sbin_dir: str = DEFAULT_SBIN,
+    source: Optional[Path] = None,
+    fence_source: Optional[Path] = None,
+) -> list[Installed]:
+    """Install every OCF agent into the provider directory and every fence agent into
+    ``sbin_dir``; returns what was written. Re-running replaces the files in place."""
     target = provider_dir(ocf_root)
     try:
         target.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -114,10 +137,12 @@ def install(ocf_root: str, source: Optional[Path] = None) -> list[Installed]:
         raise InstallError(f"cannot create {target}: permission denied (run as root)") from err
     previous = {entry.path: entry for entry in read_manifest(ocf_root)}
     written = []
+    plan = [(path, target) for path in agent_files(source)]
+    plan += [(path, Path(sbin_dir)) for path in fence_agent_files(fence_source)]
     try:
-        for source_file in agent_files(source):
+        for source_file, directory in plan:
             data = _with_interpreter(source_file.read_text(encoding="utf-8")).encode("utf-8")
-            destination = target / source_file.name
+            destination = directory / source_file.name
             _write_atomically(destination, data, 0o755)
             written.append(Installed(str(destination), _digest(data)))
     except PermissionError as err:

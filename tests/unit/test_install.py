@@ -3,30 +3,36 @@
 import os
 import sys
 
-from stackha.install import agent_files, install, uninstall
+from stackha.install import agent_files, fence_agent_files, install, uninstall
 
 
 def test_install_puts_every_agent_in_the_provider_dir_with_our_interpreter(tmp_path):
-    written = install(str(tmp_path))
+    (tmp_path / "sbin").mkdir()
+    written = install(str(tmp_path), str(tmp_path / "sbin"))
     names = sorted(os.path.basename(e.path) for e in written)
-    assert names == sorted(p.name for p in agent_files())
+    assert names == sorted(p.name for p in agent_files() + fence_agent_files())
+    fence = tmp_path / "sbin" / "fence_stackha_ipmi"
+    assert fence.read_text().splitlines()[0] == f"#!{sys.executable} -I"
     agent = tmp_path / "resource.d" / "stackha" / "haproxy"
     assert agent.read_text().splitlines()[0] == f"#!{sys.executable} -I"
     assert os.stat(agent).st_mode & 0o777 == 0o755
 
 
 def test_uninstall_removes_exactly_what_install_wrote(tmp_path):
-    install(str(tmp_path))
+    (tmp_path / "sbin").mkdir(exist_ok=True)
+    install(str(tmp_path), str(tmp_path / "sbin"))
     provider = tmp_path / "resource.d" / "stackha"
     mine = provider / "operator-notes"
     mine.write_text("not ours")
     removal = uninstall(str(tmp_path))
     assert sorted(os.listdir(provider)) == ["operator-notes"]
-    assert len(removal.removed) == len(agent_files())
+    assert len(removal.removed) == len(agent_files()) + len(fence_agent_files())
+    assert list((tmp_path / "sbin").iterdir()) == []
 
 
 def test_uninstall_keeps_a_file_changed_since_install(tmp_path):
-    install(str(tmp_path))
+    (tmp_path / "sbin").mkdir(exist_ok=True)
+    install(str(tmp_path), str(tmp_path / "sbin"))
     agent = tmp_path / "resource.d" / "stackha" / "haproxy"
     agent.write_text("#!/bin/sh\n# edited by hand\n")
     removal = uninstall(str(tmp_path))
@@ -35,7 +41,8 @@ def test_uninstall_keeps_a_file_changed_since_install(tmp_path):
 
 
 def test_uninstall_of_a_clean_tree_removes_the_provider_dir(tmp_path):
-    install(str(tmp_path))
+    (tmp_path / "sbin").mkdir(exist_ok=True)
+    install(str(tmp_path), str(tmp_path / "sbin"))
     uninstall(str(tmp_path))
     assert not (tmp_path / "resource.d" / "stackha").exists()
 

@@ -1,0 +1,307 @@
+"""The power state machine every stackha fence agent shares, and its one exit point.
+
+A device supplies three things — get power, set power, list outlets — through
+:class:`Device`. The library does the rest once for every device: ``off`` succeeds only when the
+device confirms off, ``reboot`` is a verified off then on, every wait is on a monotonic deadline,
+and every device call has a hard deadline of its own (a call that does not return in time is
+abandoned in its thread and the agent fails: pyghmi can retry a login forever).
+
+Exit codes are fence-agents': 0 success (``status``: on), 2 ``status`` off, 1 anything else,
+with a one-line message on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from functools import partial
+
+from stackha.clock import Deadline, SystemClock
+from stackha.fencing.options import OptionsError, parse, read_argv, read_stdin_lines
+from stackha.record import Record
+from stackha.runner import SubprocessRunner
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Callable, Optional, Protocol, TextIO, TypeVar
+
+    from stackha.clock import Clock
+    from stackha.fencing.spec import FenceAgentSpec
+    from stackha.ocf.spec import Config
+    from stackha.runner import Runner
+
+    T = TypeVar("T")
+
+    class Device(Protocol):
+        """What a fence device offers. ``plug`` is None on single-port devices (IPMI)."""
+
+        def login(self) -> None: ...
+
+        def get_power(self, plug: Optional[str]) -> str:
+            """'on' or 'off'."""
+
+        def set_power(self, plug: Optional[str], state: str) -> None:
+            """Ask for 'on' or 'off'; the library verifies."""
+
+        def list_outlets(self) -> Optional[Mapping[str, str]]:
+            """Outlet id → name, or None on a single-port device."""
+
+        def logout(self) -> None: ...
+
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_OFF = 2
+STATUS_POLL_S = 0.2
+FENCING_ACTIONS = ("off", "reboot")
+ALL_ACTIONS = (
+    "on",
+    "off",
+    "reboot",
+    "status",
+    "monitor",
+    "list",
+    "list-status",
+    "metadata",
+    "manpage",
+    "validate-all",
+)
+
+
+class FenceError(Exception):
+    """The action failed; the message is the one line an operator sees."""
+
+
+class DeviceTimeout(FenceError):
+    """A device call did not return inside its deadline."""
+
+
+class FenceAgent(Record):
+    """An agent: its declaration and how to make its device from the options."""
+
+    __slots__ = ("spec", "make_device", "validate")
+    spec: FenceAgentSpec
+    make_device: Callable[[Config, Deadline], Device]
+    validate: Optional[Callable[[Config, Mapping[str, str]], list[str]]]
+
+    def __init__(
+        self,
+        spec: FenceAgentSpec,
+        make_device: Callable[[Config, Deadline], Device],
+        validate: Optional[Callable[[Config, Mapping[str, str]], list[str]]] = None,
+    ) -> None:
+        self._freeze(locals())
+
+
+def call_with_deadline(function: Callable[[], T], seconds: float, what: str) -> T:
+    """Run ``function`` in a daemon thread; raise DeviceTimeout if it has not returned in time.
+
+    A thread cannot be killed: a call that overruns is abandoned, and the agent exits soon after
+    (daemon threads do not hold the process).
+    """
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = function()
+        except BaseException as error:  # noqa: BLE001 - handed to the caller below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True, name=what)
+    thread.start()
+    thread.join(max(seconds, 0.0))
+    if thread.is_alive():
+        raise DeviceTimeout(f"{what}: the device did not answer within {seconds:.1f}s")
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]  # type: ignore[return-value]
+
+
+class PowerControl:
+    """The state machine, over one device, on one clock."""
+
+    def __init__(
+        self, device: Device, config: Config, clock: Clock, out: TextIO, err: TextIO
+    ) -> None:
+        self.device = device
+        self.config = config
+        self.clock = clock
+        self.out = out
+        self.err = err
+        self.call_timeout = float(config.shell_timeout or 5)
+
+    def _call(self, function: Callable[[], T], what: str) -> T:
+        return call_with_deadline(function, self.call_timeout, what)
+
+    def plugs(self) -> list[Optional[str]]:
+        plug = self.config.get("plug")
+        if not plug:
+            return [None]
+        return [p.strip() for p in str(plug).split(",") if p.strip()]
+
+    def power(self) -> str:
+        """'on' if any plug is on (fence-agents' rule for several plugs), else 'off'."""
+        states = []
+        for plug in self.plugs():
+            state = self._call(partial(self.device.get_power, plug), "get power")
+            if state not in ("on", "off"):
+                raise FenceError(f"the device reports power state {state!r}")
+            states.append(state)
+        return "on" if "on" in states else "off"
+
+    def switch(self, target: str) -> bool:
+        """Set every plug to ``target`` and wait until the device confirms it.
+
+        Returns False when it was already so. Raises FenceError at the power_timeout deadline.
+        """
+        if self.power() == target:
+            return False
+        for plug in self.plugs():
+            self._call(partial(self.device.set_power, plug, target), f"power {target}")
+        self.clock.sleep(float(self.config.power_wait or 0))
+        self._wait_for(target)
+        return True
+
+    def _wait_for(self, target: str) -> None:
+        """Poll until the device reports ``target``; FenceError at the power_timeout deadline."""
+        deadline = Deadline(self.clock, float(self.config.power_timeout or 20))
+        while True:
+            if self.power() == target:
+                return
+            if deadline.expired():
+                raise FenceError(
+                    f"timed out after {deadline.seconds:.0f}s waiting for power {target.upper()}"
+                )
+            deadline.sleep(STATUS_POLL_S)
+
+    def run(self, action: str) -> int:
+        if action in ("list", "list-status"):
+            outlets = self._call(self.device.list_outlets, "list outlets")
+            if outlets is None:
+                raise FenceError(f"{action}: this device has no outlets to list")
+            for number, name in outlets.items():
+                if action == "list":
+                    self.out.write(f"{number},{name}\n")
+                else:
+                    state = self._call(partial(self.device.get_power, number), "get power")
+                    self.out.write(f"{number},{name},{state.upper()}\n")
+            return EXIT_OK
+        if action == "monitor":
+            if self._call(self.device.list_outlets, "list outlets") is None:
+                self.power()
+            return EXIT_OK
+        if action == "status":
+            state = self.power()
+            self.out.write(f"Status: {state.upper()}\n")
+            return EXIT_OK if state == "on" else EXIT_OFF
+        if action in ("on", "off"):
+            changed = self.switch(action)
+            self.out.write(f"Success: {'Powered' if changed else 'Already'} {action.upper()}\n")
+            return EXIT_OK
+        if action == "reboot" and self.config.get("method") == "cycle":
+            cycle = getattr(self.device, "cycle", None)
+            if cycle is None:
+                raise FenceError("method=cycle: this device cannot power cycle")
+            # One power cycle command: the device never reports the off in between, so only the
+            # machine being on again afterwards can be verified (method=onoff verifies both).
+            for plug in self.plugs():
+                self._call(partial(cycle, plug), "power cycle")
+            self.clock.sleep(float(self.config.power_wait or 0))
+            self._wait_for("on")
+            self.out.write("Success: Rebooted\n")
+            return EXIT_OK
+        if action == "reboot":
+            self.switch("off")
+            try:
+                self.switch("on")
+            except FenceError as error:
+                # The node is off: fenced. Failing here would make Pacemaker retry a fencing
+                # that has already succeeded and block recovery; say what happened instead.
+                self.err.write(f"WARNING: powered off, but not back on: {error}\n")
+            self.out.write("Success: Rebooted\n")
+            return EXIT_OK
+        raise FenceError(f"unknown action {action}")
+
+
+def main(
+    agent: FenceAgent,
+    argv: list[str],
+    stdin: TextIO,
+    *,
+    runner: Optional[Runner] = None,
+    clock: Optional[Clock] = None,
+    stdout: Optional[TextIO] = None,
+    stderr: Optional[TextIO] = None,
+) -> int:
+    """Run the agent once; returns the exit code. Never raises."""
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    clock = clock or SystemClock()
+    secrets: list[str] = []
+
+    def fail(message: str) -> int:
+        for secret in secrets:
+            message = message.replace(secret, "***")
+        err.write(f"ERROR: {message}\n")
+        return EXIT_ERROR
+
+    try:
+        spec = agent.spec
+        arguments = argv[1:]
+        if arguments in (["-h"], ["--help"]):
+            out.write(usage(spec))
+            return EXIT_OK
+        pairs = read_argv(spec, arguments) if arguments else read_stdin_lines(stdin)
+        action = dict((k.replace("-", "_"), v) for k, v in pairs).get("action", "")
+        action = (action or str(spec.option("action").default)).strip().lower()
+        if action == "meta-data":
+            action = "metadata"
+        if action in ("metadata", "manpage"):
+            from stackha.fencing.metadata import render_metadata
+
+            out.write(render_metadata(spec))
+            return EXIT_OK
+        if action not in spec.actions:
+            return fail(f"unknown action {action} (one of: {', '.join(spec.actions)})")
+        runner = runner or SubprocessRunner()
+        parsed = parse(spec, pairs, runner)
+        secrets.extend(parsed.config.secret_values)
+        for warning in parsed.warnings:
+            err.write(f"WARNING: {warning}\n")
+        if action == "validate-all":
+            for warning in agent.validate(parsed.config, parsed.extra) if agent.validate else []:
+                err.write(f"WARNING: {warning}\n")
+            return EXIT_OK
+        if action in FENCING_ACTIONS:
+            clock.sleep(float(parsed.config.delay or 0))
+        login_deadline = Deadline(clock, float(parsed.config.login_timeout or 5))
+        device = agent.make_device(parsed.config, login_deadline)
+        call_with_deadline(device.login, login_deadline.remaining(), "login")
+        try:
+            return PowerControl(device, parsed.config, clock, out, err).run(action)
+        finally:
+            try:
+                call_with_deadline(device.logout, 2.0, "logout")
+            except Exception:  # noqa: BLE001 - logging out is best effort once the action ran
+                pass
+    except (OptionsError, FenceError) as error:
+        return fail(str(error))
+    except Exception as error:  # noqa: BLE001 - the one place that turns any failure into a message
+        return fail(f"{type(error).__name__}: {error}")
+
+
+def usage(spec: FenceAgentSpec) -> str:
+    lines = [
+        f"Usage: {spec.name} [options]   (or key=value lines on stdin)",
+        "",
+        spec.shortdesc,
+        "",
+    ]
+    for option in spec.options:
+        names = (f"{option.short}, " if option.short else "    ") + option.long
+        if option.type != "boolean":
+            names += f"=[{option.metavar or option.name}]"
+        lines.append(f"  {names:36} {option.shortdesc}")
+    lines += ["", f"Actions: {', '.join(spec.actions)}", ""]
+    return "\n".join(lines)
