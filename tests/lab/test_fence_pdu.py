@@ -4,6 +4,9 @@ with the PDU as level 2 behind IPMI."""
 from __future__ import annotations
 
 import re
+import threading
+import time
+from pathlib import Path
 
 import pytest
 from lab_helpers import inside, online_from, pcs, wait_for
@@ -134,3 +137,117 @@ def test_fencing_topology_falls_back_to_the_pdu_when_the_bmc_is_unreachable(lab)
     delegate = history.split("delegate=")[1].split(",")[0]
     log = inside(lab, delegate, "cat", "/var/log/pacemaker/pacemaker.log").stdout
     assert re.search(r"targeting node2 using pdu returned 0", log), "not fenced by the PDU"
+
+
+DROPPER = """
+import socket, sys, threading
+listen, target = sys.argv[1], sys.argv[2]
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind((listen, 23))
+server.listen(4)
+
+def pump(source, sink, watch):
+    try:
+        while True:
+            data = source.recv(4096)
+            if not data or (watch and b"olOff" in data):
+                break  # the PDU goes away in the middle of the command
+            sink.sendall(data)
+    except OSError:
+        pass
+    for end in (source, sink):
+        try:
+            end.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+while True:
+    client, _ = server.accept()
+    pdu = socket.create_connection((target, 23))
+    threading.Thread(target=pump, args=(client, pdu, True), daemon=True).start()
+    threading.Thread(target=pump, args=(pdu, client, False), daemon=True).start()
+"""
+DROPPER_ADDRESS = "192.168.213.98"
+
+
+@pytest.fixture
+def dropping_pdu(lab, tmp_path):
+    import sys
+
+    from stackha.runner import Spawn
+
+    script = tmp_path / "dropper.py"
+    script.write_text(DROPPER)
+    switch = lab.switch()
+    switch.add_address(DROPPER_ADDRESS, 24)
+    pid = switch.runner.spawn(
+        Spawn(
+            (sys.executable, "-I", str(script), DROPPER_ADDRESS, lab.inventory()["pdu"]["address"])
+        )
+    )
+    wait_for(
+        lambda: (
+            switch.runner.run(
+                [
+                    sys.executable,
+                    "-I",
+                    "-c",
+                    "import socket,sys; socket.create_connection(sys.argv[1:3])",
+                    DROPPER_ADDRESS,
+                    "23",
+                ],
+                timeout=10,
+            ).ok
+        ),
+        "dropper listening",
+        timeout=10,
+        interval=0.1,
+    )
+    yield
+    PROCESSES.signal(pid, 9)
+    switch.runner.run(
+        ["/sbin/ip", "addr", "del", f"{DROPPER_ADDRESS}/24", "dev", "br0"], timeout=10
+    )
+
+
+def test_a_pdu_that_drops_the_connection_mid_command_fails_cleanly(lab, dropping_pdu):
+    credentials = lab.inventory()["pdu"]
+    started = time.monotonic()
+    result = lab.switch().runner.run(
+        [AGENT],
+        stdin=f"ip={DROPPER_ADDRESS}\nusername=apc\npassword={credentials['password']}\n"
+        "action=off\nplug=2\n",
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"ERROR: PDU {DROPPER_ADDRESS}: connection closed"
+    assert time.monotonic() - started < 10
+    assert lab.power_state("node2") == "on"
+
+
+def test_no_pdu_password_on_any_command_line_over_ssh(lab):
+    """ssh is a child process here: the password is typed at its prompt, never on its argv."""
+    password = lab.inventory()["pdu"]["password"]
+    seen, stop = [], threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            for entry in Path("/proc").iterdir():
+                if entry.name.isdigit():
+                    try:
+                        if password.encode() in (entry / "cmdline").read_bytes():
+                            seen.append(entry.name)
+                    except OSError:
+                        pass
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for _ in range(3):
+            assert pdu(lab, *SSH, "action=status", "plug=1").returncode == 0
+    finally:
+        stop.set()
+        watcher.join()
+    assert seen == []
