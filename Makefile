@@ -68,6 +68,8 @@ lab-tests: venv
 bench: venv
 	$(PY) bench/monitor_haproxy.py
 	$(PY) bench/lab_timing.py
+	$(PY) bench/fence_ipmi.py
+	$(PY) bench/fence_pdu.py
 
 docs: venv
 	$(VENV)/bin/stackha docs docs/agents

@@ -21,6 +21,29 @@ CONTROL = {"off": 0x00, "on": 0x01, "cycle": 0x02}
 PRIVILEGE = {"callback": 1, "user": 2, "operator": 3, "administrator": 4}
 
 
+WAIT_SLICE_S = 0.01
+
+
+def _wait_in_short_slices(session: Any) -> None:
+    """Make pyghmi look for its reply every 10 ms instead of sleeping a whole retry interval.
+
+    pyghmi's I/O thread can read a BMC's reply before the requesting thread starts waiting for
+    it; the requester then sleeps its full retry timeout (0.5-1 s, randomised) with the answer
+    already there. Measured in the lab: 1 call in 5 stalled so; with 10 ms slices, none. The
+    module-level ``_io_wait`` is what ``Session.awaitresponse`` calls; if a pyghmi release
+    renames it, this does nothing and only the stalls come back.
+    """
+    original = getattr(session, "_io_wait", None)
+    if original is None or getattr(original, "stackha_sliced", False):
+        return
+
+    def sliced(timeout: float, myaddr: Any = None, evq: Any = None) -> Any:
+        return original(min(timeout, WAIT_SLICE_S), myaddr, evq)
+
+    sliced.stackha_sliced = True  # type: ignore[attr-defined]
+    session._io_wait = sliced
+
+
 class IpmiError(FenceError):
     """The BMC refused or failed; the message is the BMC's (or pyghmi's) reason."""
 
@@ -48,6 +71,8 @@ class IpmiDevice:
     def login(self) -> None:
         from pyghmi import exceptions
         from pyghmi.ipmi.private import session
+
+        _wait_in_short_slices(session)
 
         try:
             self.session = session.Session(
