@@ -58,11 +58,10 @@ def test_status_agrees_with_ipmitool_both_ways(lab):
 
 def test_reboot_really_power_cycles_the_node(lab):
     before = node_pids(lab, "node2")
-    result, seconds = fence(lab, "action=reboot", node="node2")
+    result, _ = fence(lab, "action=reboot", node="node2")
     assert (result.returncode, result.stdout) == (0, "Success: Rebooted\n"), result.stderr
     assert not any(is_alive(PROCESSES, pid) for pid in before)
     assert lab.power_state("node2") == "on"
-    assert seconds < 5
     wait_for(lambda: online_from(lab, "node1") == {"node1", "node2", "node3"}, "node2 back")
 
 
