@@ -34,3 +34,9 @@ def cluster_view(lab, node):
 def online_from(lab, node):
     status = cluster_view(lab, node)
     return set(status.online_nodes) if status and status.dc else set()
+
+
+def node_pids(lab, name):
+    """The host pids of a node's init and its helpers, as the lab recorded them."""
+    entry = next(n for n in lab.load().nodes if n.name == name)
+    return [p for p in [entry.init_pid, *entry.helper_pids] if p]

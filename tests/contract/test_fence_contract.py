@@ -6,11 +6,10 @@ from __future__ import annotations
 import re
 import secrets
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 import pytest
+from agent_runs import command_lines_watched_for
 from lxml import etree
 from stackha.install import fence_agent_files, load_agent_module
 
@@ -125,26 +124,8 @@ def test_the_password_never_reaches_a_command_line(installed, name):
         "".join(f"{pair}\n" for pair in required_options(name) if not pair.startswith("password="))
         + f"password={password}\naction=status\nlogin_timeout=2\nip=127.0.0.9\n"
     )
-    seen, stop = [], threading.Event()
-
-    def watch():
-        while not stop.is_set():
-            for entry in Path("/proc").iterdir():
-                if entry.name.isdigit():
-                    try:
-                        if password.encode() in (entry / "cmdline").read_bytes():
-                            seen.append(entry.name)
-                    except OSError:
-                        pass
-            time.sleep(0.01)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
+    with command_lines_watched_for(password) as seen:
         result = run(name, stdin)
-    finally:
-        stop.set()
-        watcher.join()
     assert result.returncode == 1
     assert seen == []
     assert password not in result.stderr + result.stdout

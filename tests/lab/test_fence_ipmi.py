@@ -10,7 +10,7 @@ import textwrap
 import time
 
 import pytest
-from lab_helpers import inside, online_from, pcs, wait_for
+from lab_helpers import inside, node_pids, online_from, pcs, wait_for
 from stackha.ocf.daemon import ProcTable, is_alive
 from stackha.runner import Spawn
 
@@ -33,11 +33,6 @@ def fence(lab, *lines, node="node1", timeout=60):
     started = time.monotonic()
     result = lab.switch().runner.run([AGENT], stdin=stdin, timeout=timeout)
     return result, time.monotonic() - started
-
-
-def node_pids(lab, name):
-    entry = next(n for n in lab.load().nodes if n.name == name)
-    return [p for p in [entry.init_pid, *entry.helper_pids] if p]
 
 
 def test_status_agrees_with_ipmitool_both_ways(lab):

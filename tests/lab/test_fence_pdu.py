@@ -4,12 +4,11 @@ with the PDU as level 2 behind IPMI."""
 from __future__ import annotations
 
 import re
-import threading
 import time
-from pathlib import Path
 
 import pytest
-from lab_helpers import inside, online_from, pcs, wait_for
+from agent_runs import command_lines_watched_for
+from lab_helpers import inside, node_pids, online_from, pcs, wait_for
 from stackha.ocf.daemon import ProcTable, is_alive
 
 PROCESSES = ProcTable()
@@ -25,11 +24,6 @@ def pdu(lab, *lines, password=None, timeout=60):
     )
     stdin += "".join(f"{line}\n" for line in lines)
     return lab.switch().runner.run([AGENT], stdin=stdin, timeout=timeout)
-
-
-def node_pids(lab, name):
-    entry = next(n for n in lab.load().nodes if n.name == name)
-    return [p for p in [entry.init_pid, *entry.helper_pids] if p]
 
 
 @pytest.mark.parametrize("transport", [[], SSH], ids=["telnet", "ssh"])
@@ -229,25 +223,7 @@ def test_a_pdu_that_drops_the_connection_mid_command_fails_cleanly(lab, dropping
 def test_no_pdu_password_on_any_command_line_over_ssh(lab):
     """ssh is a child process here: the password is typed at its prompt, never on its argv."""
     password = lab.inventory()["pdu"]["password"]
-    seen, stop = [], threading.Event()
-
-    def watch():
-        while not stop.is_set():
-            for entry in Path("/proc").iterdir():
-                if entry.name.isdigit():
-                    try:
-                        if password.encode() in (entry / "cmdline").read_bytes():
-                            seen.append(entry.name)
-                    except OSError:
-                        pass
-            time.sleep(0.005)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
+    with command_lines_watched_for(password) as seen:
         for _ in range(3):
             assert pdu(lab, *SSH, "action=status", "plug=1").returncode == 0
-    finally:
-        stop.set()
-        watcher.join()
     assert seen == []

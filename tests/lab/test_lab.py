@@ -9,18 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from lab_helpers import cluster_view, inside, online_from, pcs, wait_for
+from lab_helpers import cluster_view, inside, node_pids, online_from, pcs, wait_for
 from stackha.lab.lab import Lab
 from stackha.lab.namespaces import LabError
 from stackha.ocf.daemon import ProcTable, is_alive
 
 PROCESSES = ProcTable()
 VIP = "192.168.213.50"
-
-
-def node_pids(lab, name):
-    entry = next(n for n in lab.load().nodes if n.name == name)
-    return [p for p in [entry.init_pid, *entry.helper_pids] if p]
 
 
 def test_three_nodes_come_online_with_a_dc(lab):
