@@ -434,11 +434,8 @@ ForceCommand {sys.executable} -I -m stackha.lab.pdu relay
     def _answers(self, address: str, port: int) -> bool:
         """Whether something accepts TCP connections at address:port in the lab switch."""
         probe = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1)"
-        return (
-            self._switch(self.load())
-            .runner.run([sys.executable, "-I", "-c", probe, address, str(port)], timeout=10)
-            .ok
-        )
+        argv = [sys.executable, "-I", "-c", probe, address, str(port)]
+        return self.switch().runner.run(argv, timeout=10).ok
 
     def _bmc_answers(self, node: NodeState, password: str) -> bool:
         try:
