@@ -49,3 +49,14 @@ def test_pdu_port_follows_the_transport():
     assert PDU.make_device(parse(PDU.SPEC, BASE).config, None).port == 23
     assert PDU.make_device(parse(PDU.SPEC, BASE + [("secure", "1")]).config, None).port == 22
     assert PDU.make_device(parse(PDU.SPEC, BASE + [("ssh", "false")]).config, None).ssh is False
+
+
+def test_pdu_reads_outlet_lines_with_and_without_a_guest_units_prefix():
+    from stackha.fencing.pdu import OUTLET_LINE
+
+    output = " 1: db1: On\n 2:3: web 3: 1: Off\n 4: E000: name: on\n"
+    assert OUTLET_LINE.findall(output) == [
+        ("1", "db1", "On"),
+        ("3", "web 3: 1", "Off"),
+        ("4", "E000: name", "on"),
+    ]

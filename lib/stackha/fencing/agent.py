@@ -272,6 +272,9 @@ def main(
         if action == "validate-all":
             for warning in agent.validate(parsed.config, parsed.extra) if agent.validate else []:
                 err.write(f"WARNING: {warning}\n")
+            # Building the device checks its settings (lanplus, kg, a chain unit) without
+            # contacting it: a device that could never be used fails validation.
+            agent.make_device(parsed.config, Deadline(clock, 0.0))
             return EXIT_OK
         if action in FENCING_ACTIONS:
             clock.sleep(float(parsed.config.delay or 0))

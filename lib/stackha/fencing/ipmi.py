@@ -70,7 +70,10 @@ class IpmiDevice:
 
     def login(self) -> None:
         from pyghmi import exceptions
-        from pyghmi.ipmi.private import session
+
+        from stackha.fencing.openssl_aes import session_module
+
+        session = session_module()
 
         _wait_in_short_slices(session)
 

@@ -3,8 +3,11 @@
 The command-line firmware of APC rack PDUs (AOS v5 and newer: ``olStatus``, ``olOn``,
 ``olOff``) is what this speaks. The firmware version is read whole from the login banner
 (fence_apc reads one digit and took v10 for the old menu firmware). Outlets are addressed by
-number or by name. The password is typed at the prompt, never put on a command line; SSH uses
-the client's modern defaults (fence_apc's default ``-1 -c blowfish`` fails on OpenSSH 9).
+number or by name. Daisy-chained units (APC's Network Port Sharing: one network connection for
+up to four PDUs) are addressed as the firmware documents it, ``<display id>:<outlet>``, from the
+``switch`` option or fence_apc's ``switch:plug`` notation. The password is typed at the
+prompt, never put on a command line; SSH uses the client's modern defaults (fence_apc's
+default ``-1 -c blowfish`` fails on OpenSSH 9).
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ if TYPE_CHECKING:
 
 SSH = "/usr/bin/ssh"
 TELNET = "/usr/bin/telnet"
-OUTLET_LINE = re.compile(r"^\s*(\d+): (.*): (On|Off)\s*$", re.IGNORECASE | re.MULTILINE)
+# " 3: web1: On", and for a guest unit possibly " 2:3: web1: On".
+OUTLET_LINE = re.compile(r"^\s*(?:\d+:\s*)?(\d+): (.*): (On|Off)\s*$", re.IGNORECASE | re.MULTILINE)
 FIRMWARE = re.compile(r"\bv(\d+)\.(\d+)\.(\d+)\b")
 COMMAND_LINE_FIRMWARE = 5  # AOS v5 and newer have the olStatus/olOn/olOff command line
+CHAIN_UNITS = range(1, 5)  # Network Port Sharing joins at most four units: display ids 1-4
 
 
 class PduError(FenceError):
@@ -42,6 +47,7 @@ class ApcPdu:
         ssh_options: str = "",
         prompt: str = "apc>",
         timeout: float = 5.0,
+        unit: Optional[str] = None,
     ) -> None:
         self.address = address
         self.port = port
@@ -51,6 +57,7 @@ class ApcPdu:
         self.ssh_options = ssh_options
         self.prompt = prompt
         self.timeout = timeout
+        self.unit = check_unit(unit) if unit else None
         self.connection: Any = None
         self.firmware: Optional[tuple[int, int, int]] = None
 
@@ -120,31 +127,44 @@ class ApcPdu:
             raise PduError(f"PDU {self.address}: {command}: {error or 'no success reply'}")
         return output
 
-    def list_outlets(self) -> dict[str, str]:
-        output = self._command("olStatus all")
+    def _on_unit(self, outlets: str, unit: Optional[str]) -> str:
+        """The firmware's address of outlets on a unit: ``3``, or ``2:3`` on a guest unit."""
+        return f"{unit}:{outlets}" if unit else outlets
+
+    def _outlets_of(self, unit: Optional[str]) -> dict[str, str]:
+        output = self._command("olStatus " + self._on_unit("all", unit))
         return {number: name.strip() for number, name, _ in OUTLET_LINE.findall(output)}
 
-    def _outlet(self, plug: Optional[str]) -> str:
-        """The outlet number for a plug given as a number or as an outlet name."""
+    def list_outlets(self) -> dict[str, str]:
+        return self._outlets_of(self.unit)
+
+    def _outlet(self, plug: Optional[str]) -> tuple[Optional[str], str]:
+        """(unit, outlet number) for a plug given as a number, a name, or ``unit:outlet``."""
         if not plug:
             raise PduError("a plug (outlet number or name) is needed")
+        unit = self.unit
+        head, colon, tail = plug.partition(":")
+        if colon and head.isdigit() and tail:
+            unit, plug = check_unit(head), tail  # fence_apc's switch:plug notation
         if plug.isdigit():
-            return plug
-        for number, name in self.list_outlets().items():
+            return unit, plug
+        for number, name in self._outlets_of(unit).items():
             if name == plug:
-                return number
-        raise PduError(f"PDU {self.address}: no outlet named {plug}")
+                return unit, number
+        where = f" on unit {unit}" if unit else ""
+        raise PduError(f"PDU {self.address}: no outlet named {plug}{where}")
 
     def get_power(self, plug: Optional[str]) -> str:
-        outlet = self._outlet(plug)
-        for number, _, state in OUTLET_LINE.findall(self._command(f"olStatus {outlet}")):
+        unit, outlet = self._outlet(plug)
+        output = self._command("olStatus " + self._on_unit(outlet, unit))
+        for number, _, state in OUTLET_LINE.findall(output):
             if number == outlet:
                 return str(state).lower()
-        raise PduError(f"PDU {self.address}: no status for outlet {outlet}")
+        raise PduError(f"PDU {self.address}: no status for outlet {self._on_unit(outlet, unit)}")
 
     def set_power(self, plug: Optional[str], state: str) -> None:
-        outlet = self._outlet(plug)
-        self._command(f"{'olOn' if state == 'on' else 'olOff'} {outlet}")
+        unit, outlet = self._outlet(plug)
+        self._command(f"{'olOn' if state == 'on' else 'olOff'} {self._on_unit(outlet, unit)}")
 
     def logout(self) -> None:
         if self.connection is not None:
@@ -153,3 +173,12 @@ class ApcPdu:
             finally:
                 self.connection.close(force=True)
                 self.connection = None
+
+
+def check_unit(text: str) -> str:
+    """A daisy-chained unit's display id, checked: 1 (the host) to 4."""
+    if not text.isdigit() or int(text) not in CHAIN_UNITS:
+        raise PduError(
+            f"switch {text!r}: a unit of a PDU chain is its display id, 1 (the host) to 4"
+        )
+    return str(int(text))

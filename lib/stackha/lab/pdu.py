@@ -21,9 +21,15 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, Optional, Union
+    from typing import Callable, Optional, Protocol, Union
 
-    from stackha.lab.lab import Lab
+    class Switchboard(Protocol):
+        """What powers the nodes behind the outlets: the lab."""
+
+        def power_state(self, node: str) -> str: ...
+
+        def set_power(self, node: str, action: str) -> object: ...
+
 
 RELAY_SOCKET = "\0stackha-lab-pdu"  # abstract: per network namespace, no file permissions
 FIRMWARE = "v6.8.2"
@@ -88,16 +94,36 @@ class LineReader:
 
 
 class Outlets:
-    """The PDU's outlets: outlet N powers lab node ``outlets[N]``."""
+    """The PDU's outlets, on one unit or a daisy chain of up to four (Network Port Sharing).
 
-    def __init__(self, lab: Lab, outlets: dict[int, str]) -> None:
-        self.lab = lab
+    ``outlets[(unit, N)]`` is the node outlet N of that unit powers; unit 1 is the host, the one
+    with the network connection. ``power`` switches nodes (the lab, or a test's switchboard).
+    """
+
+    def __init__(self, power: Switchboard, outlets: dict[tuple[int, int], str]) -> None:
+        self.power = power
         self.outlets = outlets
 
-    def resolve(self, text: str) -> list[int]:
-        """Outlet numbers from ``3``, ``1,2``, ``1-3``, ``all`` or outlet names."""
+    @classmethod
+    def from_inventory(cls, power: Switchboard, outlets: dict[str, str]) -> Outlets:
+        """From the inventory's ``{"N": node}`` (host unit) or ``{"U:N": node}`` keys."""
+        parsed: dict[tuple[int, int], str] = {}
+        for key, node in outlets.items():
+            unit, _, number = key.rpartition(":")
+            parsed[(int(unit or 1), int(number))] = node
+        return cls(power, parsed)
+
+    def resolve(self, text: str) -> tuple[int, list[int]]:
+        """(unit, outlets) from ``3``, ``1,2``, ``1-3``, ``all``, names, ``2:3``, ``2:all``."""
+        unit = 1
+        head, colon, tail = text.partition(":")
+        if colon and head.strip().isdigit():
+            unit, text = int(head), tail
+        here = {number: node for (u, number), node in self.outlets.items() if u == unit}
+        if not here:
+            raise KeyError(unit)
         if text.lower() == "all":
-            return sorted(self.outlets)
+            return unit, sorted(here)
         numbers: list[int] = []
         for part in text.split(","):
             part = part.strip()
@@ -107,19 +133,22 @@ class Outlets:
             elif part.isdigit():
                 numbers.append(int(part))
             else:
-                named = [n for n, node in self.outlets.items() if node == part]
+                named = [n for n, node in here.items() if node == part]
                 if not named:
                     raise KeyError(part)
                 numbers.extend(named)
-        if any(n not in self.outlets for n in numbers):
+        if any(n not in here for n in numbers):
             raise KeyError(text)
-        return numbers
+        return unit, numbers
 
-    def state(self, number: int) -> str:
-        return "On" if self.lab.power_state(self.outlets[number]) == "on" else "Off"
+    def name(self, unit: int, number: int) -> str:
+        return self.outlets[(unit, number)]
 
-    def switch(self, number: int, action: str) -> None:
-        self.lab.set_power(self.outlets[number], action)
+    def state(self, unit: int, number: int) -> str:
+        return "On" if self.power.power_state(self.outlets[(unit, number)]) == "on" else "Off"
+
+    def switch(self, unit: int, number: int, action: str) -> None:
+        self.power.set_power(self.outlets[(unit, number)], action)
 
 
 class Session:
@@ -195,18 +224,18 @@ class Session:
         if not arguments:
             return "E102: Parameter Error"
         try:
-            numbers = self.outlets.resolve(" ".join(arguments))
+            unit, numbers = self.outlets.resolve(" ".join(arguments))
         except KeyError:
             return "E102: Parameter Error"
         if command in actions:
             for number in numbers:
-                self.outlets.switch(number, actions[command])
+                self.outlets.switch(unit, number, actions[command])
             return "E000: Success"
         lines = ["E000: Success"]
         for number in numbers:
-            name = self.outlets.outlets[number]
+            name = self.outlets.name(unit, number)
             if command == "olstatus":
-                lines.append(f" {number}: {name}: {self.outlets.state(number)}")
+                lines.append(f" {number}: {name}: {self.outlets.state(unit, number)}")
             else:
                 lines.append(f" {number}: {name}")
         return EOL.join(lines)
@@ -219,7 +248,7 @@ def serve(directory: str) -> int:
     lab = Lab(directory)
     pdu = lab.inventory()["pdu"]
     assert isinstance(pdu, dict)
-    outlets = Outlets(lab, {int(number): node for number, node in pdu["outlets"].items()})
+    outlets = Outlets.from_inventory(lab, dict(pdu["outlets"]))
     credentials = (str(pdu["username"]), str(pdu["password"]))
 
     def handler(login: Optional[tuple[str, str]]) -> type:
