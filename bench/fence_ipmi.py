@@ -39,7 +39,9 @@ a verified ``reboot`` under one second on this instantly switching simulator. La
 cost of our agent's path, from ``python -I -X importtime``: with ``action=metadata`` (on the
 host; no BMC) whether ``pyghmi.ipmi.command`` is imported (it must not be) and whether
 ``pyghmi.ipmi.private.session`` is (only a login imports it), then the same for one ``status``
-call in the lab, with the cumulative import time of the session module.
+call in the lab, with the cumulative import time of the session module, and whether the
+``cryptography`` package's Rust bindings were loaded (they must not be: the agent gives pyghmi
+AES from libcrypto, see ``stackha.fencing.openssl_aes``).
 
 The lab is torn down with ``Lab.down`` whatever happens (also on Ctrl-C and SIGTERM); every
 connection stays inside the lab's own namespaces. Run as root, on a checkout after
@@ -85,6 +87,7 @@ DEFAULT_SUBNET = "192.168.220.0/24"
 CALL_TIMEOUT = 60.0
 COMMAND_MODULE = "pyghmi.ipmi.command"
 SESSION_MODULE = "pyghmi.ipmi.private.session"
+RUST_MODULE = "cryptography.hazmat.bindings._rust"
 STATUS_OUTPUT = "Status: ON"
 REBOOT_OUTPUT = "Success: Rebooted"
 STATUS_AIM = 0.5  # ours / fence_ipmilan, median wall time
@@ -125,6 +128,7 @@ class Series:
 @dataclass
 class Imports:
     command: bool  # pyghmi.ipmi.command imported
+    rust: bool  # cryptography's Rust bindings imported (16 ms; libcrypto through ctypes instead)
     session_ms: Optional[float]  # cumulative import ms of pyghmi.ipmi.private.session, if any
     total_ms: float  # cumulative ms of every top-level import
 
@@ -310,7 +314,7 @@ class Bench:
 
 
 def parse_imports(stderr: str) -> Imports:
-    command = False
+    command = rust = False
     session_us: Optional[int] = None
     total_us = 0
     for line in stderr.splitlines():
@@ -322,10 +326,13 @@ def parse_imports(stderr: str) -> Imports:
             command = True
         if module == SESSION_MODULE:
             session_us = cumulative
+        if module == RUST_MODULE:
+            rust = True
         if not indent:  # a top-level import: its cumulative time includes its children
             total_us += cumulative
     return Imports(
         command=command,
+        rust=rust,
         session_ms=None if session_us is None else session_us / 1000,
         total_ms=total_us / 1000,
     )
@@ -419,6 +426,7 @@ def results(bench: Bench, imports: tuple[Imports, Imports]) -> dict[str, object]
 def imports_json(imports: Imports) -> dict[str, object]:
     return {
         "pyghmi_ipmi_command": imports.command,
+        "cryptography_rust_bindings": imports.rust,
         "session_cumulative_ms": imports.session_ms,
         "total_cumulative_ms": imports.total_ms,
     }
@@ -478,14 +486,16 @@ def render(data: dict[str, object]) -> str:
         f"{reboot['power_cycled']}/{reboot['reboots']} measured reboots of both agents)",
         "",
         f"imports of {OURS} (python -I -X importtime, one call each; cumulative ms):",
-        f"  {'action':<9} {COMMAND_MODULE:<20} {SESSION_MODULE:<28} {'all imports':>11}",
+        f"  {'action':<9} {COMMAND_MODULE:<20} {SESSION_MODULE:<28} {'all imports':>11}  "
+        "cryptography's Rust bindings",
     ]
     for action, row in imports.items():
         session = row["session_cumulative_ms"]
         lines.append(
             f"  {action:<9} {'IMPORTED' if row['pyghmi_ipmi_command'] else 'no':<20} "
             f"{'not imported' if session is None else f'{session:.1f}':<28} "
-            f"{row['total_cumulative_ms']:11.1f}"
+            f"{row['total_cumulative_ms']:11.1f}  "
+            f"{'IMPORTED' if row['cryptography_rust_bindings'] else 'no'}"
         )
     lines += [
         "",

@@ -82,7 +82,6 @@ def test_a_reused_pid_is_not_our_process(tmp_path, fake_clock):
 
 def test_the_real_process_table_sees_this_process():
     import os
-
     import subprocess
 
     table = ProcTable()
