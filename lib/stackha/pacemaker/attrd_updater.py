@@ -58,6 +58,28 @@ def query(
     return line[start + len('value="') :].rstrip('"') or None
 
 
+def query_all(runner: Runner, name: str, *, timeout: float = TIMEOUT_S) -> dict[str, str]:
+    """The attribute's value on every node that has it: {node: value}, in one call."""
+    result = runner.run([TOOL, "--name", name, "--query", "--all"], timeout=timeout)
+    if not result.ok:
+        if result.returncode in (78, 105) or "does not exist" in result.stderr:
+            return {}
+        raise CommandError(
+            f"attrd_updater --query --all {name} failed: {result.output_line()}", result
+        )
+    values = {}
+    for line in result.stdout.splitlines():
+        # name="NAME" host="NODE" value="VALUE"
+        host_at, value_at = line.find(' host="'), line.find(' value="')
+        if host_at < 0 or value_at < 0:
+            continue
+        host = line[host_at + len(' host="') : value_at].rstrip('"')
+        value = line[value_at + len(' value="') :].rstrip().rstrip('"')
+        if value:
+            values[host] = value
+    return values
+
+
 def delete(
     runner: Runner, name: str, *, node: Optional[str] = None, timeout: float = TIMEOUT_S
 ) -> None:

@@ -88,6 +88,27 @@ def set_promotion_score(
     runner.run(argv, timeout=timeout, check=True)
 
 
+def get_promotion_score(
+    runner: Runner, resource: str, *, node: Optional[str] = None, timeout: float = TIMEOUT_S
+) -> Optional[int]:
+    """The promotion score of ``resource`` on ``node`` or here, or None when it has none."""
+    argv = [TOOL, f"--promotion={resource}", "--query", "--quiet"]
+    if node:
+        argv += ["--node", node]
+    result = runner.run(argv, timeout=timeout)
+    if result.returncode == EXIT_NO_SUCH or (result.ok and not result.stdout.strip()):
+        return None
+    if not result.ok:
+        raise CommandError(
+            f"crm_attribute --promotion={resource} --query failed: {result.output_line()}", result
+        )
+    text = result.stdout.strip()
+    try:
+        return int(text)
+    except ValueError:
+        return None  # INFINITY and the like: not a score this agent set
+
+
 def delete_promotion_score(
     runner: Runner, resource: str, *, node: Optional[str] = None, timeout: float = TIMEOUT_S
 ) -> None:

@@ -16,6 +16,7 @@ The rules (resource-agents' galera agent, with its known defects fixed):
 
 from __future__ import annotations
 
+import os
 import re
 
 from stackha.record import Record
@@ -25,13 +26,41 @@ if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
     from typing import Optional
 
+    from stackha.runner import Runner
+
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
 UNKNOWN_SEQNO = -1
 RECOVERED = re.compile(r"WSREP: Recovered position:?\s+([0-9a-f-]{36}):(-?\d+)")
+GALERA_PORT = 4567
+# wsrep_local_state: what the node is doing in its component (Galera's own numbering).
+JOINING, DONOR, JOINED, SYNCED = 1, 2, 3, 4
+STATE_NAMES = {0: "Undefined", 1: "Joining", 2: "Donor/Desynced", 3: "Joined", 4: "Synced"}
+STATUS_VARIABLES = (
+    "wsrep_ready",
+    "wsrep_cluster_status",
+    "wsrep_local_state",
+    "wsrep_local_state_comment",
+    "wsrep_cluster_size",
+    "wsrep_cluster_state_uuid",
+    "wsrep_last_committed",
+)
+STATUS_QUERY = (
+    "SHOW GLOBAL STATUS WHERE Variable_name IN ("
+    + ", ".join(f"'{name}'" for name in STATUS_VARIABLES)
+    + ")"
+)
 
 
 class GaleraError(Exception):
     """A Galera state that must not be acted on; the message says why."""
+
+
+class CredentialsError(GaleraError):
+    """The SQL check was refused: the credentials are wrong."""
+
+
+class NotReachable(GaleraError):
+    """mariadbd does not answer on its socket (yet)."""
 
 
 class GraState(Record):
@@ -75,6 +104,60 @@ def read_grastate(datadir: str) -> Optional[GraState]:
         return None
 
 
+def position_text(uuid: str, seqno: int) -> str:
+    return f"{uuid}:{seqno}"
+
+
+def parse_position(text: str) -> tuple[str, int]:
+    """``uuid:seqno`` as Galera and the node attribute write it."""
+    uuid, sep, seqno = text.rpartition(":")
+    try:
+        if not sep or len(uuid) != len(NIL_UUID):
+            raise ValueError(text)
+        return uuid, int(seqno)
+    except ValueError:
+        raise GaleraError(f"{text!r} is not a Galera position (uuid:seqno)") from None
+
+
+def mark_safe_to_bootstrap(datadir: str) -> None:
+    """Set ``safe_to_bootstrap: 1`` in grastate.dat, changing nothing else.
+
+    Galera's own recovery procedure, for the node the election found the most advanced after
+    every member crashed (no node left last cleanly, so none is marked). Written to a new file
+    renamed over the old one, owner and mode kept, so a crash leaves either file whole and no
+    stray copy behind (resource-agents' ``sed -ie`` leaves ``grastate.date``).
+    """
+    path = f"{datadir}/grastate.dat"
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.read().splitlines()
+    parse_grastate("\n".join(lines))  # only ever rewrite a file that parses
+    out = [
+        "safe_to_bootstrap: 1" if line.split(":", 1)[0].strip() == "safe_to_bootstrap" else line
+        for line in lines
+    ]
+    if "safe_to_bootstrap: 1" not in out:
+        out.append("safe_to_bootstrap: 1")
+    info = os.stat(path)
+    temporary = f"{path}.stackha-new"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, info.st_mode & 0o777)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(out) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chown(temporary, info.st_uid, info.st_gid)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    directory = os.open(datadir, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
 def parse_recovered_position(log: str) -> tuple[str, int]:
     """(uuid, seqno) from ``mariadbd --wsrep-recover``'s log; the last report wins."""
     found = RECOVERED.findall(log)
@@ -103,6 +186,240 @@ def cluster_members(address: str) -> list[str]:
 
 def is_member(node: str, address: str) -> bool:
     return node in cluster_members(address)
+
+
+def member_endpoints(address: str) -> dict[str, int]:
+    """Each member's Galera (gcomm) port: the one in the address, else 4567."""
+    endpoints = {}
+    for member, host in zip(cluster_members(address), _hosts(address)):
+        port = GALERA_PORT
+        tail = host.rsplit("]", 1)[-1] if host.startswith("[") else host
+        if tail.count(":") == 1 and tail.rsplit(":", 1)[1].isdigit():
+            port = int(tail.rsplit(":", 1)[1])
+        endpoints[member] = port
+    return endpoints
+
+
+def _hosts(address: str) -> list[str]:
+    hosts = address[len("gcomm://") :].split("?", 1)[0]
+    return [host.strip() for host in hosts.split(",") if host.strip()]
+
+
+def parse_host_map(text: str) -> dict[str, str]:
+    """``pcmk1:galera1;pcmk2:galera2`` → {Pacemaker node name: name in wsrep_cluster_address}."""
+    mapping = {}
+    for entry in text.replace(",", ";").split(";"):
+        entry = entry.strip()
+        if not entry:
+            continue
+        node, sep, member = entry.partition(":")
+        if not sep or not node.strip() or not member.strip():
+            raise GaleraError(f"cluster_host_map entry {entry!r} is not node:name")
+        mapping[node.strip()] = member.strip()
+    return mapping
+
+
+class WsrepStatus(Record):
+    """What a running mariadbd says about its place in the cluster."""
+
+    __slots__ = ("ready", "cluster_status", "state", "comment", "size", "uuid", "last_committed")
+    ready: bool
+    cluster_status: str
+    state: int
+    comment: str
+    size: int
+    uuid: str
+    last_committed: int
+
+    def __init__(
+        self,
+        ready: bool,
+        cluster_status: str,
+        state: int,
+        comment: str,
+        size: int,
+        uuid: str,
+        last_committed: int,
+    ) -> None:
+        self._freeze(locals())
+
+    @property
+    def primary(self) -> bool:
+        return self.cluster_status == "Primary"
+
+    @property
+    def serving(self) -> bool:
+        """In the Primary Component and serving: Synced, or a donor or just joined."""
+        return self.ready and self.primary and self.state in (DONOR, JOINED, SYNCED)
+
+    def describe(self) -> str:
+        return (
+            f"cluster status {self.cluster_status}, state {self.comment or self.state}, "
+            f"{self.size} member{'s' if self.size != 1 else ''}, "
+            f"wsrep_ready {'ON' if self.ready else 'OFF'}"
+        )
+
+
+def parse_status(text: str) -> WsrepStatus:
+    """``mariadb -N -B`` output of :data:`STATUS_QUERY` (name TAB value lines)."""
+    values = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition("\t")
+        if sep:
+            values[name.strip().lower()] = value.strip()
+    if "wsrep_ready" not in values:
+        raise GaleraError("mariadbd reports no wsrep status: is the Galera provider loaded?")
+
+    def number(name: str) -> int:
+        try:
+            return int(values.get(name, "") or 0)
+        except ValueError:
+            return 0
+
+    return WsrepStatus(
+        ready=values.get("wsrep_ready", "").upper() == "ON",
+        cluster_status=values.get("wsrep_cluster_status", ""),
+        state=number("wsrep_local_state"),
+        comment=values.get("wsrep_local_state_comment", ""),
+        size=number("wsrep_cluster_size"),
+        uuid=values.get("wsrep_cluster_state_uuid", ""),
+        last_committed=number("wsrep_last_committed"),
+    )
+
+
+def query_status(
+    runner: Runner,
+    client: str,
+    socket: str,
+    credentials: Optional[str],
+    timeout: float,
+) -> WsrepStatus:
+    """Ask the local mariadbd over its UNIX socket. Credentials come from ``credentials`` (a
+    client option file) or the client's own configuration — never from the command line."""
+    argv = [client]
+    if credentials:
+        argv.append(f"--defaults-extra-file={credentials}")  # must come first
+    argv += [
+        f"--socket={socket}",
+        f"--connect-timeout={max(1, int(timeout))}",
+        "--batch",
+        "--skip-column-names",
+        "--execute",
+        STATUS_QUERY,
+    ]
+    result = runner.run(argv, timeout=timeout)
+    if not result.ok:
+        line = result.output_line()
+        if "Access denied" in line:
+            source = f"credentials from {credentials}" if credentials else "the client config"
+            raise CredentialsError(f"mariadbd refused the SQL check ({source}): {line}")
+        raise NotReachable(f"mariadbd does not answer on {socket}: {line}")
+    return parse_status(result.stdout)
+
+
+def mariadbd_argv(
+    binary: str,
+    config: str,
+    datadir: str,
+    user: str,
+    pidfile: str,
+    socket: str,
+    log: str,
+    provider: str,
+    cluster_address: str,
+    *,
+    new_cluster: bool = False,
+    start_position: Optional[str] = None,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """The command line that starts mariadbd in the cluster (or bootstraps a new one)."""
+    argv = [
+        binary,
+        f"--defaults-file={config}",  # mariadbd reads it only as the first option
+        f"--user={user}",
+        f"--datadir={datadir}",
+        f"--pid-file={pidfile}",
+        f"--socket={socket}",
+        f"--log-error={log}",
+        "--wsrep-on=ON",
+        f"--wsrep-provider={provider}",
+        f"--wsrep-cluster-address={cluster_address}",
+    ]
+    if start_position:
+        # After a crash grastate.dat says -1: without this, Galera forgets the position.
+        argv.append(f"--wsrep-start-position={start_position}")
+    if new_cluster:
+        argv.append("--wsrep-new-cluster")
+    argv.extend(extra)
+    return argv
+
+
+def recover_position(
+    runner: Runner,
+    binary: str,
+    config: str,
+    datadir: str,
+    user: str,
+    provider: str,
+    cluster_address: str,
+    timeout: float,
+) -> tuple[str, int]:
+    """``mariadbd --wsrep-recover``: the last committed position InnoDB holds.
+
+    Its report goes to the error log, so a private log file is used and removed afterwards.
+    mariadbd checks its wsrep settings before recovering (rsync SST wants a cluster address),
+    so it gets the same provider and address as a real start; it connects nowhere.
+    """
+    import pwd
+    import tempfile
+
+    descriptor, log = tempfile.mkstemp(prefix="wsrep-recover.", suffix=".log", dir=datadir)
+    os.close(descriptor)
+    try:
+        account = pwd.getpwnam(user)
+        os.chown(log, account.pw_uid, account.pw_gid)
+        result = runner.run(
+            [
+                binary,
+                f"--defaults-file={config}",
+                f"--user={user}",
+                f"--datadir={datadir}",
+                f"--log-error={log}",
+                "--wsrep-on=ON",
+                f"--wsrep-provider={provider}",
+                f"--wsrep-cluster-address={cluster_address}",
+                "--skip-networking",
+                f"--pid-file={log}.pid",
+                "--wsrep-recover",
+            ],
+            timeout=timeout,
+        )
+        with open(log, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+    finally:
+        for path in (log, f"{log}.pid"):
+            if os.path.exists(path):
+                os.unlink(path)
+    try:
+        return parse_recovered_position(text)
+    except GaleraError:
+        errors = [line for line in text.splitlines() if "[ERROR]" in line]
+        detail = errors[-1].split("[ERROR]", 1)[1].strip() if errors else result.output_line()
+        raise GaleraError(
+            f"mariadbd --wsrep-recover found no position in {datadir}: {detail or 'no output'}"
+        ) from None
+
+
+def last_error(log: str, since: int = 0) -> str:
+    """The last ``[ERROR]`` line mariadbd wrote to ``log`` after byte ``since``, or ''."""
+    try:
+        with open(log, encoding="utf-8", errors="replace") as handle:
+            handle.seek(since)
+            text = handle.read()
+    except OSError:
+        return ""
+    errors = [line for line in text.splitlines() if "[ERROR]" in line]
+    return errors[-1].split("[ERROR]", 1)[1].strip() if errors else ""
 
 
 class Report(Record):
@@ -168,3 +485,14 @@ def elect_bootstrap(
     others = [m for m in known if m != winner and known[m].seqno == best]
     tie = f"; tied with {', '.join(others)}, first in wsrep_cluster_address wins" if others else ""
     return Election(winner, f"{winner} has the highest seqno {best}{tie}")
+
+
+def galera_port_open(host: str, port: int, timeout: float) -> bool:
+    """Whether something accepts connections on a member's Galera port (a live mariadbd)."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
