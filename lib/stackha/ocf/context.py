@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 PARAMETER_PREFIX = "OCF_RESKEY_"
 META_PREFIX = "OCF_RESKEY_CRM_meta_"
 DEFAULT_OCF_ROOT = "/usr/lib/ocf"
+DEFAULT_RSCTMP = "/run/resource-agents"  # resource-agents' HA_RSCTMP: agents' scratch state
 # Used when Pacemaker gives no op timeout (an agent run by hand): long enough for a slow start.
 DEFAULT_TIMEOUT_S = 20.0
 
@@ -72,6 +73,7 @@ class Context(Record):
         "log_file",
         "debug_log_file",
         "debug",
+        "rsctmp",
     )
     action: str
     instance: str
@@ -91,6 +93,7 @@ class Context(Record):
     log_file: Optional[str]
     debug_log_file: Optional[str]
     debug: bool
+    rsctmp: str
 
     def __init__(
         self,
@@ -112,6 +115,7 @@ class Context(Record):
         log_file: Optional[str] = None,
         debug_log_file: Optional[str] = None,
         debug: bool = False,
+        rsctmp: str = DEFAULT_RSCTMP,
     ) -> None:
         self._freeze(locals())
 
@@ -203,4 +207,5 @@ def read_context(argv: list[str], environ: Mapping[str, str]) -> Context:
         # HA_debug is "1"/"yes"/"true" or a level number; "0" and "no" mean off (ocf.py gets
         # this wrong and turns debug on for any string, "0" included).
         debug=_is_true(debug_text) or (_int_or_none(debug_text) or 0) > 0,
+        rsctmp=environ.get("HA_RSCTMP") or DEFAULT_RSCTMP,
     )

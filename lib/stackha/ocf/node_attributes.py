@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     from stackha.ocf.context import Context
     from stackha.runner import Runner
 
-DEFAULT_RSCTMP = "/run/resource-agents"
-
 
 class ClusterAttributes:
     """Transient node attributes through pacemaker-attrd; the score through crm_attribute."""
@@ -115,12 +113,9 @@ def local_node(context: Context) -> str:
     return context.node or os.uname().nodename
 
 
-def node_attributes(
-    context: Context, runner: Runner, rsctmp: Optional[str] = None
-) -> NodeAttributes:
+def node_attributes(context: Context, runner: Runner) -> NodeAttributes:
     if under_pacemaker(context):
         return ClusterAttributes(runner, context.resource_name)
-    directory = rsctmp or os.environ.get("HA_RSCTMP") or DEFAULT_RSCTMP
     return StandaloneAttributes(
-        f"{directory}/stackha-{context.resource_name}.attributes.json", local_node(context)
+        f"{context.rsctmp}/stackha-{context.resource_name}.attributes.json", local_node(context)
     )
