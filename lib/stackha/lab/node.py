@@ -39,6 +39,9 @@ STATE_DIRS: Mapping[str, str] = {
     "var/lib/corosync": "/var/lib/corosync",
     "var/lib/pacemaker": "/var/lib/pacemaker",
     "var/log": "/var/log",
+    # MariaDB: each node its own configuration and datadir (see stackha.lab.galera)
+    "etc/mysql": "/etc/mysql",
+    "var/lib/mysql": "/var/lib/mysql",
 }
 PACEMAKER_SUBDIRS = ("cib", "pengine", "blackbox", "cores")
 RUN_DIRS = ("/run/crm", "/run/haproxy", "/run/resource-agents", "/run/lock")

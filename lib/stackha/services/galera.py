@@ -362,13 +362,15 @@ def recover_position(
     user: str,
     provider: str,
     cluster_address: str,
+    socket: str,
     timeout: float,
 ) -> tuple[str, int]:
     """``mariadbd --wsrep-recover``: the last committed position InnoDB holds.
 
-    Its report goes to the error log, so a private log file is used and removed afterwards.
-    mariadbd checks its wsrep settings before recovering (rsync SST wants a cluster address),
-    so it gets the same provider and address as a real start; it connects nowhere.
+        Its report goes to the error log, so a private log file is used and removed afterwards.
+        mariadbd checks its wsrep settings before recovering (rsync SST wants a cluster address),
+        so it gets the same provider and address as a real start; it connects nowhere, but binds its
+    socket before it reports (the socket's directory must exist).
     """
     import pwd
     import tempfile
@@ -389,6 +391,7 @@ def recover_position(
                 f"--wsrep-provider={provider}",
                 f"--wsrep-cluster-address={cluster_address}",
                 "--skip-networking",
+                f"--socket={socket}",
                 f"--pid-file={log}.pid",
                 "--wsrep-recover",
             ],

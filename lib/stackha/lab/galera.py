@@ -1,0 +1,81 @@
+"""MariaDB Galera on the lab's nodes: what an operator's provisioning does before Pacemaker
+takes over — the distribution's configuration copied into each node with a Galera section for
+it, and a datadir initialised — and nothing more: no mariadbd is started here.
+
+Each node's ``/etc/mysql`` and ``/var/lib/mysql`` are its own (bind-mounted from the node's root,
+see ``stackha.lab.node``), so three mariadbd run side by side on one machine.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from stackha.lab.lab import Lab, LabError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+HOST_CONFIG = Path("/etc/mysql")
+GALERA_CONF = "mariadb.conf.d/60-galera.cnf"  # Debian ships this file, commented out
+PROVIDER = "/usr/lib/galera/libgalera_smm.so"
+CLUSTER_NAME = "stackha-lab"
+
+
+def cluster_address(names: Sequence[str]) -> str:
+    return "gcomm://" + ",".join(names)
+
+
+def galera_conf(node: str, address: str, members: Sequence[str]) -> str:
+    # Small buffers: three mariadbd share two cores and a few GB here.
+    return f"""# written by stackha.lab.galera for {node}
+[mysqld]
+bind-address             = 0.0.0.0
+innodb_buffer_pool_size  = 32M
+innodb_log_file_size     = 16M
+performance_schema       = OFF
+max_connections          = 200
+binlog_format            = row
+default_storage_engine   = InnoDB
+innodb_autoinc_lock_mode = 2
+innodb_flush_log_at_trx_commit = 1
+
+[galera]
+wsrep_on                 = ON
+wsrep_provider           = {PROVIDER}
+wsrep_cluster_name       = {CLUSTER_NAME}
+wsrep_cluster_address    = {cluster_address(members)}
+wsrep_node_name          = {node}
+wsrep_node_address       = {address}
+wsrep_provider_options   = "gcache.size=32M"
+wsrep_sst_method         = rsync
+"""
+
+
+def provision(lab: Lab) -> str:
+    """Configure and initialise MariaDB Galera on every node; returns the cluster address."""
+    if not Path(PROVIDER).exists() or not HOST_CONFIG.is_dir():
+        raise LabError("MariaDB Galera is not installed: apt install mariadb-server galera-4")
+    state = lab.load()
+    members = [node.name for node in state.nodes]
+    for entry in state.nodes:
+        node = lab.node(entry.name)
+        config = node.root / "etc/mysql"
+        if not (config / "my.cnf").exists():
+            shutil.copytree(HOST_CONFIG, config, symlinks=True, dirs_exist_ok=True)
+        (config / GALERA_CONF).write_text(galera_conf(entry.name, entry.address, members))
+        if not (node.root / "var/lib/mysql/mysql").is_dir():
+            result = node.runner.run(
+                [
+                    "/usr/bin/mariadb-install-db",
+                    "--user=mysql",
+                    "--datadir=/var/lib/mysql",
+                    "--skip-test-db",
+                    "--auth-root-authentication-method=socket",
+                ],
+                timeout=120,
+            )
+            if not result.ok:
+                raise LabError(f"{entry.name}: mariadb-install-db: {result.output_line()}")
+    return cluster_address(members)
