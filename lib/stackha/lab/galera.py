@@ -11,7 +11,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from stackha.lab.lab import Lab, LabError
+from stackha.lab.lab import Lab
+from stackha.lab.namespaces import LabError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
