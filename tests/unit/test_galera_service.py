@@ -142,3 +142,157 @@ def test_two_histories_are_never_merged_by_choice():
                 "node3": Report(5, uuid=UUID),
             },
         )
+
+
+# -- positions, the grastate marker, status, the commands -------------------------------------
+
+from stackha.services import galera  # noqa: E402
+
+CRASHED_GRASTATE = f"""# GALERA saved state
+version: 2.1
+uuid:    {UUID}
+seqno:   -1
+safe_to_bootstrap: 0
+"""
+
+
+def test_positions_round_trip_and_garbage_is_refused():
+    assert galera.parse_position(galera.position_text(UUID, 42)) == (UUID, 42)
+    assert galera.parse_position(f"{NIL_UUID}:-1") == (NIL_UUID, -1)
+    for text in ("", "42", f"{UUID}", f"{UUID}:x", "short:1"):
+        with pytest.raises(GaleraError, match="not a Galera position"):
+            galera.parse_position(text)
+
+
+def test_mark_safe_to_bootstrap_changes_only_the_marker_and_leaves_no_copy(tmp_path):
+    (tmp_path / "grastate.dat").write_text(CRASHED_GRASTATE)
+    (tmp_path / "grastate.dat").chmod(0o660)
+    galera.mark_safe_to_bootstrap(str(tmp_path))
+    assert (tmp_path / "grastate.dat").read_text() == CRASHED_GRASTATE.replace(
+        "safe_to_bootstrap: 0", "safe_to_bootstrap: 1"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grastate.dat"]
+    assert (tmp_path / "grastate.dat").stat().st_mode & 0o777 == 0o660
+
+
+def test_mark_safe_to_bootstrap_refuses_a_file_that_does_not_parse(tmp_path):
+    (tmp_path / "grastate.dat").write_text("garbage\n")
+    with pytest.raises(GaleraError):
+        galera.mark_safe_to_bootstrap(str(tmp_path))
+    assert (tmp_path / "grastate.dat").read_text() == "garbage\n"
+
+
+def test_member_endpoints_and_host_map():
+    assert galera.member_endpoints("gcomm://a,b:4600,c?pc.wait_prim=no") == {
+        "a": 4567,
+        "b": 4600,
+        "c": 4567,
+    }
+    assert galera.parse_host_map("n1:10.0.0.1; n2:10.0.0.2") == {
+        "n1": "10.0.0.1",
+        "n2": "10.0.0.2",
+    }
+    with pytest.raises(GaleraError, match="not node:name"):
+        galera.parse_host_map("n1")
+
+
+STATUS = (
+    "wsrep_cluster_size\t3\nwsrep_cluster_state_uuid\t" + UUID + "\n"
+    "wsrep_cluster_status\tPrimary\nwsrep_last_committed\t77\n"
+    "wsrep_local_state\t4\nwsrep_local_state_comment\tSynced\nwsrep_ready\tON\n"
+)
+
+
+def test_status_of_a_synced_member():
+    status = galera.parse_status(STATUS)
+    assert status.serving and status.primary and status.state == galera.SYNCED
+    assert (status.size, status.uuid, status.last_committed) == (3, UUID, 77)
+
+
+def test_a_non_primary_member_is_not_serving_and_says_why():
+    status = galera.parse_status(
+        STATUS.replace("Primary", "non-Primary").replace("ON", "OFF").replace("\t3\n", "\t1\n")
+    )
+    assert not status.serving
+    assert status.describe() == (
+        "cluster status non-Primary, state Synced, 1 member, wsrep_ready OFF"
+    )
+
+
+def test_no_wsrep_status_means_no_galera_provider():
+    with pytest.raises(GaleraError, match="Galera provider"):
+        galera.parse_status("")
+
+
+QUERY = [
+    "--socket=/run/mysqld/mysqld.sock",
+    "--connect-timeout=5",
+    "--batch",
+    "--skip-column-names",
+    "--execute",
+    galera.STATUS_QUERY,
+]
+
+
+def test_query_status_takes_credentials_from_a_file_given_first(fake_runner):
+    fake_runner.expect(
+        ["/usr/bin/mariadb", "--defaults-extra-file=/etc/stackha/galera.cnf", *QUERY],
+        stdout=STATUS,
+    )
+    status = galera.query_status(
+        fake_runner, "/usr/bin/mariadb", "/run/mysqld/mysqld.sock", "/etc/stackha/galera.cnf", 5
+    )
+    assert status.serving
+
+
+def test_refused_credentials_name_their_file(fake_runner):
+    fake_runner.expect(
+        ["/usr/bin/mariadb", "--defaults-extra-file=/etc/c.cnf", *QUERY],
+        returncode=1,
+        stderr="ERROR 1045 (28000): Access denied for user 'monitor'@'localhost'",
+    )
+    with pytest.raises(galera.CredentialsError, match="credentials from /etc/c.cnf"):
+        galera.query_status(
+            fake_runner, "/usr/bin/mariadb", "/run/mysqld/mysqld.sock", "/etc/c.cnf", 5
+        )
+
+
+def test_a_mariadbd_that_does_not_answer_is_not_reachable(fake_runner):
+    fake_runner.expect(
+        ["/usr/bin/mariadb", *QUERY],
+        returncode=1,
+        stderr="ERROR 2002 (HY000): Can't connect to local server through socket",
+    )
+    with pytest.raises(galera.NotReachable, match="does not answer"):
+        galera.query_status(fake_runner, "/usr/bin/mariadb", "/run/mysqld/mysqld.sock", None, 5)
+
+
+def test_mariadbd_argv_carries_the_recovered_position_and_the_bootstrap_flag():
+    argv = galera.mariadbd_argv(
+        "/usr/sbin/mariadbd",
+        "/etc/mysql/my.cnf",
+        "/var/lib/mysql",
+        "mysql",
+        "/run/mysqld/mysqld.pid",
+        "/run/mysqld/mysqld.sock",
+        "/var/log/mysql/error.log",
+        "/usr/lib/galera/libgalera_smm.so",
+        "gcomm://a,b,c",
+        new_cluster=True,
+        start_position=f"{UUID}:12",
+    )
+    assert argv[1] == "--defaults-file=/etc/mysql/my.cnf"  # mariadbd reads it only first
+    assert f"--wsrep-start-position={UUID}:12" in argv
+    assert argv[-1] == "--wsrep-new-cluster"
+    assert not any("password" in arg for arg in argv)
+
+
+def test_galera_port_open_tells_a_listening_port_from_a_closed_one():
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert galera.galera_port_open("127.0.0.1", port, timeout=1.0)
+    assert not galera.galera_port_open("127.0.0.1", port, timeout=1.0)

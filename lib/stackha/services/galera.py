@@ -146,6 +146,7 @@ def mark_safe_to_bootstrap(datadir: str) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chown(temporary, info.st_uid, info.st_gid)
+        os.chmod(temporary, info.st_mode & 0o777)  # os.open's mode went through the umask
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):

@@ -1,0 +1,150 @@
+"""Galera in the lab, seen from outside the agent: roles, SQL on each node, and a writer that
+records every commit the server acknowledged."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from lab_helpers import cluster_view, wait_for
+from stackha.lab.namespaces import LabError
+
+NODES = ("node1", "node2", "node3")
+MARIADB = "/usr/bin/mariadb"
+RECOVERY_TIMEOUT = 180.0
+
+
+def sql(lab, node, statement, timeout=20):
+    """Run SQL on ``node`` over its socket as root; the result (check ``.ok``)."""
+    return lab.node_runner(node).run(
+        [MARIADB, "--batch", "--skip-column-names", "--execute", statement], timeout=timeout
+    )
+
+
+def roles(lab, observer="node1"):
+    """{node: (role, failed)} of the galera clone as ``observer`` sees it; None if it cannot."""
+    status = cluster_view(lab, observer)
+    if status is None or not status.dc:
+        return None
+    return {r.nodes[0]: (r.role, r.failed) for r in status.instances("galera") if r.nodes}
+
+
+def wsrep(lab, node):
+    """{variable: value} of a node's wsrep status, {} when it does not answer."""
+    result = sql(lab, node, "SHOW GLOBAL STATUS LIKE 'wsrep%'", timeout=10)
+    if not result.ok:
+        return {}
+    return dict(line.split("\t", 1) for line in result.stdout.splitlines() if "\t" in line)
+
+
+def all_promoted(lab, nodes=NODES):
+    """Every node Promoted (none failed) and, asked over SQL, Synced in one component of all."""
+    seen = None
+    for observer in nodes:
+        try:
+            seen = roles(lab, observer)
+        except LabError:
+            continue
+        if seen is not None:
+            break
+    if not seen or any(seen.get(n) != ("Promoted", False) for n in nodes):
+        return False
+    for node in nodes:
+        status = wsrep(lab, node)
+        if (
+            status.get("wsrep_cluster_status") != "Primary"
+            or status.get("wsrep_local_state_comment") != "Synced"
+            or status.get("wsrep_cluster_size") != str(len(nodes))
+        ):
+            return False
+    return True
+
+
+def wait_all_promoted(lab, what, timeout=RECOVERY_TIMEOUT):
+    started = time.monotonic()
+    wait_for(lambda: all_promoted(lab), f"every node Promoted and Synced ({what})", timeout)
+    return time.monotonic() - started
+
+
+def mariadbd_pid(lab, node):
+    result = lab.node_runner(node).run(["/bin/cat", "/run/mysqld/mysqld.pid"], timeout=10)
+    assert result.ok, f"{node}: no mariadbd pid file"
+    return int(result.stdout.strip())
+
+
+def kill_mariadbd(lab, node):
+    """SIGKILL to the node's mariadbd, by pid, inside the node's own pid namespace."""
+    pid = mariadbd_pid(lab, node)
+    assert lab.node_runner(node).run(["/bin/kill", "-9", str(pid)], timeout=10).ok
+
+
+class Writer:
+    """Commits one row after another through whichever node accepts it, and records each id
+    the server acknowledged (the client exited 0: autocommit, the commit returned)."""
+
+    def __init__(self, lab, nodes=NODES):
+        self.lab = lab
+        self.nodes = nodes
+        self.acknowledged: list[int] = []
+        self.failures = 0
+        self.next_id = 1
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def _run(self):
+        turn = 0
+        while not self._stop.is_set():
+            node = self.nodes[turn % len(self.nodes)]
+            row = self.next_id
+            self.next_id += 1
+            try:
+                result = sql(
+                    self.lab, node, f"INSERT INTO soak.acked (id, via) VALUES ({row}, '{node}')"
+                )
+                ok = result.ok
+            except (LabError, OSError):
+                ok = False
+            if ok:
+                self.acknowledged.append(row)
+            else:
+                self.failures += 1
+                turn += 1  # try the next node
+                self._stop.wait(0.2)
+
+    def wait_for_commits(self, count, timeout=60):
+        target = len(self.acknowledged) + count
+        wait_for(lambda: len(self.acknowledged) >= target, f"{count} more commits", timeout)
+
+
+def prepare_soak_table(lab):
+    result = sql(
+        lab,
+        "node1",
+        "CREATE DATABASE IF NOT EXISTS soak; "
+        "CREATE TABLE IF NOT EXISTS soak.acked (id BIGINT PRIMARY KEY, via VARCHAR(16))",
+    )
+    assert result.ok, result.stderr
+
+
+def missing_rows(lab, node, acknowledged):
+    """Acknowledged ids that ``node`` does not have."""
+    result = sql(lab, node, "SELECT id FROM soak.acked", timeout=60)
+    assert result.ok, f"{node}: {result.stderr}"
+    present = {int(line) for line in result.stdout.split()}
+    return sorted(set(acknowledged) - present)
+
+
+def assert_no_lost_writes(lab, writer, nodes=NODES):
+    acknowledged = list(writer.acknowledged)
+    assert acknowledged, "the writer committed nothing"
+    for node in nodes:
+        missing = missing_rows(lab, node, acknowledged)
+        assert not missing, f"{node} lacks {len(missing)} acknowledged rows, e.g. {missing[:5]}"

@@ -1,0 +1,152 @@
+"""ocf:stackha:galera under Pacemaker, on a 3-node lab with real MariaDB Galera.
+
+Each fault runs while a writer commits rows; afterwards every acknowledged row must be on every
+node, and the cluster must be back to all Promoted by itself. Fencing is off here (stonith
+lives in the fencing tests); a crashed node is simply lost and powered on again.
+"""
+
+from __future__ import annotations
+
+import pytest
+from galera_checks import (
+    NODES,
+    Writer,
+    all_promoted,
+    assert_no_lost_writes,
+    kill_mariadbd,
+    prepare_soak_table,
+    roles,
+    sql,
+    wait_all_promoted,
+    wsrep,
+)
+from lab_helpers import inside, pcs, wait_for
+from stackha.lab import galera as lab_galera
+
+
+@pytest.fixture(scope="module")
+def galera(lab):
+    address = lab_galera.provision(lab)
+    pcs(lab, "property", "set", "stonith-enabled=false")
+    pcs(
+        lab,
+        "resource",
+        "create",
+        "galera",
+        "ocf:stackha:galera",
+        f"wsrep_cluster_address={address}",
+        "promotable",
+        "promoted-max=3",
+        "notify=true",
+    )
+    seconds = wait_all_promoted(lab, "cold start")
+    print(f"cold start to all Promoted: {seconds:.1f}s")
+    prepare_soak_table(lab)
+    return lab
+
+
+def attributes(lab, node="node1"):
+    """crm_mon -A's node attributes section, as text."""
+    result = inside(lab, node, "crm_mon", "-1", "-A")
+    assert result.ok, result.stderr
+    return result.stdout.split("Node Attributes:", 1)[-1]
+
+
+def test_cold_start_forms_one_primary_component_of_all_nodes(galera):
+    assert all_promoted(galera)
+    uuids = {wsrep(galera, node)["wsrep_cluster_state_uuid"] for node in NODES}
+    assert len(uuids) == 1
+    shown = attributes(galera)
+    for node in NODES:
+        assert f"* Node: {node}" in shown
+    assert shown.count("galera-primary") == 3, shown
+
+
+def test_a_node_kept_unpromoted_reports_its_position_and_joins_when_allowed(galera):
+    with Writer(galera) as writer:
+        writer.wait_for_commits(5)
+        pcs(galera, "resource", "ban", "galera-clone", "node3", "--promoted")
+        wait_for(
+            lambda: (roles(galera) or {}).get("node3") == ("Unpromoted", False),
+            "node3 Unpromoted",
+            120,
+        )
+        shown = attributes(galera)
+        node3 = shown.split("* Node: node3", 1)[1]
+        position = next(line for line in node3.splitlines() if "galera-position" in line)
+        uuid = wsrep(galera, "node1")["wsrep_cluster_state_uuid"]
+        assert uuid in position  # uuid:seqno of the stopped node, in crm_mon -A
+        writer.wait_for_commits(5)
+        pcs(galera, "resource", "clear", "galera-clone", "node3")
+        wait_all_promoted(galera, "node3 allowed again")
+        writer.wait_for_commits(5)
+    assert_no_lost_writes(galera, writer)
+
+
+def test_kill_9_of_one_mariadbd(galera):
+    with Writer(galera) as writer:
+        writer.wait_for_commits(5)
+        kill_mariadbd(galera, "node2")
+        wait_for(lambda: not all_promoted(galera), "the cluster noticing", 60)
+        seconds = wait_all_promoted(galera, "after kill -9 of node2's mariadbd")
+        writer.wait_for_commits(5)
+    print(f"kill -9 of one mariadbd: all Promoted again {seconds:.1f}s after it was noticed")
+    assert_no_lost_writes(galera, writer)
+
+
+def test_kill_9_of_every_mariadbd_at_once(galera):
+    with Writer(galera) as writer:
+        writer.wait_for_commits(5)
+        for node in NODES:
+            kill_mariadbd(galera, node)
+        wait_for(lambda: not all_promoted(galera), "the cluster noticing", 60)
+        seconds = wait_all_promoted(galera, "after kill -9 of every mariadbd")
+        writer.wait_for_commits(5)
+    print(f"kill -9 of all three: all Promoted again {seconds:.1f}s after it was noticed")
+    assert_no_lost_writes(galera, writer)
+
+
+def test_a_crashed_node_rejoins_with_its_data(galera):
+    with Writer(galera, nodes=("node1", "node2")) as writer:
+        writer.wait_for_commits(5)
+        galera.crash("node3")
+        wait_for(lambda: (roles(galera) or {}).get("node3") is None, "node3 lost", 60)
+        writer.wait_for_commits(10)
+        assert galera.set_power("node3", "on") == "on"
+        wait_all_promoted(galera, "node3 powered on again")
+        writer.wait_for_commits(5)
+    assert_no_lost_writes(galera, writer)
+
+
+def test_whole_lab_powered_off_and_on(galera):
+    with Writer(galera) as writer:
+        writer.wait_for_commits(5)
+    for node in NODES:
+        galera.set_power(node, "off")
+    for node in NODES:
+        galera.set_power(node, "on")
+    wait_all_promoted(galera, "after the whole lab lost power")
+    assert_no_lost_writes(galera, writer)
+
+
+def test_a_partitioned_node_leaves_and_rejoins(galera):
+    with Writer(galera, nodes=("node1", "node2")) as writer:
+        writer.wait_for_commits(5)
+        galera.partition(["node3"])
+        wait_for(
+            lambda: wsrep(galera, "node1").get("wsrep_cluster_size") == "2",
+            "node1's component without node3",
+            120,
+        )
+        writer.wait_for_commits(10)
+        # node3 alone has no quorum: Pacemaker stops its instance, Galera makes it non-Primary
+        wait_for(
+            lambda: wsrep(galera, "node3").get("wsrep_cluster_status") != "Primary",
+            "node3 out of the Primary Component",
+            120,
+        )
+        galera.heal()
+        wait_all_promoted(galera, "partition healed")
+        writer.wait_for_commits(5)
+    assert_no_lost_writes(galera, writer)
+    assert sql(galera, "node3", "SELECT COUNT(*) FROM soak.acked").ok

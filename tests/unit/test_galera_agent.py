@@ -1,0 +1,202 @@
+"""ocf:stackha:galera's decisions with fake Pacemaker tools: each node sets only its own
+promotion score, from the same attributes every node reads."""
+
+from __future__ import annotations
+
+import io
+import socket
+from pathlib import Path
+
+import pytest
+from stackha.install import load_agent_module
+from stackha.ocf.agent import main
+
+ROOT = Path(__file__).resolve().parents[2]
+GALERA = load_agent_module(ROOT / "agents" / "galera")
+UUID = "8d6a3f38-5c2e-11ee-9b4a-2a4c1e0f0a12"
+ATTRD = "/usr/sbin/attrd_updater"
+CRM_ATTRIBUTE = "/usr/sbin/crm_attribute"
+
+
+def expect_attribute(fake_runner, name, values):
+    """attrd_updater --query --all NAME, answering with ``values`` [(node, value), ...]."""
+    lines = "".join(f'name="{name}" host="{node}" value="{value}"\n' for node, value in values)
+    fake_runner.expect([ATTRD, "--name", name, "--query", "--all"], stdout=lines)
+
+
+@pytest.fixture
+def closed_ports():
+    """Three loopback ports nothing listens on: members whose mariadbd is down."""
+    ports = []
+    for _ in range(3):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    return ports
+
+
+def environment(tmp_path, ports, node="node1", **extra):
+    members = ",".join(f"127.0.0.{i + 1}:{port}" for i, port in enumerate(ports))
+    return {
+        "OCF_ROOT": "/usr/lib/ocf",
+        "OCF_RESOURCE_INSTANCE": "galera:0",
+        "OCF_RESKEY_crm_feature_set": "3.16.1",
+        "OCF_RESKEY_wsrep_cluster_address": f"gcomm://{members}",
+        "OCF_RESKEY_cluster_host_map": "node1:127.0.0.1;node2:127.0.0.2;node3:127.0.0.3",
+        "OCF_RESKEY_pid": str(tmp_path / "mysqld.pid"),
+        "OCF_RESKEY_CRM_meta_on_node": node,
+        "OCF_RESKEY_CRM_meta_interval": "20000",
+        "OCF_RESKEY_CRM_meta_role": "Unpromoted",
+        "OCF_RESKEY_CRM_meta_timeout": "30000",
+        **extra,
+    }
+
+
+def run(action, env, fake_runner, fake_clock):
+    err = io.StringIO()
+    code = main(
+        GALERA.AGENT,
+        ["galera", action],
+        env,
+        runner=fake_runner,
+        clock=fake_clock,
+        stdout=io.StringIO(),
+        stderr=err,
+    )
+    return code, err.getvalue()
+
+
+def expect_election(fake_runner, positions, safe=(), primary=()):
+    expect_attribute(fake_runner, "galera-primary", primary)
+    expect_attribute(fake_runner, "galera-position", positions)
+    expect_attribute(fake_runner, "galera-safe-to-bootstrap", safe)
+
+
+REPORTED = [("node1", f"{UUID}:12"), ("node2", f"{UUID}:11"), ("node3", f"{UUID}:12")]
+
+
+def test_the_elected_node_sets_its_own_score(tmp_path, closed_ports, fake_runner, fake_clock):
+    expect_attribute(fake_runner, "galera-position", REPORTED)  # this node has reported
+    expect_election(fake_runner, REPORTED)
+    fake_runner.expect([CRM_ATTRIBUTE, "--promotion=galera", "--query", "--quiet"], returncode=105)
+    fake_runner.expect([CRM_ATTRIBUTE, "--promotion=galera", "--update", "100"])
+    code, err = run("monitor", environment(tmp_path, closed_ports), fake_runner, fake_clock)
+    assert code == 0, err
+
+
+def test_a_node_that_lost_the_election_drops_its_score(
+    tmp_path, closed_ports, fake_runner, fake_clock
+):
+    """node3 ties with node1 at seqno 12; node1 is first in the address and wins."""
+    env = environment(tmp_path, closed_ports, node="node3")
+    expect_attribute(fake_runner, "galera-position", REPORTED)
+    expect_election(fake_runner, REPORTED)
+    fake_runner.expect([CRM_ATTRIBUTE, "--promotion=galera", "--query", "--quiet"], stdout="100\n")
+    fake_runner.expect([CRM_ATTRIBUTE, "--promotion=galera", "--delete"])
+    code, err = run("monitor", env, fake_runner, fake_clock)
+    assert code == 0, err
+
+
+def test_nobody_bootstraps_while_a_member_has_not_reported(
+    tmp_path, closed_ports, fake_runner, fake_clock
+):
+    partial = REPORTED[:2]
+    expect_attribute(fake_runner, "galera-position", partial)
+    expect_election(fake_runner, partial)
+    fake_runner.expect([CRM_ATTRIBUTE, "--promotion=galera", "--query", "--quiet"], returncode=105)
+    code, err = run("monitor", environment(tmp_path, closed_ports), fake_runner, fake_clock)
+    assert code == 0, err
+
+
+def test_a_stale_primary_attribute_of_a_dead_peer_is_not_trusted(
+    tmp_path, closed_ports, fake_runner, fake_clock
+):
+    """node2 still says Primary, but its Galera port refuses: node3 does not try to join it
+    (it would hang there), the election decides, and node1 wins it."""
+    env = environment(tmp_path, closed_ports, node="node3")
+    expect_attribute(fake_runner, "galera-position", REPORTED)
+    expect_election(fake_runner, REPORTED, primary=[("node2", UUID)])
+    fake_runner.expect([CRM_ATTRIBUTE, "--promotion=galera", "--query", "--quiet"], returncode=105)
+    code, err = run("monitor", env, fake_runner, fake_clock)
+    assert code == 0, err
+
+
+def test_a_live_primary_peer_is_joined(tmp_path, closed_ports, fake_runner, fake_clock):
+    """node3 (which would lose the election) joins node2, whose Galera port answers."""
+    with socket.socket() as peer:
+        peer.bind(("127.0.0.2", 0))
+        peer.listen()
+        ports = [closed_ports[0], peer.getsockname()[1], closed_ports[2]]
+        env = environment(tmp_path, ports, node="node3")
+        expect_attribute(fake_runner, "galera-position", REPORTED)
+        expect_attribute(fake_runner, "galera-primary", [("node2", UUID)])
+        fake_runner.expect(
+            [CRM_ATTRIBUTE, "--promotion=galera", "--query", "--quiet"], returncode=105
+        )
+        fake_runner.expect([CRM_ATTRIBUTE, "--promotion=galera", "--update", "100"])
+        code, err = run("monitor", env, fake_runner, fake_clock)
+    assert code == 0, err
+
+
+def test_an_unreported_stopped_instance_is_not_running(
+    tmp_path, closed_ports, fake_runner, fake_clock
+):
+    expect_attribute(fake_runner, "galera-position", [("node2", f"{UUID}:3")])
+    code, _ = run("monitor", environment(tmp_path, closed_ports), fake_runner, fake_clock)
+    assert code == 7
+
+
+def test_a_promoted_instance_without_mariadbd_is_not_running(
+    tmp_path, closed_ports, fake_runner, fake_clock
+):
+    env = environment(tmp_path, closed_ports, OCF_RESKEY_CRM_meta_role="Promoted")
+    code, err = run("monitor", env, fake_runner, fake_clock)
+    assert code == 7
+    assert err.strip().splitlines()[-1] == "ocf-exit-reason:mariadbd is not running"
+
+
+def test_a_post_start_notification_runs_the_election(
+    tmp_path, closed_ports, fake_runner, fake_clock
+):
+    env = environment(
+        tmp_path,
+        closed_ports,
+        OCF_RESKEY_CRM_meta_notify_type="post",
+        OCF_RESKEY_CRM_meta_notify_operation="start",
+        OCF_RESKEY_CRM_meta_notify_start_resource="galera:2",
+        OCF_RESKEY_CRM_meta_notify_start_uname="node3",
+    )
+    expect_attribute(fake_runner, "galera-position", REPORTED)
+    expect_election(fake_runner, REPORTED)
+    fake_runner.expect([CRM_ATTRIBUTE, "--promotion=galera", "--query", "--quiet"], returncode=105)
+    fake_runner.expect([CRM_ATTRIBUTE, "--promotion=galera", "--update", "100"])
+    code, err = run("notify", env, fake_runner, fake_clock)
+    assert code == 0, err
+    assert "after start of node3: bootstrapping a new Primary Component" in err
+
+
+def test_a_pre_notification_does_nothing(tmp_path, closed_ports, fake_runner, fake_clock):
+    env = environment(
+        tmp_path,
+        closed_ports,
+        OCF_RESKEY_CRM_meta_notify_type="pre",
+        OCF_RESKEY_CRM_meta_notify_operation="promote",
+    )
+    assert run("notify", env, fake_runner, fake_clock)[0] == 0
+
+
+def test_node_names_are_matched_exactly(tmp_path, closed_ports, fake_runner, fake_clock):
+    """node1 is not node10: a node whose name only contains a member's is not a member."""
+    env = environment(
+        tmp_path,
+        closed_ports,
+        node="node10",
+        OCF_RESKEY_wsrep_cluster_address="gcomm://node1,node2,node3",
+        OCF_RESKEY_cluster_host_map="",
+    )
+    code, err = run("validate-all", env, fake_runner, fake_clock)
+    assert code == 5
+    assert err.strip().splitlines()[-1] == (
+        "ocf-exit-reason:node node10 (member name node10) is not in wsrep_cluster_address "
+        "gcomm://node1,node2,node3 (names are matched exactly)"
+    )
