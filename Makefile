@@ -5,6 +5,7 @@
 #   make check     install what the tests need (idempotent) and run every test tier
 #   make unit      the unit tier only (no root, no packages beyond the virtualenv)
 #   make bench     benchmarks against the incumbents, printed as ratios
+#   make soak      Galera under random faults, no acknowledged write lost (ROUNDS=10 SEED=...)
 #   make docs      regenerate docs/agents/*.md from the agents' declarations
 
 PYTHON     ?= /usr/bin/python3
@@ -16,9 +17,11 @@ APT_PACKAGES := $(shell grep -v '^\#' scripts/debian-packages)
 
 LAB_DIR    ?= /var/lib/stackha/lab
 LAB_NODES  ?= 3
+ROUNDS     ?= 10
+SEED       ?=
 
 .PHONY: check deps venv lint types test unit contract integration lab lab-down lab-tests \
-	bench docs clean
+	bench soak docs clean
 
 # The README's main command.
 lab: deps venv
@@ -70,6 +73,12 @@ bench: venv
 	$(PY) bench/lab_timing.py
 	$(PY) bench/fence_ipmi.py
 	$(PY) bench/fence_pdu.py
+	$(PY) bench/galera.py
+
+# CI runs the same test with its default of 3 rounds, inside make check.
+soak: deps venv
+	STACKHA_SOAK_ROUNDS=$(ROUNDS) STACKHA_SOAK_SEED=$(SEED) \
+		$(PYTEST) -s tests/lab/test_galera_soak.py
 
 docs: venv
 	$(VENV)/bin/stackha docs docs/agents

@@ -3,6 +3,7 @@ records every commit the server acknowledged."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -82,12 +83,13 @@ class Writer:
     """Commits one row after another through whichever node accepts it, and records each id
     the server acknowledged (the client exited 0: autocommit, the commit returned)."""
 
+    ids = itertools.count(1)  # shared by every writer of a test session: ids never repeat
+
     def __init__(self, lab, nodes=NODES):
         self.lab = lab
         self.nodes = nodes
         self.acknowledged: list[int] = []
         self.failures = 0
-        self.next_id = 1
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -103,14 +105,13 @@ class Writer:
         turn = 0
         while not self._stop.is_set():
             node = self.nodes[turn % len(self.nodes)]
-            row = self.next_id
-            self.next_id += 1
+            row = next(self.ids)
             try:
                 result = sql(
                     self.lab, node, f"INSERT INTO soak.acked (id, via) VALUES ({row}, '{node}')"
                 )
                 ok = result.ok
-            except (LabError, OSError):
+            except Exception:  # noqa: BLE001 - a node gone, a timeout: not acknowledged
                 ok = False
             if ok:
                 self.acknowledged.append(row)
@@ -148,3 +149,46 @@ def assert_no_lost_writes(lab, writer, nodes=NODES):
     for node in nodes:
         missing = missing_rows(lab, node, acknowledged)
         assert not missing, f"{node} lacks {len(missing)} acknowledged rows, e.g. {missing[:5]}"
+
+
+# -- faults, for the soak: each one leaves the cluster to recover by itself -----------------
+
+
+def fault_kill_one(lab, rng):
+    node = rng.choice(NODES)
+    kill_mariadbd(lab, node)
+    return f"kill -9 of {node}'s mariadbd"
+
+
+def fault_kill_all(lab, rng):
+    for node in NODES:
+        kill_mariadbd(lab, node)
+    return "kill -9 of every mariadbd"
+
+
+def fault_crash_node(lab, rng):
+    node = rng.choice(NODES)
+    lab.crash(node)
+    time.sleep(rng.uniform(2, 8))
+    lab.set_power(node, "on")
+    return f"{node} crashed and powered on again"
+
+
+def fault_power_cycle_lab(lab, rng):
+    for node in NODES:
+        lab.set_power(node, "off")
+    time.sleep(rng.uniform(1, 4))
+    for node in NODES:
+        lab.set_power(node, "on")
+    return "the whole lab powered off and on"
+
+
+def fault_partition(lab, rng):
+    node = rng.choice(NODES)
+    lab.partition([node])
+    time.sleep(rng.uniform(10, 20))
+    lab.heal()
+    return f"{node} partitioned away and back"
+
+
+FAULTS = (fault_kill_one, fault_kill_all, fault_crash_node, fault_power_cycle_lab, fault_partition)
