@@ -100,6 +100,14 @@ def test_a_quorum_suffices_only_when_allowed_and_the_silent_member_is_fenced():
     )  # 1 of 3 is no quorum
 
 
+def test_a_two_node_cluster_recovers_with_one_node_when_the_other_is_fenced():
+    pair = ["node1", "node2"]
+    alone = {"node2": Report(7, uuid=UUID)}
+    assert elect_bootstrap(pair, alone).bootstrap is None
+    assert elect_bootstrap(pair, alone, allow_quorum=True).bootstrap is None  # not fenced
+    assert elect_bootstrap(pair, alone, fenced={"node1"}, allow_quorum=True).bootstrap == "node2"
+
+
 def test_safe_to_bootstrap_wins_without_waiting():
     election = elect_bootstrap(MEMBERS, {"node3": Report(12, safe_to_bootstrap=True, uuid=UUID)})
     assert election.bootstrap == "node3"

@@ -481,7 +481,9 @@ def elect_bootstrap(
         return Election(safe[0], f"{safe[0]} is marked safe_to_bootstrap (it left last)")
     missing = tuple(m for m in members if m not in known)
     if missing:
-        quorum = len(known) > len(members) // 2
+        # Two nodes can have no majority of one; Pacemaker's two_node quorum and fencing stand
+        # in for it (the silent node must be known down cleanly, checked below).
+        quorum = len(known) > len(members) // 2 or (len(members) == 2 and len(known) == 1)
         if not (allow_quorum and quorum and set(missing) <= set(fenced)):
             return Election(None, "waiting for every member to report", missing)
     best = max(known[m].seqno for m in known)
