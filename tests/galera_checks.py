@@ -7,7 +7,8 @@ import itertools
 import threading
 import time
 
-from lab_helpers import cluster_view, wait_for
+from lab_helpers import cluster_view, pcs, wait_for
+from stackha.lab import galera as lab_galera
 from stackha.lab.namespaces import LabError
 
 NODES = ("node1", "node2", "node3")
@@ -123,6 +124,27 @@ class Writer:
     def wait_for_commits(self, count, timeout=60):
         target = len(self.acknowledged) + count
         wait_for(lambda: len(self.acknowledged) >= target, f"{count} more commits", timeout)
+
+
+def deploy(lab):
+    """MariaDB Galera provisioned on every node and run by Pacemaker as the operator would
+    create it, fencing off; returns the seconds from create to all Promoted and Synced."""
+    address = lab_galera.provision(lab)
+    pcs(lab, "property", "set", "stonith-enabled=false")
+    pcs(
+        lab,
+        "resource",
+        "create",
+        "galera",
+        "ocf:stackha:galera",
+        f"wsrep_cluster_address={address}",
+        "promotable",
+        "promoted-max=3",
+        "notify=true",
+    )
+    seconds = wait_all_promoted(lab, "cold start")
+    prepare_soak_table(lab)
+    return seconds
 
 
 def prepare_soak_table(lab):

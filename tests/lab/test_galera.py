@@ -13,35 +13,19 @@ from galera_checks import (
     Writer,
     all_promoted,
     assert_no_lost_writes,
+    deploy,
     kill_mariadbd,
-    prepare_soak_table,
     roles,
     sql,
     wait_all_promoted,
     wsrep,
 )
 from lab_helpers import inside, pcs, wait_for
-from stackha.lab import galera as lab_galera
 
 
 @pytest.fixture(scope="module")
 def galera(lab):
-    address = lab_galera.provision(lab)
-    pcs(lab, "property", "set", "stonith-enabled=false")
-    pcs(
-        lab,
-        "resource",
-        "create",
-        "galera",
-        "ocf:stackha:galera",
-        f"wsrep_cluster_address={address}",
-        "promotable",
-        "promoted-max=3",
-        "notify=true",
-    )
-    seconds = wait_all_promoted(lab, "cold start")
-    print(f"cold start to all Promoted: {seconds:.1f}s")
-    prepare_soak_table(lab)
+    print(f"cold start to all Promoted: {deploy(lab):.1f}s")
     return lab
 
 

@@ -18,11 +18,10 @@ from galera_checks import (
     Writer,
     all_promoted,
     assert_no_lost_writes,
-    prepare_soak_table,
+    deploy,
     wait_all_promoted,
 )
-from lab_helpers import pcs, wait_for
-from stackha.lab import galera as lab_galera
+from lab_helpers import wait_for
 
 ROUNDS = int(os.environ.get("STACKHA_SOAK_ROUNDS", "3"))
 SEED = int(os.environ.get("STACKHA_SOAK_SEED") or time.time_ns() % 1_000_000)
@@ -31,21 +30,7 @@ SEED = int(os.environ.get("STACKHA_SOAK_SEED") or time.time_ns() % 1_000_000)
 def test_no_acknowledged_write_is_lost_across_random_faults(lab):
     print(f"\nsoak: {ROUNDS} rounds, seed {SEED} (STACKHA_SOAK_SEED={SEED} replays it)")
     rng = random.Random(SEED)
-    address = lab_galera.provision(lab)
-    pcs(lab, "property", "set", "stonith-enabled=false")
-    pcs(
-        lab,
-        "resource",
-        "create",
-        "galera",
-        "ocf:stackha:galera",
-        f"wsrep_cluster_address={address}",
-        "promotable",
-        "promoted-max=3",
-        "notify=true",
-    )
-    wait_all_promoted(lab, "cold start")
-    prepare_soak_table(lab)
+    deploy(lab)
     recoveries = []
     with Writer(lab) as writer:
         for number in range(1, ROUNDS + 1):
