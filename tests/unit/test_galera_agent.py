@@ -200,3 +200,71 @@ def test_node_names_are_matched_exactly(tmp_path, closed_ports, fake_runner, fak
         "ocf-exit-reason:node node10 (member name node10) is not in wsrep_cluster_address "
         "gcomm://node1,node2,node3 (names are matched exactly)"
     )
+
+
+def test_a_join_that_cannot_finish_in_time_stops_its_mariadbd_and_says_why(
+    tmp_path, closed_ports, fake_runner, fake_clock, monkeypatch
+):
+    """The state transfer never completes (no SQL answers): 10 s before the promote timeout
+    the agent stops the mariadbd it started, reports its position again, and fails with the
+    state it reached — not a hang until Pacemaker kills it."""
+    import signal
+
+    from fakes import FakeProcess, FakeProcessTable
+
+    datadir = tmp_path / "data"
+    (datadir / "mysql").mkdir(parents=True)
+    (datadir / "grastate.dat").write_text(
+        f"version: 2.1\nuuid: {UUID}\nseqno: 12\nsafe_to_bootstrap: 0\n"
+    )
+    config = tmp_path / "my.cnf"
+    config.write_text("[mysqld]\n")
+    table = FakeProcessTable(fake_clock)
+    monkeypatch.setattr(GALERA, "PROCESSES", table)
+    with socket.socket() as peer:
+        peer.bind(("127.0.0.2", 0))
+        peer.listen()
+        ports = [closed_ports[0], peer.getsockname()[1], closed_ports[2]]
+        env = environment(
+            tmp_path,
+            ports,
+            node="node3",
+            OCF_RESKEY_datadir=str(datadir),
+            OCF_RESKEY_config=str(config),
+            OCF_RESKEY_user="root",
+            OCF_RESKEY_socket=str(tmp_path / "run" / "mysqld.sock"),
+            OCF_RESKEY_log=str(tmp_path / "log" / "error.log"),
+            OCF_RESKEY_CRM_meta_timeout="11000",  # 1 s left once 10 s are kept to stop
+            OCF_RESKEY_CRM_meta_promotable="true",
+            OCF_RESKEY_CRM_meta_interval="0",
+        )
+        expect_attribute(fake_runner, "galera-primary", [("node2", UUID)])
+        fake_runner.expect([ATTRD, "--name", "galera-position", "--delete"])
+        fake_runner.expect([ATTRD, "--name", "galera-safe-to-bootstrap", "--delete"])
+        not_yet = "ERROR 2002 (HY000): Can't connect to local server through socket"
+        status = [
+            "/usr/bin/mariadb",
+            f"--socket={tmp_path / 'run' / 'mysqld.sock'}",
+            "--connect-timeout=5",
+            "--batch",
+            "--skip-column-names",
+            "--execute",
+            GALERA.galera.STATUS_QUERY,
+        ]
+        for _ in range(3):  # at 0, 0.5 and 1.0 s: then the deadline has passed
+            fake_runner.expect(status, returncode=1, stderr=not_yet)
+        fake_runner.expect([ATTRD, "--name", "galera-position", "--update", f"{UUID}:12"])
+        fake_runner.expect([ATTRD, "--name", "galera-safe-to-bootstrap", "--update", "0"])
+        table.add(fake_runner.next_pid + 1, FakeProcess("mariadbd", dies_on={signal.SIGTERM: 2}))
+        code, err = run("promote", env, fake_runner, fake_clock)
+    assert code == 1, err
+    assert err.strip().splitlines()[-1] == (
+        "ocf-exit-reason:join did not finish within 1s of the promote timeout: no SQL yet "
+        "(initialising, or receiving a state transfer)"
+    )
+    (spawned,) = fake_runner.spawned
+    assert f"--wsrep-cluster-address=gcomm://127.0.0.1:{ports[0]}" in spawned.argv[9]
+    assert "--wsrep-new-cluster" not in spawned.argv
+    assert [(pid, signum) for pid, signum, _ in table.signals] == [
+        (fake_runner.next_pid, signal.SIGTERM)
+    ]
