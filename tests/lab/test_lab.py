@@ -204,6 +204,17 @@ def test_the_cli_shows_status_and_runs_commands_in_nodes(lab):
     assert hostname.stdout == "node2\n"
 
 
+def host_pids():
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
+def net_namespace(pid):
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None  # gone meanwhile, or a kernel thread
+
+
 def test_down_leaves_no_process_namespace_or_file(installed, tmp_path):
     directory = tmp_path / "lab"
     lab = Lab(str(directory))
@@ -213,8 +224,14 @@ def test_down_leaves_no_process_namespace_or_file(installed, tmp_path):
         p for n in state.nodes for p in [n.init_pid, n.bmc_pid, *n.helper_pids] if p
     ]
     assert all(is_alive(PROCESSES, pid) for pid in pids)
+    namespaces = {
+        os.readlink(f"/proc/{pid}/ns/net")
+        for pid in (state.switch_init_pid, state.nodes[0].init_pid)
+    }
     lab.down()
     assert not any(is_alive(PROCESSES, pid) for pid in pids)
+    # nothing at all is left in the lab's network namespaces, recorded pid or not
+    assert not [pid for pid in host_pids() if net_namespace(pid) in namespaces]
     assert not directory.exists()
     assert lab.down() == []  # a second down finds nothing and fails on nothing
 

@@ -40,8 +40,10 @@ class Switch:
 
     def create(self, address: str, prefix: int, deadline: Deadline, log_path: str) -> int:
         """Make the namespace and the bridge; returns the holder (unshare) pid."""
+        # Its own PID namespace too: killing tini then ends its sleep as well (in the host's,
+        # the sleep outlived every lab, re-parented to pid 1).
         holder, self.init_pid = start_init(
-            self.host_runner, self.processes, ["--net", "--fork"], deadline, log_path
+            self.host_runner, self.processes, ["--net", "--pid", "--fork"], deadline, log_path
         )
         try:
             self._ip("link", "set", "lo", "up")
