@@ -196,6 +196,15 @@ def fault_crash_node(lab, rng):
     return f"{node} crashed and powered on again"
 
 
+def fault_crash_all_nodes(lab, rng):
+    for node in NODES:
+        lab.crash(node)
+    time.sleep(rng.uniform(1, 4))
+    for node in NODES:
+        lab.set_power(node, "on")
+    return "every node crashed at once and was powered on again"
+
+
 def fault_power_cycle_lab(lab, rng):
     for node in NODES:
         lab.set_power(node, "off")
@@ -213,4 +222,11 @@ def fault_partition(lab, rng):
     return f"{node} partitioned away and back"
 
 
-FAULTS = (fault_kill_one, fault_kill_all, fault_crash_node, fault_power_cycle_lab, fault_partition)
+FAULTS = (
+    fault_kill_one,
+    fault_kill_all,
+    fault_crash_node,
+    fault_crash_all_nodes,
+    fault_power_cycle_lab,
+    fault_partition,
+)

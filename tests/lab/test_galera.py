@@ -102,6 +102,18 @@ def test_a_crashed_node_rejoins_with_its_data(galera):
     assert_no_lost_writes(galera, writer)
 
 
+def test_every_node_crashes_at_once(galera):
+    with Writer(galera) as writer:
+        writer.wait_for_commits(5)
+    for node in NODES:
+        galera.crash(node)
+    for node in NODES:
+        galera.set_power(node, "on")
+    seconds = wait_all_promoted(galera, "after every node crashed")
+    print(f"every node crashed: all Promoted {seconds:.1f}s after they were powered on")
+    assert_no_lost_writes(galera, writer)
+
+
 def test_whole_lab_powered_off_and_on(galera):
     with Writer(galera) as writer:
         writer.wait_for_commits(5)
