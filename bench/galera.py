@@ -168,9 +168,18 @@ def create(lab: Lab, agent: str, address: str) -> None:
     pcs(lab, *argv)
 
 
+def no_mariadbd(lab: Lab) -> bool:
+    return all(run_in(lab, node, ["pidof", "mariadbd"]).returncode != 0 for node in NODES)
+
+
 def delete(lab: Lab) -> None:
+    """Stopped first, then removed: a delete right after a cleanup (the history erased, the
+    re-probes pending) removes the resource without stopping it — a pcs/Pacemaker race seen
+    here — and leaves mariadbd running unmanaged."""
+    pcs(lab, "resource", "disable", "galera", "--wait=180")
+    if wait(lambda: no_mariadbd(lab), 120) is None:
+        raise RuntimeError("mariadbd still runs after the resource was disabled")
     pcs(lab, "resource", "delete", "galera")
-    wait(lambda: not promoted_nodes(lab), 120)
 
 
 def fault_round(lab: Lab, what: str, fault: Callable[[], None], limit: float) -> Optional[float]:
@@ -189,6 +198,7 @@ def fault_round(lab: Lab, what: str, fault: Callable[[], None], limit: float) ->
     seconds = None if recovered is None else time.monotonic() - started
     log(f"{what}: {'capped' if seconds is None else f'{seconds:.1f}s'}")
     pcs(lab, "resource", "cleanup", "galera")
+    wait(lambda: healthy(lab), 120)  # the re-probes after a cleanup, before anything else
     return seconds
 
 
