@@ -42,6 +42,9 @@ STATE_DIRS: Mapping[str, str] = {
     # MariaDB: each node its own configuration and datadir (see stackha.lab.galera)
     "etc/mysql": "/etc/mysql",
     "var/lib/mysql": "/var/lib/mysql",
+    # RabbitMQ: each node its own configuration, cookie and data (see stackha.lab.rabbitmq)
+    "etc/rabbitmq": "/etc/rabbitmq",
+    "var/lib/rabbitmq": "/var/lib/rabbitmq",
 }
 PACEMAKER_SUBDIRS = ("cib", "pengine", "blackbox", "cores")
 RUN_DIRS = ("/run/crm", "/run/haproxy", "/run/resource-agents", "/run/lock")
