@@ -167,3 +167,73 @@ def test_versions_and_names():
 
 def test_passwords_go_on_stdin_not_on_the_command_line():
     assert rabbitmq.add_user_argv("openstack") == ["/usr/sbin/rabbitmqctl", "add_user", "openstack"]
+
+
+def test_credentials_come_from_a_file(tmp_path):
+    path = tmp_path / "monitor"
+    path.write_text("# the agent's monitoring user\nusername=stackha\npassword=p=w\n")
+    assert rabbitmq.read_credentials(str(path)) == ("stackha", "p=w")
+    path.write_text("username=stackha\n")
+    with pytest.raises(rabbitmq.CredentialsError, match="needs username= and password="):
+        rabbitmq.read_credentials(str(path))
+    with pytest.raises(rabbitmq.CredentialsError, match="No such file"):
+        rabbitmq.read_credentials(str(tmp_path / "missing"))
+
+
+@pytest.fixture
+def management_api():
+    """A stand-in for the management API on loopback: /api/nodes for user stackha:secret."""
+    import base64
+    import http.server
+    import threading
+
+    expected = "Basic " + base64.b64encode(b"stackha:secret").decode()
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.path)
+            if self.headers.get("Authorization") != expected:
+                self.send_response(401)
+                self.end_headers()
+                return
+            body = NODES.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1], seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_fetch_nodes_asks_once_with_basic_auth(management_api):
+    port, seen = management_api
+    health = rabbitmq.fetch_nodes("127.0.0.1", port, "stackha", "secret", timeout=5)
+    assert sorted(health) == list(MEMBERS)
+    assert seen == [rabbitmq.NODES_PATH]
+
+
+def test_refused_credentials_name_the_user_not_the_password(management_api):
+    port, _ = management_api
+    with pytest.raises(rabbitmq.CredentialsError) as caught:
+        rabbitmq.fetch_nodes("127.0.0.1", port, "stackha", "wrong-secret", timeout=5)
+    assert "refused user stackha" in str(caught.value)
+    assert "wrong-secret" not in str(caught.value)
+
+
+def test_nothing_listening_is_not_reachable():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(rabbitmq.NotReachable, match=f"no management API on 127.0.0.1:{port}"):
+        rabbitmq.fetch_nodes("127.0.0.1", port, "stackha", "secret", timeout=5)

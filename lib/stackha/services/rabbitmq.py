@@ -37,6 +37,14 @@ class RabbitError(Exception):
     """RabbitMQ refused, failed, or answered something unusable; the message says which."""
 
 
+class CredentialsError(RabbitError):
+    """The credentials are missing, unreadable, or refused."""
+
+
+class NotReachable(RabbitError):
+    """Nothing answers where the broker should."""
+
+
 def node_name(host: str, prefix: str = "rabbit") -> str:
     """The Erlang node name of the broker on ``host``: ``rabbit@host``."""
     return f"{prefix}@{host}"
@@ -140,6 +148,51 @@ class NodeHealth(Record):
 
 
 NODES_PATH = "/api/nodes?columns=name,running,partitions,mem_alarm,disk_free_alarm"
+
+
+def read_credentials(path: str) -> tuple[str, str]:
+    """(username, password) from a file of ``username=...`` and ``password=...`` lines."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError as err:
+        raise CredentialsError(f"credentials file {path}: {err.strerror}") from None
+    fields = {}
+    for line in lines:
+        key, sep, value = line.partition("=")
+        if sep and not line.lstrip().startswith("#"):
+            fields[key.strip()] = value.strip()
+    if not fields.get("username") or not fields.get("password"):
+        raise CredentialsError(f"credentials file {path} needs username= and password= lines")
+    return fields["username"], fields["password"]
+
+
+def fetch_nodes(
+    address: str, port: int, username: str, password: str, timeout: float
+) -> dict[str, NodeHealth]:
+    """Every member's health from the management API (one HTTP request)."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    host = f"[{address}]" if ":" in address else address
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    request = urllib.request.Request(
+        f"http://{host}:{port}{NODES_PATH}", headers={"Authorization": f"Basic {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as err:
+        if err.code == 401:
+            raise CredentialsError(
+                f"the management API on {host}:{port} refused user {username}"
+            ) from None
+        raise RabbitError(f"the management API on {host}:{port} answered {err.code}") from None
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise NotReachable(f"no management API on {host}:{port}: {reason}") from None
+    return parse_nodes(body)
 
 
 def parse_nodes(text: str) -> dict[str, NodeHealth]:
