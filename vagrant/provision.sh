@@ -14,6 +14,11 @@ venv=/opt/stackha-venv
 # shellcheck disable=SC2046 # one word per package
 "$source/scripts/install-debian-packages" $(grep -v '^#' "$source/scripts/debian-packages")
 
+# The cluster starts these; the distribution must not, at boot or now.
+for service in mariadb rabbitmq-server haproxy; do
+    systemctl disable --now "$service" 2>/dev/null || true
+done
+
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --upgrade "$source"
 "$venv/bin/stackha" install

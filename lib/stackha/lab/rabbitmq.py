@@ -30,6 +30,7 @@ management.tcp.port = 15672
 vm_memory_high_watermark.absolute = 512MB
 disk_free_limit.absolute = 50MB
 cluster_partition_handling = pause_minority
+net_ticktime = 10
 """
 
 
