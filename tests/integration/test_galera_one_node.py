@@ -147,3 +147,11 @@ def test_wrong_credentials_are_a_configuration_error_naming_the_file(galera, tmp
     assert result.returncode == 6, result.stderr
     assert f"credentials from {credentials}" in exit_reason(result)
     assert password not in result.stderr  # the password itself is never echoed
+
+
+def test_under_pacemaker_it_must_be_a_promotable_clone(galera):
+    result = call(galera, "start", OCF_RESKEY_crm_feature_set="3.16.1")
+    assert result.returncode == 6, result.stderr
+    assert exit_reason(result) == (
+        "galera must run as a promotable clone (pcs: promotable promoted-max=N)"
+    )
