@@ -268,3 +268,18 @@ def test_a_join_that_cannot_finish_in_time_stops_its_mariadbd_and_says_why(
     assert [(pid, signum) for pid, signum, _ in table.signals] == [
         (fake_runner.next_pid, signal.SIGTERM)
     ]
+
+
+def test_standalone_attributes_live_in_one_file_that_goes_when_empty(tmp_path):
+    from stackha.ocf.node_attributes import StandaloneAttributes
+
+    path = tmp_path / "rsctmp" / "stackha-galera.attributes.json"
+    attributes = StandaloneAttributes(str(path), "node1")
+    attributes.set("galera-position", f"{UUID}:3")
+    attributes.set_promotion_score(100)
+    assert attributes.everywhere("galera-position") == {"node1": f"{UUID}:3"}
+    assert attributes.promotion_score() == 100
+    attributes.delete("galera-position")
+    attributes.delete_promotion_score()
+    assert attributes.everywhere("galera-position") == {}
+    assert not path.exists()

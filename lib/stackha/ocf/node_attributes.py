@@ -68,6 +68,10 @@ class StandaloneAttributes:
         return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
     def _save(self, values: dict[str, str]) -> None:
+        if not values:  # nothing reported: leave no file behind
+            if os.path.exists(self.path):
+                os.unlink(self.path)
+            return
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         temporary = f"{self.path}.new"
         with open(temporary, "w", encoding="utf-8") as handle:
