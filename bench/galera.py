@@ -51,9 +51,9 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from stackha.lab import galera as lab_galera
+from stackha.lab.galera import NODES, healthy, kill_mariadbd
 from stackha.lab.lab import Lab
 
-NODES = ("node1", "node2", "node3")
 OURS = "ocf:stackha:galera"
 THEIRS = "ocf:heartbeat:galera"
 AGENT_PATHS = {
@@ -80,48 +80,6 @@ def pcs(lab: Lab, *argv: str) -> None:
         raise RuntimeError(f"pcs {' '.join(argv)}: {result.stdout}{result.stderr}")
 
 
-def wsrep(lab: Lab, node: str) -> dict[str, str]:
-    try:
-        result = run_in(
-            lab, node, ["mariadb", "-N", "-B", "-e", "SHOW GLOBAL STATUS LIKE 'wsrep%'"], 10
-        )
-    except Exception:  # noqa: BLE001 - a node that is down answers nothing
-        return {}
-    if result.returncode != 0:
-        return {}
-    return dict(line.split("\t", 1) for line in result.stdout.splitlines() if "\t" in line)
-
-
-def promoted_nodes(lab: Lab) -> set[str]:
-    for node in NODES:
-        try:
-            status = lab.node(node).status()
-        except Exception:  # noqa: BLE001 - a node that is down cannot tell
-            continue
-        if status is None or not status.dc:
-            continue
-        return {
-            r.nodes[0]
-            for r in status.instances("galera")
-            if r.nodes and r.role == "Promoted" and not r.failed
-        }
-    return set()
-
-
-def healthy(lab: Lab) -> bool:
-    if promoted_nodes(lab) != set(NODES):
-        return False
-    for node in NODES:
-        status = wsrep(lab, node)
-        if (
-            status.get("wsrep_cluster_status") != "Primary"
-            or status.get("wsrep_local_state_comment") != "Synced"
-            or status.get("wsrep_cluster_size") != "3"
-        ):
-            return False
-    return True
-
-
 def wait(ready: Callable[[], bool], limit: float) -> Optional[float]:
     """Seconds until ``ready``, or None when ``limit`` passed first."""
     started = time.monotonic()
@@ -130,15 +88,6 @@ def wait(ready: Callable[[], bool], limit: float) -> Optional[float]:
             return time.monotonic() - started
         time.sleep(0.5)
     return None
-
-
-def mariadbd_pid(lab: Lab, node: str) -> int:
-    result = run_in(lab, node, ["cat", "/run/mysqld/mysqld.pid"])
-    return int(result.stdout.strip())
-
-
-def kill_mariadbd(lab: Lab, node: str) -> None:
-    run_in(lab, node, ["kill", "-9", str(mariadbd_pid(lab, node))])
 
 
 def reset_datadirs(lab: Lab) -> None:
@@ -200,12 +149,6 @@ def fault_round(lab: Lab, what: str, fault: Callable[[], None], limit: float) ->
     pcs(lab, "resource", "cleanup", "galera")
     wait(lambda: healthy(lab), 120)  # the re-probes after a cleanup, before anything else
     return seconds
-
-
-def kill_every_mariadbd(lab: Lab) -> None:
-    pids = {node: mariadbd_pid(lab, node) for node in NODES}  # read first: kill all at once
-    for node, pid in pids.items():
-        run_in(lab, node, ["kill", "-9", str(pid)])
 
 
 def crash_and_reset(lab: Lab, node: str) -> None:
@@ -272,7 +215,7 @@ def measure(lab: Lab, agent: str, address: str, args: argparse.Namespace) -> dic
         args.limit,
     )
     results["kill_all_s"] = fault_round(
-        lab, f"{agent}: kill -9 of every mariadbd", lambda: kill_every_mariadbd(lab), args.limit
+        lab, f"{agent}: kill -9 of every mariadbd", lambda: kill_mariadbd(lab, *NODES), args.limit
     )
     return results
 

@@ -1,5 +1,6 @@
-"""Galera in the lab, seen from outside the agent: roles, SQL on each node, and a writer that
-records every commit the server acknowledged."""
+"""Galera in the lab, seen from outside the agent: SQL on each node, a writer that records every
+commit the server acknowledged, the faults of the soak. Roles and health come from
+stackha.lab.galera, which the benchmark uses too."""
 
 from __future__ import annotations
 
@@ -7,12 +8,10 @@ import itertools
 import threading
 import time
 
-from lab_helpers import cluster_view, pcs, wait_for
+from lab_helpers import pcs, wait_for
 from stackha.lab import galera as lab_galera
-from stackha.lab.namespaces import LabError
+from stackha.lab.galera import MARIADB, NODES, healthy, kill_mariadbd
 
-NODES = ("node1", "node2", "node3")
-MARIADB = "/usr/bin/mariadb"
 RECOVERY_TIMEOUT = 180.0
 
 
@@ -23,61 +22,10 @@ def sql(lab, node, statement, timeout=20):
     )
 
 
-def roles(lab, observer="node1"):
-    """{node: (role, failed)} of the galera clone as ``observer`` sees it; None if it cannot."""
-    status = cluster_view(lab, observer)
-    if status is None or not status.dc:
-        return None
-    return {r.nodes[0]: (r.role, r.failed) for r in status.instances("galera") if r.nodes}
-
-
-def wsrep(lab, node):
-    """{variable: value} of a node's wsrep status, {} when it does not answer."""
-    result = sql(lab, node, "SHOW GLOBAL STATUS LIKE 'wsrep%'", timeout=10)
-    if not result.ok:
-        return {}
-    return dict(line.split("\t", 1) for line in result.stdout.splitlines() if "\t" in line)
-
-
-def all_promoted(lab, nodes=NODES):
-    """Every node Promoted (none failed) and, asked over SQL, Synced in one component of all."""
-    seen = None
-    for observer in nodes:
-        try:
-            seen = roles(lab, observer)
-        except LabError:
-            continue
-        if seen is not None:
-            break
-    if not seen or any(seen.get(n) != ("Promoted", False) for n in nodes):
-        return False
-    for node in nodes:
-        status = wsrep(lab, node)
-        if (
-            status.get("wsrep_cluster_status") != "Primary"
-            or status.get("wsrep_local_state_comment") != "Synced"
-            or status.get("wsrep_cluster_size") != str(len(nodes))
-        ):
-            return False
-    return True
-
-
 def wait_all_promoted(lab, what, timeout=RECOVERY_TIMEOUT):
     started = time.monotonic()
-    wait_for(lambda: all_promoted(lab), f"every node Promoted and Synced ({what})", timeout)
+    wait_for(lambda: healthy(lab), f"every node Promoted and Synced ({what})", timeout)
     return time.monotonic() - started
-
-
-def mariadbd_pid(lab, node):
-    result = lab.node_runner(node).run(["/bin/cat", "/run/mysqld/mysqld.pid"], timeout=10)
-    assert result.ok, f"{node}: no mariadbd pid file"
-    return int(result.stdout.strip())
-
-
-def kill_mariadbd(lab, node):
-    """SIGKILL to the node's mariadbd, by pid, inside the node's own pid namespace."""
-    pid = mariadbd_pid(lab, node)
-    assert lab.node_runner(node).run(["/bin/kill", "-9", str(pid)], timeout=10).ok
 
 
 class Writer:
@@ -183,8 +131,7 @@ def fault_kill_one(lab, rng):
 
 
 def fault_kill_all(lab, rng):
-    for node in NODES:
-        kill_mariadbd(lab, node)
+    kill_mariadbd(lab, *NODES)
     return "kill -9 of every mariadbd"
 
 

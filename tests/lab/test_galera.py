@@ -8,19 +8,9 @@ lives in the fencing tests); a crashed node is simply lost and powered on again.
 from __future__ import annotations
 
 import pytest
-from galera_checks import (
-    NODES,
-    Writer,
-    all_promoted,
-    assert_no_lost_writes,
-    deploy,
-    kill_mariadbd,
-    roles,
-    sql,
-    wait_all_promoted,
-    wsrep,
-)
+from galera_checks import Writer, assert_no_lost_writes, deploy, sql, wait_all_promoted
 from lab_helpers import inside, pcs, wait_for
+from stackha.lab.galera import NODES, healthy, kill_mariadbd, roles, wsrep_status
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +27,8 @@ def attributes(lab, node="node1"):
 
 
 def test_cold_start_forms_one_primary_component_of_all_nodes(galera):
-    assert all_promoted(galera)
-    uuids = {wsrep(galera, node)["wsrep_cluster_state_uuid"] for node in NODES}
+    assert healthy(galera)
+    uuids = {wsrep_status(galera, node)["wsrep_cluster_state_uuid"] for node in NODES}
     assert len(uuids) == 1
     shown = attributes(galera)
     for node in NODES:
@@ -58,7 +48,7 @@ def test_a_node_kept_unpromoted_reports_its_position_and_joins_when_allowed(gale
         shown = attributes(galera)
         node3 = shown.split("* Node: node3", 1)[1]
         position = next(line for line in node3.splitlines() if "galera-position" in line)
-        uuid = wsrep(galera, "node1")["wsrep_cluster_state_uuid"]
+        uuid = wsrep_status(galera, "node1")["wsrep_cluster_state_uuid"]
         assert uuid in position  # uuid:seqno of the stopped node, in crm_mon -A
         writer.wait_for_commits(5)
         pcs(galera, "resource", "clear", "galera-clone", "node3")
@@ -71,7 +61,7 @@ def test_kill_9_of_one_mariadbd(galera):
     with Writer(galera) as writer:
         writer.wait_for_commits(5)
         kill_mariadbd(galera, "node2")
-        wait_for(lambda: not all_promoted(galera), "the cluster noticing", 60)
+        wait_for(lambda: not healthy(galera), "the cluster noticing", 60)
         seconds = wait_all_promoted(galera, "after kill -9 of node2's mariadbd")
         writer.wait_for_commits(5)
     print(f"kill -9 of one mariadbd: all Promoted again {seconds:.1f}s after it was noticed")
@@ -81,9 +71,8 @@ def test_kill_9_of_one_mariadbd(galera):
 def test_kill_9_of_every_mariadbd_at_once(galera):
     with Writer(galera) as writer:
         writer.wait_for_commits(5)
-        for node in NODES:
-            kill_mariadbd(galera, node)
-        wait_for(lambda: not all_promoted(galera), "the cluster noticing", 60)
+        kill_mariadbd(galera, *NODES)
+        wait_for(lambda: not healthy(galera), "the cluster noticing", 60)
         seconds = wait_all_promoted(galera, "after kill -9 of every mariadbd")
         writer.wait_for_commits(5)
     print(f"kill -9 of all three: all Promoted again {seconds:.1f}s after it was noticed")
@@ -130,14 +119,14 @@ def test_a_partitioned_node_leaves_and_rejoins(galera):
         writer.wait_for_commits(5)
         galera.partition(["node3"])
         wait_for(
-            lambda: wsrep(galera, "node1").get("wsrep_cluster_size") == "2",
+            lambda: wsrep_status(galera, "node1").get("wsrep_cluster_size") == "2",
             "node1's component without node3",
             120,
         )
         writer.wait_for_commits(10)
         # node3 alone has no quorum: Pacemaker stops its instance, Galera makes it non-Primary
         wait_for(
-            lambda: wsrep(galera, "node3").get("wsrep_cluster_status") != "Primary",
+            lambda: wsrep_status(galera, "node3").get("wsrep_cluster_status") != "Primary",
             "node3 out of the Primary Component",
             120,
         )

@@ -16,12 +16,12 @@ import time
 from galera_checks import (
     FAULTS,
     Writer,
-    all_promoted,
     assert_no_lost_writes,
     deploy,
     wait_all_promoted,
 )
 from lab_helpers import wait_for
+from stackha.lab.galera import healthy
 
 ROUNDS = int(os.environ.get("STACKHA_SOAK_ROUNDS", "3"))
 SEED = int(os.environ.get("STACKHA_SOAK_SEED") or time.time_ns() % 1_000_000)
@@ -38,7 +38,7 @@ def test_no_acknowledged_write_is_lost_across_random_faults(lab):
             fault = rng.choice(FAULTS)
             started = time.monotonic()
             what = fault(lab, rng)
-            wait_for(lambda: not all_promoted(lab), f"round {number}: the cluster noticing", 90)
+            wait_for(lambda: not healthy(lab), f"round {number}: the cluster noticing", 90)
             wait_all_promoted(lab, f"round {number}: {what}")
             seconds = time.monotonic() - started
             recoveries.append(seconds)

@@ -1,6 +1,7 @@
 """MariaDB Galera on the lab's nodes: what an operator's provisioning does before Pacemaker
 takes over — the distribution's configuration copied into each node with a Galera section for
-it, and a datadir initialised — and nothing more: no mariadbd is started here.
+it, and a datadir initialised; no mariadbd is started here. Also what the lab's Galera is doing
+(roles, wsrep status, health) and kill -9 of a mariadbd, for the lab tests and bench/galera.py.
 
 Each node's ``/etc/mysql`` and ``/var/lib/mysql`` are its own (bind-mounted from the node's root,
 see ``stackha.lab.node``), so three mariadbd run side by side on one machine.
@@ -13,10 +14,12 @@ from pathlib import Path
 
 from stackha.lab.lab import Lab
 from stackha.lab.namespaces import LabError
+from stackha.runner import CommandError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import Optional
 
 HOST_CONFIG = Path("/etc/mysql")
 GALERA_CONF = "mariadb.conf.d/60-galera.cnf"  # Debian ships this file, commented out
@@ -80,3 +83,73 @@ def provision(lab: Lab) -> str:
             if not result.ok:
                 raise LabError(f"{entry.name}: mariadb-install-db: {result.output_line()}")
     return cluster_address(members)
+
+
+# -- what the lab's Galera is doing, for tests and benchmarks ---------------------------------
+
+NODES = ("node1", "node2", "node3")
+MARIADB = "/usr/bin/mariadb"
+
+
+def wsrep_status(lab: Lab, node: str) -> dict[str, str]:
+    """{variable: value} of a node's wsrep status over its socket; {} when it does not answer."""
+    try:
+        result = lab.node_runner(node).run(
+            [
+                MARIADB,
+                "--batch",
+                "--skip-column-names",
+                "--execute",
+                "SHOW GLOBAL STATUS LIKE 'wsrep%'",
+            ],
+            timeout=10,
+        )
+    except (LabError, CommandError):
+        return {}
+    if not result.ok:
+        return {}
+    return dict(line.split("\t", 1) for line in result.stdout.splitlines() if "\t" in line)
+
+
+def roles(lab: Lab, nodes: Sequence[str] = NODES) -> Optional[dict[str, tuple[str, bool]]]:
+    """{node: (role, failed)} of the galera clone, as the first node that can tell sees it."""
+    for observer in nodes:
+        try:
+            status = lab.node(observer).status()
+        except LabError:
+            continue
+        if status is not None and status.dc:
+            return {r.nodes[0]: (r.role, r.failed) for r in status.instances("galera") if r.nodes}
+    return None
+
+
+def healthy(lab: Lab, nodes: Sequence[str] = NODES) -> bool:
+    """Every node Promoted (none failed) and, asked over SQL, Synced in one component of all."""
+    seen = roles(lab, nodes)
+    if not seen or any(seen.get(n) != ("Promoted", False) for n in nodes):
+        return False
+    for node in nodes:
+        status = wsrep_status(lab, node)
+        if (
+            status.get("wsrep_cluster_status") != "Primary"
+            or status.get("wsrep_local_state_comment") != "Synced"
+            or status.get("wsrep_cluster_size") != str(len(nodes))
+        ):
+            return False
+    return True
+
+
+def mariadbd_pid(lab: Lab, node: str) -> int:
+    result = lab.node_runner(node).run(["/bin/cat", "/run/mysqld/mysqld.pid"], timeout=10)
+    if not result.ok:
+        raise LabError(f"{node}: no mariadbd pid file")
+    return int(result.stdout.strip())
+
+
+def kill_mariadbd(lab: Lab, *nodes: str) -> None:
+    """SIGKILL to each node's mariadbd, by pid, inside the node's own pid namespace; every pid
+    is read first, so that they die together."""
+    pids = {node: mariadbd_pid(lab, node) for node in nodes}
+    for node, pid in pids.items():
+        if not lab.node_runner(node).run(["/bin/kill", "-9", str(pid)], timeout=10).ok:
+            raise LabError(f"{node}: kill -9 {pid} failed")
