@@ -148,7 +148,7 @@ def fault_round(lab: Lab, what: str, fault: Callable[[], None], limit: float) ->
     log(f"{what}: {'capped' if seconds is None else f'{seconds:.1f}s'}")
     try:
         pcs(lab, "resource", "cleanup", "galera")
-    except RuntimeError as err:
+    except (RuntimeError, subprocess.TimeoutExpired) as err:
         # After a capped round an action may still be in flight (the incumbent's 300 s
         # promote): the controller does not answer a cleanup then. The figure stands.
         log(f"{what}: cleanup failed ({str(err).splitlines()[0]}); going on")
