@@ -6,14 +6,17 @@ agent cannot slip past ocf-tester.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Callable
 
 from agent_runs import free_port
 from mariadb_sandbox import one_member_galera
+from rabbitmq_sandbox import one_node_rabbitmq
 
 
-def haproxy(directory: Path) -> dict[str, str]:
+@contextmanager
+def haproxy(directory: Path):
     """A loopback HAProxy that answers HTTP itself, with a stats socket."""
     config = directory / "haproxy.cfg"
     config.write_text(
@@ -31,14 +34,23 @@ frontend web
     http-request return status 200 content-type text/plain string ok
 """
     )
-    return {"config": str(config), "pidfile": str(directory / "haproxy.pid")}
+    yield {"config": str(config), "pidfile": str(directory / "haproxy.pid")}
 
 
-def galera(directory: Path) -> dict[str, str]:
-    return one_member_galera(directory)
+@contextmanager
+def galera(directory: Path):
+    yield one_member_galera(directory)
 
 
-SANDBOXES: dict[str, Callable[[Path], dict[str, str]]] = {
+@contextmanager
+def rabbitmq(directory: Path):
+    with one_node_rabbitmq() as (parameters, _):
+        yield parameters
+
+
+# Each sandbox is a context manager: what it started is stopped when the test is done.
+SANDBOXES: dict[str, Callable[[Path], AbstractContextManager[dict[str, str]]]] = {
     "galera": galera,
     "haproxy": haproxy,
+    "rabbitmq": rabbitmq,
 }

@@ -100,8 +100,8 @@ def test_pcs_describes_every_parameter(installed, agent_name):
     assert "Error" not in result.stderr
 
 
-def test_ocf_tester_passes_unmodified(installed, agent_name, agent_env, tmp_path):
-    params = SANDBOXES[agent_name](tmp_path)
+def test_ocf_tester_passes_unmodified(installed, agent_name, agent_env, sandbox):
+    params = sandbox
     options = [arg for key, value in params.items() for arg in ("-o", f"{key}={value}")]
     result = subprocess.run(
         ["ocf-tester", "-n", f"contract-{agent_name}", *options, str(installed / agent_name)],
@@ -114,8 +114,7 @@ def test_ocf_tester_passes_unmodified(installed, agent_name, agent_env, tmp_path
     assert "passed all tests" in result.stdout
 
 
-def sandbox_env(agent_env, agent_name, tmp_path, **extra):
-    params = SANDBOXES[agent_name](tmp_path)
+def sandbox_env(agent_env, agent_name, params, **extra):
     env = {
         **agent_env,
         "OCF_RESOURCE_INSTANCE": f"contract-{agent_name}",
@@ -125,9 +124,9 @@ def sandbox_env(agent_env, agent_name, tmp_path, **extra):
     return env
 
 
-def test_probe_stopped_start_twice_stop_twice(installed, agent_name, agent_env, tmp_path):
+def test_probe_stopped_start_twice_stop_twice(installed, agent_name, agent_env, sandbox):
     """Probe of a stopped service is 7; double start and double stop both succeed."""
-    env = sandbox_env(agent_env, agent_name, tmp_path, OCF_RESKEY_CRM_meta_interval="0")
+    env = sandbox_env(agent_env, agent_name, sandbox, OCF_RESKEY_CRM_meta_interval="0")
     agent = installed / agent_name
     try:
         assert run_agent(agent, "monitor", env).returncode == 7
@@ -141,10 +140,10 @@ def test_probe_stopped_start_twice_stop_twice(installed, agent_name, agent_env, 
 
 
 def test_missing_required_parameters_give_6_on_start_but_never_break_stop_or_probe(
-    installed, agent_name, agent_env, tmp_path
+    installed, agent_name, agent_env, sandbox
 ):
     required = [p.name for p in spec_of(agent_name).parameters if p.required]
-    env = sandbox_env(agent_env, agent_name, tmp_path)
+    env = sandbox_env(agent_env, agent_name, sandbox)
     for name in required:
         env.pop(f"OCF_RESKEY_{name}", None)
     agent = installed / agent_name
@@ -168,11 +167,11 @@ def typed_parameters(agent_name):
     return [p for p in spec_of(agent_name).parameters if p.type in ("integer", "boolean", "select")]
 
 
-def test_a_wrongly_typed_parameter_gives_6_naming_it(installed, agent_name, agent_env, tmp_path):
+def test_a_wrongly_typed_parameter_gives_6_naming_it(installed, agent_name, agent_env, sandbox):
     agent = installed / agent_name
     for parameter in typed_parameters(agent_name):
         env = sandbox_env(
-            agent_env, agent_name, tmp_path, **{f"OCF_RESKEY_{parameter.name}": "@bad"}
+            agent_env, agent_name, sandbox, **{f"OCF_RESKEY_{parameter.name}": "@bad"}
         )
         result = run_agent(agent, "validate-all", env)
         assert result.returncode == 6, result.stderr
@@ -188,8 +187,8 @@ def test_unknown_action_is_3_with_a_reason(installed, agent_name, agent_env):
 
 
 @pytest.mark.parametrize("check_level", ["0", "10"])
-def test_crm_resource_validate(installed, agent_name, agent_env, tmp_path, check_level):
-    params = SANDBOXES[agent_name](tmp_path)
+def test_crm_resource_validate(installed, agent_name, agent_env, sandbox, check_level):
+    params = sandbox
     options = [arg for key, value in params.items() for arg in ("--option", f"{key}={value}")]
     result = subprocess.run(
         [

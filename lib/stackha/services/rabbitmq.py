@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from typing import Optional
 
 RABBITMQCTL = "/usr/sbin/rabbitmqctl"
-APPLY_TO = ("queues", "exchanges", "all", "classic_queues", "quorum_queues", "streams")
+APPLY_TO = ("queues", "exchanges", "all")
+# apply-to values RabbitMQ 3.12 added; 3.10 refuses them ("apply-to ... unrecognised").
+APPLY_TO_312 = ("classic_queues", "quorum_queues", "streams")
 # Classic queue mirroring keys, gone in RabbitMQ 4.0 (a policy with them has no effect there).
 MIRRORING_KEYS = frozenset({"ha-mode", "ha-params", "ha-sync-mode", "ha-promote-on-shutdown"})
 MIRRORING_REMOVED_IN = (4, 0)
@@ -235,7 +237,9 @@ def judge(
 
     Always: this node runs and sees no partition, and it is not in a minority of the members
     it knows (pause_minority pauses such a node; a node that should have paused and did not is
-    as bad). ``deep``: no memory or disk alarm here, and every node Pacemaker expects runs.
+    as bad). ``deep``: no memory or disk alarm here, and every node Pacemaker runs an instance
+    on is a member of this cluster. A member that is down is its own monitor's failure, not
+    this node's: failing here too would restart healthy nodes with it.
     """
     mine = nodes.get(me)
     if mine is None:
@@ -253,9 +257,12 @@ def judge(
     if deep:
         if mine.alarms:
             return Problem(f"{me} has a resource alarm: {', '.join(mine.alarms)}")
-        missing = [n for n in expected if not (n in nodes and nodes[n].running)]
+        missing = [n for n in expected if n not in nodes]
         if missing:
-            return Problem(f"members Pacemaker runs are not in the cluster: {', '.join(missing)}")
+            return Problem(
+                f"nodes Pacemaker runs RabbitMQ on are not members of this cluster: "
+                f"{', '.join(missing)}"
+            )
     return None
 
 
@@ -335,8 +342,9 @@ def parse_policies(text: str, version: tuple[int, int, int]) -> list[Policy]:
                 f"RabbitMQ {'.'.join(map(str, version))}; use quorum queues"
             )
         apply_to = entry.get("apply-to", "all")
-        if apply_to not in APPLY_TO:
-            raise RabbitError(f"{label}: apply-to {apply_to!r} is not one of {', '.join(APPLY_TO)}")
+        allowed = APPLY_TO + (APPLY_TO_312 if version[:2] >= (3, 12) else ())
+        if apply_to not in allowed:
+            raise RabbitError(f"{label}: apply-to {apply_to!r} is not one of {', '.join(allowed)}")
         priority = entry.get("priority", 0)
         if not isinstance(priority, int) or isinstance(priority, bool):
             raise RabbitError(f"{label}: priority must be a whole number")
@@ -355,3 +363,259 @@ def join_argv(seed: str, ctl: str = RABBITMQCTL) -> list[list[str]]:
 def add_user_argv(user: str, ctl: str = RABBITMQCTL) -> list[str]:
     """``add_user`` with the password on stdin (3.8+ reads it there when it is not given)."""
     return [ctl, "add_user", user]
+
+
+# -- the broker's own files and environment ------------------------------------------------
+
+# The real scripts: /usr/sbin/rabbitmq-server and rabbitmqctl on Debian are a wrapper that
+# switches to the rabbitmq user with su and sends the server's output to a fixed log file.
+SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
+DIAGNOSTICS = "/usr/lib/rabbitmq/bin/rabbitmq-diagnostics"
+PARTITION_HANDLING = ("pause_minority", "autoheal", "ignore")
+_ERLANG_NODE = re.compile(r"'?([A-Za-z0-9_.+-]+@[A-Za-z0-9_.-]+)'?")
+
+
+class Membership(Record):
+    """What a node's data directory says of the cluster it belonged to (Mnesia's
+    ``cluster_nodes.config`` and ``nodes_running_at_shutdown``). Empty tuples when the data
+    exists but the files do not say (a RabbitMQ that keeps membership elsewhere)."""
+
+    __slots__ = ("members", "running_at_shutdown")
+    members: tuple[str, ...]
+    running_at_shutdown: tuple[str, ...]
+
+    def __init__(self, members: tuple[str, ...], running_at_shutdown: tuple[str, ...]) -> None:
+        self._freeze(locals())
+
+
+def data_dir(mnesia_base: str, node: str) -> str:
+    """Where a node keeps its data: ``RABBITMQ_MNESIA_BASE/<node name>``."""
+    return f"{mnesia_base.rstrip('/')}/{node}"
+
+
+def parse_erlang_nodes(text: str) -> tuple[str, ...]:
+    """Node names in an Erlang term such as ``{[rabbit@a,rabbit@b],[rabbit@a]}.``, in order,
+    each once."""
+    seen: list[str] = []
+    for name in _ERLANG_NODE.findall(text):
+        if name not in seen:
+            seen.append(name)
+    return tuple(seen)
+
+
+def read_membership(directory: str) -> Optional[Membership]:
+    """None when the node has no data (never started, or its data directory is empty)."""
+    import os
+
+    try:
+        entries = os.listdir(directory)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise RabbitError(f"data directory {directory}: {err.strerror}") from None
+    if not entries:
+        return None
+
+    def nodes_in(name: str) -> tuple[str, ...]:
+        try:
+            with open(f"{directory}/{name}", encoding="utf-8", errors="replace") as handle:
+                return parse_erlang_nodes(handle.read())
+        except FileNotFoundError:
+            return ()
+        except OSError as err:
+            raise RabbitError(f"{directory}/{name}: {err.strerror}") from None
+
+    members = nodes_in("cluster_nodes.config")
+    return Membership(members, nodes_in("nodes_running_at_shutdown"))
+
+
+def partition_handling_for(setting: str, instances: Optional[int]) -> Optional[str]:
+    """The cluster_partition_handling to run with: ``setting`` itself, or for ``auto``
+    pause_minority from three instances on (a majority exists to keep serving) and autoheal
+    for two (pause_minority would pause both halves). None: leave RabbitMQ's configuration."""
+    if setting in PARTITION_HANDLING:
+        return setting
+    if setting != "auto" or instances is None:
+        return None
+    return "pause_minority" if instances >= 3 else "autoheal"
+
+
+def server_environment(
+    node: str,
+    home: str,
+    pid_file: str,
+    log_dir: str,
+    mnesia_base: str,
+    config_file: str = "",
+    env_file: str = "",
+    partition_handling: Optional[str] = None,
+) -> dict[str, str]:
+    """The environment of the server and of every rabbitmqctl call aimed at it. ``HOME`` is
+    where the Erlang cookie is read from (root's own cookie would not match the node's)."""
+    environment = {
+        "HOME": home,
+        "RABBITMQ_NODENAME": node,
+        "RABBITMQ_PID_FILE": pid_file,
+        "RABBITMQ_LOG_BASE": log_dir,
+        "RABBITMQ_MNESIA_BASE": mnesia_base,
+    }
+    if config_file:
+        environment["RABBITMQ_CONFIG_FILE"] = config_file
+    if env_file:
+        environment["RABBITMQ_CONF_ENV_FILE"] = env_file
+    if partition_handling:
+        # On the command line it wins over rabbitmq.conf (checked with 3.10.8); START_ARGS
+        # leaves SERVER_ADDITIONAL_ERL_ARGS to the operator's rabbitmq-env.conf.
+        environment["RABBITMQ_SERVER_START_ARGS"] = (
+            f"-rabbit cluster_partition_handling {partition_handling}"
+        )
+    return environment
+
+
+class CookieMismatch(RabbitError):
+    """A peer refused this node's Erlang cookie."""
+
+
+def ctl_failure(output: str, what: str) -> RabbitError:
+    """The error for a failed rabbitmqctl call, from what it printed."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    text = " ".join(lines)
+    if "Authentication failed" in text or "cookie" in text.lower() and "rejected" in text:
+        return CookieMismatch(f"{what}: the Erlang cookie does not match the peer's")
+    if "nodedown" in text or "unable to connect" in text.lower() or "Could not" in text:
+        return NotReachable(f"{what}: the node is not reachable ({_last_error(lines)})")
+    return RabbitError(f"{what}: {_last_error(lines)}")
+
+
+def _last_error(lines: Sequence[str]) -> str:
+    # rabbitmqctl prints "Error:" then the explanation on the following lines
+    for index, line in enumerate(lines):
+        if line.startswith("Error:"):
+            rest = line[len("Error:") :].strip()
+            tail = [rest] if rest else []
+            return " ".join(tail + list(lines[index + 1 : index + 3]))[:300] or "failed"
+    return (lines[-1] if lines else "no output")[:300]
+
+
+# -- users and vhosts as parameters --------------------------------------------------------
+
+
+class User(Record):
+    """A user the agent keeps: its password comes from a file, never from the CIB."""
+
+    __slots__ = ("name", "password_file", "tags", "permissions")
+    name: str
+    password_file: str
+    tags: tuple[str, ...]
+    permissions: Mapping[str, tuple[str, str, str]]
+
+    def __init__(
+        self,
+        name: str,
+        password_file: str,
+        tags: tuple[str, ...] = (),
+        permissions: Optional[Mapping[str, tuple[str, str, str]]] = None,
+    ) -> None:
+        permissions = dict(permissions or {})
+        self._freeze(locals())
+
+
+def parse_users(text: str) -> list[User]:
+    """Users from the agent's parameter: a JSON list of objects with ``name``,
+    ``password_file``, optional ``tags`` (list) and ``permissions`` ({vhost: [configure,
+    write, read]}). Raises RabbitError naming the user and the problem."""
+    try:
+        data = json.loads(text or "[]")
+    except ValueError as err:
+        raise RabbitError(f"users is not JSON: {err}") from None
+    if not isinstance(data, list):
+        raise RabbitError("users must be a JSON list of user objects")
+    users = []
+    for index, entry in enumerate(data):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise RabbitError(f"user {index + 1} is not an object with a name")
+        name = entry["name"]
+        label = f"user {name!r}"
+        password_file = entry.get("password_file")
+        if not isinstance(password_file, str) or not password_file.startswith("/"):
+            raise RabbitError(f"{label} needs password_file, an absolute path")
+        tags = entry.get("tags", [])
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise RabbitError(f"{label}: tags must be a list of names")
+        raw = entry.get("permissions", {})
+        if not isinstance(raw, dict):
+            raise RabbitError(f"{label}: permissions must map a vhost to [configure, write, read]")
+        permissions = {}
+        for vhost, rules in raw.items():
+            if not (isinstance(rules, list) and len(rules) == 3):
+                raise RabbitError(f"{label}: permissions for {vhost!r} must be three patterns")
+            for rule in rules:
+                try:
+                    re.compile(str(rule))
+                except re.error as err:
+                    raise RabbitError(
+                        f"{label}: permission {rule!r} is not a regular expression: {err}"
+                    ) from None
+            permissions[str(vhost)] = (str(rules[0]), str(rules[1]), str(rules[2]))
+        users.append(User(name, password_file, tuple(tags), permissions))
+    return users
+
+
+def read_password(path: str) -> str:
+    """The first line of a password file."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            password = handle.readline().rstrip("\r\n")
+    except OSError as err:
+        raise CredentialsError(f"password file {path}: {err.strerror}") from None
+    if not password:
+        raise CredentialsError(f"password file {path} is empty")
+    return password
+
+
+def parse_names(text: str, key: str) -> list[str]:
+    """The ``key`` of each object in a ``--formatter json`` listing (list_users → "user",
+    list_vhosts → "name", list_policies → "name")."""
+    try:
+        data = json.loads(text or "[]")
+    except ValueError:
+        raise RabbitError("rabbitmqctl did not print JSON") from None
+    if not isinstance(data, list):
+        raise RabbitError("rabbitmqctl did not print a JSON list")
+    return [str(entry[key]) for entry in data if isinstance(entry, dict) and key in entry]
+
+
+def parse_policy_listing(text: str) -> dict[str, tuple[str, str, int, str]]:
+    """``list_policies --formatter json`` → {name: (pattern, apply-to, priority, definition
+    as canonical JSON)}, to compare with what is wanted."""
+    try:
+        data = json.loads(text or "[]")
+    except ValueError:
+        raise RabbitError("list_policies did not print JSON") from None
+    found = {}
+    for entry in data if isinstance(data, list) else []:
+        if not isinstance(entry, dict) or "name" not in entry:
+            continue
+        definition = entry.get("definition")
+        if isinstance(definition, str):
+            try:
+                definition = json.loads(definition)
+            except ValueError:
+                pass
+        found[str(entry["name"])] = (
+            str(entry.get("pattern", "")),
+            str(entry.get("apply-to", "all")),
+            int(entry.get("priority", 0)),
+            json.dumps(definition, sort_keys=True, separators=(",", ":")),
+        )
+    return found
+
+
+def policy_key(policy: Policy) -> tuple[str, str, int, str]:
+    return (
+        policy.pattern,
+        policy.apply_to,
+        policy.priority,
+        json.dumps(policy.definition, sort_keys=True, separators=(",", ":")),
+    )
