@@ -5,7 +5,8 @@
 #   make check     install what the tests need (idempotent) and run every test tier
 #   make unit      the unit tier only (no root, no packages beyond the virtualenv)
 #   make bench     benchmarks against the incumbents, printed as ratios
-#   make soak      Galera under random faults, no acknowledged write lost (ROUNDS=10 SEED=...)
+#   make soak      Galera and RabbitMQ under random faults: no acknowledged write, no confirmed
+#                  message lost (ROUNDS=10 SEED=...)
 #   make docs      regenerate docs/agents/*.md from the agents' declarations
 
 PYTHON     ?= /usr/bin/python3
@@ -74,11 +75,12 @@ bench: venv
 	$(PY) bench/fence_ipmi.py
 	$(PY) bench/fence_pdu.py
 	$(PY) bench/galera.py
+	$(PY) bench/rabbitmq.py
 
 # CI runs the same test with its default of 3 rounds, inside make check.
 soak: deps venv
 	STACKHA_SOAK_ROUNDS=$(ROUNDS) STACKHA_SOAK_SEED=$(SEED) \
-		$(PYTEST) -s tests/lab/test_galera_soak.py
+		$(PYTEST) -s tests/lab/test_galera_soak.py tests/lab/test_rabbitmq_soak.py
 
 docs: venv
 	$(VENV)/bin/stackha docs docs/agents

@@ -86,16 +86,26 @@ def test_a_node_in_a_minority_is_a_problem():
     assert problem.reason.startswith("rabbit@node1 is in a minority: 1 of 3 members running")
 
 
-def test_alarms_and_missing_members_matter_only_at_depth_10():
+def test_alarms_matter_only_at_depth_10():
     alarmed = nodes(node1={"disk_alarm": True})
     assert rabbitmq.judge("rabbit@node1", alarmed, MEMBERS, deep=False) is None
     assert rabbitmq.judge("rabbit@node1", alarmed, MEMBERS, deep=True).reason == (
         "rabbit@node1 has a resource alarm: disk"
     )
+
+
+def test_a_member_that_is_down_is_its_own_monitors_failure_not_this_nodes():
+    """Failing here too would restart the healthy nodes along with it."""
     one_down = nodes(node3={"running": False})
     assert rabbitmq.judge("rabbit@node1", one_down, MEMBERS, deep=False) is None
-    assert rabbitmq.judge("rabbit@node1", one_down, MEMBERS, deep=True).reason == (
-        "members Pacemaker runs are not in the cluster: rabbit@node3"
+    assert rabbitmq.judge("rabbit@node1", one_down, MEMBERS, deep=True) is None
+
+
+def test_a_node_pacemaker_runs_that_is_not_a_member_matters_only_at_depth_10():
+    expected = (*MEMBERS, "rabbit@node9")
+    assert rabbitmq.judge("rabbit@node1", nodes(), expected, deep=False) is None
+    assert rabbitmq.judge("rabbit@node1", nodes(), expected, deep=True).reason == (
+        "nodes Pacemaker runs RabbitMQ on are not members of this cluster: rabbit@node9"
     )
 
 
@@ -117,7 +127,7 @@ QUORUM = json.dumps(
 
 
 def test_policies_parse_and_become_one_set_policy_command_each():
-    (policy,) = rabbitmq.parse_policies(QUORUM, (3, 10, 8))
+    (policy,) = rabbitmq.parse_policies(QUORUM, (3, 12, 0))
     assert policy.set_argv() == [
         "/usr/sbin/rabbitmqctl",
         "set_policy",
@@ -131,6 +141,20 @@ def test_policies_parse_and_become_one_set_policy_command_each():
         "^(?!amq\\.).*",
         '{"delivery-limit":50}',
     ]
+
+
+@pytest.mark.parametrize("apply_to", rabbitmq.APPLY_TO_312)
+def test_apply_to_a_queue_type_only_from_rabbitmq_3_12(apply_to):
+    """3.10 refuses them ("apply-to ... unrecognised"): refused before RabbitMQ sees them."""
+    text = json.dumps(
+        [{"name": "p", "pattern": ".*", "definition": {"a": 1}, "apply-to": apply_to}]
+    )
+    assert rabbitmq.parse_policies(text, (3, 12, 0))[0].apply_to == apply_to
+    assert rabbitmq.parse_policies(text, (4, 0, 5))[0].apply_to == apply_to
+    with pytest.raises(
+        RabbitError, match=f"apply-to '{apply_to}' is not one of queues, exchanges, all"
+    ):
+        rabbitmq.parse_policies(text, (3, 10, 8))
 
 
 @pytest.mark.parametrize(
@@ -237,3 +261,323 @@ def test_nothing_listening_is_not_reachable():
         port = probe.getsockname()[1]
     with pytest.raises(rabbitmq.NotReachable, match=f"no management API on 127.0.0.1:{port}"):
         rabbitmq.fetch_nodes("127.0.0.1", port, "stackha", "secret", timeout=5)
+
+
+# -- the node's own data: what Mnesia's files say of its cluster ----------------------------
+
+
+def test_erlang_node_names_are_read_in_order_each_once():
+    text = "{[rabbit@node1,rabbit@node2],[rabbit@node1,rabbit@node2]}."
+    assert rabbitmq.parse_erlang_nodes(text) == ("rabbit@node1", "rabbit@node2")
+
+
+def test_quoted_erlang_node_names_with_dots_and_dashes_are_read():
+    text = "{['rabbit@node-1.example.com','rabbit@node_2'],[]}."
+    assert rabbitmq.parse_erlang_nodes(text) == ("rabbit@node-1.example.com", "rabbit@node_2")
+
+
+def test_a_node_without_a_data_directory_has_no_membership(tmp_path):
+    assert rabbitmq.read_membership(str(tmp_path / "rabbit@node1")) is None
+
+
+def test_a_node_with_an_empty_data_directory_has_no_membership(tmp_path):
+    (tmp_path / "rabbit@node1").mkdir()
+    assert rabbitmq.read_membership(str(tmp_path / "rabbit@node1")) is None
+
+
+def test_membership_and_who_ran_at_shutdown_come_from_the_mnesia_files(tmp_path):
+    data = tmp_path / "rabbit@node1"
+    data.mkdir()
+    (data / "cluster_nodes.config").write_text(
+        "{[rabbit@node1,rabbit@node2],[rabbit@node1,rabbit@node2]}.\n"
+    )
+    (data / "nodes_running_at_shutdown").write_text("[rabbit@node1].\n")
+    assert rabbitmq.read_membership(str(data)) == rabbitmq.Membership(
+        ("rabbit@node1", "rabbit@node2"), ("rabbit@node1",)
+    )
+
+
+def test_data_whose_files_do_not_say_is_a_membership_with_no_members(tmp_path):
+    data = tmp_path / "rabbit@node1"
+    data.mkdir()
+    (data / "rabbit_durable_queue.DCD").write_text("")
+    assert rabbitmq.read_membership(str(data)) == rabbitmq.Membership((), ())
+
+
+def test_the_data_directory_is_the_node_name_under_the_mnesia_base():
+    assert rabbitmq.data_dir("/var/lib/rabbitmq/mnesia/", "rabbit@node1") == (
+        "/var/lib/rabbitmq/mnesia/rabbit@node1"
+    )
+
+
+# -- how the broker is run ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setting", "instances", "handling"),
+    [
+        ("auto", 3, "pause_minority"),
+        ("auto", 5, "pause_minority"),
+        ("auto", 2, "autoheal"),  # pause_minority would pause both halves
+        ("auto", None, None),  # not a clone: nothing to decide
+        ("pause_minority", 2, "pause_minority"),
+        ("autoheal", 3, "autoheal"),
+        ("ignore", 3, "ignore"),
+        ("config", 3, None),  # rabbitmq.conf's setting
+    ],
+)
+def test_partition_handling_for_a_setting_and_a_clone_size(setting, instances, handling):
+    assert rabbitmq.partition_handling_for(setting, instances) == handling
+
+
+def test_the_server_environment_names_the_node_and_its_files():
+    assert rabbitmq.server_environment(
+        "rabbit@node1",
+        "/var/lib/rabbitmq",
+        "/run/rabbitmq/pid",
+        "/var/log/rabbitmq",
+        "/var/lib/rabbitmq/mnesia",
+    ) == {
+        "HOME": "/var/lib/rabbitmq",
+        "RABBITMQ_NODENAME": "rabbit@node1",
+        "RABBITMQ_PID_FILE": "/run/rabbitmq/pid",
+        "RABBITMQ_LOG_BASE": "/var/log/rabbitmq",
+        "RABBITMQ_MNESIA_BASE": "/var/lib/rabbitmq/mnesia",
+    }
+
+
+def test_the_server_environment_carries_config_files_and_partition_handling():
+    environment = rabbitmq.server_environment(
+        "rabbit@node1",
+        "/var/lib/rabbitmq",
+        "/run/rabbitmq/pid",
+        "/var/log/rabbitmq",
+        "/var/lib/rabbitmq/mnesia",
+        config_file="/etc/rabbitmq/rabbitmq.conf",
+        env_file="/etc/rabbitmq/rabbitmq-env.conf",
+        partition_handling="pause_minority",
+    )
+    assert environment["RABBITMQ_CONFIG_FILE"] == "/etc/rabbitmq/rabbitmq.conf"
+    assert environment["RABBITMQ_CONF_ENV_FILE"] == "/etc/rabbitmq/rabbitmq-env.conf"
+    assert environment["RABBITMQ_SERVER_START_ARGS"] == (
+        "-rabbit cluster_partition_handling pause_minority"
+    )
+
+
+# -- what a failed rabbitmqctl said ----------------------------------------------------------
+
+COOKIE_REFUSED = """\
+Error: unable to perform an operation on node 'rabbit@node2'. Please see diagnostics \
+information and suggestions below.
+
+DIAGNOSTICS
+===========
+
+attempted to contact: [rabbit@node2]
+
+rabbit@node2:
+  * connected to epmd (port 4369) on node2
+  * epmd reports node 'rabbit' uses port 25672 for inter-node and CLI tool traffic
+  * TCP connection succeeded but Erlang distribution failed
+  * Authentication failed (rejected by the remote node), please check the Erlang cookie
+"""
+
+
+def test_a_refused_erlang_cookie_is_a_cookie_mismatch():
+    error = rabbitmq.ctl_failure(COOKIE_REFUSED, "join_cluster rabbit@node2")
+    assert isinstance(error, rabbitmq.CookieMismatch)
+    assert str(error) == "join_cluster rabbit@node2: the Erlang cookie does not match the peer's"
+
+
+def test_a_node_down_is_not_reachable():
+    error = rabbitmq.ctl_failure("Error: {:badrpc, :nodedown}\n", "forget rabbit@node3")
+    assert isinstance(error, rabbitmq.NotReachable)
+    assert str(error) == "forget rabbit@node3: the node is not reachable ({:badrpc, :nodedown})"
+
+
+def test_any_other_failure_says_what_follows_error():
+    output = (
+        "Clustering node rabbit@node1 with rabbit@node2\n"
+        "Error: {:corrupt_or_missing_cluster_files, {:error, :enoent}}\n"
+    )
+    error = rabbitmq.ctl_failure(output, "join_cluster rabbit@node2")
+    assert type(error) is RabbitError
+    assert str(error) == (
+        "join_cluster rabbit@node2: {:corrupt_or_missing_cluster_files, {:error, :enoent}}"
+    )
+
+
+def test_an_error_explained_on_the_next_lines_keeps_the_explanation():
+    output = "Error:\nvhost openstack does not exist\n"
+    error = rabbitmq.ctl_failure(output, "set_policy")
+    assert str(error) == "set_policy: vhost openstack does not exist"
+
+
+# -- users, vhosts and policies as parameters ------------------------------------------------
+
+
+def test_users_parse_with_tags_and_permissions():
+    text = json.dumps(
+        [
+            {
+                "name": "openstack",
+                "password_file": "/etc/rabbitmq/openstack.password",
+                "tags": ["administrator"],
+                "permissions": {"/": [".*", ".*", ".*"]},
+            },
+            {"name": "watcher", "password_file": "/etc/rabbitmq/watcher.password"},
+        ]
+    )
+    assert rabbitmq.parse_users(text) == [
+        rabbitmq.User(
+            "openstack",
+            "/etc/rabbitmq/openstack.password",
+            ("administrator",),
+            {"/": (".*", ".*", ".*")},
+        ),
+        rabbitmq.User("watcher", "/etc/rabbitmq/watcher.password"),
+    ]
+
+
+def test_no_users_is_an_empty_list():
+    assert rabbitmq.parse_users("") == []
+    assert rabbitmq.parse_users("[]") == []
+
+
+def user_entry(**fields):
+    entry = {"name": "openstack", "password_file": "/etc/rabbitmq/openstack.password"}
+    entry.update(fields)
+    return json.dumps([entry])
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("[", "users is not JSON"),
+        ('{"name": "openstack"}', "users must be a JSON list of user objects"),
+        ('["openstack"]', "user 1 is not an object with a name"),
+        ('[{"password_file": "/p"}]', "user 1 is not an object with a name"),
+        (
+            user_entry(password_file=None),
+            "user 'openstack' needs password_file, an absolute path",
+        ),
+        (
+            user_entry(password_file="openstack.password"),
+            "user 'openstack' needs password_file, an absolute path",
+        ),
+        (user_entry(tags="administrator"), "user 'openstack': tags must be a list of names"),
+        (user_entry(tags=[1]), "user 'openstack': tags must be a list of names"),
+        (
+            user_entry(permissions=[".*", ".*", ".*"]),
+            "user 'openstack': permissions must map a vhost to",
+        ),
+        (
+            user_entry(permissions={"/": [".*", ".*"]}),
+            "user 'openstack': permissions for '/' must be three patterns",
+        ),
+        (
+            user_entry(permissions={"/": [".*", "(", ".*"]}),
+            "user 'openstack': permission '\\(' is not a regular expression",
+        ),
+    ],
+)
+def test_an_invalid_user_is_refused_naming_it(text, reason):
+    with pytest.raises(RabbitError, match=reason):
+        rabbitmq.parse_users(text)
+
+
+def test_a_password_is_the_first_line_of_its_file(tmp_path):
+    path = tmp_path / "openstack.password"
+    path.write_text("s3cret with spaces\nignored\n")
+    assert rabbitmq.read_password(str(path)) == "s3cret with spaces"
+
+
+def test_an_empty_password_file_is_refused(tmp_path):
+    path = tmp_path / "openstack.password"
+    path.write_text("\n")
+    with pytest.raises(rabbitmq.CredentialsError, match="password file .* is empty"):
+        rabbitmq.read_password(str(path))
+
+
+def test_a_missing_password_file_is_refused_naming_it(tmp_path):
+    path = tmp_path / "missing.password"
+    with pytest.raises(rabbitmq.CredentialsError, match=f"password file {path}: No such file"):
+        rabbitmq.read_password(str(path))
+
+
+def test_names_are_read_from_a_json_listing():
+    listing = json.dumps([{"name": "/", "tracing": False}, {"name": "openstack"}, {"other": 1}])
+    assert rabbitmq.parse_names(listing, "name") == ["/", "openstack"]
+    assert rabbitmq.parse_names('[{"user": "guest", "tags": []}]', "user") == ["guest"]
+    assert rabbitmq.parse_names("", "name") == []
+
+
+@pytest.mark.parametrize("text", ["Error: unable to connect", '{"name": "/"}'])
+def test_a_listing_that_is_not_a_json_list_is_an_error(text):
+    with pytest.raises(RabbitError, match="rabbitmqctl did not print"):
+        rabbitmq.parse_names(text, "name")
+
+
+# list_policies -p / --formatter json of RabbitMQ 3.10.8
+POLICY_LISTING = json.dumps(
+    [
+        {
+            "vhost": "/",
+            "name": "limits",
+            "pattern": "^(?!amq\\.).*",
+            "apply-to": "queues",
+            "definition": {"delivery-limit": 50, "max-length": 1000},
+            "priority": 0,
+        }
+    ]
+)
+LIMITS = json.dumps(
+    [
+        {
+            "name": "limits",
+            "pattern": "^(?!amq\\.).*",
+            "definition": {"max-length": 1000, "delivery-limit": 50},
+            "apply-to": "queues",
+        }
+    ]
+)
+
+
+def test_a_policy_listing_is_keyed_by_name():
+    assert rabbitmq.parse_policy_listing(POLICY_LISTING) == {
+        "limits": ("^(?!amq\\.).*", "queues", 0, '{"delivery-limit":50,"max-length":1000}')
+    }
+
+
+def test_a_policy_that_is_already_set_compares_equal():
+    (wanted,) = rabbitmq.parse_policies(LIMITS, (3, 10, 8))
+    current = rabbitmq.parse_policy_listing(POLICY_LISTING)
+    assert current["limits"] == rabbitmq.policy_key(wanted)
+
+
+def test_a_definition_listed_as_a_json_string_compares_equal_too():
+    data = json.loads(POLICY_LISTING)
+    data[0]["definition"] = json.dumps(data[0]["definition"])
+    (wanted,) = rabbitmq.parse_policies(LIMITS, (3, 10, 8))
+    assert rabbitmq.parse_policy_listing(json.dumps(data))["limits"] == rabbitmq.policy_key(wanted)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"pattern": ".*"},
+        {"apply-to": "all"},
+        {"priority": 1},
+        {"definition": {"delivery-limit": 20, "max-length": 1000}},
+    ],
+)
+def test_a_policy_that_differs_in_anything_compares_unequal(change):
+    data = json.loads(POLICY_LISTING)
+    data[0].update(change)
+    (wanted,) = rabbitmq.parse_policies(LIMITS, (3, 10, 8))
+    assert rabbitmq.parse_policy_listing(json.dumps(data))["limits"] != rabbitmq.policy_key(wanted)
+
+
+def test_a_policy_listing_that_is_not_json_is_an_error():
+    with pytest.raises(RabbitError, match="list_policies did not print JSON"):
+        rabbitmq.parse_policy_listing("Error: vhost openstack does not exist")

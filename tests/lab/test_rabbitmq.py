@@ -1,0 +1,93 @@
+"""ocf:stackha:rabbitmq under Pacemaker, on a 3-node lab with real RabbitMQ.
+
+Each fault runs while a publisher sends to a quorum queue, each message waiting for its
+confirm, and a consumer drains it; afterwards every confirmed message must have been delivered,
+the users and policies must still be there, and the cluster must be whole again by itself.
+Fencing is off here; a crashed node is simply lost and powered on again.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+from rabbitmq_checks import (
+    Traffic,
+    assert_definitions_kept,
+    deploy,
+    fault_crash_node,
+    fault_partition,
+    fault_power_cycle_node,
+    wait_healthy,
+)
+from stackha.lab.rabbitmq import NODES, kill_broker, view
+from stackha.services import rabbitmq
+
+
+@pytest.fixture(scope="module")
+def rabbit(lab):
+    secrets, seconds = deploy(lab)
+    print(f"\ncold start to a whole cluster of three: {seconds:.1f}s")
+    return lab, secrets
+
+
+def recover_from(lab, secrets, fault, what):
+    """Run ``fault`` under traffic; check nothing confirmed was lost; returns seconds to whole."""
+    with Traffic(lab, secrets) as traffic:
+        traffic.wait_for_confirms(20)
+        started = time.monotonic()
+        fault()
+        wait_healthy(lab, secrets, what)
+        seconds = time.monotonic() - started
+        traffic.wait_for_confirms(20)
+    assert traffic.lost() == [], f"{what}: confirmed but never delivered"
+    assert_definitions_kept(lab)
+    print(f"{what}: whole after {seconds:.1f}s, {len(traffic.confirmed)} confirmed, none lost")
+    return seconds
+
+
+def test_cold_start_forms_one_cluster_with_the_definitions(rabbit):
+    lab, secrets = rabbit
+    members = {rabbitmq.node_name(n) for n in NODES}
+    for node in NODES:
+        assert view(lab, node, secrets["monitor"]) == {m: (True, ()) for m in members}
+    result = lab.node_runner("node2").run(
+        ["/usr/sbin/rabbitmqctl", "cluster_status", "--formatter", "json"], timeout=60
+    )
+    status = rabbitmq.parse_cluster_status(result.stdout)
+    assert set(status.members) == members and set(status.running) == members
+    assert_definitions_kept(lab, "node3")
+    # the partition handling the agent runs with, whatever rabbitmq.conf says
+    result = lab.node_runner("node1").run(
+        [
+            "/usr/sbin/rabbitmqctl",
+            "eval",
+            "application:get_env(rabbit, cluster_partition_handling).",
+        ],
+        timeout=60,
+    )
+    assert "pause_minority" in result.stdout
+
+
+def test_kill_9_of_one_broker(rabbit):
+    lab, secrets = rabbit
+    recover_from(lab, secrets, lambda: kill_broker(lab, "node2"), "kill -9 of node2's broker")
+
+
+def test_a_node_crashes_and_comes_back_with_its_data(rabbit):
+    lab, secrets = rabbit
+    rng = random.Random(3)  # node3, powered on again after a few seconds
+    recover_from(lab, secrets, lambda: fault_crash_node(lab, rng), "a node crash")
+
+
+def test_a_node_powered_off_and_on(rabbit):
+    lab, secrets = rabbit
+    rng = random.Random(1)
+    recover_from(lab, secrets, lambda: fault_power_cycle_node(lab, rng), "power off and on")
+
+
+def test_a_partitioned_node_pauses_and_rejoins_when_healed(rabbit):
+    lab, secrets = rabbit
+    rng = random.Random(2)
+    recover_from(lab, secrets, lambda: fault_partition(lab, rng), "a partition of one node")

@@ -1,0 +1,949 @@
+"""ocf:stackha:rabbitmq's decisions with fake Pacemaker tools, a fake rabbitmqctl and a fake
+process table: which node forms, who joins whom, when a node boots with force_boot, when it
+refuses, what monitor reports, and who forgets a fenced node. No RabbitMQ, no root."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import io
+import json
+import os
+import pwd
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from agent_runs import free_port
+from fakes import FakeProcess, FakeProcessTable
+from stackha.install import load_agent_module
+from stackha.ocf.agent import main
+
+ROOT = Path(__file__).resolve().parents[2]
+RABBITMQ = load_agent_module(ROOT / "agents" / "rabbitmq")
+ATTRD = "/usr/sbin/attrd_updater"
+CRM_MON = ["/usr/sbin/crm_mon", "--one-shot", "--inactive", "--output-as=xml"]
+STONITH_ADMIN = "/usr/sbin/stonith_admin"
+ATTRIBUTE = "rabbitmq-node"
+USER = pwd.getpwuid(os.getuid()).pw_name  # chown and getpwnam work without root
+NODES = ("node1", "node2", "node3")
+MEMBERS = tuple(f"rabbit@{n}" for n in NODES)
+START_S = 180
+COOKIE_REFUSED = (
+    "Error: unable to perform an operation on node 'rabbit@node2'. Please see diagnostics "
+    "information and suggestions below.\n\n"
+    "rabbit@node2:\n"
+    "  * TCP connection succeeded but Erlang distribution failed\n"
+    "  * Authentication failed (rejected by the remote node), please check the Erlang cookie\n"
+)
+
+
+@pytest.fixture(autouse=True)
+def resolvable_nodes(monkeypatch):
+    """node1..node3 resolve (validate checks the host part of the node name)."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        return real("127.0.0.1" if host in NODES else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.fixture
+def processes(fake_clock, monkeypatch):
+    table = FakeProcessTable(fake_clock)
+    monkeypatch.setattr(RABBITMQ, "PROCESSES", table)
+    return table
+
+
+class Broker:
+    """One node's broker under test: its files under tmp_path, the fakes, and the commands
+    the agent is expected to run, in order."""
+
+    def __init__(self, tmp_path, runner, clock, processes):
+        self.runner = runner
+        self.clock = clock
+        self.processes = processes
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        for name in ("rabbitmq-server", "rabbitmqctl", "rabbitmq-diagnostics"):
+            script = bin_dir / name
+            script.write_text("#!/bin/sh\nexit 99\n")  # never run: the runner is fake
+            script.chmod(0o755)
+        self.server = str(bin_dir / "rabbitmq-server")
+        self.ctl_path = str(bin_dir / "rabbitmqctl")
+        self.diagnostics = str(bin_dir / "rabbitmq-diagnostics")
+        self.home = tmp_path / "home"
+        self.home.mkdir()
+        (self.home / ".erlang.cookie").write_text("COOKIECOOKIECOOKIE")
+        self.mnesia_base = tmp_path / "mnesia"
+        self.log_dir = tmp_path / "log"
+        self.pid_file = tmp_path / "run" / "rabbitmq.pid"
+        self.credentials = tmp_path / "monitor.credentials"
+        self.credentials.write_text("username=stackha\npassword=secret\n")
+        self.management_port = free_port()  # nothing answers unless a test serves the API
+
+    def env(self, node="node1", **extra):
+        return {
+            "OCF_ROOT": "/usr/lib/ocf",
+            "OCF_RESOURCE_INSTANCE": "rabbitmq:0",
+            "OCF_RESKEY_crm_feature_set": "3.16.1",
+            "OCF_RESKEY_CRM_meta_on_node": node,
+            "OCF_RESKEY_CRM_meta_clone_max": "3",
+            "OCF_RESKEY_CRM_meta_timeout": f"{START_S * 1000}",
+            "OCF_RESKEY_server": self.server,
+            "OCF_RESKEY_ctl": self.ctl_path,
+            "OCF_RESKEY_diagnostics": self.diagnostics,
+            "OCF_RESKEY_user": USER,
+            "OCF_RESKEY_home": str(self.home),
+            "OCF_RESKEY_pid_file": str(self.pid_file),
+            "OCF_RESKEY_log_dir": str(self.log_dir),
+            "OCF_RESKEY_mnesia_base": str(self.mnesia_base),
+            "OCF_RESKEY_monitor_credentials": str(self.credentials),
+            "OCF_RESKEY_management_port": str(self.management_port),
+            **extra,
+        }
+
+    def run(self, action, env):
+        err = io.StringIO()
+        code = main(
+            RABBITMQ.AGENT,
+            ["rabbitmq", action],
+            env,
+            runner=self.runner,
+            clock=self.clock,
+            stdout=io.StringIO(),
+            stderr=err,
+        )
+        return code, err.getvalue()
+
+    # -- this node's files --------------------------------------------------------------
+
+    def data(self, name="rabbit@node1"):
+        return self.mnesia_base / name
+
+    def has_data(self, members, name="rabbit@node1"):
+        """Data of a node that was a member of the cluster of ``members``."""
+        data = self.data(name)
+        data.mkdir(parents=True)
+        listed = ",".join(members)
+        (data / "cluster_nodes.config").write_text(f"{{[{listed}],[{listed}]}}.\n")
+        (data / "nodes_running_at_shutdown").write_text(f"[{listed}].\n")
+
+    def running(self, pid=4321, name="beam.smp"):
+        """A broker that runs: its pid file, and its process in the table."""
+        self.pid_file.parent.mkdir(exist_ok=True)
+        self.pid_file.write_text(f"{pid}\n")
+        self.processes.add(pid, FakeProcess(name, dies_on={signal.SIGTERM: 1.0}))
+        return pid
+
+    def boots(self):
+        """The server spawned writes its pid file and runs, as the real one does."""
+        spawn = self.runner.spawn
+
+        def spawned(spec):
+            pid = spawn(spec)
+            self.running(pid)
+            return pid
+
+        self.runner.spawn = spawned
+
+    # -- expected commands ----------------------------------------------------------------
+
+    def ctl(self, *argv):
+        return [self.ctl_path, *argv]
+
+    def expect_ctl(self, *argv, **result):
+        self.runner.expect(self.ctl(*argv), **result)
+
+    def expect_peers(self, *values):
+        """attrd_updater --query --all, answering with [(Pacemaker node, Erlang node)...]."""
+        lines = "".join(f'name="{ATTRIBUTE}" host="{n}" value="{v}"\n' for n, v in values)
+        self.runner.expect([ATTRD, "--name", ATTRIBUTE, "--query", "--all"], stdout=lines)
+
+    def expect_crm_mon(self, online=NODES, offline=(), started_on=()):
+        nodes = "".join(
+            f'    <node name="{n}" id="{i}" online="{str(n in online).lower()}" '
+            f'standby="false" unclean="false" type="member"/>\n'
+            for i, n in enumerate(sorted((*online, *offline)), 1)
+        )
+        instances = "".join(
+            '      <resource id="rabbitmq" resource_agent="ocf:stackha:rabbitmq" '
+            'role="Started" active="true" failed="false" nodes_running_on="1">'
+            f'<node name="{n}" id="0" cached="true"/></resource>\n'
+            for n in started_on
+        )
+        xml = (
+            '<pacemaker-result api-version="2.25" request="crm_mon --output-as=xml">\n'
+            '  <summary><current_dc present="true" name="node1" with_quorum="true"/></summary>\n'
+            f"  <nodes>\n{nodes}  </nodes>\n"
+            '  <resources>\n    <clone id="rabbitmq-clone" multi_state="false">\n'
+            f"{instances}    </clone>\n  </resources>\n"
+            "</pacemaker-result>\n"
+        )
+        self.runner.expect(CRM_MON, stdout=xml)
+
+    def expect_boot(self, seconds_used=0):
+        """Spawn, then `rabbitmqctl wait` with the start timeout left less 10 s."""
+        wait = START_S - seconds_used - 10
+        self.expect_ctl("wait", "--timeout", str(wait), str(self.pid_file))
+
+    def expect_join(self, seed):
+        self.expect_ctl("stop_app")
+        self.expect_ctl("join_cluster", seed)
+        self.expect_ctl("start_app")
+
+    def expect_publish(self, name="rabbit@node1"):
+        self.runner.expect([ATTRD, "--name", ATTRIBUTE, "--update", name])
+
+    def expect_withdraw(self):
+        self.runner.expect([ATTRD, "--name", ATTRIBUTE, "--delete"])
+
+    def expect_monitoring_user(self):
+        """The management API does not answer yet: the monitoring user is made."""
+        self.expect_ctl("add_user", "stackha", stdin="secret\n")
+        self.expect_ctl("set_user_tags", "stackha", "monitoring")
+
+    def expect_cluster_wide_setup(self, vhosts=("/",)):
+        self.expect_ctl("version", stdout="3.10.8\n")
+        listing = json.dumps([{"name": v} for v in vhosts])
+        self.expect_ctl("list_vhosts", "--formatter", "json", stdout=listing)
+
+    def expect_removed_nodes_check(self, members=MEMBERS, running=MEMBERS, configured=NODES):
+        self.expect_crm_mon(online=configured)
+        self.expect_ctl(
+            "cluster_status", "--formatter", "json", stdout=cluster_status(members, running)
+        )
+
+    def started_spawn(self):
+        (spawned,) = self.runner.spawned
+        return spawned
+
+
+def cluster_status(members, running):
+    return json.dumps(
+        {"disk_nodes": list(members), "ram_nodes": [], "running_nodes": list(running)}
+    )
+
+
+def reason(err):
+    last = err.strip().splitlines()[-1] if err.strip() else ""
+    prefix = "ocf-exit-reason:"
+    return last[len(prefix) :] if last.startswith(prefix) else ""
+
+
+@pytest.fixture
+def broker(tmp_path, fake_runner, fake_clock, processes):
+    return Broker(tmp_path, fake_runner, fake_clock, processes)
+
+
+# -- start: a node without data --------------------------------------------------------------
+
+
+def test_a_fresh_node_joins_a_running_peer_and_publishes_itself(broker):
+    broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_boot()
+    broker.expect_join("rabbit@node2")
+    broker.expect_publish()
+    broker.expect_monitoring_user()  # the cluster-wide setup is the former's, not a joiner's
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    code, err = broker.run("start", broker.env())
+    assert code == 0, err
+    assert "rabbit@node1 joined rabbit@node2" in err
+
+
+def test_the_broker_is_spawned_as_its_user_with_its_environment(broker):
+    broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_boot()
+    broker.expect_join("rabbit@node2")
+    broker.expect_publish()
+    broker.expect_monitoring_user()
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    assert broker.run("start", broker.env())[0] == 0
+    spawned = broker.started_spawn()
+    assert spawned.argv == (broker.server,)
+    assert spawned.user == USER
+    assert spawned.cwd == str(broker.home)
+    assert spawned.output_path == f"{broker.log_dir}/rabbit@node1-startup.log"
+    assert spawned.env == {
+        "HOME": str(broker.home),
+        "RABBITMQ_NODENAME": "rabbit@node1",
+        "RABBITMQ_PID_FILE": str(broker.pid_file),
+        "RABBITMQ_LOG_BASE": str(broker.log_dir),
+        "RABBITMQ_MNESIA_BASE": str(broker.mnesia_base),
+        # three clone instances: a majority can keep serving
+        "RABBITMQ_SERVER_START_ARGS": "-rabbit cluster_partition_handling pause_minority",
+    }
+    assert broker.log_dir.is_dir() and broker.pid_file.parent.is_dir()
+
+
+def test_a_fresh_node_that_is_first_online_forms_the_cluster(broker):
+    broker.expect_peers()
+    broker.expect_crm_mon()  # node1 is the first online node
+    broker.expect_boot()
+    broker.expect_publish()  # no stop_app/join_cluster: there is nobody to join
+    broker.expect_monitoring_user()
+    broker.expect_cluster_wide_setup()
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    code, err = broker.run("start", broker.env())
+    assert code == 0, err
+    assert "rabbit@node1 formed a new cluster" in err
+
+
+def test_the_former_creates_missing_vhosts_users_and_policies(broker, tmp_path):
+    password_file = tmp_path / "openstack.password"
+    password_file.write_text("openstack-secret\n")
+    users = [
+        {
+            "name": "openstack",
+            "password_file": str(password_file),
+            "tags": ["administrator"],
+            "permissions": {"openstack": [".*", ".*", ".*"]},
+        }
+    ]
+    policies = [{"name": "limits", "pattern": "^notifications", "definition": {"max-length": 1000}}]
+    env = broker.env(
+        OCF_RESKEY_vhosts="/ openstack",
+        OCF_RESKEY_users=json.dumps(users),
+        OCF_RESKEY_policies=json.dumps(policies),
+    )
+    broker.expect_peers()
+    broker.expect_crm_mon()
+    broker.expect_boot()
+    broker.expect_publish()
+    broker.expect_monitoring_user()
+    broker.expect_cluster_wide_setup(vhosts=("/",))
+    broker.expect_ctl("add_vhost", "openstack")
+    broker.expect_ctl("add_user", "openstack", stdin="openstack-secret\n")
+    broker.expect_ctl("set_user_tags", "openstack", "administrator")
+    broker.expect_ctl("set_permissions", "-p", "openstack", "openstack", ".*", ".*", ".*")
+    broker.expect_ctl("list_policies", "-p", "/", "--formatter", "json", stdout="[]")
+    broker.expect_ctl(
+        "set_policy",
+        "--vhost",
+        "/",
+        "--priority",
+        "0",
+        "--apply-to",
+        "all",
+        "limits",
+        "^notifications",
+        '{"max-length":1000}',
+    )
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    code, err = broker.run("start", env)
+    assert code == 0, err
+
+
+def test_users_vhosts_and_policies_already_there_are_left_alone(broker, tmp_path):
+    """An existing user whose password still matches is not changed; a policy already set
+    as wanted is not set again."""
+    password_file = tmp_path / "openstack.password"
+    password_file.write_text("openstack-secret\n")
+    users = [{"name": "openstack", "password_file": str(password_file)}]
+    policies = [{"name": "limits", "pattern": "^q", "definition": {"max-length": 1000}}]
+    env = broker.env(OCF_RESKEY_users=json.dumps(users), OCF_RESKEY_policies=json.dumps(policies))
+    listed = [
+        {
+            "vhost": "/",
+            "name": "limits",
+            "pattern": "^q",
+            "apply-to": "all",
+            "definition": {"max-length": 1000},
+            "priority": 0,
+        }
+    ]
+    exists = "Error:\nuser 'openstack' already exists"
+    broker.expect_peers()
+    broker.expect_crm_mon()
+    broker.expect_boot()
+    broker.expect_publish()
+    broker.expect_monitoring_user()
+    broker.expect_cluster_wide_setup()
+    broker.expect_ctl(
+        "add_user", "openstack", stdin="openstack-secret\n", returncode=70, stderr=exists
+    )
+    broker.expect_ctl("authenticate_user", "openstack", stdin="openstack-secret\n")
+    broker.expect_ctl("set_user_tags", "openstack")
+    broker.expect_ctl("list_policies", "-p", "/", "--formatter", "json", stdout=json.dumps(listed))
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    code, err = broker.run("start", env)
+    assert code == 0, err
+
+
+def test_a_password_that_no_longer_matches_its_file_is_changed(broker, tmp_path):
+    password_file = tmp_path / "openstack.password"
+    password_file.write_text("new-secret\n")
+    env = broker.env(
+        OCF_RESKEY_users=json.dumps([{"name": "openstack", "password_file": str(password_file)}])
+    )
+    broker.expect_peers()
+    broker.expect_crm_mon()
+    broker.expect_boot()
+    broker.expect_publish()
+    broker.expect_monitoring_user()
+    broker.expect_cluster_wide_setup()
+    broker.expect_ctl(
+        "add_user", "openstack", stdin="new-secret\n", returncode=70, stderr="already exists"
+    )
+    broker.expect_ctl(
+        "authenticate_user", "openstack", stdin="new-secret\n", returncode=65, stderr="refused"
+    )
+    broker.expect_ctl("change_password", "openstack", stdin="new-secret\n")
+    broker.expect_ctl("set_user_tags", "openstack")
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    code, err = broker.run("start", env)
+    assert code == 0, err
+
+
+def test_a_fresh_node_waits_for_the_first_online_node_to_form_then_joins_it(broker):
+    env = broker.env(node="node2")
+    broker.expect_peers()
+    broker.expect_crm_mon()  # node1 is first online: node2 waits for it
+    broker.expect_peers()
+    broker.expect_crm_mon()
+    broker.expect_peers(("node1", "rabbit@node1"))  # node1 formed
+    broker.expect_boot(seconds_used=2)
+    broker.expect_join("rabbit@node1")
+    broker.expect_publish("rabbit@node2")
+    broker.expect_monitoring_user()
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    code, err = broker.run("start", env)
+    assert code == 0, err
+    assert broker.clock.sleeps == [1.0, 1.0]
+    assert "rabbit@node2 joined rabbit@node1" in err
+
+
+def test_after_the_grace_period_the_first_node_starting_the_clone_forms(broker):
+    """node1 is online but does not start its instance (say it is banned there): after
+    FORMER_GRACE_S the first node where the clone starts forms instead of everyone waiting."""
+    env = broker.env(node="node2")
+    broker.expect_peers()
+    polls = int(RABBITMQ.FORMER_GRACE_S / RABBITMQ.POLL_S)
+    for _ in range(polls):
+        broker.expect_crm_mon(started_on=("node2", "node3"))
+        broker.expect_peers()
+    broker.expect_crm_mon(started_on=("node2", "node3"))
+    broker.expect_boot(seconds_used=polls)
+    broker.expect_publish("rabbit@node2")
+    broker.expect_monitoring_user()
+    broker.expect_cluster_wide_setup()
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    code, err = broker.run("start", env)
+    assert code == 0, err
+    assert "rabbit@node2 formed a new cluster" in err
+
+
+def test_a_fresh_node_gives_up_waiting_while_it_still_has_time_to_say_why(broker):
+    """With less than 60 s left, a start that has not joined fails with its reason rather than
+    running into Pacemaker's timeout: here after 3 s of a 62 s start."""
+    env = broker.env(node="node2", OCF_RESKEY_CRM_meta_timeout="62000")
+    for _ in range(4):
+        broker.expect_peers()
+        broker.expect_crm_mon()  # node1 is first online and never forms
+    code, err = broker.run("start", env)
+    assert code == 1
+    assert reason(err) == "no running member to join; waiting for node1 to form"
+    assert broker.clock.sleeps == [1.0, 1.0, 1.0]
+    assert broker.runner.spawned == []
+
+
+# -- start: a node with data -----------------------------------------------------------------
+
+
+def test_a_member_whose_peers_cannot_start_boots_with_force_boot(broker):
+    """node2 and node3 are offline in Pacemaker: waiting for them would take minutes."""
+    broker.has_data(MEMBERS)
+    broker.expect_peers()
+    broker.expect_crm_mon(online=("node1",), offline=("node2", "node3"))
+    broker.expect_ctl("force_boot")
+    broker.expect_boot()
+    broker.expect_publish()
+    broker.expect_monitoring_user()
+    broker.expect_cluster_wide_setup()  # it restarted the cluster: the setup is its
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    code, err = broker.run("start", broker.env())
+    assert code == 0, err
+    assert "rabbit@node1 rejoined its cluster with its data" in err
+
+
+def test_a_member_with_another_member_online_boots_without_force_boot(broker):
+    """node2 is online: its instance will start, and the two find each other."""
+    broker.has_data(MEMBERS)
+    broker.expect_peers()
+    broker.expect_crm_mon(online=("node1", "node2"), offline=("node3",))
+    broker.expect_boot()
+    broker.expect_publish()
+    broker.expect_monitoring_user()
+    broker.expect_cluster_wide_setup()
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    code, err = broker.run("start", broker.env())
+    assert code == 0, err
+
+
+def test_pacemaker_node_names_with_a_domain_are_matched_by_their_host_part(broker):
+    """Pacemaker knows node2.example.com, RabbitMQ rabbit@node2: node2 is online, so its
+    member can start and node1 must not force_boot past it."""
+    fqdns = ("node1.example.com", "node2.example.com", "node3.example.com")
+    broker.has_data(MEMBERS)
+    broker.expect_peers()
+    broker.expect_crm_mon(online=fqdns[:2], offline=fqdns[2:])
+    broker.expect_boot()
+    broker.expect_publish()
+    broker.expect_monitoring_user()
+    broker.expect_cluster_wide_setup()
+    broker.expect_removed_nodes_check(configured=fqdns)
+    broker.boots()
+    code, err = broker.run("start", broker.env(node="node1.example.com"))
+    assert code == 0, err
+
+
+def test_a_member_with_a_running_peer_rejoins_with_its_data_without_join_cluster(broker):
+    broker.has_data(MEMBERS)
+    broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_ctl(
+        "-n",
+        "rabbit@node2",
+        "cluster_status",
+        "--formatter",
+        "json",
+        stdout=cluster_status(MEMBERS, ("rabbit@node2",)),
+    )
+    broker.expect_boot()
+    broker.expect_publish()
+    broker.expect_monitoring_user()
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    code, err = broker.run("start", broker.env())
+    assert code == 0, err
+    assert "rabbit@node1 rejoined its cluster with its data" in err
+    assert broker.data().is_dir()
+
+
+def test_a_node_its_cluster_forgot_sets_its_data_aside_and_joins_afresh(broker):
+    broker.has_data(MEMBERS)
+    broker.expect_peers(("node2", "rabbit@node2"))
+    forgotten = ("rabbit@node2", "rabbit@node3")
+    broker.expect_ctl(
+        "-n",
+        "rabbit@node2",
+        "cluster_status",
+        "--formatter",
+        "json",
+        stdout=cluster_status(forgotten, forgotten),
+    )
+    broker.expect_boot()
+    broker.expect_join("rabbit@node2")
+    broker.expect_publish()
+    broker.expect_monitoring_user()
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    code, err = broker.run("start", broker.env())
+    assert code == 0, err
+    assert not broker.data().exists()
+    (kept,) = broker.mnesia_base.iterdir()
+    assert kept.name.startswith("rabbit@node1.set-aside-")
+    assert (kept / "cluster_nodes.config").exists()  # moved, never deleted
+
+
+def test_data_of_another_cluster_is_never_joined_away(broker):
+    broker.has_data(("rabbit@other1", "rabbit@node1"))
+    broker.expect_peers(("node2", "rabbit@node2"))
+    code, err = broker.run("start", broker.env())
+    assert code == 1
+    assert reason(err) == (
+        f"{broker.data()} belongs to a cluster of rabbit@other1, rabbit@node1, not to the "
+        "running members rabbit@node2; refusing to join (it would discard this node's data): "
+        "move the data away to join afresh"
+    )
+    assert broker.runner.spawned == []
+    assert (broker.data() / "cluster_nodes.config").exists()
+
+
+# -- start: failures -------------------------------------------------------------------------
+
+
+def test_a_join_refused_for_the_erlang_cookie_is_a_configuration_error(broker):
+    broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_boot()
+    broker.expect_ctl("stop_app")
+    broker.expect_ctl("join_cluster", "rabbit@node2", returncode=69, stderr=COOKIE_REFUSED)
+    broker.expect_withdraw()
+    broker.boots()
+    code, err = broker.run("start", broker.env())
+    assert code == 6
+    assert reason(err) == (
+        f"rabbit@node1 cannot join rabbit@node2: the Erlang cookie in {broker.home} differs "
+        "from the cluster's"
+    )
+    pid = broker.runner.next_pid
+    assert [(p, s) for p, s, _ in broker.processes.signals] == [(pid, signal.SIGTERM)]
+
+
+def test_a_peer_that_refuses_the_join_is_skipped_for_the_next(broker):
+    broker.expect_peers(("node2", "rabbit@node2"), ("node3", "rabbit@node3"))
+    broker.expect_boot()
+    broker.expect_ctl("stop_app")
+    broker.expect_ctl(
+        "join_cluster", "rabbit@node2", returncode=70, stderr="Error: {:inconsistent_cluster}"
+    )
+    broker.expect_ctl("start_app")
+    broker.expect_join("rabbit@node3")
+    broker.expect_publish()
+    broker.expect_monitoring_user()
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    code, err = broker.run("start", broker.env())
+    assert code == 0, err
+    assert "rabbit@node1 joined rabbit@node3" in err
+
+
+def test_a_broker_that_does_not_boot_fails_with_the_reason_from_its_log(broker):
+    broker.log_dir.mkdir()
+    (broker.log_dir / "rabbit@node1.log").write_text(
+        "2026-11-25 10:43:07 [info] Starting RabbitMQ 3.10.8\n"
+        "2026-11-25 10:43:08 [error] Error during startup: {error,eaddrinuse}\n"
+    )
+    broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_ctl(
+        "wait",
+        "--timeout",
+        str(START_S - 10),
+        str(broker.pid_file),
+        returncode=70,
+        stderr="Error: process_not_running",
+    )
+    code, err = broker.run("start", broker.env())
+    assert code == 1
+    assert reason(err) == ("rabbit@node1 did not boot: Error during startup: {error,eaddrinuse}")
+
+
+def test_a_member_of_a_removed_pacemaker_node_is_forgotten_after_start(broker):
+    """node3 was removed from the Pacemaker cluster by the operator and its broker is down."""
+    broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_boot()
+    broker.expect_join("rabbit@node2")
+    broker.expect_publish()
+    broker.expect_monitoring_user()
+    broker.expect_removed_nodes_check(
+        running=("rabbit@node1", "rabbit@node2"), configured=("node1", "node2")
+    )
+    broker.expect_ctl("forget_cluster_node", "rabbit@node3")
+    broker.boots()
+    code, err = broker.run("start", broker.env())
+    assert code == 0, err
+    assert "forgot rabbit@node3: its node is no longer in the Pacemaker cluster" in err
+
+
+def test_a_running_member_of_a_removed_node_is_not_forgotten(broker):
+    broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_boot()
+    broker.expect_join("rabbit@node2")
+    broker.expect_publish()
+    broker.expect_monitoring_user()
+    broker.expect_removed_nodes_check(configured=("node1", "node2"))  # node3 still runs
+    broker.boots()
+    assert broker.run("start", broker.env())[0] == 0
+
+
+def test_a_start_of_a_running_broker_only_publishes_it(broker):
+    broker.running()
+    broker.expect_publish()
+    code, err = broker.run("start", broker.env())
+    assert code == 0, err
+    assert broker.runner.spawned == []
+
+
+# -- stop ------------------------------------------------------------------------------------
+
+
+def test_stop_terminates_the_broker_and_withdraws_its_attribute(broker):
+    pid = broker.running()
+    broker.expect_withdraw()
+    code, err = broker.run("stop", broker.env())
+    assert code == 0, err
+    assert [(p, s) for p, s, _ in broker.processes.signals] == [(pid, signal.SIGTERM)]
+    assert not broker.pid_file.exists()
+
+
+def test_stop_of_a_stopped_broker_withdraws_its_attribute(broker):
+    broker.expect_withdraw()
+    assert broker.run("stop", broker.env())[0] == 0
+    assert broker.processes.signals == []
+
+
+# -- monitor ---------------------------------------------------------------------------------
+
+
+class ManagementApi:
+    """A stand-in for the management API on loopback: /api/nodes for stackha:secret, 401 for
+    any other credentials."""
+
+    def __init__(self):
+        self.nodes = [node_health(m) for m in MEMBERS]
+        expected = "Basic " + base64.b64encode(b"stackha:secret").decode()
+        api = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.headers.get("Authorization") != expected:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                body = json.dumps(api.nodes).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        ).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def node_health(name, running=True, partitions=(), disk_alarm=False):
+    return {
+        "name": name,
+        "running": running,
+        "partitions": list(partitions),
+        "mem_alarm": False,
+        "disk_free_alarm": disk_alarm,
+    }
+
+
+@pytest.fixture
+def api(broker):
+    served = ManagementApi()
+    broker.management_port = served.port
+    yield served
+    served.close()
+
+
+def monitor_env(broker, **extra):
+    return broker.env(
+        OCF_RESKEY_CRM_meta_interval="10000", OCF_RESKEY_CRM_meta_timeout="30000", **extra
+    )
+
+
+def test_monitor_without_a_pid_file_is_not_running(broker):
+    code, err = broker.run("monitor", monitor_env(broker))
+    assert code == 7
+    assert reason(err) == ""
+
+
+def test_monitor_of_a_broker_that_died_says_so(broker):
+    broker.pid_file.parent.mkdir()
+    broker.pid_file.write_text("4321\n")  # no such process
+    code, err = broker.run("monitor", monitor_env(broker))
+    assert code == 7
+    assert reason(err) == f"the broker of rabbit@node1 died (pid file {broker.pid_file})"
+
+
+def test_a_pid_file_whose_pid_now_names_another_process_is_a_dead_broker(broker):
+    broker.running(name="sshd")
+    code, err = broker.run("monitor", monitor_env(broker))
+    assert code == 7
+    assert "died" in reason(err)
+
+
+def test_a_probe_finding_a_stale_pid_file_is_just_not_running(broker):
+    broker.pid_file.parent.mkdir()
+    broker.pid_file.write_text("4321\n")
+    code, err = broker.run("monitor", broker.env(OCF_RESKEY_CRM_meta_interval="0"))
+    assert code == 7
+    assert reason(err) == ""
+
+
+def test_monitor_of_a_healthy_member_succeeds(broker, api):
+    broker.running()
+    code, err = broker.run("monitor", monitor_env(broker))
+    assert code == 0, err
+
+
+def test_a_probe_finding_a_healthy_broker_publishes_it(broker, api):
+    """Found running after Pacemaker restarted: the peers must know it runs."""
+    broker.running()
+    broker.expect_publish()
+    code, err = broker.run("monitor", broker.env(OCF_RESKEY_CRM_meta_interval="0"))
+    assert code == 0, err
+
+
+def test_a_member_in_a_minority_fails(broker, api):
+    api.nodes = [
+        node_health("rabbit@node1"),
+        node_health("rabbit@node2", running=False),
+        node_health("rabbit@node3", running=False),
+    ]
+    broker.running()
+    code, err = broker.run("monitor", monitor_env(broker))
+    assert code == 1
+    assert reason(err) == "rabbit@node1 is in a minority: 1 of 3 members running (rabbit@node1)"
+
+
+def test_a_member_that_sees_a_partition_fails(broker, api):
+    api.nodes[0] = node_health("rabbit@node1", partitions=("rabbit@node3",))
+    broker.running()
+    code, err = broker.run("monitor", monitor_env(broker))
+    assert code == 1
+    assert reason(err) == "rabbit@node1 sees a partition: cut off from rabbit@node3"
+
+
+def test_a_deep_monitor_fails_when_a_node_pacemaker_runs_is_not_a_member(broker, api):
+    broker.running()
+    broker.expect_peers(*((n, f"rabbit@{n}") for n in (*NODES, "node9")))
+    code, err = broker.run("monitor", monitor_env(broker, OCF_CHECK_LEVEL="10"))
+    assert code == 1
+    assert reason(err) == (
+        "nodes Pacemaker runs RabbitMQ on are not members of this cluster: rabbit@node9"
+    )
+
+
+def test_a_deep_monitor_leaves_a_member_that_is_down_to_its_own_monitor(broker, api):
+    api.nodes[2] = node_health("rabbit@node3", running=False)
+    broker.running()
+    broker.expect_peers(("node1", "rabbit@node1"), ("node2", "rabbit@node2"))
+    code, err = broker.run("monitor", monitor_env(broker, OCF_CHECK_LEVEL="10"))
+    assert code == 0, err
+
+
+def test_monitor_with_refused_credentials_is_a_configuration_error(broker, api):
+    broker.credentials.write_text("username=stackha\npassword=wrong\n")
+    broker.running()
+    code, err = broker.run("monitor", monitor_env(broker))
+    assert code == 6
+    assert reason(err) == f"the management API on 127.0.0.1:{api.port} refused user stackha"
+
+
+def test_without_the_api_a_broker_rabbitmq_runs_on_is_healthy(broker):
+    broker.running()
+    broker.runner.expect([broker.diagnostics, "-q", "check_running"])
+    code, err = broker.run("monitor", monitor_env(broker))
+    assert code == 0, err
+
+
+def test_without_the_api_a_broker_rabbitmq_does_not_run_on_is_not_serving(broker):
+    broker.running()
+    broker.runner.expect(
+        [broker.diagnostics, "-q", "check_running"],
+        returncode=69,
+        stderr="Error: RabbitMQ on node rabbit@node1 is not running or has not fully booted yet",
+    )
+    code, err = broker.run("monitor", monitor_env(broker))
+    assert code == 1
+    assert reason(err).startswith(
+        "rabbit@node1 is not serving (paused in a minority partition, or its application "
+        f"stopped): no management API on 127.0.0.1:{broker.management_port}"
+    )
+
+
+# -- notify: forgetting a fenced node ---------------------------------------------------------
+
+
+def fenced_history(node, seconds_ago):
+    completed = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(time.time() - seconds_ago))
+    return (
+        '<pacemaker-result api-version="2.25" request="stonith_admin --history">\n'
+        '  <fence_history status="0">\n'
+        f'    <fence_event status="success" action="reboot" target="{node}" '
+        f'client="pacemaker-controld.1203" origin="node1" delegate="node2" '
+        f'completed="{completed}"/>\n'
+        "  </fence_history>\n"
+        '  <status code="0" message="OK"/>\n'
+        "</pacemaker-result>\n"
+    )
+
+
+def post_stop_env(broker, node="node1", forget="true", stopped="node3"):
+    return broker.env(
+        node=node,
+        OCF_RESKEY_forget_fenced_nodes=forget,
+        OCF_RESKEY_CRM_meta_timeout="60000",
+        OCF_RESKEY_CRM_meta_notify_type="post",
+        OCF_RESKEY_CRM_meta_notify_operation="stop",
+        OCF_RESKEY_CRM_meta_notify_stop_resource="rabbitmq:2",
+        OCF_RESKEY_CRM_meta_notify_stop_uname=stopped,
+    )
+
+
+def test_the_first_running_instance_forgets_a_node_fenced_recently(broker):
+    broker.running()
+    broker.expect_peers(("node1", "rabbit@node1"), ("node2", "rabbit@node2"))
+    broker.runner.expect(
+        [STONITH_ADMIN, "--history", "node3", "--output-as=xml"],
+        stdout=fenced_history("node3", seconds_ago=120),
+    )
+    broker.expect_ctl("forget_cluster_node", "rabbit@node3")
+    code, err = broker.run("notify", post_stop_env(broker))
+    assert code == 0, err
+    assert "forgot rabbit@node3: Pacemaker fenced node3" in err
+
+
+def test_a_node_fenced_long_ago_is_not_forgotten(broker):
+    broker.running()
+    broker.expect_peers(("node1", "rabbit@node1"), ("node2", "rabbit@node2"))
+    broker.runner.expect(
+        [STONITH_ADMIN, "--history", "node3", "--output-as=xml"],
+        stdout=fenced_history("node3", seconds_ago=3600),
+    )
+    code, err = broker.run("notify", post_stop_env(broker))
+    assert code == 0, err
+
+
+def test_a_stopped_node_that_was_not_fenced_is_not_forgotten(broker):
+    broker.running()
+    broker.expect_peers(("node1", "rabbit@node1"), ("node2", "rabbit@node2"))
+    broker.runner.expect([STONITH_ADMIN, "--history", "node3", "--output-as=xml"], returncode=1)
+    code, err = broker.run("notify", post_stop_env(broker))
+    assert code == 0, err
+
+
+def test_fenced_nodes_are_not_forgotten_unless_asked(broker):
+    broker.running()
+    code, err = broker.run("notify", post_stop_env(broker, forget="false"))
+    assert code == 0, err
+
+
+def test_only_the_first_running_instance_forgets(broker):
+    """node2 sees node1 running: node1 acts, node2 does nothing."""
+    broker.running()
+    broker.expect_peers(("node1", "rabbit@node1"), ("node2", "rabbit@node2"))
+    code, err = broker.run("notify", post_stop_env(broker, node="node2"))
+    assert code == 0, err
+
+
+def test_an_instance_whose_broker_is_not_running_does_not_forget(broker):
+    code, err = broker.run("notify", post_stop_env(broker))
+    assert code == 0, err
+
+
+def test_notifications_other_than_post_stop_do_nothing(broker):
+    broker.running()
+    env = post_stop_env(broker)
+    env["OCF_RESKEY_CRM_meta_notify_type"] = "pre"
+    assert broker.run("notify", env)[0] == 0
+    env["OCF_RESKEY_CRM_meta_notify_type"] = "post"
+    env["OCF_RESKEY_CRM_meta_notify_operation"] = "start"
+    assert broker.run("notify", env)[0] == 0
