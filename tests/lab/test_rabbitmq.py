@@ -12,6 +12,7 @@ import random
 import time
 
 import pytest
+from lab_helpers import inside, pcs, wait_for
 from rabbitmq_checks import (
     Traffic,
     assert_definitions_kept,
@@ -91,3 +92,43 @@ def test_a_partitioned_node_pauses_and_rejoins_when_healed(rabbit):
     lab, secrets = rabbit
     rng = random.Random(2)
     recover_from(lab, secrets, lambda: fault_partition(lab, rng), "a partition of one node")
+
+
+def test_a_node_with_another_erlang_cookie_is_refused_alone_and_keeps_its_data(rabbit):
+    lab, secrets = rabbit
+    pcs(lab, "resource", "ban", "rabbitmq-clone", "node3")
+    wait_for(lambda: not started_on(lab, "node3"), "node3's instance stopped", 120)
+    cookie = lab.node("node3").root / "var/lib/rabbitmq/.erlang.cookie"
+    right = cookie.read_text()
+    write_cookie(cookie, "WRONG" + right[5:])
+    try:
+        pcs(lab, "resource", "clear", "rabbitmq-clone", "node3")
+        wait_for(
+            lambda: "Erlang cookie" in inside(lab, "node1", "crm_mon", "-1").stdout,
+            "node3's start refused",
+            180,
+        )
+        shown = inside(lab, "node1", "crm_mon", "-1").stdout
+        assert "'not installed'" in shown, shown  # 5: this node only
+        seen = view(lab, "node1", secrets["monitor"])
+        assert seen["rabbit@node1"][0] and seen["rabbit@node2"][0], seen  # still serving
+        data = lab.node("node3").root / "var/lib/rabbitmq/mnesia/rabbit@node3"
+        assert (data / "cluster_nodes.config").exists()  # nothing deleted
+    finally:
+        write_cookie(cookie, right)
+        pcs(lab, "resource", "cleanup", "rabbitmq-clone")
+    wait_healthy(lab, secrets, "node3 with the right cookie")
+    assert_definitions_kept(lab, "node3")
+
+
+def started_on(lab, node):
+    status = lab.node("node1").status()
+    return bool(status) and any(
+        node in r.nodes and r.role == "Started" for r in status.instances("rabbitmq")
+    )
+
+
+def write_cookie(path, text):
+    path.chmod(0o600)
+    path.write_text(text)
+    path.chmod(0o400)

@@ -164,6 +164,17 @@ class Broker:
         lines = "".join(f'name="{ATTRIBUTE}" host="{n}" value="{v}"\n' for n, v in values)
         self.runner.expect([ATTRD, "--name", ATTRIBUTE, "--query", "--all"], stdout=lines)
 
+    def expect_peer_status(self, peer="rabbit@node2", members=MEMBERS, running=MEMBERS, **result):
+        """The running cluster's members, asked of ``peer`` before anything boots."""
+        self.expect_ctl(
+            "-n",
+            peer,
+            "cluster_status",
+            "--formatter",
+            "json",
+            **{"stdout": cluster_status(members, running), **result},
+        )
+
     def expect_crm_mon(self, online=NODES, offline=(), started_on=()):
         nodes = "".join(
             f'    <node name="{n}" id="{i}" online="{str(n in online).lower()}" '
@@ -245,6 +256,7 @@ def broker(tmp_path, fake_runner, fake_clock, processes):
 
 def test_a_fresh_node_joins_a_running_peer_and_publishes_itself(broker):
     broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_peer_status()
     broker.expect_boot()
     broker.expect_join("rabbit@node2")
     broker.expect_publish()
@@ -258,6 +270,7 @@ def test_a_fresh_node_joins_a_running_peer_and_publishes_itself(broker):
 
 def test_the_broker_is_spawned_as_its_user_with_its_environment(broker):
     broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_peer_status()
     broker.expect_boot()
     broker.expect_join("rabbit@node2")
     broker.expect_publish()
@@ -576,25 +589,37 @@ def test_data_of_another_cluster_is_never_joined_away(broker):
 # -- start: failures -------------------------------------------------------------------------
 
 
-def test_a_join_refused_for_the_erlang_cookie_is_a_configuration_error(broker):
+def test_a_peer_refusing_the_erlang_cookie_stops_the_start_before_anything_boots(broker):
+    broker.has_data(MEMBERS)  # with data it would otherwise wait minutes for refusing peers
     broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_peer_status(stdout="", returncode=69, stderr=COOKIE_REFUSED)
+    code, err = broker.run("start", broker.env())
+    assert code == 5  # this node's cookie file: Pacemaker keeps the clone running elsewhere
+    assert reason(err) == (
+        f"rabbit@node2 refused rabbit@node1: the Erlang cookie in {broker.home}/.erlang.cookie "
+        "differs from the cluster's"
+    )
+    assert broker.runner.spawned == []
+
+
+def test_a_join_refused_for_the_erlang_cookie_stops_the_broker_it_booted(broker):
+    broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_peer_status()
     broker.expect_boot()
     broker.expect_ctl("stop_app")
     broker.expect_ctl("join_cluster", "rabbit@node2", returncode=69, stderr=COOKIE_REFUSED)
     broker.expect_withdraw()
     broker.boots()
     code, err = broker.run("start", broker.env())
-    assert code == 6
-    assert reason(err) == (
-        f"rabbit@node1 cannot join rabbit@node2: the Erlang cookie in {broker.home} differs "
-        "from the cluster's"
-    )
+    assert code == 5
+    assert "the Erlang cookie in" in reason(err)
     pid = broker.runner.next_pid
     assert [(p, s) for p, s, _ in broker.processes.signals] == [(pid, signal.SIGTERM)]
 
 
 def test_a_peer_that_refuses_the_join_is_skipped_for_the_next(broker):
     broker.expect_peers(("node2", "rabbit@node2"), ("node3", "rabbit@node3"))
+    broker.expect_peer_status()
     broker.expect_boot()
     broker.expect_ctl("stop_app")
     broker.expect_ctl(
@@ -618,6 +643,7 @@ def test_a_broker_that_does_not_boot_fails_with_the_reason_from_its_log(broker):
         "2026-11-25 10:43:08 [error] Error during startup: {error,eaddrinuse}\n"
     )
     broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_peer_status()
     broker.expect_ctl(
         "wait",
         "--timeout",
@@ -634,6 +660,7 @@ def test_a_broker_that_does_not_boot_fails_with_the_reason_from_its_log(broker):
 def test_a_member_of_a_removed_pacemaker_node_is_forgotten_after_start(broker):
     """node3 was removed from the Pacemaker cluster by the operator and its broker is down."""
     broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_peer_status()
     broker.expect_boot()
     broker.expect_join("rabbit@node2")
     broker.expect_publish()
@@ -650,6 +677,7 @@ def test_a_member_of_a_removed_pacemaker_node_is_forgotten_after_start(broker):
 
 def test_a_running_member_of_a_removed_node_is_not_forgotten(broker):
     broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_peer_status()
     broker.expect_boot()
     broker.expect_join("rabbit@node2")
     broker.expect_publish()
@@ -829,11 +857,11 @@ def test_a_deep_monitor_leaves_a_member_that_is_down_to_its_own_monitor(broker, 
     assert code == 0, err
 
 
-def test_monitor_with_refused_credentials_is_a_configuration_error(broker, api):
+def test_monitor_with_refused_credentials_is_this_nodes_error(broker, api):
     broker.credentials.write_text("username=stackha\npassword=wrong\n")
     broker.running()
     code, err = broker.run("monitor", monitor_env(broker))
-    assert code == 6
+    assert code == 5  # this node's credentials file: the clone keeps running elsewhere
     assert reason(err) == f"the management API on 127.0.0.1:{api.port} refused user stackha"
 
 
