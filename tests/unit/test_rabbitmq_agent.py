@@ -37,8 +37,8 @@ COOKIE_REFUSED = (
     "information and suggestions below.\n\n"
     "rabbit@node2:\n"
     "  * TCP connection succeeded but Erlang distribution failed\n"
-    "  * Authentication failed (rejected by the remote node), please check the Erlang cookie\n"
-)
+    "  * suggestion: check if the Erlang cookie is identical for all server nodes and CLI tools\n"
+)  # as RabbitMQ 3.10.8 prints it
 
 
 @pytest.fixture(autouse=True)

@@ -366,25 +366,38 @@ def test_the_server_environment_carries_config_files_and_partition_handling():
 
 # -- what a failed rabbitmqctl said ----------------------------------------------------------
 
+# What RabbitMQ 3.10.8's rabbitmqctl printed here for a node with another cookie (abridged)
 COOKIE_REFUSED = """\
 Error: unable to perform an operation on node 'rabbit@node2'. Please see diagnostics \
 information and suggestions below.
 
+Most common reasons for this are:
+
+ * Target node is unreachable (e.g. due to hostname resolution, TCP connection or firewall issues)
+ * CLI tool fails to authenticate with the server (e.g. due to CLI tool's Erlang cookie not \
+matching that of the server)
+ * Target node is not running
+
 DIAGNOSTICS
 ===========
 
-attempted to contact: [rabbit@node2]
+attempted to contact: ['rabbit@node2']
 
 rabbit@node2:
   * connected to epmd (port 4369) on node2
   * epmd reports node 'rabbit' uses port 25672 for inter-node and CLI tool traffic
   * TCP connection succeeded but Erlang distribution failed
-  * Authentication failed (rejected by the remote node), please check the Erlang cookie
+  * suggestion: check if the Erlang cookie is identical for all server nodes and CLI tools
 """
+# Newer CLIs name the refusal
+COOKIE_REJECTED = (
+    "  * Authentication failed (rejected by the remote node), please check the Erlang cookie\n"
+)
 
 
-def test_a_refused_erlang_cookie_is_a_cookie_mismatch():
-    error = rabbitmq.ctl_failure(COOKIE_REFUSED, "join_cluster rabbit@node2")
+@pytest.mark.parametrize("output", [COOKIE_REFUSED, COOKIE_REJECTED])
+def test_a_refused_erlang_cookie_is_a_cookie_mismatch(output):
+    error = rabbitmq.ctl_failure(output, "join_cluster rabbit@node2")
     assert isinstance(error, rabbitmq.CookieMismatch)
     assert str(error) == "join_cluster rabbit@node2: the Erlang cookie does not match the peer's"
 

@@ -481,7 +481,13 @@ def ctl_failure(output: str, what: str) -> RabbitError:
     """The error for a failed rabbitmqctl call, from what it printed."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     text = " ".join(lines)
-    if "Authentication failed" in text or "cookie" in text.lower() and "rejected" in text:
+    # 3.10's CLI says "TCP connection succeeded but Erlang distribution failed" (and suggests
+    # the cookie) where newer ones say "Authentication failed ... check the Erlang cookie".
+    if (
+        "Authentication failed" in text
+        or "Erlang distribution failed" in text
+        or ("cookie" in text.lower() and "rejected" in text)
+    ):
         return CookieMismatch(f"{what}: the Erlang cookie does not match the peer's")
     if "nodedown" in text or "unable to connect" in text.lower() or "Could not" in text:
         return NotReachable(f"{what}: the node is not reachable ({_last_error(lines)})")
