@@ -71,7 +71,7 @@ from typing import Any, Callable, Optional
 from stackha.lab import rabbitmq as lab_rabbitmq
 from stackha.lab.lab import Lab
 from stackha.lab.namespaces import LabError
-from stackha.lab.rabbitmq import NODES
+from stackha.lab.rabbitmq import NODES, kill_broker
 from stackha.runner import CommandError, Result
 from stackha.services.rabbitmq import RabbitError, node_name, parse_cluster_status
 
@@ -86,9 +86,6 @@ MONITOR_TIMEOUT_MS = {OURS: "30000", THEIRS: "40000"}
 RESOURCE = "rabbitmq"
 SUBNET = "192.168.215.0/24"
 CTL = "/usr/sbin/rabbitmqctl"
-# Where each agent has the broker write its pid (ours: its pid_file default; the incumbent:
-# RMQ_PID_FILE, /var/run being /run).
-PID_FILES = ("/run/rabbitmq/pid", "/var/run/rabbitmq/rmq.pid")
 MNESIA = "var/lib/rabbitmq/mnesia"  # under each node's root
 LAST_KNOWN = "rmq-node-attr-last-known-"  # the incumbent's node attribute, + the instance
 POLL_S = 1.0
@@ -139,26 +136,6 @@ def node_whole(lab: Lab, node: str) -> bool:
 
 def whole(lab: Lab) -> bool:
     return all(node_whole(lab, node) for node in NODES)
-
-
-def broker_pid(lab: Lab, node: str) -> int:
-    """The pid (in the node's pid namespace) of the node's broker, whichever agent started it:
-    the pid file must name a live beam.smp."""
-    for path in PID_FILES:
-        result = run_in(lab, node, ["/bin/cat", path], timeout=10)
-        text = result.stdout.strip()
-        if not result.ok or not text.isdigit():
-            continue
-        comm = run_in(lab, node, ["/bin/cat", f"/proc/{text}/comm"], timeout=10)
-        if comm.ok and comm.stdout.strip() == "beam.smp":
-            return int(text)
-    raise LabError(f"{node}: no live broker named in {' or '.join(PID_FILES)}")
-
-
-def kill_broker(lab: Lab, node: str) -> None:
-    pid = broker_pid(lab, node)
-    if not run_in(lab, node, ["/bin/kill", "-9", str(pid)], timeout=10).ok:
-        raise LabError(f"{node}: kill -9 {pid} failed")
 
 
 def no_broker(lab: Lab) -> bool:

@@ -8,7 +8,14 @@ import itertools
 import threading
 import time
 
-from lab_helpers import pcs, wait_for
+from lab_helpers import (
+    fault_crash_all_nodes,
+    fault_crash_node,
+    fault_partition,
+    fault_power_cycle_lab,
+    pcs,
+    wait_for,
+)
 from stackha.lab import galera as lab_galera
 from stackha.lab.galera import MARIADB, NODES, healthy, kill_mariadbd
 
@@ -133,40 +140,6 @@ def fault_kill_one(lab, rng):
 def fault_kill_all(lab, rng):
     kill_mariadbd(lab, *NODES)
     return "kill -9 of every mariadbd"
-
-
-def fault_crash_node(lab, rng):
-    node = rng.choice(NODES)
-    lab.crash(node)
-    time.sleep(rng.uniform(2, 8))
-    lab.set_power(node, "on")
-    return f"{node} crashed and powered on again"
-
-
-def fault_crash_all_nodes(lab, rng):
-    for node in NODES:
-        lab.crash(node)
-    time.sleep(rng.uniform(1, 4))
-    for node in NODES:
-        lab.set_power(node, "on")
-    return "every node crashed at once and was powered on again"
-
-
-def fault_power_cycle_lab(lab, rng):
-    for node in NODES:
-        lab.set_power(node, "off")
-    time.sleep(rng.uniform(1, 4))
-    for node in NODES:
-        lab.set_power(node, "on")
-    return "the whole lab powered off and on"
-
-
-def fault_partition(lab, rng):
-    node = rng.choice(NODES)
-    lab.partition([node])
-    time.sleep(rng.uniform(10, 20))
-    lab.heal()
-    return f"{node} partitioned away and back"
 
 
 FAULTS = (

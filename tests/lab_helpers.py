@@ -40,3 +40,51 @@ def node_pids(lab, name):
     """The host pids of a node's init and its helpers, as the lab recorded them."""
     entry = next(n for n in lab.load().nodes if n.name == name)
     return [p for p in [entry.init_pid, *entry.helper_pids] if p]
+
+
+# -- faults any workload's soak uses: each returns what it did -------------------------------
+
+LAB_NODES = ("node1", "node2", "node3")
+
+
+def fault_crash_node(lab, rng, nodes=LAB_NODES):
+    node = rng.choice(nodes)
+    lab.crash(node)
+    time.sleep(rng.uniform(2, 8))
+    lab.set_power(node, "on")
+    return f"{node} crashed and powered on again"
+
+
+def fault_crash_all_nodes(lab, rng, nodes=LAB_NODES):
+    for node in nodes:
+        lab.crash(node)
+    time.sleep(rng.uniform(1, 4))
+    for node in nodes:
+        lab.set_power(node, "on")
+    return "every node crashed at once and was powered on again"
+
+
+def fault_power_cycle_node(lab, rng, nodes=LAB_NODES):
+    node = rng.choice(nodes)
+    lab.set_power(node, "off")
+    time.sleep(rng.uniform(1, 4))
+    lab.set_power(node, "on")
+    return f"{node} powered off and on"
+
+
+def fault_power_cycle_lab(lab, rng, nodes=LAB_NODES):
+    for node in nodes:
+        lab.set_power(node, "off")
+    time.sleep(rng.uniform(1, 4))
+    for node in nodes:
+        lab.set_power(node, "on")
+    return "the whole lab powered off and on"
+
+
+def fault_partition(lab, rng, nodes=LAB_NODES, seconds=(10, 20)):
+    """One node cut off for a while; ``seconds`` long enough for the workload to notice."""
+    node = rng.choice(nodes)
+    lab.partition([node])
+    time.sleep(rng.uniform(*seconds))
+    lab.heal()
+    return f"{node} partitioned away and back"

@@ -11,7 +11,8 @@ import threading
 import time
 
 from amqp_client import AmqpError, Connection
-from lab_helpers import pcs, wait_for
+from lab_helpers import fault_crash_node, fault_power_cycle_node, pcs, wait_for
+from lab_helpers import fault_partition as lab_fault_partition
 from stackha.lab import rabbitmq as lab_rabbitmq
 from stackha.lab.rabbitmq import NODES, healthy, kill_broker
 
@@ -192,28 +193,9 @@ def fault_kill_one(lab, rng):
     return f"kill -9 of {node}'s broker"
 
 
-def fault_crash_node(lab, rng):
-    node = rng.choice(NODES)
-    lab.crash(node)
-    time.sleep(rng.uniform(2, 8))
-    lab.set_power(node, "on")
-    return f"{node} crashed and powered on again"
-
-
-def fault_power_cycle_node(lab, rng):
-    node = rng.choice(NODES)
-    lab.set_power(node, "off")
-    time.sleep(rng.uniform(1, 4))
-    lab.set_power(node, "on")
-    return f"{node} powered off and on"
-
-
 def fault_partition(lab, rng):
-    node = rng.choice(NODES)
-    lab.partition([node])
-    time.sleep(rng.uniform(15, 25))
-    lab.heal()
-    return f"{node} partitioned away and back"
+    # pause_minority needs net_ticktime (10 s here) and more to notice: a longer cut
+    return lab_fault_partition(lab, rng, seconds=(15, 25))
 
 
 FAULTS = (fault_kill_one, fault_crash_node, fault_power_cycle_node, fault_partition)

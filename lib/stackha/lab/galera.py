@@ -139,17 +139,6 @@ def healthy(lab: Lab, nodes: Sequence[str] = NODES) -> bool:
     return True
 
 
-def mariadbd_pid(lab: Lab, node: str) -> int:
-    result = lab.node_runner(node).run(["/bin/cat", "/run/mysqld/mysqld.pid"], timeout=10)
-    if not result.ok:
-        raise LabError(f"{node}: no mariadbd pid file")
-    return int(result.stdout.strip())
-
-
 def kill_mariadbd(lab: Lab, *nodes: str) -> None:
-    """SIGKILL to each node's mariadbd, by pid, inside the node's own pid namespace; every pid
-    is read first, so that they die together."""
-    pids = {node: mariadbd_pid(lab, node) for node in nodes}
-    for node, pid in pids.items():
-        if not lab.node_runner(node).run(["/bin/kill", "-9", str(pid)], timeout=10).ok:
-            raise LabError(f"{node}: kill -9 {pid} failed")
+    """SIGKILL to each node's mariadbd at once (see ``Lab.kill_9``)."""
+    lab.kill_9(nodes, ("/run/mysqld/mysqld.pid",), "mariadbd")

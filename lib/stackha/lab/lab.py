@@ -562,6 +562,28 @@ ForceCommand {sys.executable} -I -m stackha.lab.pdu relay
     def node_runner(self, name: str) -> NamespaceRunner:
         return self.node(name).runner
 
+    def service_pid(self, name: str, pid_files: Sequence[str], process: str) -> int:
+        """The pid, in node ``name``'s own pid namespace, of the live ``process`` that one of
+        ``pid_files`` names (a stale pid file naming another process does not count)."""
+        runner = self.node_runner(name)
+        for path in pid_files:
+            result = runner.run(["/bin/cat", path], timeout=10)
+            text = result.stdout.strip()
+            if not result.ok or not text.isdigit():
+                continue
+            comm = runner.run(["/bin/cat", f"/proc/{text}/comm"], timeout=10)
+            if comm.ok and comm.stdout.strip() == process:
+                return int(text)
+        raise LabError(f"{name}: no live {process} named in {' or '.join(pid_files)}")
+
+    def kill_9(self, names: Sequence[str], pid_files: Sequence[str], process: str) -> None:
+        """SIGKILL to ``process`` on each node (found with :meth:`service_pid`), by pid, inside
+        the node's own pid namespace; every pid is read first, so that they die together."""
+        pids = {name: self.service_pid(name, pid_files, process) for name in names}
+        for name, pid in pids.items():
+            if not self.node_runner(name).run(["/bin/kill", "-9", str(pid)], timeout=10).ok:
+                raise LabError(f"{name}: kill -9 {pid} failed")
+
     def crash(self, name: str) -> None:
         """Everything on the node dies at once; its BMC still says it is on (it hangs)."""
         with self.locked():
