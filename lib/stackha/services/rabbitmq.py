@@ -304,18 +304,23 @@ class Policy(Record):
         ]
 
 
+def _json_list(text: str, parameter: str, of: str) -> list[object]:
+    """A parameter holding a JSON list (empty when unset)."""
+    try:
+        data = json.loads(text or "[]")
+    except ValueError as err:
+        raise RabbitError(f"{parameter} is not JSON: {err}") from None
+    if not isinstance(data, list):
+        raise RabbitError(f"{parameter} must be a JSON list of {of}")
+    return data
+
+
 def parse_policies(text: str, version: tuple[int, int, int]) -> list[Policy]:
     """Policies from the agent's parameter: a JSON list of objects with ``name``, ``pattern``,
     ``definition`` and optionally ``apply-to``, ``priority``, ``vhost``. Raises RabbitError
     naming the policy and the problem."""
-    try:
-        data = json.loads(text or "[]")
-    except ValueError as err:
-        raise RabbitError(f"policies is not JSON: {err}") from None
-    if not isinstance(data, list):
-        raise RabbitError("policies must be a JSON list of policy objects")
     policies = []
-    for index, entry in enumerate(data):
+    for index, entry in enumerate(_json_list(text, "policies", "policy objects")):
         label = f"policy {index + 1}"
         if not isinstance(entry, dict):
             raise RabbitError(f"{label} is not a JSON object")
@@ -531,14 +536,8 @@ def parse_users(text: str) -> list[User]:
     """Users from the agent's parameter: a JSON list of objects with ``name``,
     ``password_file``, optional ``tags`` (list) and ``permissions`` ({vhost: [configure,
     write, read]}). Raises RabbitError naming the user and the problem."""
-    try:
-        data = json.loads(text or "[]")
-    except ValueError as err:
-        raise RabbitError(f"users is not JSON: {err}") from None
-    if not isinstance(data, list):
-        raise RabbitError("users must be a JSON list of user objects")
     users = []
-    for index, entry in enumerate(data):
+    for index, entry in enumerate(_json_list(text, "users", "user objects")):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise RabbitError(f"user {index + 1} is not an object with a name")
         name = entry["name"]
