@@ -1,0 +1,770 @@
+"""What stackha knows about the OpenStack API services keystone and nova-api, with no OCF in it:
+how Debian runs them under uwsgi, where they listen, what a healthy one answers, and how to get a
+Keystone token for a deeper check.
+
+How Debian 12 runs them (keystone 22 "Zed", nova-api 26): ``/etc/init.d/keystone`` starts
+``uwsgi_python311 --http-socket :5000 --ini /etc/keystone/keystone-uwsgi.ini`` under
+start-stop-daemon, which writes the pid file itself; nova-api is the same with ``:8774`` and
+``/etc/nova/nova-api-uwsgi.ini``. The ini files Debian ships leave ``http-socket`` commented out
+and name no pid file: the listening address lives in the init script, not in the file.
+
+What the monitor asks, by cost:
+
+- the unauthenticated version document (keystone ``GET /v3``, nova ``GET /``): one HTTP request,
+  answered by the WSGI application itself, so it proves uwsgi accepts connections and the
+  application loaded (a uwsgi whose application failed to load answers 500);
+- a Keystone token (``POST /v3/auth/tokens``): reaches the database and the Fernet keys; for the
+  deep check, with credentials read from a file, never from the CIB or a command line.
+
+The old agents (openstack-resource-agents, 2012) ran ``keystone user-list`` with the password on
+the command line and scraped Keystone v2.0 JSON with ``tr | grep | cut``; both are gone here.
+"""
+
+from __future__ import annotations
+
+import re
+
+from stackha.record import Record
+
+# typing is for the type checker only (see stackha.record).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from email.message import Message
+    from typing import Optional
+
+
+class OpenStackApiError(Exception):
+    """An API service refused, failed, or answered something unusable; the message says which."""
+
+
+class ConfigError(OpenStackApiError):
+    """A uwsgi ini file or a listening address cannot be used."""
+
+
+class NotReachable(OpenStackApiError):
+    """Nothing answers at the URL (connection refused, reset, or no answer in time)."""
+
+
+class CredentialsError(OpenStackApiError):
+    """The credentials file is missing, unreadable or incomplete, or Keystone refused them."""
+
+
+class ApiService(Record):
+    """One API service as Debian 12 packages it."""
+
+    __slots__ = ("name", "port", "version_path", "uwsgi_ini", "wsgi_file", "user")
+    name: str
+    port: int
+    version_path: str
+    uwsgi_ini: str
+    wsgi_file: str
+    user: str
+
+    def __init__(
+        self, name: str, port: int, version_path: str, uwsgi_ini: str, wsgi_file: str, user: str
+    ) -> None:
+        self._freeze(locals())
+
+
+KEYSTONE = ApiService(
+    "keystone",
+    5000,
+    "/v3",
+    "/etc/keystone/keystone-uwsgi.ini",
+    "/usr/bin/keystone-wsgi-public",
+    "keystone",
+)
+NOVA_API = ApiService(
+    "nova-api", 8774, "/", "/etc/nova/nova-api-uwsgi.ini", "/usr/bin/nova-api-wsgi", "nova"
+)
+SERVICES = {service.name: service for service in (KEYSTONE, NOVA_API)}
+
+
+def service_named(name: str) -> ApiService:
+    try:
+        return SERVICES[name]
+    except KeyError:
+        raise OpenStackApiError(
+            f"unknown API service {name!r} (known: {', '.join(sorted(SERVICES))})"
+        ) from None
+
+
+# -- where it listens -------------------------------------------------------------------------
+
+# Wildcard binds and the loopback address that reaches them. uwsgi binds ":5000" to 0.0.0.0 (IPv4
+# only); whether "[::]:5000" takes IPv4 too depends on net.ipv6.bindv6only, ::1 reaches it always.
+_WILDCARDS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "*": "127.0.0.1", "::": "::1"}
+
+
+def listen_endpoint(text: str) -> tuple[str, int]:
+    """(host, port) of a uwsgi TCP address: ``:5000`` → ("", 5000), ``0.0.0.0:5000``,
+    ``[::]:8774`` → ("::", 8774), ``127.0.0.1:8774``, ``controller1:5000``. Whatever follows a
+    comma (``https-socket``'s certificate and key) is not part of the address. An empty host
+    means every IPv4 address. Raises :class:`ConfigError` for a UNIX socket, a shared-socket
+    reference (``=0``) or anything without a port number."""
+    address = text.split(",", 1)[0].strip()
+    if not address:
+        raise ConfigError("the address is empty")
+    if address.startswith(("/", "@", "./", "=")) or ":" not in address:
+        raise ConfigError(f"{address} is not a TCP address (host:port)")
+    if address.startswith("["):
+        host, bracket, rest = address[1:].partition("]")
+        if not bracket or not rest.startswith(":"):
+            raise ConfigError(f"{address} is not a TCP address ([IPv6]:port)")
+        port_text = rest[1:]
+    else:
+        host, _, port_text = address.rpartition(":")
+        if ":" in host:
+            raise ConfigError(f"{address}: an IPv6 address needs brackets ([{host}]:{port_text})")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"{address}: port {port_text!r} is not a port number (1-65535)")
+    return host, int(port_text)
+
+
+def probe_host(host: str) -> str:
+    """The address to probe a service bound to ``host`` at: loopback for a wildcard bind
+    (127.0.0.1 for "", 0.0.0.0 and *, ::1 for ::), else ``host`` itself."""
+    return _WILDCARDS.get(host, host)
+
+
+def endpoint_url(host: str, port: int, scheme: str = "http") -> str:
+    """``scheme://host:port`` with an IPv6 host in brackets, and no trailing slash."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}:{port}"
+
+
+# -- the uwsgi ini file -----------------------------------------------------------------------
+
+# uwsgi options that bind a listening socket, and the protocol each speaks. "socket" speaks the
+# default protocol: uwsgi's own unless "protocol"/"socket-protocol" says otherwise.
+_SOCKET_OPTIONS = {
+    "http-socket": "http",
+    "https-socket": "https",
+    "http": "http",  # the HTTP router: a separate process in front of the workers
+    "https": "https",
+    "uwsgi-socket": "uwsgi",
+    "socket": "",
+}
+# uwsgi_opt_true: any value but these (an empty one too) switches a flag on.
+_FALSE = ("false", "off", "no", "0")
+_PLACEHOLDER = re.compile(r"%\([\w-]+\)|%[dpsnec%]")
+
+
+class Listener(Record):
+    """One listening socket of a uwsgi instance. ``host`` is a path and ``port`` 0 for a UNIX
+    socket. ``from_file`` is False for the default the caller passes on uwsgi's command line, as
+    Debian's init script does with ``--http-socket :5000``."""
+
+    __slots__ = ("option", "address", "scheme", "host", "port", "from_file")
+    option: str
+    address: str
+    scheme: str
+    host: str
+    port: int
+    from_file: bool
+
+    def __init__(
+        self, option: str, address: str, scheme: str, host: str, port: int, from_file: bool
+    ) -> None:
+        self._freeze(locals())
+
+    @property
+    def is_unix(self) -> bool:
+        return self.port == 0
+
+    @property
+    def speaks_http(self) -> bool:
+        return self.scheme in ("http", "https")
+
+    def url(self) -> str:
+        """The URL to probe it at (loopback for a wildcard bind)."""
+        return endpoint_url(probe_host(self.host), self.port, self.scheme)
+
+
+class UwsgiConfig(Record):
+    """The ``[uwsgi]`` section of an ini file, the parts an agent needs. ``options`` holds every
+    option with its values in file order (an option may be given more than once), placeholders
+    expanded; the fields hold the value uwsgi uses (the last one, for single-valued options)."""
+
+    __slots__ = (
+        "path",
+        "listeners",
+        "http_listener",
+        "pidfile",
+        "master",
+        "processes",
+        "threads",
+        "uid",
+        "gid",
+        "wsgi_file",
+        "module",
+        "chdir",
+        "logto",
+        "daemonize",
+        "plugins",
+        "options",
+    )
+    path: str
+    listeners: tuple[Listener, ...]
+    http_listener: Listener
+    pidfile: Optional[str]
+    master: bool
+    processes: int
+    threads: int
+    uid: Optional[str]
+    gid: Optional[str]
+    wsgi_file: Optional[str]
+    module: Optional[str]
+    chdir: Optional[str]
+    logto: Optional[str]
+    daemonize: Optional[str]
+    plugins: tuple[str, ...]
+    options: Mapping[str, tuple[str, ...]]
+
+    def __init__(
+        self,
+        path: str,
+        listeners: tuple[Listener, ...],
+        http_listener: Listener,
+        pidfile: Optional[str],
+        master: bool,
+        processes: int,
+        threads: int,
+        uid: Optional[str],
+        gid: Optional[str],
+        wsgi_file: Optional[str],
+        module: Optional[str],
+        chdir: Optional[str],
+        logto: Optional[str],
+        daemonize: Optional[str],
+        plugins: tuple[str, ...],
+        options: Mapping[str, tuple[str, ...]],
+    ) -> None:
+        self._freeze(locals())
+
+
+def read_uwsgi_ini(path: str, default_http_socket: str = "") -> UwsgiConfig:
+    """:func:`parse_uwsgi_ini` of the file at ``path``; an unreadable file is a ConfigError."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as err:
+        raise ConfigError(f"uwsgi ini {path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"uwsgi ini {path} is not UTF-8 text") from None
+    return parse_uwsgi_ini(text, path, default_http_socket)
+
+
+def _raw_options(text: str) -> list[tuple[str, str]]:
+    # uwsgi's own ini reader (core/ini.c), not configparser's: an option may repeat (every
+    # http-socket binds), a line without "=" is an option with an empty value, only whole-line
+    # comments exist ("#" or ";"), and nothing is continued on the next line.
+    options = []
+    section = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line[0] == "[":
+            section = line[1:-1] if line.endswith("]") else line[1:]
+            continue
+        if section == "uwsgi":
+            key, _, value = line.partition("=")
+            options.append((key.strip(), value.strip()))
+    return options
+
+
+def _expander(options: list[tuple[str, str]], path: str) -> Mapping[str, str]:
+    """What ``%(name)`` and the magic ``%d``-style variables stand for."""
+    import os.path
+
+    values: dict[str, str] = {}
+    for key, value in options:
+        if key in ("set", "set-placeholder", "set-ph") and "=" in value:
+            name, _, value = value.partition("=")
+            key = name.strip()
+        values[f"%({key})"] = value  # any option, even one uwsgi does not know, is a placeholder
+    values["%%"] = "%"
+    if path:
+        absolute = os.path.abspath(path)
+        name = os.path.basename(absolute)
+        stem, extension = os.path.splitext(name)
+        directory = os.path.dirname(absolute)
+        values.update(
+            {
+                "%d": directory.rstrip("/") + "/",
+                "%p": absolute,
+                "%s": name,
+                "%n": stem,
+                "%e": extension.lstrip("."),
+                "%c": os.path.basename(directory),
+            }
+        )
+    return values
+
+
+def _expand(value: str, values: Mapping[str, str], depth: int = 0) -> str:
+    if "%" not in value or depth > 8:
+        return value
+
+    def one(match: re.Match[str]) -> str:
+        found = values.get(match.group(0))
+        return match.group(0) if found is None else _expand(found, values, depth + 1)
+
+    return _PLACEHOLDER.sub(one, value)
+
+
+def _listener(option: str, value: str, scheme: str, from_file: bool) -> Listener:
+    address = value.split(",", 1)[0].strip()
+    # uwsgi takes an address without a colon for a UNIX socket path ("@name": abstract)
+    if address.startswith(("/", "@", ".")) or (
+        address and ":" not in address and address[0] != "="
+    ):
+        return Listener(option, address, scheme, address, 0, from_file)
+    host, port = listen_endpoint(address)
+    return Listener(option, address, scheme, host, port, from_file)
+
+
+def parse_uwsgi_ini(text: str, path: str = "", default_http_socket: str = "") -> UwsgiConfig:
+    """The ``[uwsgi]`` section of a uwsgi ini file.
+
+    ``default_http_socket`` is the address given on uwsgi's command line as ``--http-socket``
+    when the file has no HTTP listener of its own: Debian's files have none and its init script
+    passes ``--http-socket :5000`` (keystone) or ``:8774`` (nova-api). ``%(option)``, ``set-ph``
+    placeholders and the magic ``%d %p %s %n %e %c`` are expanded (``%d`` needs ``path``);
+    ``$(ENV)`` and ``@(file)`` are not: a listener that still holds one is an error.
+
+    Raises :class:`ConfigError` naming the file and the problem: no ``[uwsgi]`` section (uwsgi
+    only warns and runs with none of the file's settings), a listener that is not an address, a
+    count that is not a number, or no listener an HTTP probe can reach.
+    """
+    where = path or "uwsgi ini"
+    raw = _raw_options(text)
+    if not raw:
+        # uwsgi counts a section without options as missing too (core/ini.c: got_section).
+        raise ConfigError(f"{where} has no [uwsgi] section with options")
+    values = _expander(raw, path)
+    expanded = [(key, _expand(value, values)) for key, value in raw]
+    options: dict[str, list[str]] = {}
+    for key, value in expanded:
+        options.setdefault(key, []).append(value)
+
+    def last(*names: str) -> Optional[str]:
+        # the value given last wins, whichever of the aliases gave it
+        given = [value for key, value in expanded if key in names and value]
+        return given[-1] if given else None
+
+    def flag(name: str) -> bool:
+        given = options.get(name)
+        return given is not None and given[-1].lower() not in _FALSE
+
+    def count(*names: str) -> int:
+        value = last(*names)
+        if value is None:
+            return 1
+        if not value.isdigit():
+            raise ConfigError(f"{where}: {names[0]} = {value} is not a number")
+        return int(value)
+
+    default_protocol = last("protocol", "socket-protocol") or "uwsgi"
+    listeners = []
+    for (key, value), (_, original) in zip(expanded, raw):
+        if key not in _SOCKET_OPTIONS:
+            continue
+        if "%(" in value or "$(" in value or "@(" in value:
+            raise ConfigError(
+                f"{where}: {key} = {original}: a placeholder this parser does not expand"
+            )
+        scheme = _SOCKET_OPTIONS[key] or default_protocol
+        try:
+            listeners.append(_listener(key, value, scheme, True))
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {key}: {err}") from None
+    reachable = [lst for lst in listeners if lst.speaks_http and not lst.is_unix]
+    if not reachable and default_http_socket:
+        try:
+            default = _listener("http-socket", default_http_socket, "http", False)
+        except ConfigError as err:
+            raise ConfigError(f"--http-socket: {err}") from None
+        listeners.append(default)
+        reachable.append(default)
+    if not reachable:
+        if not listeners:
+            raise ConfigError(
+                f"{where} declares no listening socket (http-socket, https-socket, http, "
+                "https or socket) and no --http-socket is given for the command line (Debian's "
+                "files leave it to the init script)"
+            )
+        shown = ", ".join(f"{lst.option} = {lst.address}" for lst in listeners)
+        raise ConfigError(
+            f"{where} has no TCP socket that speaks HTTP ({shown}); an HTTP probe cannot "
+            "reach it: add an http-socket"
+        )
+    plugins = tuple(
+        p.strip()
+        for key in ("plugins", "plugin")
+        for v in options.get(key, ())
+        for p in v.split(",")
+    )
+    return UwsgiConfig(
+        path=path,
+        listeners=tuple(listeners),
+        http_listener=reachable[0],
+        # pidfile is written before uwsgi drops privileges, pidfile2 after; both name the master
+        pidfile=last("pidfile") or last("pidfile2"),
+        master=flag("master"),
+        processes=count("processes", "workers"),
+        threads=count("threads"),
+        uid=last("uid"),
+        gid=last("gid"),
+        wsgi_file=last("wsgi-file", "file"),
+        module=last("module", "wsgi"),
+        chdir=last("chdir"),
+        logto=last("logto"),
+        daemonize=last("daemonize", "daemonize2"),
+        plugins=tuple(p for p in plugins if p),
+        options={key: tuple(found) for key, found in options.items()},
+    )
+
+
+# -- what a healthy service answers -----------------------------------------------------------
+
+
+def status_text(status: int) -> str:
+    """``503 Service Unavailable``; the number alone for a status HTTP does not name."""
+    from http import HTTPStatus
+
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+def _version_ids(data: object, key: str) -> list[str]:
+    entries = data.get(key) if isinstance(data, dict) else None
+    if isinstance(entries, dict):
+        entries = entries.get("values")  # keystone's GET /: {"versions": {"values": [...]}}
+    if not isinstance(entries, list):
+        return []
+    return [str(e.get("id", "")) for e in entries if isinstance(e, dict)]
+
+
+def version_document_ok(status: int, body: str, service: str) -> Optional[str]:
+    """None when ``body`` is what a healthy ``service`` answers to its version request, else a
+    one-line problem naming the HTTP status (``GET /v3 answered 503 Service Unavailable``).
+
+    keystone 22, ``GET /v3``: 200 ``{"version": {"id": "v3.14", "status": "stable", ...}}``.
+    nova-api 26, ``GET /``: 200 ``{"versions": [{"id": "v2.0", "status": "SUPPORTED"}, {"id":
+    "v2.1", "status": "CURRENT", "version": "2.93", "min_version": "2.1"}]}``; nova answers 300
+    ``{"choices": [...]}`` to other paths, accepted here too. Only the version id is checked: the
+    status strings are the services' to change, and the id is what tells that the application
+    answering is keystone v3 or nova v2.1 and not something else on the port.
+    """
+    import json
+
+    api = service_named(service)
+    request = f"GET {api.version_path}"
+    expected = (200,) if api is KEYSTONE else (200, 300)
+    if status not in expected:
+        return f"{request} answered {status_text(status)}"
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return f"{request} answered {status_text(status)} but not JSON"
+    if api is KEYSTONE:
+        version = data.get("version") if isinstance(data, dict) else None
+        found = str(version.get("id", "")) if isinstance(version, dict) else ""
+        if found == "v3" or found.startswith("v3."):
+            return None
+        return f"{request} answered {status_text(status)} without a v3 version document"
+    ids = _version_ids(data, "versions") + _version_ids(data, "choices")
+    if "v2.1" in ids:
+        return None
+    return f"{request} answered {status_text(status)} without a v2.1 version document"
+
+
+# -- HTTP --------------------------------------------------------------------------------------
+
+
+class HttpAnswer(Record):
+    """What a server answered, whatever the status. Header names are lower case; a header sent
+    more than once has its values joined with ", "."""
+
+    __slots__ = ("status", "headers", "body")
+    status: int
+    headers: Mapping[str, str]
+    body: str
+
+    def __init__(self, status: int, headers: Mapping[str, str], body: str) -> None:
+        self._freeze(locals())
+
+
+def shown_url(url: str) -> str:
+    """``url`` without a user or password in it, for messages."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if sep and "@" in authority:
+        return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
+    return url
+
+
+def http_get(url: str, timeout: float, headers: Optional[Mapping[str, str]] = None) -> HttpAnswer:
+    """``GET url``. Any HTTP status is an answer; :class:`NotReachable` when nothing answers in
+    ``timeout`` seconds (applied to the connection and to each read)."""
+    return _request("GET", url, None, dict(headers or {}), timeout)
+
+
+def http_post_json(
+    url: str,
+    body: object,
+    timeout: float,
+    headers: Optional[Mapping[str, str]] = None,
+) -> HttpAnswer:
+    """``POST url`` with ``body`` as JSON; as :func:`http_get` otherwise. No message ever shows
+    the body (it holds passwords)."""
+    import json
+
+    sent = {"Content-Type": "application/json", "Accept": "application/json"}
+    sent.update(headers or {})
+    return _request("POST", url, json.dumps(body).encode("utf-8"), sent, timeout)
+
+
+def _request(
+    method: str, url: str, data: Optional[bytes], headers: dict[str, str], timeout: float
+) -> HttpAnswer:
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        # A redirect is the service's answer, not an instruction to probe somewhere else.
+        def redirect_request(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    # No proxy: an http_proxy in the environment must not route a probe of 127.0.0.1 elsewhere.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), NoRedirect())
+    shown = shown_url(url)
+    if not url.startswith(("http://", "https://")):
+        raise OpenStackApiError(f"not an http(s) URL: {shown}")
+    try:
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    except ValueError:
+        raise OpenStackApiError(f"not a URL: {shown}") from None
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            return _answer(response.status, response.headers, response.read())
+    except urllib.error.HTTPError as err:
+        try:
+            body = err.read()
+        except (OSError, http.client.HTTPException):
+            body = b""
+        return _answer(err.code, err.headers, body)
+    except urllib.error.URLError as err:
+        raise NotReachable(f"{method} {shown}: {_reason(err.reason)}") from None
+    except OSError as err:  # RemoteDisconnected, a reset, a timeout while reading
+        raise NotReachable(f"{method} {shown}: {_reason(err)}") from None
+    except http.client.HTTPException as err:
+        raise OpenStackApiError(
+            f"{method} {shown}: not an HTTP answer ({type(err).__name__})"
+        ) from None
+    except ValueError:
+        # urllib's "unknown url type" and friends
+        raise OpenStackApiError(f"not a URL: {shown}") from None
+
+
+def _reason(reason: object) -> str:
+    import socket
+
+    if isinstance(reason, (TimeoutError, socket.timeout)):
+        return "no answer in time"
+    if isinstance(reason, OSError) and reason.strerror:
+        return str(reason.strerror)
+    return str(reason) or type(reason).__name__
+
+
+def _answer(status: int, message: Message, body: bytes) -> HttpAnswer:
+    headers: dict[str, str] = {}
+    for name, value in message.items():
+        key = str(name).lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else str(value)
+    return HttpAnswer(status, headers, body.decode("utf-8", "replace"))
+
+
+# -- credentials and tokens -------------------------------------------------------------------
+
+CREDENTIAL_KEYS = (
+    "auth_url",
+    "username",
+    "password",
+    "project_name",
+    "user_domain_name",
+    "project_domain_name",
+)
+DOMAIN_DEFAULT = "Default"
+
+
+class Credentials(Record):
+    """A Keystone v3 user scoped to a project. Its repr never shows the password."""
+
+    __slots__ = CREDENTIAL_KEYS
+    auth_url: str
+    username: str
+    password: str
+    project_name: str
+    user_domain_name: str
+    project_domain_name: str
+
+    def __init__(
+        self,
+        auth_url: str,
+        username: str,
+        password: str,
+        project_name: str,
+        user_domain_name: str = DOMAIN_DEFAULT,
+        project_domain_name: str = DOMAIN_DEFAULT,
+    ) -> None:
+        self._freeze(locals())
+
+    def __repr__(self) -> str:
+        return (
+            f"Credentials(auth_url={self.auth_url!r}, username={self.username!r}, "
+            f"password='***', project_name={self.project_name!r}, "
+            f"user_domain_name={self.user_domain_name!r}, "
+            f"project_domain_name={self.project_domain_name!r})"
+        )
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def read_openstack_credentials(path: str) -> Credentials:
+    """Credentials from a file of ``key=value`` lines: ``auth_url``, ``username``, ``password``,
+    ``project_name``, and ``user_domain_name`` / ``project_domain_name`` (both "Default" when
+    absent). An openrc file's ``export OS_USERNAME=...`` lines are read too, so the file an
+    operator already has for the ``openstack`` command works. Other keys are ignored.
+
+    Raises :class:`CredentialsError` naming the file and what is wrong with it (the missing keys),
+    never a value from it.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError as err:
+        raise CredentialsError(f"credentials file {path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise CredentialsError(f"credentials file {path} is not UTF-8 text") from None
+    fields: dict[str, str] = {}
+    for line in lines:
+        line = line.strip()
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, sep, value = line.partition("=")
+        if not sep or line.startswith("#"):
+            continue
+        key = key.strip()
+        if key.startswith("OS_"):
+            key = key[len("OS_") :].lower()
+        fields[key] = _unquote(value.strip())
+    missing = [k for k in CREDENTIAL_KEYS[:4] if not fields.get(k)]
+    if missing:
+        raise CredentialsError(f"credentials file {path} lacks {', '.join(missing)}")
+    auth_url = fields["auth_url"]
+    if not auth_url.startswith(("http://", "https://")):
+        raise CredentialsError(f"credentials file {path}: auth_url is not an http(s) URL")
+    return Credentials(
+        auth_url=auth_url,
+        username=fields["username"],
+        password=fields["password"],
+        project_name=fields["project_name"],
+        user_domain_name=fields.get("user_domain_name") or DOMAIN_DEFAULT,
+        project_domain_name=fields.get("project_domain_name") or DOMAIN_DEFAULT,
+    )
+
+
+def token_url(auth_url: str) -> str:
+    """Where to ask for a token: ``{auth_url}/auth/tokens`` for a v3 ``auth_url``, with ``/v3``
+    added to one that names no version (``http://controller:5000/``, as nova.conf's
+    ``www_authenticate_uri`` does). A v2.0 URL is refused: Keystone no longer has that API."""
+    base = auth_url.rstrip("/")
+    last = base.rpartition("/")[2]
+    if last == "v3":
+        return f"{base}/auth/tokens"
+    if last.startswith("v2"):
+        raise CredentialsError(
+            f"auth_url {shown_url(auth_url)} is Keystone v2.0, which was removed; use /v3"
+        )
+    return f"{base}/v3/auth/tokens"
+
+
+def token_request_body(credentials: Credentials) -> dict[str, object]:
+    """The Keystone v3 password-authentication request, scoped to the project."""
+    return {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {
+                        "name": credentials.username,
+                        "domain": {"name": credentials.user_domain_name},
+                        "password": credentials.password,
+                    }
+                },
+            },
+            "scope": {
+                "project": {
+                    "name": credentials.project_name,
+                    "domain": {"name": credentials.project_domain_name},
+                }
+            },
+        }
+    }
+
+
+def _keystone_message(body: str, password: str) -> str:
+    """Keystone's own ``error.message``, short and without the password, or ""."""
+    import json
+
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return ""
+    error = data.get("error") if isinstance(data, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    if not isinstance(message, str):
+        return ""
+    # Keystone quotes what it was sent only with insecure_debug, but then maybe escaped or in a
+    # Python repr: mask each form.
+    if password:
+        for form in {password, json.dumps(password)[1:-1], repr(password)[1:-1]}:
+            message = message.replace(form, "***")
+    return " ".join(message.split())[:200]
+
+
+def issue_token(credentials: Credentials, timeout: float) -> str:
+    """A token for ``credentials`` (the ``X-Subject-Token`` of ``POST /v3/auth/tokens``).
+
+    Raises :class:`CredentialsError` when Keystone refuses the user (401), :class:`NotReachable`
+    when nothing answers, :class:`OpenStackApiError` naming the status for any other answer.
+    """
+    url = token_url(credentials.auth_url)
+    answer = http_post_json(url, token_request_body(credentials), timeout)
+    if answer.status == 401:
+        raise CredentialsError(
+            f"keystone refused user {credentials.username} "
+            f"(domain {credentials.user_domain_name}, project {credentials.project_name})"
+        )
+    shown = shown_url(url)
+    if answer.status != 201:
+        detail = _keystone_message(answer.body, credentials.password)
+        raise OpenStackApiError(
+            f"POST {shown} answered {status_text(answer.status)}"
+            + (f": {detail}" if detail else "")
+        )
+    token = answer.headers.get("x-subject-token", "")
+    if not token:
+        raise OpenStackApiError(f"POST {shown} answered 201 without an X-Subject-Token header")
+    return token

@@ -1,0 +1,761 @@
+"""keystone and nova-api knowledge without OCF: Debian's uwsgi files, listening addresses, version
+documents, HTTP against a real loopback server, credentials and Keystone tokens."""
+
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from stackha.services import openstack_api as api
+from stackha.services.openstack_api import ConfigError, CredentialsError, NotReachable
+
+# /etc/keystone/keystone-uwsgi.ini of Debian 12's keystone 2:22.0.2-0+deb12u6, verbatim but for
+# the comment blocks (trimmed). Note: no socket (the init script passes --http-socket :5000), no
+# pidfile (start-stop-daemon --make-pidfile writes /var/run/keystone/keystone.pid), and
+# "listen = 100" is the accept queue, not an address.
+KEYSTONE_INI = """\
+[uwsgi]
+############################
+### Generic UWSGI config ###
+############################
+
+# Override the default size for headers from the 4k default.
+buffer-size = 65535
+
+# This avoids error 104: "Connection reset by peer"
+rem-header = Content-Length
+
+# This is running standalone
+master = true
+
+# uwsgi recommends this to prevent thundering herd on accept.
+thunder-lock = true
+
+# Default plugins to load
+plugins = python3,apparmor
+
+# We do have a keystone apparmor profile in this package,
+# so let's use it.
+apparmor-profile = keystone
+
+# This ensures that file descriptors aren't shared between the WSGI application processes.
+lazy-apps = true
+
+# Log from the wsgi application: needs python3-pastescript as runtime depends.
+paste-logger = true
+
+# automatically kill workers if master dies
+no-orphans = true
+
+# exit instead of brutal reload on SIGTERM
+die-on-term = true
+
+##########################
+### Performance tuning ###
+##########################
+# Threads and processes
+enable-threads = true
+
+# For max perf, set this to number of core*2
+processes = 8
+
+# This was benchmarked as a good value
+threads = 32
+
+# This is the number of sockets in the queue.
+# It improves a lot performances. This is comparable
+# to the Apache ServerLimit/MaxClients option.
+listen = 100
+
+##################################
+### OpenStack service specific ###
+##################################
+# This is the standard port for the WSGI application, listening on all available IPs
+logto = /var/log/keystone/keystone.log
+name = keystone-api
+uid = keystone
+gid = keystone
+chdir = /var/lib/keystone
+wsgi-file = /usr/bin/keystone-wsgi-public
+
+# This is controled by the init script using the --http-socket
+# or using the --https thing. https will be activated if a file
+# /etc/keystone/ssl/private/*.pem is found. In both case, port 9292
+# on all IPs will be used.
+#http-socket = :5000
+#https-socket = 0.0.0.0:5000,foobar.crt,foobar.key
+"""
+
+# /etc/nova/nova-api-uwsgi.ini of Debian 12's nova-api 2:26.2.2-1~deb12u5, comments trimmed.
+NOVA_API_INI = """\
+[uwsgi]
+buffer-size = 65535
+rem-header = Content-Length
+master = true
+enable-threads = true
+thunder-lock = true
+plugins = python3
+lazy-apps = true
+paste-logger = true
+no-orphans = true
+die-on-term = true
+enable-threads = true
+processes = 16
+threads = 1
+listen = 100
+logto = /var/log/nova/nova-api.log
+name = nova-api
+uid = nova
+gid = nova
+chdir = /var/lib/nova
+wsgi-file = /usr/bin/nova-api-wsgi
+#http-socket = :8774
+#https-socket = 0.0.0.0:8774,foobar.crt,foobar.key
+"""
+
+# What the reference lab ran (services-in-namespaces.md §6): Debian's file, trimmed, with a
+# socket and a pid file of its own.
+LAB_INI = """\
+[uwsgi]
+http-socket = 0.0.0.0:5000
+pidfile = /run/keystone/uwsgi.pid
+plugins = python3
+rem-header = Content-Length
+buffer-size = 65535
+master = true
+lazy-apps = true
+die-on-term = true
+processes = 2
+threads = 2
+uid = keystone
+gid = keystone
+chdir = /var/lib/keystone
+wsgi-file = /usr/bin/keystone-wsgi-public
+"""
+
+
+# -- the uwsgi ini file ------------------------------------------------------------------------
+
+
+def test_debian_keystone_ini_listens_where_the_init_script_says():
+    """Debian's file has no socket: the --http-socket the init script adds is the listener."""
+    config = api.parse_uwsgi_ini(KEYSTONE_INI, "/etc/keystone/keystone-uwsgi.ini", ":5000")
+    assert config.http_listener == api.Listener("http-socket", ":5000", "http", "", 5000, False)
+    assert config.listeners == (config.http_listener,)
+    assert config.http_listener.url() == "http://127.0.0.1:5000"
+    assert config.pidfile is None
+    assert config.master is True
+    assert (config.processes, config.threads) == (8, 32)
+    assert (config.uid, config.gid) == ("keystone", "keystone")
+    assert config.wsgi_file == "/usr/bin/keystone-wsgi-public" and config.module is None
+    assert config.logto == "/var/log/keystone/keystone.log"
+    assert config.chdir == "/var/lib/keystone"
+    assert config.plugins == ("python3", "apparmor")
+    assert config.options["rem-header"] == ("Content-Length",)
+    assert config.options["listen"] == ("100",)
+
+
+def test_debian_nova_api_ini():
+    config = api.parse_uwsgi_ini(NOVA_API_INI, "/etc/nova/nova-api-uwsgi.ini", ":8774")
+    assert (config.http_listener.host, config.http_listener.port) == ("", 8774)
+    assert (config.processes, config.threads) == (16, 1)
+    assert (config.uid, config.wsgi_file) == ("nova", "/usr/bin/nova-api-wsgi")
+    assert config.options["enable-threads"] == ("true", "true")
+
+
+def test_debian_ini_without_a_command_line_socket_is_an_error_naming_the_file():
+    with pytest.raises(ConfigError, match=r"^/etc/keystone/keystone-uwsgi.ini declares no listen"):
+        api.parse_uwsgi_ini(KEYSTONE_INI, "/etc/keystone/keystone-uwsgi.ini")
+
+
+def test_a_socket_in_the_file_wins_over_the_command_line_default():
+    config = api.parse_uwsgi_ini(LAB_INI, "/etc/keystone/keystone-uwsgi-lab.ini", ":5001")
+    assert config.listeners == (
+        api.Listener("http-socket", "0.0.0.0:5000", "http", "0.0.0.0", 5000, True),
+    )
+    assert config.http_listener.url() == "http://127.0.0.1:5000"
+    assert config.pidfile == "/run/keystone/uwsgi.pid"
+    assert (config.processes, config.threads) == (2, 2)
+
+
+def test_the_last_value_of_a_repeated_option_wins():
+    """Debian's nova-api-metadata-uwsgi.ini says processes = 4 and, further down, processes = 8."""
+    config = api.parse_uwsgi_ini("[uwsgi]\nprocesses = 4\nhttp = :8775\nworkers = 8\n")
+    assert config.processes == 8
+
+
+def test_every_socket_is_kept_and_the_first_http_one_is_probed():
+    text = (
+        "[uwsgi]\n"
+        "socket = /run/keystone/uwsgi.sock\n"
+        "uwsgi-socket = 127.0.0.1:3031\n"
+        "https-socket = [::]:5000,/etc/keystone/ssl/public/k.crt,/etc/keystone/ssl/private/k.pem\n"
+        "http = 10.0.0.5:5001\n"
+    )
+    config = api.parse_uwsgi_ini(text, "k.ini", ":5000")
+    assert [(lst.option, lst.scheme, lst.host, lst.port) for lst in config.listeners] == [
+        ("socket", "uwsgi", "/run/keystone/uwsgi.sock", 0),
+        ("uwsgi-socket", "uwsgi", "127.0.0.1", 3031),
+        ("https-socket", "https", "::", 5000),
+        ("http", "http", "10.0.0.5", 5001),
+    ]
+    assert config.listeners[0].is_unix
+    assert config.http_listener.url() == "https://[::1]:5000"
+
+
+def test_a_default_socket_speaks_http_when_protocol_says_so():
+    config = api.parse_uwsgi_ini("[uwsgi]\nsocket = :8774\nprotocol = http\n")
+    assert config.http_listener.scheme == "http"
+
+
+def test_only_a_uwsgi_protocol_socket_is_an_error_saying_so():
+    with pytest.raises(ConfigError, match=r"^n.ini has no TCP socket that speaks HTTP \(socket = "):
+        api.parse_uwsgi_ini("[uwsgi]\nsocket = 127.0.0.1:3031\n", "n.ini")
+
+
+def test_only_a_uwsgi_protocol_socket_gets_the_command_line_default():
+    """uwsgi binds both, so the agent adds --http-socket and probes that."""
+    config = api.parse_uwsgi_ini("[uwsgi]\nsocket = /run/nova/api.sock\n", "n.ini", ":8774")
+    assert [lst.from_file for lst in config.listeners] == [True, False]
+    assert config.http_listener.port == 8774
+
+
+def test_placeholders_and_magic_variables_are_expanded():
+    text = (
+        "[uwsgi]\n"
+        "set-ph = bind=127.0.0.1\n"
+        "port = 5000\n"
+        "http-socket = %(bind):%(port)\n"
+        "pidfile = /run/%n/uwsgi.pid\n"
+        "logto = %dlogs/%n.log\n"
+        "procname = 100%%\n"
+    )
+    config = api.parse_uwsgi_ini(text, "/etc/keystone/keystone.ini")
+    assert (config.http_listener.host, config.http_listener.port) == ("127.0.0.1", 5000)
+    assert config.pidfile == "/run/keystone/uwsgi.pid"
+    assert config.logto == "/etc/keystone/logs/keystone.log"
+    assert config.options["procname"] == ("100%",)
+
+
+def test_a_placeholder_left_in_a_socket_is_an_error():
+    with pytest.raises(ConfigError, match=r"k.ini: http-socket = :\$\(PORT\): a placeholder"):
+        api.parse_uwsgi_ini("[uwsgi]\nhttp-socket = :$(PORT)\n", "k.ini")
+    with pytest.raises(ConfigError, match=r"http-socket = :%\(port\): a placeholder"):
+        api.parse_uwsgi_ini("[uwsgi]\nhttp-socket = :%(port)\n", "k.ini")
+
+
+def test_flags_follow_uwsgi():
+    """uwsgi_opt_true: a bare option or any value but false/off/no/0 switches it on."""
+    assert api.parse_uwsgi_ini("[uwsgi]\nhttp = :1\nmaster\n").master is True
+    assert api.parse_uwsgi_ini("[uwsgi]\nhttp = :1\nmaster = 1\n").master is True
+    assert api.parse_uwsgi_ini("[uwsgi]\nhttp = :1\nmaster = Off\n").master is False
+    assert api.parse_uwsgi_ini("[uwsgi]\nhttp = :1\n").master is False
+
+
+def test_only_the_uwsgi_section_counts():
+    text = "[other]\nhttp-socket = :1\n[uwsgi]\nhttp-socket = :5000\n[more]\nprocesses = 9\n"
+    config = api.parse_uwsgi_ini(text)
+    assert config.http_listener.port == 5000 and config.processes == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "# nothing\n", "[keystone]\nhttp-socket = :5000\n", "[uwsgi]\n# all commented\n"],
+    ids=["empty", "comment", "other-section", "empty-section"],
+)
+def test_a_file_without_a_uwsgi_section_is_an_error_naming_the_file(text):
+    with pytest.raises(ConfigError, match=r"^/etc/k.ini has no \[uwsgi\] section"):
+        api.parse_uwsgi_ini(text, "/etc/k.ini")
+
+
+def test_a_bad_socket_address_is_an_error_naming_file_and_line():
+    with pytest.raises(ConfigError, match=r"^k.ini: http-socket: :http: port 'http' is not"):
+        api.parse_uwsgi_ini("[uwsgi]\nhttp-socket = :http\n", "k.ini")
+    with pytest.raises(ConfigError, match=r"^--http-socket: :99999: port "):
+        api.parse_uwsgi_ini(KEYSTONE_INI, "k.ini", ":99999")
+
+
+def test_a_count_that_is_not_a_number_is_an_error():
+    with pytest.raises(ConfigError, match=r"^k.ini: processes = eight is not a number"):
+        api.parse_uwsgi_ini("[uwsgi]\nhttp = :1\nprocesses = eight\n", "k.ini")
+
+
+def test_read_uwsgi_ini_reads_the_file_and_names_it_when_it_cannot(tmp_path):
+    path = tmp_path / "keystone-uwsgi.ini"
+    path.write_text(KEYSTONE_INI)
+    assert api.read_uwsgi_ini(str(path), ":5000").wsgi_file == "/usr/bin/keystone-wsgi-public"
+    with pytest.raises(ConfigError, match=f"^uwsgi ini {tmp_path}/absent.ini: No such file"):
+        api.read_uwsgi_ini(str(tmp_path / "absent.ini"))
+
+
+# -- listening addresses -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "endpoint"),
+    [
+        (":5000", ("", 5000)),
+        ("0.0.0.0:5000", ("0.0.0.0", 5000)),
+        ("[::]:8774", ("::", 8774)),
+        ("127.0.0.1:8774", ("127.0.0.1", 8774)),
+        ("[fd00::11]:5000", ("fd00::11", 5000)),
+        ("controller1:5000", ("controller1", 5000)),
+        ("0.0.0.0:5000,foobar.crt,foobar.key", ("0.0.0.0", 5000)),
+        (" :8774 ", ("", 8774)),
+    ],
+)
+def test_listen_endpoint(text, endpoint):
+    assert api.listen_endpoint(text) == endpoint
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", "the address is empty"),
+        ("/run/keystone.sock", "is not a TCP address"),
+        ("@keystone", "is not a TCP address"),
+        ("=0", "is not a TCP address"),
+        ("5000", "is not a TCP address"),
+        (":0", "is not a port number"),
+        (":65536", "is not a port number"),
+        ("127.0.0.1:", "is not a port number"),
+        ("[::]", r"\[IPv6\]:port"),
+        ("[::1]5000", r"\[IPv6\]:port"),
+        ("::1:5000", "needs brackets"),
+    ],
+)
+def test_listen_endpoint_refuses_what_is_not_host_and_port(text, problem):
+    with pytest.raises(ConfigError, match=problem):
+        api.listen_endpoint(text)
+
+
+@pytest.mark.parametrize(
+    ("host", "probe"),
+    [
+        ("", "127.0.0.1"),
+        ("0.0.0.0", "127.0.0.1"),
+        ("*", "127.0.0.1"),
+        ("::", "::1"),
+        ("192.168.78.11", "192.168.78.11"),
+        ("::1", "::1"),
+    ],
+)
+def test_probe_host_reaches_a_wildcard_bind_over_loopback(host, probe):
+    assert api.probe_host(host) == probe
+
+
+def test_endpoint_url_brackets_ipv6():
+    assert api.endpoint_url("::1", 8774) == "http://[::1]:8774"
+    assert api.endpoint_url("127.0.0.1", 5000, "https") == "https://127.0.0.1:5000"
+
+
+# -- version documents -------------------------------------------------------------------------
+
+# keystone 22 GET /v3 (keystone/api/discovery.py), as the reference lab got it
+KEYSTONE_V3 = json.dumps(
+    {
+        "version": {
+            "id": "v3.14",
+            "status": "stable",
+            "updated": "2020-04-07T00:00:00Z",
+            "links": [{"rel": "self", "href": "http://192.168.78.11:5000/v3/"}],
+            "media-types": [
+                {"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}
+            ],
+        }
+    }
+)
+# nova 26 GET / (nova/api/openstack/compute/versions.py; its api-samples versions-get-resp)
+NOVA_ROOT = json.dumps(
+    {
+        "versions": [
+            {
+                "id": "v2.0",
+                "links": [{"href": "http://192.168.78.11:8774/v2/", "rel": "self"}],
+                "status": "SUPPORTED",
+                "version": "",
+                "min_version": "",
+                "updated": "2011-01-21T11:33:21Z",
+            },
+            {
+                "id": "v2.1",
+                "links": [{"href": "http://192.168.78.11:8774/v2.1/", "rel": "self"}],
+                "status": "CURRENT",
+                "version": "2.93",
+                "min_version": "2.1",
+                "updated": "2013-07-23T11:33:21Z",
+            },
+        ]
+    }
+)
+# nova's Versions.multi: 300 Multiple Choices, for a path other than "/"
+NOVA_CHOICES = json.dumps(
+    {
+        "choices": [
+            {"id": "v2.0", "status": "SUPPORTED", "links": [], "media-types": []},
+            {"id": "v2.1", "status": "CURRENT", "links": [], "media-types": []},
+        ]
+    }
+)
+
+
+def test_healthy_version_documents():
+    assert api.version_document_ok(200, KEYSTONE_V3, "keystone") is None
+    assert api.version_document_ok(200, NOVA_ROOT, "nova-api") is None
+    assert api.version_document_ok(300, NOVA_CHOICES, "nova-api") is None
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "service", "problem"),
+    [
+        (503, "", "keystone", "GET /v3 answered 503 Service Unavailable"),
+        (500, "Internal Server Error", "nova-api", "GET / answered 500 Internal Server Error"),
+        (401, "{}", "nova-api", "GET / answered 401 Unauthorized"),
+        (300, KEYSTONE_V3, "keystone", "GET /v3 answered 300 Multiple Choices"),
+        (599, "", "keystone", "GET /v3 answered 599"),
+        (200, "<html>It works!</html>", "keystone", "GET /v3 answered 200 OK but not JSON"),
+        (200, NOVA_ROOT, "keystone", "GET /v3 answered 200 OK without a v3 version document"),
+        (200, KEYSTONE_V3, "nova-api", "GET / answered 200 OK without a v2.1 version document"),
+        (200, "[]", "nova-api", "GET / answered 200 OK without a v2.1 version document"),
+    ],
+)
+def test_unhealthy_answers_name_the_status(status, body, service, problem):
+    assert api.version_document_ok(status, body, service) == problem
+
+
+def test_an_unknown_service_is_an_error():
+    with pytest.raises(api.OpenStackApiError, match="unknown API service 'glance'"):
+        api.version_document_ok(200, "{}", "glance")
+
+
+# -- HTTP against a real loopback server -------------------------------------------------------
+
+
+class FakeApi:
+    """A tiny HTTP server on 127.0.0.1: canned answers by (method, path), and every request it
+    got as (method, path, headers, body)."""
+
+    def __init__(self):
+        self.answers = {}
+        self.requests = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                fake.requests.append((self.command, self.path, dict(self.headers), body))
+                status, headers, text = fake.answers.get((self.command, self.path), (404, {}, ""))
+                data = text.encode()
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake_api():
+    server = FakeApi()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def closed_port():
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_get_returns_status_headers_and_body(fake_api):
+    fake_api.answers["GET", "/v3"] = (200, {"Content-Type": "application/json"}, KEYSTONE_V3)
+    answer = api.http_get(f"{fake_api.url}/v3", 1.0, {"Accept": "application/json"})
+    assert answer.status == 200 and answer.body == KEYSTONE_V3
+    assert answer.headers["content-type"] == "application/json"
+    assert fake_api.requests[0][2]["Accept"] == "application/json"
+    assert api.version_document_ok(answer.status, answer.body, "keystone") is None
+
+
+def test_an_http_error_status_is_an_answer(fake_api):
+    fake_api.answers["GET", "/"] = (503, {"Retry-After": "5"}, "busy")
+    answer = api.http_get(fake_api.url + "/", 1.0)
+    assert (answer.status, answer.headers["retry-after"], answer.body) == (503, "5", "busy")
+
+
+def test_a_redirect_is_an_answer_not_followed(fake_api):
+    fake_api.answers["GET", "/"] = (302, {"Location": "http://192.0.2.1/elsewhere"}, "")
+    answer = api.http_get(fake_api.url + "/", 1.0)
+    assert answer.status == 302 and len(fake_api.requests) == 1
+
+
+def test_a_proxy_in_the_environment_is_not_used(fake_api, closed_port, monkeypatch):
+    for name in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{closed_port}")
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    fake_api.answers["GET", "/"] = (200, {}, NOVA_ROOT)
+    assert api.http_get(fake_api.url + "/", 1.0).status == 200
+
+
+def test_post_json_sends_json_and_returns_the_answer(fake_api):
+    fake_api.answers["POST", "/v3/auth/tokens"] = (201, {"X-Subject-Token": "gAAAA"}, "{}")
+    answer = api.http_post_json(f"{fake_api.url}/v3/auth/tokens", {"a": [1]}, 1.0)
+    assert answer.status == 201 and answer.headers["x-subject-token"] == "gAAAA"
+    method, path, headers, body = fake_api.requests[0]
+    assert (method, path, json.loads(body)) == ("POST", "/v3/auth/tokens", {"a": [1]})
+    assert headers["Content-Type"] == "application/json"
+
+
+def test_connection_refused_is_not_reachable_naming_the_url(closed_port):
+    url = f"http://127.0.0.1:{closed_port}/v3"
+    with pytest.raises(NotReachable, match=f"^GET {url}: Connection refused$"):
+        api.http_get(url, 1.0)
+
+
+def test_no_answer_in_time_is_not_reachable():
+    """A listening socket that never accepts: the connection is queued, no answer comes."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+        with pytest.raises(NotReachable, match=f"^GET {url}: no answer in time$"):
+            api.http_get(url, 0.2)
+
+
+def serve_once(payload):
+    """A loopback socket that answers the first connection with ``payload`` and closes it."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+
+    def run():
+        connection, _ = sock.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(payload)
+        sock.close()
+
+    threading.Thread(target=run, daemon=True).start()
+    return f"http://127.0.0.1:{sock.getsockname()[1]}/"
+
+
+def test_a_closed_connection_without_an_answer_is_not_reachable():
+    """What uwsgi does to an HTTP request on a uwsgi-protocol socket."""
+    with pytest.raises(NotReachable, match="Remote end closed connection"):
+        api.http_get(serve_once(b""), 1.0)
+
+
+def test_an_answer_that_is_not_http_is_an_error():
+    with pytest.raises(api.OpenStackApiError, match=r"not an HTTP answer \(BadStatusLine\)"):
+        api.http_get(serve_once(b"\x00\x12garbage\r\n\r\n"), 1.0)
+
+
+def test_a_url_that_is_not_one_is_an_error():
+    with pytest.raises(api.OpenStackApiError, match=r"^not an http\(s\) URL: controller:5000/v3$"):
+        api.http_get("controller:5000/v3", 1.0)
+
+
+def test_messages_never_show_a_password_in_the_url(closed_port):
+    with pytest.raises(NotReachable) as caught:
+        api.http_post_json(f"http://admin:s3cret@127.0.0.1:{closed_port}/v3", {}, 1.0)
+    assert "s3cret" not in str(caught.value)
+    assert f"http://127.0.0.1:{closed_port}/v3" in str(caught.value)
+
+
+# -- credentials and tokens --------------------------------------------------------------------
+
+PASSWORD = "pa55=w0rd 'secret'"
+
+
+def write(tmp_path, text, name="credentials.conf"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_read_credentials(tmp_path):
+    path = write(
+        tmp_path,
+        "# monitoring user\n"
+        "auth_url = http://192.168.78.10:5000/v3\n"
+        "username=monitor\n"
+        f"password = {PASSWORD}\n"
+        "project_name=service\n"
+        "user_domain_name=Monitoring\n"
+        "region_name=RegionOne\n",
+    )
+    credentials = api.read_openstack_credentials(path)
+    assert credentials == api.Credentials(
+        "http://192.168.78.10:5000/v3", "monitor", PASSWORD, "service", "Monitoring", "Default"
+    )
+
+
+def test_read_credentials_from_an_openrc_file(tmp_path):
+    path = write(
+        tmp_path,
+        "export OS_PROJECT_DOMAIN_NAME=Default\n"
+        "export OS_USER_DOMAIN_NAME=Default\n"
+        "export OS_PROJECT_NAME=admin\n"
+        "export OS_USERNAME=admin\n"
+        "export OS_PASSWORD='adminpass'\n"
+        "export OS_AUTH_URL=http://controller:5000/v3\n"
+        "export OS_IDENTITY_API_VERSION=3\n",
+        "admin-openrc",
+    )
+    credentials = api.read_openstack_credentials(path)
+    assert (credentials.username, credentials.password) == ("admin", "adminpass")
+    assert credentials.auth_url == "http://controller:5000/v3"
+
+
+def test_missing_keys_are_named_and_no_value_is_shown(tmp_path):
+    path = write(tmp_path, f"username=monitor\npassword={PASSWORD}\nproject_name=\n")
+    with pytest.raises(CredentialsError) as caught:
+        api.read_openstack_credentials(path)
+    assert str(caught.value) == f"credentials file {path} lacks auth_url, project_name"
+    assert "monitor" not in str(caught.value)
+
+
+def test_an_auth_url_that_is_not_http_is_refused_without_showing_it(tmp_path):
+    path = write(tmp_path, f"auth_url={PASSWORD}\nusername=u\npassword=p\nproject_name=p\n")
+    with pytest.raises(CredentialsError, match="auth_url is not an http") as caught:
+        api.read_openstack_credentials(path)
+    assert PASSWORD not in str(caught.value)
+
+
+def test_a_missing_or_unreadable_file_is_named(tmp_path):
+    with pytest.raises(CredentialsError, match=f"^credentials file {tmp_path}/none: No such"):
+        api.read_openstack_credentials(str(tmp_path / "none"))
+    with pytest.raises(CredentialsError, match=f"^credentials file {tmp_path}: Is a directory"):
+        api.read_openstack_credentials(str(tmp_path))
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"password=\xff\xfe\n")
+    with pytest.raises(CredentialsError, match="is not UTF-8 text$"):
+        api.read_openstack_credentials(str(binary))
+
+
+def test_the_repr_of_credentials_hides_the_password():
+    credentials = api.Credentials("http://k:5000/v3", "monitor", PASSWORD, "service")
+    assert PASSWORD not in repr(credentials) and "password='***'" in repr(credentials)
+
+
+def test_token_request_body_is_keystone_v3_password_auth():
+    credentials = api.Credentials("http://k:5000/v3", "monitor", PASSWORD, "service", "Mon", "Ops")
+    assert api.token_request_body(credentials) == {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {"name": "monitor", "domain": {"name": "Mon"}, "password": PASSWORD}
+                },
+            },
+            "scope": {"project": {"name": "service", "domain": {"name": "Ops"}}},
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("auth_url", "url"),
+    [
+        ("http://controller:5000/v3", "http://controller:5000/v3/auth/tokens"),
+        ("http://controller:5000/v3/", "http://controller:5000/v3/auth/tokens"),
+        ("http://controller:5000/", "http://controller:5000/v3/auth/tokens"),
+        ("https://cloud.example/identity", "https://cloud.example/identity/v3/auth/tokens"),
+        ("https://cloud.example/identity/v3", "https://cloud.example/identity/v3/auth/tokens"),
+    ],
+)
+def test_token_url(auth_url, url):
+    assert api.token_url(auth_url) == url
+
+
+def test_a_keystone_v2_auth_url_is_refused():
+    with pytest.raises(CredentialsError, match="Keystone v2.0, which was removed"):
+        api.token_url("http://controller:5000/v2.0")
+
+
+def credentials_for(server, password=PASSWORD):
+    return api.Credentials(server.url + "/v3", "monitor", password, "service")
+
+
+def test_issue_token_posts_the_request_and_returns_the_subject_token(fake_api):
+    fake_api.answers["POST", "/v3/auth/tokens"] = (201, {"X-Subject-Token": "gAAAAABn"}, "{}")
+    credentials = credentials_for(fake_api)
+    assert api.issue_token(credentials, 1.0) == "gAAAAABn"
+    _, path, _, body = fake_api.requests[0]
+    assert path == "/v3/auth/tokens"
+    assert json.loads(body) == api.token_request_body(credentials)
+
+
+KEYSTONE_401 = json.dumps(
+    {
+        "error": {
+            "code": 401,
+            "title": "Unauthorized",
+            "message": "The request you have made requires authentication.",
+        }
+    }
+)
+
+
+def test_a_refused_user_is_a_credentials_error(fake_api):
+    fake_api.answers["POST", "/v3/auth/tokens"] = (401, {}, KEYSTONE_401)
+    with pytest.raises(CredentialsError) as caught:
+        api.issue_token(credentials_for(fake_api), 1.0)
+    assert str(caught.value) == ("keystone refused user monitor (domain Default, project service)")
+
+
+@pytest.mark.parametrize("password", [PASSWORD, "C:\\pa'ss\"word"], ids=["quotes", "escapes"])
+def test_another_status_is_named_with_keystones_reason_without_the_password(fake_api, password):
+    """With insecure_debug, Keystone's validation errors quote the request: the password is
+    masked, as sent and as a Python repr."""
+    message = f"bad {password}! {password!r} is not of type 'object'"
+    echo = {"error": {"code": 400, "title": "Bad Request", "message": message}}
+    fake_api.answers["POST", "/v3/auth/tokens"] = (400, {}, json.dumps(echo))
+    with pytest.raises(api.OpenStackApiError) as caught:
+        api.issue_token(credentials_for(fake_api, password), 1.0)
+    shown = str(caught.value)
+    assert shown.startswith(
+        f"POST {fake_api.url}/v3/auth/tokens answered 400 Bad Request: bad ***!"
+    )
+    assert not any(part in shown for part in ("pa55", "secret", "pa'ss", "word"))
+
+
+def test_a_server_error_is_named(fake_api):
+    fake_api.answers["POST", "/v3/auth/tokens"] = (503, {}, "<html>busy</html>")
+    with pytest.raises(api.OpenStackApiError, match="answered 503 Service Unavailable$"):
+        api.issue_token(credentials_for(fake_api), 1.0)
+
+
+def test_created_without_a_token_is_an_error(fake_api):
+    fake_api.answers["POST", "/v3/auth/tokens"] = (201, {}, "{}")
+    with pytest.raises(api.OpenStackApiError, match="201 without an X-Subject-Token"):
+        api.issue_token(credentials_for(fake_api), 1.0)
+
+
+def test_no_keystone_is_not_reachable_without_the_password(closed_port):
+    credentials = api.Credentials(f"http://127.0.0.1:{closed_port}/v3", "monitor", PASSWORD, "p")
+    with pytest.raises(NotReachable) as caught:
+        api.issue_token(credentials, 1.0)
+    assert str(caught.value) == (
+        f"POST http://127.0.0.1:{closed_port}/v3/auth/tokens: Connection refused"
+    )
+    assert PASSWORD not in str(caught.value)
