@@ -137,3 +137,59 @@ class FakeProcessTable:
             self._deaths[pid] = min(when, self._deaths.get(pid, when))
         elif signum == signal.SIGKILL:
             self._deaths[pid] = self.clock.now
+
+
+class FakeHttpServer:
+    """A real HTTP server on 127.0.0.1, for code at the HTTP boundary (management APIs,
+    OpenStack APIs): canned answers by (method, path with its query) — a (status, headers,
+    body) tuple, or a function returning one, read at each request —, 404 for anything else,
+    401 without the ``basic_auth`` credentials when given, and every request it got as
+    (method, path, headers, body). ``close()`` stops it."""
+
+    def __init__(self, basic_auth: Optional[tuple[str, str]] = None) -> None:
+        import base64
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.answers: dict[tuple[str, str], object] = {}
+        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+        expected = (
+            "Basic " + base64.b64encode(":".join(basic_auth).encode()).decode()
+            if basic_auth
+            else None
+        )
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                fake.requests.append((self.command, self.path, dict(self.headers), body))
+                if expected and self.headers.get("Authorization") != expected:
+                    status, headers, text = 401, {}, ""
+                else:
+                    found = fake.answers.get((self.command, self.path), (404, {}, ""))
+                    status, headers, text = found() if callable(found) else found
+                data = text.encode()
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        ).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

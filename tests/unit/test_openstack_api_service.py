@@ -4,9 +4,9 @@ documents, HTTP against a real loopback server, credentials and Keystone tokens.
 import json
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+from fakes import FakeHttpServer
 from stackha.services import openstack_api as api
 from stackha.services.openstack_api import ConfigError, CredentialsError, NotReachable
 
@@ -432,49 +432,9 @@ def test_an_unknown_service_is_an_error():
 # -- HTTP against a real loopback server -------------------------------------------------------
 
 
-class FakeApi:
-    """A tiny HTTP server on 127.0.0.1: canned answers by (method, path), and every request it
-    got as (method, path, headers, body)."""
-
-    def __init__(self):
-        self.answers = {}
-        self.requests = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def answer(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                fake.requests.append((self.command, self.path, dict(self.headers), body))
-                status, headers, text = fake.answers.get((self.command, self.path), (404, {}, ""))
-                data = text.encode()
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = answer
-
-            def log_message(self, *args):
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def fake_api():
-    server = FakeApi()
+    server = FakeHttpServer()
     yield server
     server.close()
 

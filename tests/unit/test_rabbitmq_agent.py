@@ -4,23 +4,21 @@ refuses, what monitor reports, and who forgets a fenced node. No RabbitMQ, no ro
 
 from __future__ import annotations
 
-import base64
-import http.server
 import io
 import json
 import os
 import pwd
 import signal
 import socket
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from agent_runs import free_port
-from fakes import FakeProcess, FakeProcessTable
+from fakes import FakeHttpServer, FakeProcess, FakeProcessTable
 from stackha.install import load_agent_module
 from stackha.ocf.agent import main
+from stackha.services.rabbitmq import NODES_PATH
 
 ROOT = Path(__file__).resolve().parents[2]
 RABBITMQ = load_agent_module(ROOT / "agents" / "rabbitmq")
@@ -716,40 +714,18 @@ def test_stop_of_a_stopped_broker_withdraws_its_attribute(broker):
 # -- monitor ---------------------------------------------------------------------------------
 
 
-class ManagementApi:
-    """A stand-in for the management API on loopback: /api/nodes for stackha:secret, 401 for
-    any other credentials."""
+class ManagementApi(FakeHttpServer):
+    """A stand-in for the management API on loopback: /api/nodes (``nodes``, read at each
+    request) for stackha:secret, 401 for any other credentials."""
 
     def __init__(self):
+        super().__init__(basic_auth=("stackha", "secret"))
         self.nodes = [node_health(m) for m in MEMBERS]
-        expected = "Basic " + base64.b64encode(b"stackha:secret").decode()
-        api = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                if self.headers.get("Authorization") != expected:
-                    self.send_response(401)
-                    self.end_headers()
-                    return
-                body = json.dumps(api.nodes).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        ).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.answers["GET", NODES_PATH] = lambda: (
+            200,
+            {"Content-Type": "application/json"},
+            json.dumps(self.nodes),
+        )
 
 
 def node_health(name, running=True, partitions=(), disk_alarm=False):

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from fakes import FakeHttpServer
 from stackha.services import rabbitmq
 from stackha.services.rabbitmq import NodeHealth, RabbitError
 
@@ -207,42 +208,17 @@ def test_credentials_come_from_a_file(tmp_path):
 @pytest.fixture
 def management_api():
     """A stand-in for the management API on loopback: /api/nodes for user stackha:secret."""
-    import base64
-    import http.server
-    import threading
-
-    expected = "Basic " + base64.b64encode(b"stackha:secret").decode()
-    seen = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            seen.append(self.path)
-            if self.headers.get("Authorization") != expected:
-                self.send_response(401)
-                self.end_headers()
-                return
-            body = NODES.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1], seen
-    server.shutdown()
-    server.server_close()
+    server = FakeHttpServer(basic_auth=("stackha", "secret"))
+    server.answers["GET", rabbitmq.NODES_PATH] = (200, {"Content-Type": "application/json"}, NODES)
+    yield server.port, server
+    server.close()
 
 
 def test_fetch_nodes_asks_once_with_basic_auth(management_api):
-    port, seen = management_api
+    port, server = management_api
     health = rabbitmq.fetch_nodes("127.0.0.1", port, "stackha", "secret", timeout=5)
     assert sorted(health) == list(MEMBERS)
-    assert seen == [rabbitmq.NODES_PATH]
+    assert [path for _, path, _, _ in server.requests] == [rabbitmq.NODES_PATH]
 
 
 def test_refused_credentials_name_the_user_not_the_password(management_api):
