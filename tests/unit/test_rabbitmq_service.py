@@ -570,3 +570,10 @@ def test_a_policy_that_differs_in_anything_compares_unequal(change):
 def test_a_policy_listing_that_is_not_json_is_an_error():
     with pytest.raises(RabbitError, match="list_policies did not print JSON"):
         rabbitmq.parse_policy_listing("Error: vhost openstack does not exist")
+
+
+def test_the_installed_version_comes_from_the_newest_server_directory(tmp_path):
+    for name in ("rabbitmq_server-3.9.27", "rabbitmq_server-3.10.8", "rabbitmq_server-x", "other"):
+        (tmp_path / name).mkdir()
+    assert rabbitmq.installed_version(str(tmp_path)) == (3, 10, 8)
+    assert rabbitmq.installed_version(str(tmp_path / "missing")) == rabbitmq.OLDEST_SUPPORTED
