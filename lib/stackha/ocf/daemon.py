@@ -122,13 +122,15 @@ def start_daemon(
     user: Optional[str] = None,
     pidfile: Optional[str] = None,
     output_path: Optional[str] = None,
+    env: Optional[dict[str, str]] = None,
 ) -> int:
-    """Start ``argv`` in its own session as ``user``; write ``pidfile`` when given. Returns the pid.
+    """Start ``argv`` in its own session as ``user``, with ``env`` added to the runner's clean
+    environment; write ``pidfile`` when given. Returns the pid.
 
     For programs that stay in the foreground; a program that daemonizes itself and writes its own
     pid file is started with ``runner.run`` instead.
     """
-    pid = runner.spawn(Spawn(argv=tuple(argv), user=user, output_path=output_path))
+    pid = runner.spawn(Spawn(argv=tuple(argv), user=user, output_path=output_path, env=env))
     if pidfile:
         directory = os.path.dirname(pidfile)
         if directory:

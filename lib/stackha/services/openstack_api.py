@@ -51,32 +51,90 @@ class CredentialsError(OpenStackApiError):
 
 
 class ApiService(Record):
-    """One API service as Debian 12 packages it."""
+    """One API service as Debian 12 packages it.
 
-    __slots__ = ("name", "port", "version_path", "uwsgi_ini", "wsgi_file", "user")
+    ``config_env`` names the environment variables the service's WSGI application reads its
+    configuration directory and files from (keystone/server/flask/core.py, nova/api/openstack/
+    wsgi_app.py): how a uwsgi-run service is pointed at a config file other than the default.
+    ``executable`` is the service's own server, for distributions that do not run it under uwsgi.
+    """
+
+    __slots__ = (
+        "name",
+        "port",
+        "version_path",
+        "uwsgi_ini",
+        "wsgi_file",
+        "user",
+        "config",
+        "config_env",
+        "executable",
+        "executable_args",
+        "listen_options",
+        "authenticated_path",
+    )
     name: str
     port: int
     version_path: str
     uwsgi_ini: str
     wsgi_file: str
     user: str
+    config: str
+    config_env: tuple[str, str]
+    executable: str
+    executable_args: tuple[str, ...]
+    listen_options: Optional[tuple[str, str, str]]
+    authenticated_path: Optional[str]
 
     def __init__(
-        self, name: str, port: int, version_path: str, uwsgi_ini: str, wsgi_file: str, user: str
+        self,
+        name: str,
+        port: int,
+        version_path: str,
+        uwsgi_ini: str,
+        wsgi_file: str,
+        user: str,
+        config: str,
+        config_env: tuple[str, str],
+        executable: str,
+        executable_args: tuple[str, ...],
+        listen_options: Optional[tuple[str, str, str]],
+        authenticated_path: Optional[str],
     ) -> None:
         self._freeze(locals())
 
 
 KEYSTONE = ApiService(
-    "keystone",
-    5000,
-    "/v3",
-    "/etc/keystone/keystone-uwsgi.ini",
-    "/usr/bin/keystone-wsgi-public",
-    "keystone",
+    name="keystone",
+    port=5000,
+    version_path="/v3",
+    uwsgi_ini="/etc/keystone/keystone-uwsgi.ini",
+    wsgi_file="/usr/bin/keystone-wsgi-public",
+    user="keystone",
+    config="/etc/keystone/keystone.conf",
+    config_env=("OS_KEYSTONE_CONFIG_DIR", "OS_KEYSTONE_CONFIG_FILES"),
+    # pbr's generated script serves the application with wsgiref when run directly
+    executable="/usr/bin/keystone-wsgi-public",
+    executable_args=("--host", "{host}", "--port", "{port}"),
+    listen_options=None,
+    # keystone's deep check is the token request itself, sent to this node
+    authenticated_path=None,
 )
 NOVA_API = ApiService(
-    "nova-api", 8774, "/", "/etc/nova/nova-api-uwsgi.ini", "/usr/bin/nova-api-wsgi", "nova"
+    name="nova-api",
+    port=8774,
+    version_path="/",
+    uwsgi_ini="/etc/nova/nova-api-uwsgi.ini",
+    wsgi_file="/usr/bin/nova-api-wsgi",
+    user="nova",
+    config="/etc/nova/nova.conf",
+    config_env=("OS_NOVA_CONFIG_DIR", "OS_NOVA_CONFIG_FILES"),
+    executable="/usr/bin/nova-api",
+    # nova-api takes no address on its command line: a second config file sets it
+    executable_args=("--config-file", "{config}", "--config-file", "{listen_config}"),
+    listen_options=("DEFAULT", "osapi_compute_listen", "osapi_compute_listen_port"),
+    # behind keystonemiddleware: 401 without a valid token, the v2.1 version document with one
+    authenticated_path="/v2.1/",
 )
 SERVICES = {service.name: service for service in (KEYSTONE, NOVA_API)}
 
@@ -428,6 +486,136 @@ def parse_uwsgi_ini(text: str, path: str = "", default_http_socket: str = "") ->
     )
 
 
+# -- how it is started ------------------------------------------------------------------------
+
+
+def socket_address(host: str, port: int) -> str:
+    """``host:port`` as uwsgi's ``--http-socket`` takes it (``[::1]:5000`` for IPv6)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def service_environment(service: ApiService, config: str) -> dict[str, str]:
+    """The environment that points the service's WSGI application at ``config``."""
+    import os
+
+    directory, name = os.path.split(os.path.abspath(config))
+    return {service.config_env[0]: directory, service.config_env[1]: name}
+
+
+def uwsgi_argv(binary: str, ini: UwsgiConfig) -> list[str]:
+    """uwsgi's command line for ``ini`` (read with the agent's address as the default socket).
+
+    ``--die-on-term`` always: without it uwsgi takes SIGTERM as "reload brutally" and a stop
+    would never end the service. The listening socket is passed only when the file has none of
+    its own, as Debian's init script does.
+    """
+    argv = [binary, "--ini", ini.path, "--die-on-term"]
+    if not ini.http_listener.from_file:
+        argv += ["--http-socket", ini.http_listener.address]
+    return argv
+
+
+def executable_argv(
+    service: ApiService, executable: str, config: str, host: str, port: int, listen_config: str
+) -> list[str]:
+    """The command line of the service's own server (``executable`` mode)."""
+    values = {
+        "host": host,
+        "port": str(port),
+        "config": config,
+        "listen_config": listen_config,
+    }
+    return [executable] + [arg.format(**values) for arg in service.executable_args]
+
+
+def listen_config_text(service: ApiService, host: str, port: int) -> str:
+    """The extra config file that sets the listening address for a server that takes it from
+    its configuration only (nova-api: ``osapi_compute_listen``); "" when none is needed."""
+    if service.listen_options is None:
+        return ""
+    section, host_key, port_key = service.listen_options
+    return (
+        f"# written by ocf:stackha:{service.name}\n"
+        f"[{section}]\n{host_key} = {host}\n{port_key} = {port}\n"
+    )
+
+
+def check_service_config(path: str) -> None:
+    """Raise :class:`ConfigError` naming ``path`` and the first bad line when the service's
+    oslo.config file cannot be read or does not parse as an ini file. Only the syntax: what the
+    options mean is the service's to judge when it starts."""
+    import configparser
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as err:
+        raise ConfigError(f"config {path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config {path} is not UTF-8 text") from None
+    # oslo.config accepts repeated sections and options (the last wins) and no interpolation.
+    parser = configparser.RawConfigParser(strict=False, interpolation=None)
+    try:
+        parser.read_string(text, source=path)
+    except configparser.MissingSectionHeaderError as err:
+        raise ConfigError(
+            f"config {path} does not parse: line {err.lineno} is outside any [section]"
+        ) from None
+    except configparser.ParsingError as err:
+        lineno = err.errors[0][0] if err.errors else 0
+        raise ConfigError(
+            f"config {path} does not parse: line {lineno} is not 'name = value'"
+        ) from None
+    except configparser.Error as err:
+        raise ConfigError(f"config {path} does not parse: {err.message}") from None
+
+
+def own_address(hostname: str) -> str:
+    """The IPv4 address (else IPv6) ``hostname`` resolves to: where a service of a clone binds
+    on each node when no address is given, so that HAProxy can own the port on the VIP. A name
+    that resolves to loopback only (Debian's 127.0.1.1 line) is refused: nothing else could
+    reach the service there."""
+    import ipaddress
+    import socket
+
+    try:
+        found = socket.getaddrinfo(hostname, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as err:
+        raise ConfigError(f"host name {hostname} does not resolve: {_reason(err)}") from None
+    addresses = [str(entry[4][0]) for entry in found]
+    usable = [a for a in addresses if not ipaddress.ip_address(a).is_loopback]
+    if not usable:
+        raise ConfigError(
+            f"host name {hostname} resolves to loopback only ({', '.join(addresses)}): "
+            "set address to this node's address"
+        )
+    usable.sort(key=lambda a: ":" in a)  # IPv4 first
+    return usable[0]
+
+
+def port_problem(host: str, port: int) -> Optional[str]:
+    """Why a server could not listen on ``host:port`` now, or None when it could: the port is
+    taken by another process, or the address is not one of this node's. A wildcard host is
+    tried as uwsgi binds it (0.0.0.0)."""
+    import errno
+    import socket
+
+    bind_host = {"": "0.0.0.0", "*": "0.0.0.0"}.get(host, host)
+    family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # as uwsgi and every server does: a port in TIME_WAIT is free
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((bind_host, port))
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                return f"port {port} on {bind_host} is already in use by another process"
+            if err.errno == errno.EADDRNOTAVAIL:
+                return f"address {bind_host} is not an address of this node"
+            return f"cannot listen on {socket_address(bind_host, port)}: {_reason(err)}"
+    return None
+
+
 # -- what a healthy service answers -----------------------------------------------------------
 
 
@@ -768,3 +956,48 @@ def issue_token(credentials: Credentials, timeout: float) -> str:
     if not token:
         raise OpenStackApiError(f"POST {shown} answered 201 without an X-Subject-Token header")
     return token
+
+
+class KeystoneUnavailable(OpenStackApiError):
+    """No token could be had from Keystone for a service's deep check: the fault is Keystone's
+    (or the path to it), not the service's."""
+
+
+def with_auth_url(credentials: Credentials, auth_url: str) -> Credentials:
+    return Credentials(
+        auth_url=auth_url,
+        username=credentials.username,
+        password=credentials.password,
+        project_name=credentials.project_name,
+        user_domain_name=credentials.user_domain_name,
+        project_domain_name=credentials.project_domain_name,
+    )
+
+
+def check_authenticated(
+    service: ApiService, url: str, credentials: Credentials, timeout: float
+) -> None:
+    """The deep check of the service at ``url`` (this node's endpoint).
+
+    keystone: a token issued by this node (``POST url/v3/auth/tokens``), which reaches the
+    database and the Fernet keys. Others: a token from the credentials' ``auth_url`` (usually
+    the VIP), then ``GET url`` + the service's authenticated path with it, which passes the
+    service's keystonemiddleware.
+
+    Raises :class:`CredentialsError` when Keystone refuses the user, :class:`KeystoneUnavailable`
+    when a non-keystone service cannot get a token, :class:`NotReachable` or
+    :class:`OpenStackApiError` (naming the HTTP status) when the service itself fails.
+    """
+    if service.authenticated_path is None:
+        issue_token(with_auth_url(credentials, f"{url}/v3"), timeout)
+        return
+    try:
+        token = issue_token(credentials, timeout)
+    except CredentialsError:
+        raise
+    except OpenStackApiError as err:
+        raise KeystoneUnavailable(f"no token from keystone: {err}") from None
+    request = f"GET {service.authenticated_path} with a token"
+    answer = http_get(f"{url}{service.authenticated_path}", timeout, {"X-Auth-Token": token})
+    if answer.status != 200:
+        raise OpenStackApiError(f"{request} answered {status_text(answer.status)}")

@@ -1,0 +1,441 @@
+"""The OCF glue shared by the OpenStack API agents (``ocf:stackha:keystone``,
+``ocf:stackha:nova-api``): what each action means for an HTTP API service that runs under uwsgi
+(Debian and Ubuntu today) or as its own server (older distributions), cloned behind HAProxy.
+
+An agent file declares its service (a :class:`~stackha.services.openstack_api.ApiService`) and
+its descriptions, and ends with ``main(make_agent(...))``: a third API service is a page of code.
+The workload knowledge (uwsgi ini files, version documents, tokens) is in
+:mod:`stackha.services.openstack_api`.
+
+- start refuses a config that does not parse, a port another process holds, an address that is
+  not this node's; runs the service as its user; returns once the version document answers on
+  the service's own address, or fails with the last problem seen.
+- stop: SIGTERM to the master (uwsgi with ``--die-on-term``), SIGKILL before the stop timeout
+  runs out, then whatever workers outlived it; stale pid file and UNIX sockets removed.
+- monitor depth 0: the master and (under uwsgi) at least one worker; depth 10: the version
+  document on the node's own address; depth 20: an authenticated request.
+"""
+
+from __future__ import annotations
+
+import os
+
+from stackha import __version__
+from stackha.ocf.agent import Agent, Call
+from stackha.ocf.daemon import (
+    ProcTable,
+    is_alive,
+    remove_stale_pidfile,
+    running_pid,
+    start_daemon,
+    stop_process,
+    wait_until,
+)
+from stackha.ocf.spec import Action, AgentSpec, Parameter
+from stackha.ocf.status import (
+    GenericError,
+    InvalidArgs,
+    NotInstalled,
+    NotRunning,
+    OcfStatus,
+)
+from stackha.services import openstack_api as api
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs agent start-up time; the type checker alone needs it
+    from typing import Optional
+
+    from stackha.services.openstack_api import ApiService, UwsgiConfig
+
+UWSGI = "uwsgi"
+EXECUTABLE = "executable"
+
+PROCESSES = ProcTable()
+
+
+def parameters(service: ApiService) -> tuple[Parameter, ...]:
+    """The parameters every API agent takes, with ``service``'s Debian 12 defaults."""
+    name = service.name
+    return (
+        Parameter(
+            "mode",
+            "How the service runs",
+            f"'{UWSGI}': uwsgi with the distribution's ini file (Debian, Ubuntu). "
+            f"'{EXECUTABLE}': the service's own server ({service.executable}).",
+            type="select",
+            choices=(UWSGI, EXECUTABLE),
+            default=UWSGI,
+        ),
+        Parameter(
+            "uwsgi_binary",
+            "uwsgi executable",
+            "Full path of uwsgi (mode uwsgi). The ini file's 'plugins' line loads Python.",
+            default="/usr/bin/uwsgi",
+        ),
+        Parameter(
+            "uwsgi_ini",
+            "uwsgi ini file",
+            "The uwsgi ini file (mode uwsgi). If it declares no http-socket (Debian's do not), "
+            "the agent passes --http-socket address:port, as Debian's init script does; if it "
+            "declares one, that socket is where the service listens and is probed.",
+            default=service.uwsgi_ini,
+        ),
+        Parameter(
+            "executable",
+            "The service's own server",
+            "Full path of the service's own server (mode executable).",
+            default=service.executable,
+        ),
+        Parameter(
+            "config",
+            "Service configuration file",
+            f"The {name} configuration file (oslo.config ini). It must parse; the service is "
+            "pointed at it through its environment (uwsgi) or its command line.",
+            default=service.config,
+        ),
+        Parameter(
+            "user",
+            "User the service runs as",
+            "The system user the service runs as. uwsgi is started as this user, never as root.",
+            default=service.user,
+        ),
+        Parameter(
+            "pidfile",
+            "Pid file",
+            "Where the agent records the pid of the service's master process. Unique per resource.",
+            default=f"/run/{service.user}/{name}-ocf.pid",
+            unique_group="pidfile",
+        ),
+        Parameter(
+            "address",
+            "Address to listen on",
+            "The address the service binds and is probed on. Empty: the address this node's "
+            "host name resolves to, so that each clone instance binds its own node's address "
+            "and HAProxy can own the same port on the virtual IP. 0.0.0.0 binds every IPv4 "
+            "address (probed on 127.0.0.1).",
+            default="",
+        ),
+        Parameter(
+            "port",
+            "Port to listen on",
+            "The TCP port the service listens on.",
+            type="integer",
+            default=service.port,
+            minimum=1,
+            maximum=65535,
+        ),
+        Parameter(
+            "log_file",
+            "Where the service's output goes",
+            "File that receives the service's standard output and error (uwsgi's own 'logto' "
+            "takes over once uwsgi has read its ini file).",
+            default=f"/var/log/{service.user}/{name}-ocf.log",
+        ),
+        Parameter(
+            "credentials",
+            "Credentials file for monitor depth 20",
+            "A file of key=value lines (auth_url, username, password, project_name, "
+            "user_domain_name, project_domain_name; an openrc file's OS_* exports work too) for "
+            "the authenticated check of OCF_CHECK_LEVEL=20. Read by root only: keep it mode "
+            "0600. Empty: no depth-20 check is possible.",
+            default="",
+            reloadable=True,
+        ),
+        Parameter(
+            "check_timeout",
+            "Seconds each HTTP check may take",
+            "How long one request of a monitor may take before the service counts as failed.",
+            type="integer",
+            default=5,
+            minimum=1,
+            maximum=120,
+            reloadable=True,
+        ),
+    )
+
+
+def make_spec(service: ApiService, shortdesc: str, longdesc: str, example: str) -> AgentSpec:
+    return AgentSpec(
+        name=service.name,
+        version=__version__,
+        shortdesc=shortdesc,
+        longdesc=longdesc,
+        parameters=parameters(service),
+        actions=(
+            Action("start", timeout=120),
+            Action("stop", timeout=60),
+            Action("monitor", timeout=30, interval=10, depth=0),
+            Action("monitor", timeout=30, interval=30, depth=10),
+            Action("monitor", timeout=60, interval=120, depth=20),
+            Action("reload-agent", timeout=20),
+            Action("meta-data", timeout=5),
+            Action("validate-all", timeout=20),
+        ),
+        example=example,
+    )
+
+
+class ApiAgent:
+    """The handlers of one API agent, bound to its service."""
+
+    def __init__(self, service: ApiService) -> None:
+        self.service = service
+
+    # -- what the parameters mean ---------------------------------------------------------
+
+    def uses_uwsgi(self, call: Call) -> bool:
+        return str(call.config.mode) == UWSGI
+
+    def program(self, call: Call) -> str:
+        return str(call.config.uwsgi_binary if self.uses_uwsgi(call) else call.config.executable)
+
+    def host(self, call: Call) -> str:
+        """The address to bind: the parameter, or this node's own address."""
+        if call.config.address:
+            return str(call.config.address)
+        import socket
+
+        try:
+            return api.own_address(socket.gethostname())
+        except api.ConfigError as err:
+            raise InvalidArgs(f"address not set and {err}") from None
+
+    def uwsgi_config(self, call: Call, host: Optional[str] = None) -> UwsgiConfig:
+        default = api.socket_address(host if host is not None else self.host(call), self.port(call))
+        try:
+            return api.read_uwsgi_ini(str(call.config.uwsgi_ini), default)
+        except api.ConfigError as err:
+            raise InvalidArgs(str(err)) from None
+
+    def port(self, call: Call) -> int:
+        return int(call.config.port or self.service.port)
+
+    def endpoint(self, call: Call) -> tuple[str, int]:
+        """Where the service listens: (host, port) as bound."""
+        if self.uses_uwsgi(call):
+            listener = self.uwsgi_config(call).http_listener
+            return listener.host, listener.port
+        return self.host(call), self.port(call)
+
+    def url(self, call: Call) -> str:
+        host, port = self.endpoint(call)
+        return api.endpoint_url(api.probe_host(host), port)
+
+    def listen_config_path(self, call: Call) -> str:
+        return f"{call.config.pidfile}.listen.conf"
+
+    def timeout(self, call: Call) -> float:
+        return min(float(call.config.check_timeout or 5), max(call.deadline.remaining(), 0.1))
+
+    # -- validation ------------------------------------------------------------------------
+
+    def validate(self, call: Call) -> None:
+        call.require_binary(self.program(call))
+        config = str(call.config.config)
+        if not os.path.isfile(config):
+            raise NotInstalled(f"config file {config} does not exist")
+        try:
+            api.check_service_config(config)
+        except api.ConfigError as err:
+            raise InvalidArgs(str(err)) from None
+        if self.uses_uwsgi(call):
+            ini = str(call.config.uwsgi_ini)
+            if not os.path.isfile(ini):
+                raise NotInstalled(f"uwsgi ini file {ini} does not exist")
+            self.uwsgi_config(call)
+        else:
+            self.host(call)
+        import pwd
+
+        try:
+            pwd.getpwnam(str(call.config.user))
+        except KeyError:
+            raise NotInstalled(f"user {call.config.user} does not exist on this node") from None
+        if call.config.credentials:
+            self.credentials(call)
+
+    def credentials(self, call: Call) -> api.Credentials:
+        path = str(call.config.credentials)
+        if not path:
+            raise InvalidArgs("OCF_CHECK_LEVEL=20 needs the credentials parameter")
+        try:
+            return api.read_openstack_credentials(path)
+        except api.CredentialsError as err:
+            # a file missing or unreadable on this node is this node's problem; one that lacks
+            # keys is the same everywhere
+            if os.access(path, os.R_OK):
+                raise InvalidArgs(str(err)) from None
+            raise NotInstalled(str(err)) from None
+
+    # -- state -----------------------------------------------------------------------------
+
+    def master(self, call: Call) -> Optional[int]:
+        # The name guards against a stale pid file whose number another process now has.
+        name = os.path.basename(self.program(call))[:15]
+        return running_pid(PROCESSES, str(call.config.pidfile), name)
+
+    def status(self, call: Call, depth: int) -> Optional[int]:
+        """The master's pid, or None when the service is not running; raises on a failure."""
+        master = self.master(call)
+        if master is None:
+            return None
+        if self.uses_uwsgi(call) and not any(
+            is_alive(PROCESSES, pid) for pid in PROCESSES.children(master)
+        ):
+            raise GenericError(f"{self.service.name} uwsgi master (pid {master}) has no worker")
+        if depth >= 10:
+            self.check_version(call)
+        if depth >= 20:
+            self.check_authenticated(call)
+        return master
+
+    def check_version(self, call: Call) -> None:
+        url = self.url(call)
+        path = self.service.version_path
+        try:
+            answer = api.http_get(url + path, self.timeout(call))
+        except api.OpenStackApiError as err:
+            raise GenericError(f"{self.service.name}: {err}") from None
+        problem = api.version_document_ok(answer.status, answer.body, self.service.name)
+        if problem:
+            raise GenericError(f"{self.service.name} at {url}: {problem}")
+
+    def check_authenticated(self, call: Call) -> None:
+        credentials = self.credentials(call)
+        url = self.url(call)
+        try:
+            api.check_authenticated(self.service, url, credentials, self.timeout(call))
+        except api.CredentialsError as err:
+            raise NotInstalled(f"credentials file {call.config.credentials}: {err}") from None
+        except api.KeystoneUnavailable as err:
+            # Not this service's fault: restarting it would not bring Keystone back.
+            call.log.warning(f"depth-20 check skipped, {err}; judged on its version document")
+        except api.OpenStackApiError as err:
+            raise GenericError(f"{self.service.name} at {url}: {err}") from None
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def start(self, call: Call) -> int:
+        if self.status(call, depth=0) is not None:
+            call.log.info(f"{self.service.name} is already running")
+            return OcfStatus.SUCCESS
+        self.clean_up(call)
+        argv, host, port = self.command(call)
+        problem = api.port_problem(host, port)
+        if problem:
+            raise NotInstalled(f"{self.service.name} cannot start: {problem}")
+        env = api.service_environment(self.service, str(call.config.config))
+        env["LANG"] = "C.UTF-8"
+        log_file = str(call.config.log_file)
+        os.makedirs(os.path.dirname(log_file) or "/", mode=0o750, exist_ok=True)
+        from stackha.runner import CommandError
+
+        try:
+            pid = start_daemon(
+                call.runner,
+                argv,
+                user=str(call.config.user),
+                pidfile=str(call.config.pidfile),
+                output_path=log_file,
+                env=env,
+            )
+        except CommandError as err:
+            raise GenericError(f"{self.service.name} did not start: {err}") from None
+        self.wait_serving(call, pid, log_file)
+        call.log.info(f"{self.service.name} started (pid {pid}) and answers at {self.url(call)}")
+        return OcfStatus.SUCCESS
+
+    def command(self, call: Call) -> tuple[list[str], str, int]:
+        """The command line, and the address and port it will listen on."""
+        if self.uses_uwsgi(call):
+            ini = self.uwsgi_config(call)
+            return api.uwsgi_argv(str(call.config.uwsgi_binary), ini), *self.endpoint(call)
+        host, port = self.host(call), self.port(call)
+        listen_config = self.listen_config_path(call)
+        text = api.listen_config_text(self.service, host, port)
+        if text:
+            with open(listen_config, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.chmod(listen_config, 0o644)
+        argv = api.executable_argv(
+            self.service,
+            str(call.config.executable),
+            str(call.config.config),
+            host,
+            port,
+            listen_config,
+        )
+        return argv, host, port
+
+    def wait_serving(self, call: Call, pid: int, log_file: str) -> None:
+        last_problem = ["no answer yet"]
+
+        def serving() -> bool:
+            if not is_alive(PROCESSES, pid):
+                raise GenericError(
+                    f"{self.service.name} exited during start; its output is in {log_file}"
+                )
+            try:
+                self.check_version(call)
+            except GenericError as err:
+                last_problem[0] = err.reason
+                return False
+            return True
+
+        try:
+            wait_until(serving, call.deadline.sub(1.0), f"{self.service.name} answering", 0.2)
+        except GenericError as err:
+            if "exited during start" in err.reason:
+                raise
+            raise GenericError(f"{err.reason}: {last_problem[0]}") from None
+
+    def stop(self, call: Call) -> int:
+        master = self.master(call)
+        if master is not None:
+            workers = PROCESSES.children(master)
+            stop_process(
+                PROCESSES, master, call.deadline.sub(1.0), what=f"{self.service.name} master"
+            )
+            for worker in workers:
+                stop_process(PROCESSES, worker, call.deadline, what=f"{self.service.name} worker")
+            call.log.info(f"{self.service.name} stopped")
+        self.clean_up(call)
+        return OcfStatus.SUCCESS
+
+    def clean_up(self, call: Call) -> None:
+        """Remove what a dead service left: its pid file and UNIX sockets."""
+        remove_stale_pidfile(str(call.config.pidfile))
+        if not self.uses_uwsgi(call) or not os.path.isfile(str(call.config.uwsgi_ini)):
+            return
+        try:
+            ini = self.uwsgi_config(call, host="")
+        except InvalidArgs:
+            return
+        for listener in ini.listeners:
+            if listener.is_unix and listener.host.startswith("/"):
+                remove_stale_pidfile(listener.host)
+
+    def monitor(self, call: Call) -> int:
+        if self.status(call, depth=call.context.check_level) is None:
+            return OcfStatus.NOT_RUNNING
+        return OcfStatus.SUCCESS
+
+    def reload_agent(self, call: Call) -> int:
+        # credentials and check_timeout are read by every monitor: nothing to do but check them
+        if self.status(call, depth=0) is None:
+            raise NotRunning(f"{self.service.name} is not running")
+        return OcfStatus.SUCCESS
+
+
+def make_agent(service: ApiService, shortdesc: str, longdesc: str, example: str) -> Agent:
+    handlers = ApiAgent(service)
+    return Agent(
+        spec=make_spec(service, shortdesc, longdesc, example),
+        handlers={
+            "start": handlers.start,
+            "stop": handlers.stop,
+            "monitor": handlers.monitor,
+            "reload-agent": handlers.reload_agent,
+        },
+        validate=handlers.validate,
+    )
