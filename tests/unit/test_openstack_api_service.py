@@ -526,7 +526,7 @@ def test_a_closed_connection_without_an_answer_is_not_reachable():
 
 
 def test_an_answer_that_is_not_http_is_an_error():
-    with pytest.raises(api.OpenStackApiError, match=r"not an HTTP answer \(BadStatusLine\)"):
+    with pytest.raises(api.OpenStackApiError, match=r"not an HTTP answer"):
         api.http_get(serve_once(b"\x00\x12garbage\r\n\r\n"), 1.0)
 
 
