@@ -144,9 +144,11 @@ class FakeHttpServer:
     OpenStack APIs): canned answers by (method, path with its query) — a (status, headers,
     body) tuple, or a function returning one, read at each request —, 404 for anything else,
     401 without the ``basic_auth`` credentials when given, and every request it got as
-    (method, path, headers, body). ``close()`` stops it."""
+    (method, path, headers, body). It listens on ``port`` (a free one when 0: a test that
+    needs the port known before anything listens on it picks one with
+    ``agent_runs.free_port``). ``close()`` stops it."""
 
-    def __init__(self, basic_auth: Optional[tuple[str, str]] = None) -> None:
+    def __init__(self, basic_auth: Optional[tuple[str, str]] = None, port: int = 0) -> None:
         import base64
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -178,12 +180,12 @@ class FakeHttpServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = answer
+            do_GET = do_POST = do_PUT = answer
 
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.port = int(self.server.server_address[1])
         self.url = f"http://127.0.0.1:{self.port}"
         threading.Thread(

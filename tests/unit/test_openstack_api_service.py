@@ -486,6 +486,22 @@ def test_post_json_sends_json_and_returns_the_answer(fake_api):
     assert headers["Content-Type"] == "application/json"
 
 
+def test_put_sends_no_body_and_returns_the_answer(fake_api):
+    """Keystone's role assignment: PUT with the token, nothing in the body, 204 back."""
+    fake_api.answers["PUT", "/v3/projects/p/users/u/roles/r"] = (204, {}, "")
+    answer = api.http_put(
+        f"{fake_api.url}/v3/projects/p/users/u/roles/r", 1.0, {"X-Auth-Token": "gAAAA"}
+    )
+    assert answer.status == 204 and answer.body == ""
+    method, path, headers, body = fake_api.requests[0]
+    assert (method, path, headers["X-Auth-Token"], body) == (
+        "PUT",
+        "/v3/projects/p/users/u/roles/r",
+        "gAAAA",
+        b"",
+    )
+
+
 def test_connection_refused_is_not_reachable_naming_the_url(closed_port):
     url = f"http://127.0.0.1:{closed_port}/v3"
     with pytest.raises(NotReachable, match=f"^GET {url}: Connection refused$"):
@@ -719,3 +735,374 @@ def test_no_keystone_is_not_reachable_without_the_password(closed_port):
         f"POST http://127.0.0.1:{closed_port}/v3/auth/tokens: Connection refused"
     )
     assert PASSWORD not in str(caught.value)
+
+
+# -- how a service is started ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "address"),
+    [
+        ("192.0.2.7", 5000, "192.0.2.7:5000"),
+        ("", 8774, ":8774"),
+        ("::1", 5000, "[::1]:5000"),
+        ("2001:db8::7", 8774, "[2001:db8::7]:8774"),
+    ],
+)
+def test_socket_address_is_what_uwsgi_takes(host, port, address):
+    assert api.socket_address(host, port) == address
+
+
+def test_a_socket_address_reads_back_as_the_same_endpoint():
+    """What the agent passes as --http-socket is what the ini reader takes from a file."""
+    for host in ("192.0.2.7", "", "::1"):
+        assert api.listen_endpoint(api.socket_address(host, 5000)) == (host, 5000)
+
+
+def test_the_environment_points_each_application_at_its_config_file():
+    assert api.service_environment(api.KEYSTONE, "/etc/keystone/keystone.conf") == {
+        "OS_KEYSTONE_CONFIG_DIR": "/etc/keystone",
+        "OS_KEYSTONE_CONFIG_FILES": "keystone.conf",
+    }
+    assert api.service_environment(api.NOVA_API, "/srv/nova/nova-api.conf") == {
+        "OS_NOVA_CONFIG_DIR": "/srv/nova",
+        "OS_NOVA_CONFIG_FILES": "nova-api.conf",
+    }
+
+
+def test_a_relative_config_path_becomes_absolute(tmp_path, monkeypatch):
+    """The service runs in /, not in the agent's directory."""
+    monkeypatch.chdir(tmp_path)
+    assert api.service_environment(api.KEYSTONE, "conf/keystone.conf") == {
+        "OS_KEYSTONE_CONFIG_DIR": f"{tmp_path}/conf",
+        "OS_KEYSTONE_CONFIG_FILES": "keystone.conf",
+    }
+
+
+def test_uwsgi_gets_the_socket_debians_file_leaves_to_the_init_script():
+    ini = api.parse_uwsgi_ini(KEYSTONE_INI, "/etc/keystone/keystone-uwsgi.ini", "192.0.2.7:5000")
+    assert api.uwsgi_argv("/usr/bin/uwsgi", ini) == [
+        "/usr/bin/uwsgi",
+        "--ini",
+        "/etc/keystone/keystone-uwsgi.ini",
+        "--die-on-term",
+        "--http-socket",
+        "192.0.2.7:5000",
+    ]
+
+
+def test_uwsgi_gets_no_socket_when_the_file_has_one():
+    ini = api.parse_uwsgi_ini(LAB_INI, "/etc/keystone/lab.ini", "192.0.2.7:5001")
+    assert api.uwsgi_argv("/usr/bin/uwsgi", ini) == [
+        "/usr/bin/uwsgi",
+        "--ini",
+        "/etc/keystone/lab.ini",
+        "--die-on-term",
+    ]
+
+
+def test_uwsgi_gets_an_http_socket_beside_a_files_unix_socket():
+    ini = api.parse_uwsgi_ini("[uwsgi]\nsocket = /run/nova/api.sock\n", "n.ini", "[::1]:8774")
+    assert api.uwsgi_argv("/usr/bin/uwsgi", ini)[-2:] == ["--http-socket", "[::1]:8774"]
+
+
+def test_keystones_own_server_takes_its_address_on_the_command_line():
+    argv = api.executable_argv(
+        api.KEYSTONE,
+        "/usr/bin/keystone-wsgi-public",
+        "/etc/keystone/keystone.conf",
+        "192.0.2.7",
+        5000,
+        "/run/keystone/keystone-ocf.pid.listen.conf",
+    )
+    assert argv == ["/usr/bin/keystone-wsgi-public", "--host", "192.0.2.7", "--port", "5000"]
+
+
+def test_nova_api_takes_its_address_from_a_second_config_file():
+    argv = api.executable_argv(
+        api.NOVA_API,
+        "/usr/bin/nova-api",
+        "/etc/nova/nova.conf",
+        "192.0.2.7",
+        8774,
+        "/run/nova/nova-api-ocf.pid.listen.conf",
+    )
+    assert argv == [
+        "/usr/bin/nova-api",
+        "--config-file",
+        "/etc/nova/nova.conf",
+        "--config-file",
+        "/run/nova/nova-api-ocf.pid.listen.conf",
+    ]
+
+
+def test_the_listen_file_of_nova_api_sets_address_and_port_and_parses(tmp_path):
+    text = api.listen_config_text(api.NOVA_API, "192.0.2.7", 8774)
+    assert text == (
+        "# written by ocf:stackha:nova-api\n"
+        "[DEFAULT]\n"
+        "osapi_compute_listen = 192.0.2.7\n"
+        "osapi_compute_listen_port = 8774\n"
+    )
+    api.check_service_config(write(tmp_path, text, "listen.conf"))
+
+
+def test_keystone_needs_no_listen_file():
+    assert api.listen_config_text(api.KEYSTONE, "192.0.2.7", 5000) == ""
+
+
+# -- the service's own config file -------------------------------------------------------------
+
+# An oslo.config file as keystone reads it: '%' is not interpolated, comments are whole lines.
+KEYSTONE_CONF = """\
+[DEFAULT]
+debug = false
+# the log goes to the file uwsgi's logto names
+
+log_dir = /var/log/keystone
+[database]
+connection = mysql+pymysql://keystone:p%40ss@192.0.2.10/keystone
+[token]
+provider = fernet
+"""
+
+
+def test_an_oslo_config_file_parses(tmp_path):
+    api.check_service_config(write(tmp_path, KEYSTONE_CONF, "keystone.conf"))
+
+
+def test_repeated_sections_and_options_are_accepted_as_oslo_config_does(tmp_path):
+    text = "[DEFAULT]\ndebug = false\n[database]\nmax_retries = 1\n[DEFAULT]\ndebug = true\n"
+    api.check_service_config(write(tmp_path, text + "debug = false\n", "nova.conf"))
+
+
+def test_the_first_line_that_is_not_an_option_is_named(tmp_path):
+    path = write(
+        tmp_path,
+        "[DEFAULT]\ndebug = false\nthis line has no equals sign\n[api]\nnor this one\n",
+        "nova.conf",
+    )
+    with pytest.raises(ConfigError) as caught:
+        api.check_service_config(path)
+    assert str(caught.value) == f"config {path} does not parse: line 3 is not 'name = value'"
+
+
+def test_an_option_before_any_section_is_named(tmp_path):
+    path = write(tmp_path, "# keystone\ndebug = false\n", "keystone.conf")
+    with pytest.raises(ConfigError) as caught:
+        api.check_service_config(path)
+    assert str(caught.value) == f"config {path} does not parse: line 2 is outside any [section]"
+
+
+def test_a_missing_or_unreadable_config_is_named(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        api.check_service_config(str(tmp_path / "none.conf"))
+    assert str(caught.value) == f"config {tmp_path}/none.conf: No such file or directory"
+    binary = tmp_path / "latin1.conf"
+    binary.write_bytes(b"[DEFAULT]\nlog_dir = /var/log/k\xe9ystone\n")
+    with pytest.raises(ConfigError) as caught:
+        api.check_service_config(str(binary))
+    assert str(caught.value) == f"config {binary} is not UTF-8 text"
+
+
+# -- where a clone instance binds --------------------------------------------------------------
+
+
+def test_an_address_literal_is_its_own_address():
+    """getaddrinfo of a literal returns it: no name service is asked."""
+    assert api.own_address("192.0.2.7") == "192.0.2.7"
+    assert api.own_address("2001:db8::7") == "2001:db8::7"
+
+
+def test_a_name_of_loopback_only_is_refused():
+    """Debian's installer maps the host name to 127.0.1.1; nothing else could reach that."""
+    with pytest.raises(ConfigError) as caught:
+        api.own_address("127.0.1.1")
+    assert str(caught.value) == (
+        "host name 127.0.1.1 resolves to loopback only (127.0.1.1): "
+        "set address to this node's address"
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"^host name localhost resolves to loopback only \((127\.0\.0\.1|::1)"
+        r"(, (127\.0\.0\.1|::1))*\): set address to this node's address$",
+    ):
+        api.own_address("localhost")
+
+
+def test_the_first_ipv4_address_that_is_not_loopback_wins(monkeypatch):
+    found = [
+        (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("2001:db8::7", 0, 0, 0)),
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.1.1", 0)),
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.7", 0)),
+    ]
+    asked = []
+
+    def getaddrinfo(host, *args, **kwargs):
+        asked.append(host)
+        return found
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    assert api.own_address("node1") == "192.0.2.7"
+    assert asked == ["node1"]
+    found.pop(2)
+    assert api.own_address("node1") == "2001:db8::7"
+
+
+def test_a_name_that_cannot_resolve_is_an_error_naming_it():
+    """An empty label fails in the idna codec, before any name service is asked."""
+    with pytest.raises(ConfigError, match=r"^host name node1\.\.example does not resolve: "):
+        api.own_address("node1..example")
+
+
+@pytest.fixture
+def taken_port():
+    """A loopback port another process (the test) listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        yield sock.getsockname()[1]
+
+
+def test_a_port_another_process_listens_on_is_in_use(taken_port):
+    assert api.port_problem("127.0.0.1", taken_port) == (
+        f"port {taken_port} on 127.0.0.1 is already in use by another process"
+    )
+
+
+@pytest.mark.parametrize("host", ["", "*", "0.0.0.0"])
+def test_a_wildcard_bind_is_tried_as_uwsgi_binds_it(taken_port, host):
+    assert api.port_problem(host, taken_port) == (
+        f"port {taken_port} on 0.0.0.0 is already in use by another process"
+    )
+
+
+def test_an_address_this_node_does_not_have_is_named():
+    assert api.port_problem("192.0.2.1", 5000) == "address 192.0.2.1 is not an address of this node"
+
+
+def test_a_free_port_is_no_problem(closed_port):
+    assert api.port_problem("127.0.0.1", closed_port) is None
+    assert api.port_problem("", closed_port) is None
+
+
+# -- the deep check ----------------------------------------------------------------------------
+
+# nova 26 GET /v2.1/ with a token (nova/api/openstack/compute/versionsV21.py)
+NOVA_V21 = json.dumps({"version": {"id": "v2.1", "status": "CURRENT", "version": "2.93"}})
+
+
+@pytest.fixture
+def keystone_api():
+    """Keystone where the credentials' auth_url points (the VIP), apart from the service."""
+    server = FakeHttpServer()
+    yield server
+    server.close()
+
+
+def headers_of(request):
+    return {name.lower(): value for name, value in request[2].items()}
+
+
+def test_with_auth_url_changes_the_url_alone():
+    credentials = api.Credentials("http://vip:5000/v3", "monitor", PASSWORD, "service", "M", "O")
+    assert api.with_auth_url(credentials, "http://192.0.2.7:5000/v3") == api.Credentials(
+        "http://192.0.2.7:5000/v3", "monitor", PASSWORD, "service", "M", "O"
+    )
+
+
+def test_keystones_deep_check_is_a_token_issued_by_this_node(fake_api, closed_port):
+    """The credentials' auth_url (the VIP, here nothing) is not asked: this node is."""
+    fake_api.answers["POST", "/v3/auth/tokens"] = (201, {"X-Subject-Token": "gAAAAABn"}, "{}")
+    credentials = api.Credentials(f"http://127.0.0.1:{closed_port}/v3", "monitor", PASSWORD, "s")
+    api.check_authenticated(api.KEYSTONE, fake_api.url, credentials, 1.0)
+    ((method, path, _, body),) = fake_api.requests
+    assert (method, path) == ("POST", "/v3/auth/tokens")
+    assert json.loads(body) == api.token_request_body(credentials)
+
+
+def test_keystone_refusing_the_user_is_a_credentials_error(fake_api):
+    fake_api.answers["POST", "/v3/auth/tokens"] = (401, {}, KEYSTONE_401)
+    with pytest.raises(CredentialsError) as caught:
+        api.check_authenticated(api.KEYSTONE, fake_api.url, credentials_for(fake_api), 1.0)
+    assert str(caught.value) == "keystone refused user monitor (domain Default, project service)"
+
+
+def test_keystone_failing_its_own_deep_check_is_not_keystone_unavailable(fake_api):
+    """For keystone itself, no token is keystone's failure: a restart may cure it."""
+    fake_api.answers["POST", "/v3/auth/tokens"] = (503, {}, "")
+    with pytest.raises(api.OpenStackApiError) as caught:
+        api.check_authenticated(api.KEYSTONE, fake_api.url, credentials_for(fake_api), 1.0)
+    assert type(caught.value) is api.OpenStackApiError
+    assert str(caught.value) == (
+        f"POST {fake_api.url}/v3/auth/tokens answered 503 Service Unavailable"
+    )
+
+
+def test_nova_api_is_asked_with_a_token_from_the_credentials_keystone(fake_api, keystone_api):
+    keystone_api.answers["POST", "/v3/auth/tokens"] = (201, {"X-Subject-Token": "gAAAAABn"}, "{}")
+    fake_api.answers["GET", "/v2.1/"] = (200, {}, NOVA_V21)
+    credentials = credentials_for(keystone_api)
+    api.check_authenticated(api.NOVA_API, fake_api.url, credentials, 1.0)
+    assert [request[:2] for request in keystone_api.requests] == [("POST", "/v3/auth/tokens")]
+    assert json.loads(keystone_api.requests[0][3]) == api.token_request_body(credentials)
+    ((method, path, _, _),) = fake_api.requests
+    assert (method, path) == ("GET", "/v2.1/")
+    assert headers_of(fake_api.requests[0])["x-auth-token"] == "gAAAAABn"
+
+
+def test_nova_api_refusing_the_token_names_the_status(fake_api, keystone_api):
+    keystone_api.answers["POST", "/v3/auth/tokens"] = (201, {"X-Subject-Token": "gAAAAABn"}, "{}")
+    fake_api.answers["GET", "/v2.1/"] = (401, {}, KEYSTONE_401)
+    with pytest.raises(api.OpenStackApiError) as caught:
+        api.check_authenticated(api.NOVA_API, fake_api.url, credentials_for(keystone_api), 1.0)
+    assert type(caught.value) is api.OpenStackApiError
+    assert str(caught.value) == "GET /v2.1/ with a token answered 401 Unauthorized"
+
+
+def test_nova_api_not_answering_is_not_reachable(keystone_api, closed_port):
+    keystone_api.answers["POST", "/v3/auth/tokens"] = (201, {"X-Subject-Token": "gAAAAABn"}, "{}")
+    url = f"http://127.0.0.1:{closed_port}"
+    with pytest.raises(NotReachable, match=f"^GET {url}/v2.1/: Connection refused$"):
+        api.check_authenticated(api.NOVA_API, url, credentials_for(keystone_api), 1.0)
+
+
+def test_keystone_failing_is_keystone_unavailable_and_nova_is_not_asked(fake_api, keystone_api):
+    keystone_api.answers["POST", "/v3/auth/tokens"] = (503, {}, "")
+    with pytest.raises(api.KeystoneUnavailable) as caught:
+        api.check_authenticated(api.NOVA_API, fake_api.url, credentials_for(keystone_api), 1.0)
+    assert str(caught.value) == (
+        f"no token from keystone: POST {keystone_api.url}/v3/auth/tokens answered "
+        "503 Service Unavailable"
+    )
+    assert fake_api.requests == []
+
+
+def test_keystone_not_answering_is_keystone_unavailable(fake_api, closed_port):
+    credentials = api.Credentials(f"http://127.0.0.1:{closed_port}/v3", "monitor", PASSWORD, "s")
+    with pytest.raises(api.KeystoneUnavailable) as caught:
+        api.check_authenticated(api.NOVA_API, fake_api.url, credentials, 1.0)
+    assert str(caught.value) == (
+        f"no token from keystone: POST http://127.0.0.1:{closed_port}/v3/auth/tokens: "
+        "Connection refused"
+    )
+    assert fake_api.requests == []
+
+
+def test_keystone_refusing_the_user_of_nova_is_a_credentials_error(fake_api, keystone_api):
+    """Not KeystoneUnavailable: the credentials file is wrong, not keystone down."""
+    keystone_api.answers["POST", "/v3/auth/tokens"] = (401, {}, KEYSTONE_401)
+    with pytest.raises(CredentialsError):
+        api.check_authenticated(api.NOVA_API, fake_api.url, credentials_for(keystone_api), 1.0)
+    assert fake_api.requests == []
+
+
+@pytest.mark.parametrize("service", [api.KEYSTONE, api.NOVA_API], ids=lambda s: s.name)
+@pytest.mark.parametrize("status", [400, 401, 500])
+def test_no_deep_check_message_shows_the_password(fake_api, service, status):
+    """Keystone with insecure_debug quotes what it was sent."""
+    echo = {"error": {"code": status, "message": f"bad password {PASSWORD}, {PASSWORD!r}"}}
+    fake_api.answers["POST", "/v3/auth/tokens"] = (status, {}, json.dumps(echo))
+    with pytest.raises(api.OpenStackApiError) as caught:
+        api.check_authenticated(service, fake_api.url, credentials_for(fake_api), 1.0)
+    assert not any(part in str(caught.value) for part in ("pa55", "secret", PASSWORD))

@@ -34,7 +34,7 @@ from stackha.ocf.daemon import (
 from stackha.ocf.spec import Action, AgentSpec, Parameter
 from stackha.ocf.status import (
     GenericError,
-    InvalidArgs,
+    NotConfigured,
     NotInstalled,
     NotRunning,
     OcfStatus,
@@ -198,14 +198,20 @@ class ApiAgent:
         try:
             return api.own_address(socket.gethostname())
         except api.ConfigError as err:
-            raise InvalidArgs(f"address not set and {err}") from None
+            raise NotInstalled(f"address not set and {err}") from None
 
     def uwsgi_config(self, call: Call, host: Optional[str] = None) -> UwsgiConfig:
+        path = str(call.config.uwsgi_ini)
+        try:
+            # an ini with a socket of its own needs no address (nor a host name to resolve)
+            return api.read_uwsgi_ini(path)
+        except api.ConfigError:
+            pass
         default = api.socket_address(host if host is not None else self.host(call), self.port(call))
         try:
-            return api.read_uwsgi_ini(str(call.config.uwsgi_ini), default)
+            return api.read_uwsgi_ini(path, default)
         except api.ConfigError as err:
-            raise InvalidArgs(str(err)) from None
+            raise NotInstalled(str(err)) from None
 
     def port(self, call: Call) -> int:
         return int(call.config.port or self.service.port)
@@ -234,15 +240,22 @@ class ApiAgent:
         config = str(call.config.config)
         if not os.path.isfile(config):
             raise NotInstalled(f"config file {config} does not exist")
+        # Exit codes: the files are each node's own, so a bad one is this node's problem (5: the
+        # clone keeps running elsewhere); 6 would stop the clone on every node.
         try:
             api.check_service_config(config)
         except api.ConfigError as err:
-            raise InvalidArgs(str(err)) from None
+            raise NotInstalled(str(err)) from None
         if self.uses_uwsgi(call):
             ini = str(call.config.uwsgi_ini)
             if not os.path.isfile(ini):
                 raise NotInstalled(f"uwsgi ini file {ini} does not exist")
-            self.uwsgi_config(call)
+            daemonize = self.uwsgi_config(call).daemonize
+            if daemonize:
+                raise NotInstalled(
+                    f"uwsgi ini file {ini} daemonizes (daemonize = {daemonize}): uwsgi would "
+                    "leave the agent that watches it; remove that line"
+                )
         else:
             self.host(call)
         import pwd
@@ -257,14 +270,11 @@ class ApiAgent:
     def credentials(self, call: Call) -> api.Credentials:
         path = str(call.config.credentials)
         if not path:
-            raise InvalidArgs("OCF_CHECK_LEVEL=20 needs the credentials parameter")
+            raise NotConfigured("OCF_CHECK_LEVEL=20 needs the credentials parameter")
         try:
             return api.read_openstack_credentials(path)
         except api.CredentialsError as err:
-            # a file missing or unreadable on this node is this node's problem; one that lacks
-            # keys is the same everywhere
-            if os.access(path, os.R_OK):
-                raise InvalidArgs(str(err)) from None
+            # each node's own file (see validate)
             raise NotInstalled(str(err)) from None
 
     # -- state -----------------------------------------------------------------------------
@@ -325,7 +335,6 @@ class ApiAgent:
         if problem:
             raise NotInstalled(f"{self.service.name} cannot start: {problem}")
         env = api.service_environment(self.service, str(call.config.config))
-        env["LANG"] = "C.UTF-8"
         log_file = str(call.config.log_file)
         os.makedirs(os.path.dirname(log_file) or "/", mode=0o750, exist_ok=True)
         from stackha.runner import CommandError
@@ -354,6 +363,8 @@ class ApiAgent:
         listen_config = self.listen_config_path(call)
         text = api.listen_config_text(self.service, host, port)
         if text:
+            # before start_daemon, which makes the pid file's directory: /run/nova may not exist
+            os.makedirs(os.path.dirname(listen_config) or "/", exist_ok=True)
             with open(listen_config, "w", encoding="utf-8") as handle:
                 handle.write(text)
             os.chmod(listen_config, 0o644)
@@ -405,11 +416,12 @@ class ApiAgent:
     def clean_up(self, call: Call) -> None:
         """Remove what a dead service left: its pid file and UNIX sockets."""
         remove_stale_pidfile(str(call.config.pidfile))
+        remove_stale_pidfile(self.listen_config_path(call))
         if not self.uses_uwsgi(call) or not os.path.isfile(str(call.config.uwsgi_ini)):
             return
         try:
             ini = self.uwsgi_config(call, host="")
-        except InvalidArgs:
+        except NotInstalled:
             return
         for listener in ini.listeners:
             if listener.is_unix and listener.host.startswith("/"):

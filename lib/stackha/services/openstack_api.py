@@ -772,6 +772,12 @@ def http_post_json(
     return _request("POST", url, json.dumps(body).encode("utf-8"), sent, timeout)
 
 
+def http_put(url: str, timeout: float, headers: Optional[Mapping[str, str]] = None) -> HttpAnswer:
+    """``PUT url`` with no body (Keystone's role assignment is one); as :func:`http_get`
+    otherwise."""
+    return _request("PUT", url, None, dict(headers or {}), timeout)
+
+
 def _request(
     method: str, url: str, data: Optional[bytes], headers: dict[str, str], timeout: float
 ) -> HttpAnswer:

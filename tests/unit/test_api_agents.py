@@ -1,0 +1,891 @@
+"""ocf:stackha:keystone and ocf:stackha:nova-api run as Pacemaker runs them, with fakes at the
+boundary: a fake runner that records what is spawned, a fake process table and clock, and a
+loopback HTTP server standing in for the service on its port (started when the service is
+spawned, as the real one starts listening) and for Keystone. No uwsgi, no OpenStack, no root."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pwd
+import signal
+import socket
+from pathlib import Path
+
+import pytest
+from agent_runs import free_port
+from fakes import FakeHttpServer, FakeProcess, FakeProcessTable
+from lxml import etree
+from stackha.install import load_agent_module
+from stackha.ocf import api_service
+from stackha.ocf.agent import main
+
+ROOT = Path(__file__).resolve().parents[2]
+AGENTS = {name: load_agent_module(ROOT / "agents" / name) for name in ("keystone", "nova-api")}
+USER = pwd.getpwuid(os.getuid()).pw_name  # a user that exists, root or not
+PASSWORD = "Pa55-'w0rd'-x9Q"  # in the credentials file only: never in any output
+TOKEN = "gAAAAABn-token"
+MASTER = 4321
+WORKERS = (4322, 4323)
+START_S = 20
+# What each service is asked, and the names its WSGI application reads its config from.
+VERSION_PATHS = {"keystone": "/v3", "nova-api": "/"}
+USERS = {"keystone": "keystone", "nova-api": "nova"}
+DEBIAN_PORTS = {"keystone": 5000, "nova-api": 8774}
+CONFIG_ENV = {
+    "keystone": ("OS_KEYSTONE_CONFIG_DIR", "OS_KEYSTONE_CONFIG_FILES"),
+    "nova-api": ("OS_NOVA_CONFIG_DIR", "OS_NOVA_CONFIG_FILES"),
+}
+# The service's own server and its name in /proc/PID/comm (15 characters at most).
+EXECUTABLES = {"keystone": "keystone-wsgi-public", "nova-api": "nova-api"}
+COMMS = {"keystone": "keystone-wsgi-p", "nova-api": "nova-api"}
+VERSION_DOCUMENTS = {
+    "keystone": json.dumps({"version": {"id": "v3.14", "status": "stable"}}),
+    "nova-api": json.dumps(
+        {
+            "versions": [
+                {"id": "v2.0", "status": "SUPPORTED"},
+                {"id": "v2.1", "status": "CURRENT", "version": "2.93"},
+            ]
+        }
+    ),
+}
+# Debian 12's ini, trimmed: no socket of its own (the init script passes --http-socket).
+DEBIAN_INI = """\
+[uwsgi]
+master = true
+die-on-term = true
+processes = 2
+uid = {user}
+wsgi-file = /usr/bin/{name}-wsgi
+#http-socket = :{port}
+"""
+SERVICE_CONF = """\
+[DEFAULT]
+debug = false
+[database]
+connection = mysql+pymysql://{user}:db%40pass@192.0.2.10/{user}
+"""
+KEYSTONE_401 = json.dumps({"error": {"code": 401, "title": "Unauthorized", "message": "no"}})
+
+
+def executable(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\nexit 99\n")  # never run: the runner is fake
+    path.chmod(0o755)
+    return path
+
+
+def reason(err):
+    last = err.strip().splitlines()[-1] if err.strip() else ""
+    prefix = "ocf-exit-reason:"
+    return last[len(prefix) :] if last.startswith(prefix) else ""
+
+
+class Node:
+    """One node's API service under test: its files under ``root``, the fakes, and the HTTP
+    servers that stand in for the service and for Keystone."""
+
+    def __init__(self, name, root, runner, clock, processes):
+        self.name = name
+        self.agent = AGENTS[name].AGENT
+        self.runner = runner
+        self.clock = clock
+        self.processes = processes
+        self.version_path = VERSION_PATHS[name]
+        user = USERS[name]
+        self.uwsgi = executable(root / "bin" / "uwsgi")
+        self.executable = executable(root / "bin" / EXECUTABLES[name])
+        etc = root / "etc" / user
+        etc.mkdir(parents=True)
+        self.config = etc / f"{user}.conf"
+        self.config.write_text(SERVICE_CONF.format(user=user))
+        self.ini = etc / f"{name}-uwsgi.ini"
+        self.ini.write_text(DEBIAN_INI.format(user=user, name=name, port=DEBIAN_PORTS[name]))
+        self.credentials = etc / "stackha-monitor.credentials"
+        self.write_credentials(f"http://127.0.0.1:{free_port()}/v3")  # keystone is down
+        self.pidfile = root / "run" / user / f"{name}-ocf.pid"  # its directory does not exist
+        self.log_file = root / "log" / user / f"{name}-ocf.log"
+        self.ha_log = root / "pacemaker.log"
+        self.port = free_port()
+        self.answers = {
+            ("GET", self.version_path): (
+                200,
+                {"Content-Type": "application/json"},
+                VERSION_DOCUMENTS[name],
+            )
+        }
+        self.servers = []
+
+    def write_credentials(self, auth_url, password=PASSWORD):
+        self.credentials.write_text(
+            f"auth_url={auth_url}\nusername=monitor\npassword={password}\nproject_name=service\n"
+        )
+
+    def env(self, **extra):
+        return {
+            "OCF_ROOT": "/usr/lib/ocf",
+            "OCF_RESOURCE_INSTANCE": f"{self.name}:0",
+            "OCF_RESKEY_crm_feature_set": "3.16.1",
+            "OCF_RESKEY_CRM_meta_clone_max": "3",
+            "OCF_RESKEY_CRM_meta_timeout": f"{START_S * 1000}",
+            "OCF_RESKEY_uwsgi_binary": str(self.uwsgi),
+            "OCF_RESKEY_uwsgi_ini": str(self.ini),
+            "OCF_RESKEY_executable": str(self.executable),
+            "OCF_RESKEY_config": str(self.config),
+            "OCF_RESKEY_user": USER,
+            "OCF_RESKEY_pidfile": str(self.pidfile),
+            "OCF_RESKEY_address": "127.0.0.1",
+            "OCF_RESKEY_port": str(self.port),
+            "OCF_RESKEY_log_file": str(self.log_file),
+            "OCF_RESKEY_credentials": str(self.credentials),
+            "HA_LOGFILE": str(self.ha_log),
+            **extra,
+        }
+
+    def monitor_env(self, level, **extra):
+        return self.env(
+            OCF_RESKEY_CRM_meta_interval="10000",
+            OCF_RESKEY_CRM_meta_timeout="30000",
+            OCF_CHECK_LEVEL=str(level),
+            **extra,
+        )
+
+    def run(self, action, env):
+        """One agent call; the password of the credentials file is in none of its output."""
+        out, err = io.StringIO(), io.StringIO()
+        code = main(
+            self.agent,
+            [self.name, action],
+            env,
+            runner=self.runner,
+            clock=self.clock,
+            stdout=out,
+            stderr=err,
+        )
+        for text in (out.getvalue(), err.getvalue(), self.log()):
+            assert PASSWORD not in text and "w0rd" not in text
+        return code, err.getvalue()
+
+    def log(self):
+        """What the agent logged (HA_LOGFILE: every level)."""
+        return self.ha_log.read_text() if self.ha_log.exists() else ""
+
+    # -- the service's processes and port ----------------------------------------------------
+
+    def listen(self, port=None):
+        """The service answering on its port: ``answers``, read at each request."""
+        server = FakeHttpServer(port=port or self.port)
+        server.answers = self.answers
+        self.servers.append(server)
+        return server
+
+    def requests(self):
+        return [request[:2] for server in self.servers for request in server.requests]
+
+    def running(self, pid=MASTER, name="uwsgi", workers=WORKERS, worker_state="S"):
+        """A master that runs, with its pid file, and its workers."""
+        self.pidfile.parent.mkdir(parents=True, exist_ok=True)
+        self.pidfile.write_text(f"{pid}\n")
+        self.processes.add(
+            pid, FakeProcess(name, children=list(workers), dies_on={signal.SIGTERM: 1.0})
+        )
+        for worker in workers:
+            self.processes.add(
+                worker, FakeProcess(name, state=worker_state, dies_on={signal.SIGTERM: 0.5})
+            )
+        return pid
+
+    def boots(self, name="uwsgi", listens_on=None, dies=False):
+        """What is spawned runs (or dies at once) and listens, as the real service does."""
+        spawn = self.runner.spawn
+
+        def spawned(spec):
+            pid = spawn(spec)
+            if dies:
+                self.processes.add(pid, FakeProcess(name, state="Z"))
+            else:
+                self.processes.add(pid, FakeProcess(name, children=[pid + 100]))
+                self.processes.add(pid + 100, FakeProcess(name))
+                self.listen(listens_on)
+            return pid
+
+        self.runner.spawn = spawned
+
+    def close(self):
+        for server in self.servers:
+            server.close()
+
+
+@pytest.fixture
+def processes(fake_clock, monkeypatch):
+    table = FakeProcessTable(fake_clock)
+    monkeypatch.setattr(api_service, "PROCESSES", table)
+    return table
+
+
+@pytest.fixture
+def make_node(tmp_path, fake_runner, fake_clock, processes):
+    made = []
+
+    def make(name):
+        node = Node(name, tmp_path / name, fake_runner, fake_clock, processes)
+        made.append(node)
+        return node
+
+    yield make
+    for node in made:
+        node.close()
+
+
+@pytest.fixture(params=["keystone", "nova-api"])
+def node(request, make_node):
+    return make_node(request.param)
+
+
+@pytest.fixture
+def keystone(make_node):
+    return make_node("keystone")
+
+
+@pytest.fixture
+def nova(make_node):
+    return make_node("nova-api")
+
+
+@pytest.fixture
+def keystone_api():
+    """Keystone where the credentials' auth_url points (the VIP in a cluster)."""
+    server = FakeHttpServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def host_name(monkeypatch):
+    """This node is "node1"; ``host_name["node1"] = address`` says what it resolves to. Other
+    names resolve as always (the loopback servers)."""
+    addresses = {}
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        return real(addresses.get(host, host), *args, **kwargs)
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "node1")
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return addresses
+
+
+# -- meta-data ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "defaults"),
+    [
+        (
+            "keystone",
+            {
+                "port": "5000",
+                "uwsgi_ini": "/etc/keystone/keystone-uwsgi.ini",
+                "user": "keystone",
+                "config": "/etc/keystone/keystone.conf",
+                "executable": "/usr/bin/keystone-wsgi-public",
+                "pidfile": "/run/keystone/keystone-ocf.pid",
+                "log_file": "/var/log/keystone/keystone-ocf.log",
+            },
+        ),
+        (
+            "nova-api",
+            {
+                "port": "8774",
+                "uwsgi_ini": "/etc/nova/nova-api-uwsgi.ini",
+                "user": "nova",
+                "config": "/etc/nova/nova.conf",
+                "executable": "/usr/bin/nova-api",
+                "pidfile": "/run/nova/nova-api-ocf.pid",
+                "log_file": "/var/log/nova/nova-api-ocf.log",
+            },
+        ),
+    ],
+)
+def test_meta_data_declares_debians_defaults_and_three_monitor_depths(name, defaults):
+    out = io.StringIO()
+    env = {"OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1"}
+    assert main(AGENTS[name].AGENT, [name, "meta-data"], env, stdout=out) == 0
+    root = etree.fromstring(out.getvalue().encode())
+    found = {p.get("name"): p.find("content").get("default") for p in root.findall("parameters/*")}
+    assert found == {
+        "mode": "uwsgi",
+        "uwsgi_binary": "/usr/bin/uwsgi",
+        "address": "",
+        "credentials": "",
+        "check_timeout": "5",
+        **defaults,
+    }
+    assert [o.get("value") for o in root.findall("parameters/*[@name='mode']/content/option")] == [
+        "uwsgi",
+        "executable",
+    ]
+    monitors = [
+        (a.get("depth"), a.get("interval"), a.get("timeout"))
+        for a in root.findall("actions/action[@name='monitor']")
+    ]
+    assert monitors == [("0", "10s", "30s"), ("10", "30s", "30s"), ("20", "120s", "60s")]
+    relaxng = etree.RelaxNG(etree.parse(str(ROOT / "tests/schemas/ocf-ra-1.1.rng")))
+    assert relaxng.validate(root), relaxng.error_log
+
+
+# -- what start and validate-all refuse ----------------------------------------------------------
+
+
+def test_a_configuration_that_works_validates(node):
+    code, err = node.run("validate-all", node.env())
+    assert code == 0, err
+
+
+def test_a_missing_uwsgi_is_not_installed(node):
+    node.uwsgi.unlink()
+    code, err = node.run("start", node.env())
+    assert (code, reason(err)) == (5, f"{node.uwsgi} is not installed or not executable")
+    assert node.runner.spawned == []
+
+
+def test_a_missing_server_in_executable_mode_is_not_installed(node):
+    node.executable.unlink()
+    code, err = node.run("validate-all", node.env(OCF_RESKEY_mode="executable"))
+    assert (code, reason(err)) == (5, f"{node.executable} is not installed or not executable")
+
+
+def test_a_missing_config_file_is_not_installed(node):
+    node.config.unlink()
+    code, err = node.run("start", node.env())
+    assert (code, reason(err)) == (5, f"config file {node.config} does not exist")
+    assert node.runner.spawned == []
+
+
+def test_a_config_file_that_does_not_parse_is_this_nodes_problem_naming_the_line(node):
+    node.config.write_text("[DEFAULT]\ndebug = false\nthe line that is no option\n")
+    code, err = node.run("start", node.env())
+    assert (code, reason(err)) == (
+        5,
+        f"config {node.config} does not parse: line 3 is not 'name = value'",
+    )
+    assert node.runner.spawned == []
+
+
+def test_a_missing_uwsgi_ini_is_not_installed(node):
+    node.ini.unlink()
+    code, err = node.run("start", node.env())
+    assert (code, reason(err)) == (5, f"uwsgi ini file {node.ini} does not exist")
+
+
+def test_the_uwsgi_ini_is_not_needed_in_executable_mode(node):
+    node.ini.unlink()
+    code, err = node.run("validate-all", node.env(OCF_RESKEY_mode="executable"))
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("action", ["start", "validate-all"])
+def test_a_uwsgi_ini_without_a_uwsgi_section_is_this_nodes_problem(node, action):
+    node.ini.write_text("[keystone]\nhttp-socket = :5000\n")
+    code, err = node.run(action, node.env())
+    assert (code, reason(err)) == (5, f"{node.ini} has no [uwsgi] section with options")
+    assert node.runner.spawned == []
+
+
+def test_an_unknown_user_is_not_installed(node):
+    code, err = node.run("start", node.env(OCF_RESKEY_user="stackha-no-such-user"))
+    assert (code, reason(err)) == (5, "user stackha-no-such-user does not exist on this node")
+    assert node.runner.spawned == []
+
+
+def test_a_missing_credentials_file_is_this_nodes_problem(node):
+    node.credentials.unlink()
+    code, err = node.run("start", node.env())
+    assert (code, reason(err)) == (
+        5,
+        f"credentials file {node.credentials}: No such file or directory",
+    )
+
+
+def test_a_credentials_file_lacking_keys_is_this_nodes_problem(node):
+    node.credentials.write_text(f"username=monitor\npassword={PASSWORD}\n")
+    code, err = node.run("start", node.env())
+    assert (code, reason(err)) == (
+        5,
+        f"credentials file {node.credentials} lacks auth_url, project_name",
+    )
+
+
+@pytest.mark.parametrize("mode", ["uwsgi", "executable"])
+def test_no_address_and_a_host_name_of_loopback_only_is_this_nodes_problem(node, host_name, mode):
+    """Debian's installer maps the host name to 127.0.1.1: nothing else could reach it."""
+    host_name["node1"] = "127.0.1.1"
+    code, err = node.run("start", node.env(OCF_RESKEY_address="", OCF_RESKEY_mode=mode))
+    assert (code, reason(err)) == (
+        5,
+        "address not set and host name node1 resolves to loopback only (127.0.1.1): "
+        "set address to this node's address",
+    )
+    assert node.runner.spawned == []
+
+
+def test_no_address_binds_the_address_of_the_host_name(node, host_name):
+    """Here the name's address is not this machine's: start says so before spawning."""
+    host_name["node1"] = "192.0.2.7"
+    code, err = node.run("start", node.env(OCF_RESKEY_address=""))
+    assert (code, reason(err)) == (
+        5,
+        f"{node.name} cannot start: address 192.0.2.7 is not an address of this node",
+    )
+    assert node.runner.spawned == []
+
+
+def test_a_port_another_process_holds_is_not_started_on(node):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", node.port))
+        taken.listen(1)
+        code, err = node.run("start", node.env())
+    assert (code, reason(err)) == (
+        5,
+        f"{node.name} cannot start: port {node.port} on 127.0.0.1 is already in use by another "
+        "process",
+    )
+    assert node.runner.spawned == []
+
+
+# -- start -------------------------------------------------------------------------------------
+
+
+def test_start_runs_uwsgi_with_the_ini_as_debians_init_script_does(node):
+    node.boots()
+    code, err = node.run("start", node.env())
+    assert code == 0, err
+    (spawned,) = node.runner.spawned
+    assert spawned.argv == (
+        str(node.uwsgi),
+        "--ini",
+        str(node.ini),
+        "--die-on-term",
+        "--http-socket",
+        f"127.0.0.1:{node.port}",
+    )
+    assert spawned.user == USER
+    assert spawned.output_path == str(node.log_file)
+    directory, files = CONFIG_ENV[node.name]
+    assert spawned.env == {
+        directory: str(node.config.parent),
+        files: node.config.name,
+    }
+    pid = node.runner.next_pid
+    assert node.pidfile.read_text() == f"{pid}\n"
+    assert node.log_file.parent.is_dir()
+    assert node.requests() == [("GET", node.version_path)]
+    assert (
+        f"{node.name} started (pid {pid}) and answers at http://127.0.0.1:{node.port}" in node.log()
+    )
+
+
+def test_start_waits_until_the_version_document_answers(node):
+    good = node.answers["GET", node.version_path]
+    loading = iter([(503, {}, ""), (503, {}, "")])
+    node.answers["GET", node.version_path] = lambda: next(loading, good)
+    node.boots()
+    code, err = node.run("start", node.env())
+    assert code == 0, err
+    assert node.clock.sleeps == [0.2, 0.2]
+    assert node.requests() == [("GET", node.version_path)] * 3
+
+
+def test_an_ini_with_its_own_http_socket_gets_none_added_and_is_probed_there(node):
+    own_port = free_port()
+    node.ini.write_text(node.ini.read_text() + f"http-socket = 127.0.0.1:{own_port}\n")
+    node.boots(listens_on=own_port)
+    code, err = node.run("start", node.env())
+    assert code == 0, err
+    (spawned,) = node.runner.spawned
+    assert spawned.argv == (str(node.uwsgi), "--ini", str(node.ini), "--die-on-term")
+    (server,) = node.servers
+    assert server.port == own_port and len(server.requests) == 1
+
+
+def test_start_without_a_good_answer_fails_with_the_last_problem(node):
+    node.answers["GET", node.version_path] = (500, {}, "Internal Server Error")
+    node.boots()
+    code, err = node.run("start", node.env(OCF_RESKEY_CRM_meta_timeout="5000"))
+    assert (code, reason(err)) == (
+        1,
+        f"{node.name} answering not reached within 4s: {node.name} at "
+        f"http://127.0.0.1:{node.port}: GET {node.version_path} answered 500 Internal Server Error",
+    )
+
+
+def test_a_service_that_dies_during_start_fails_naming_its_log(node):
+    node.boots(dies=True)
+    code, err = node.run("start", node.env())
+    assert (code, reason(err)) == (
+        1,
+        f"{node.name} exited during start; its output is in {node.log_file}",
+    )
+    assert node.clock.sleeps == []
+
+
+def test_start_of_a_running_service_spawns_nothing(node):
+    node.running()
+    code, err = node.run("start", node.env())
+    assert code == 0, err
+    assert node.runner.spawned == []
+    assert node.pidfile.read_text() == f"{MASTER}\n"
+
+
+def test_start_replaces_a_stale_pid_file(node):
+    node.pidfile.parent.mkdir(parents=True)
+    node.pidfile.write_text(f"{MASTER}\n")  # no such process
+    node.boots()
+    code, err = node.run("start", node.env())
+    assert code == 0, err
+    assert node.pidfile.read_text() == f"{node.runner.next_pid}\n"
+
+
+def test_keystones_own_server_gets_its_address_on_the_command_line(keystone):
+    keystone.boots(name=COMMS["keystone"])
+    code, err = keystone.run("start", keystone.env(OCF_RESKEY_mode="executable"))
+    assert code == 0, err
+    (spawned,) = keystone.runner.spawned
+    assert spawned.argv == (
+        str(keystone.executable),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(keystone.port),
+    )
+    assert spawned.env == {
+        "OS_KEYSTONE_CONFIG_DIR": str(keystone.config.parent),
+        "OS_KEYSTONE_CONFIG_FILES": "keystone.conf",
+    }
+    assert not Path(f"{keystone.pidfile}.listen.conf").exists()
+
+
+def test_nova_apis_own_server_gets_its_address_from_a_second_config_file(nova):
+    nova.boots(name=COMMS["nova-api"])
+    code, err = nova.run("start", nova.env(OCF_RESKEY_mode="executable"))
+    assert code == 0, err
+    listen_config = Path(f"{nova.pidfile}.listen.conf")
+    (spawned,) = nova.runner.spawned
+    assert spawned.argv == (
+        str(nova.executable),
+        "--config-file",
+        str(nova.config),
+        "--config-file",
+        str(listen_config),
+    )
+    assert listen_config.read_text() == (
+        "# written by ocf:stackha:nova-api\n"
+        "[DEFAULT]\n"
+        "osapi_compute_listen = 127.0.0.1\n"
+        f"osapi_compute_listen_port = {nova.port}\n"
+    )
+    assert nova.requests() == [("GET", "/")]
+
+
+# -- monitor -----------------------------------------------------------------------------------
+
+
+def test_monitor_without_a_pid_file_is_not_running(node):
+    code, err = node.run("monitor", node.monitor_env(0))
+    assert (code, reason(err)) == (7, "")
+
+
+def test_a_pid_file_naming_a_dead_process_is_not_running(node):
+    node.pidfile.parent.mkdir(parents=True)
+    node.pidfile.write_text(f"{MASTER}\n")
+    code, err = node.run("monitor", node.monitor_env(10))
+    assert (code, reason(err)) == (7, "")
+
+
+def test_a_pid_file_whose_pid_now_names_another_process_is_not_running(node):
+    node.running(name="sshd")
+    code, err = node.run("monitor", node.monitor_env(0))
+    assert (code, reason(err)) == (7, "")
+
+
+def test_a_uwsgi_master_without_workers_has_failed(node):
+    node.running(workers=())
+    code, err = node.run("monitor", node.monitor_env(0))
+    assert (code, reason(err)) == (1, f"{node.name} uwsgi master (pid {MASTER}) has no worker")
+
+
+def test_a_uwsgi_master_whose_workers_are_zombies_has_failed(node):
+    node.running(worker_state="Z")
+    code, err = node.run("monitor", node.monitor_env(0))
+    assert (code, reason(err)) == (1, f"{node.name} uwsgi master (pid {MASTER}) has no worker")
+
+
+def test_a_master_with_workers_is_running(node):
+    node.running()
+    code, err = node.run("monitor", node.monitor_env(0))
+    assert code == 0, err
+    assert node.requests() == []  # depth 0 asks nothing over HTTP
+
+
+def test_the_own_server_is_running_without_workers(node):
+    """Only uwsgi is known to have workers: the process name is /proc's, cut at 15."""
+    node.running(name=COMMS[node.name], workers=())
+    code, err = node.run("monitor", node.monitor_env(0, OCF_RESKEY_mode="executable"))
+    assert code == 0, err
+
+
+def test_depth_10_asks_the_version_document(node):
+    node.running()
+    node.listen()
+    code, err = node.run("monitor", node.monitor_env(10))
+    assert code == 0, err
+    assert node.requests() == [("GET", node.version_path)]
+
+
+def test_depth_10_fails_naming_the_status(node):
+    node.answers["GET", node.version_path] = (503, {}, "busy")
+    node.running()
+    node.listen()
+    code, err = node.run("monitor", node.monitor_env(10))
+    assert (code, reason(err)) == (
+        1,
+        f"{node.name} at http://127.0.0.1:{node.port}: GET {node.version_path} answered "
+        "503 Service Unavailable",
+    )
+
+
+def test_depth_10_with_nothing_listening_fails(node):
+    node.running()
+    code, err = node.run("monitor", node.monitor_env(10))
+    assert (code, reason(err)) == (
+        1,
+        f"{node.name}: GET http://127.0.0.1:{node.port}{node.version_path}: Connection refused",
+    )
+
+
+def test_depth_20_without_credentials_is_not_configured(node):
+    node.running()
+    node.listen()
+    code, err = node.run("monitor", node.monitor_env(20, OCF_RESKEY_credentials=""))
+    assert (code, reason(err)) == (6, "OCF_CHECK_LEVEL=20 needs the credentials parameter")
+
+
+def test_keystones_depth_20_gets_a_token_from_this_node(keystone):
+    """The credentials' auth_url (the VIP, down here) is not asked: this node is."""
+    keystone.answers["POST", "/v3/auth/tokens"] = (201, {"X-Subject-Token": TOKEN}, "{}")
+    keystone.running()
+    server = keystone.listen()
+    code, err = keystone.run("monitor", keystone.monitor_env(20))
+    assert code == 0, err
+    assert keystone.requests() == [("GET", "/v3"), ("POST", "/v3/auth/tokens")]
+    user = json.loads(server.requests[1][3])["auth"]["identity"]["password"]["user"]
+    assert (user["name"], user["password"]) == ("monitor", PASSWORD)
+
+
+def test_keystone_refusing_the_monitor_user_is_this_nodes_credentials_file(keystone):
+    keystone.answers["POST", "/v3/auth/tokens"] = (401, {}, KEYSTONE_401)
+    keystone.running()
+    keystone.listen()
+    code, err = keystone.run("monitor", keystone.monitor_env(20))
+    assert (code, reason(err)) == (
+        5,
+        f"credentials file {keystone.credentials}: keystone refused user monitor "
+        "(domain Default, project service)",
+    )
+
+
+def test_keystone_quoting_the_password_back_fails_without_showing_it(keystone):
+    """Keystone with insecure_debug echoes what it was sent; node.run checks every output."""
+    message = f"Invalid input for field 'password': {PASSWORD!r} is too long"
+    echo = json.dumps({"error": {"code": 400, "message": message}})
+    keystone.answers["POST", "/v3/auth/tokens"] = (400, {}, echo)
+    keystone.running()
+    keystone.listen()
+    code, err = keystone.run("monitor", keystone.monitor_env(20))
+    assert (code, reason(err)) == (
+        1,
+        f"keystone at http://127.0.0.1:{keystone.port}: POST http://127.0.0.1:{keystone.port}"
+        "/v3/auth/tokens answered 400 Bad Request: Invalid input for field 'password': "
+        '"***" is too long',
+    )
+
+
+def nova_answers_tokens(nova, keystone_api, status=200):
+    keystone_api.answers["POST", "/v3/auth/tokens"] = (201, {"X-Subject-Token": TOKEN}, "{}")
+    nova.write_credentials(f"{keystone_api.url}/v3")
+    nova.answers["GET", "/v2.1/"] = (
+        status,
+        {},
+        json.dumps({"version": {"id": "v2.1"}}) if status == 200 else KEYSTONE_401,
+    )
+    nova.running()
+    return nova.listen()
+
+
+def test_nova_apis_depth_20_asks_with_a_token_from_keystone(nova, keystone_api):
+    server = nova_answers_tokens(nova, keystone_api)
+    code, err = nova.run("monitor", nova.monitor_env(20))
+    assert code == 0, err
+    assert [r[:2] for r in keystone_api.requests] == [("POST", "/v3/auth/tokens")]
+    assert nova.requests() == [("GET", "/"), ("GET", "/v2.1/")]
+    headers = {k.lower(): v for k, v in server.requests[1][2].items()}
+    assert headers["x-auth-token"] == TOKEN
+
+
+def test_nova_api_refusing_a_keystone_token_has_failed(nova, keystone_api):
+    nova_answers_tokens(nova, keystone_api, status=401)
+    code, err = nova.run("monitor", nova.monitor_env(20))
+    assert (code, reason(err)) == (
+        1,
+        f"nova-api at http://127.0.0.1:{nova.port}: GET /v2.1/ with a token answered "
+        "401 Unauthorized",
+    )
+
+
+def test_keystone_refusing_nova_apis_monitor_user_is_the_credentials_file(nova, keystone_api):
+    nova_answers_tokens(nova, keystone_api)
+    keystone_api.answers["POST", "/v3/auth/tokens"] = (401, {}, KEYSTONE_401)
+    code, err = nova.run("monitor", nova.monitor_env(20))
+    assert (code, reason(err)) == (
+        5,
+        f"credentials file {nova.credentials}: keystone refused user monitor "
+        "(domain Default, project service)",
+    )
+    assert nova.requests() == [("GET", "/")]
+
+
+def test_keystone_failing_leaves_nova_api_judged_on_its_version_document(nova, keystone_api):
+    """Restarting nova-api would not bring keystone back: a warning, and success."""
+    nova_answers_tokens(nova, keystone_api)
+    keystone_api.answers["POST", "/v3/auth/tokens"] = (503, {}, "")
+    code, err = nova.run("monitor", nova.monitor_env(20))
+    assert code == 0, err
+    warning = (
+        f"depth-20 check skipped, no token from keystone: POST {keystone_api.url}/v3/auth/tokens "
+        "answered 503 Service Unavailable; judged on its version document"
+    )
+    assert f"WARNING: {warning}\n" in err
+    assert warning in nova.log()
+    assert nova.requests() == [("GET", "/")]
+
+
+def test_keystone_down_leaves_nova_api_judged_on_its_version_document(nova):
+    """The credentials' auth_url is a loopback port nothing listens on."""
+    nova.running()
+    nova.listen()
+    code, err = nova.run("monitor", nova.monitor_env(20))
+    assert code == 0, err
+    assert "WARNING: depth-20 check skipped, no token from keystone: POST http://127.0.0.1:" in err
+    assert "/v3/auth/tokens: Connection refused; judged on its version document" in err
+
+
+def test_keystone_quoting_the_password_back_to_nova_shows_it_nowhere(nova, keystone_api):
+    nova_answers_tokens(nova, keystone_api)
+    message = f"Invalid input for field 'password': {PASSWORD!r} is too long"
+    echo = json.dumps({"error": {"code": 400, "message": message}})
+    keystone_api.answers["POST", "/v3/auth/tokens"] = (400, {}, echo)
+    code, err = nova.run("monitor", nova.monitor_env(20))
+    assert code == 0, err
+    assert "answered 400 Bad Request: Invalid input for field 'password': \"***\" is too" in err
+
+
+def test_a_broken_nova_api_fails_depth_20_before_keystone_is_asked(nova, keystone_api):
+    nova_answers_tokens(nova, keystone_api)
+    nova.answers["GET", "/"] = (500, {}, "")
+    code, err = nova.run("monitor", nova.monitor_env(20))
+    assert code == 1
+    assert reason(err).endswith("GET / answered 500 Internal Server Error")
+    assert keystone_api.requests == []
+
+
+# -- stop --------------------------------------------------------------------------------------
+
+
+def signals(node):
+    return [(pid, signum) for pid, signum, _ in node.processes.signals]
+
+
+def test_stop_terminates_the_master_then_the_workers_it_left(node):
+    node.running()
+    code, err = node.run("stop", node.env())
+    assert code == 0, err
+    assert signals(node) == [(MASTER, signal.SIGTERM)] + [(w, signal.SIGTERM) for w in WORKERS]
+    assert not node.pidfile.exists()
+    assert f"{node.name} stopped" in node.log()
+
+
+def test_a_master_that_ignores_term_is_killed_before_the_stop_timeout(node):
+    """Its workers were listed before it died: once it is gone they are its no longer."""
+    node.running()
+    for pid in (MASTER, *WORKERS):
+        node.processes.processes[pid].dies_on = {}  # SIGKILL still ends them
+    code, err = node.run("stop", node.env())
+    assert code == 0, err
+    assert signals(node) == [
+        (MASTER, signal.SIGTERM),
+        (MASTER, signal.SIGKILL),
+        (WORKERS[0], signal.SIGTERM),
+        (WORKERS[0], signal.SIGKILL),
+        (WORKERS[1], signal.SIGTERM),
+        (WORKERS[1], signal.SIGKILL),
+    ]
+    times = [when - 1000.0 for _, _, when in node.processes.signals]
+    # the master's share is the timeout less 1 s, of which 2 s are kept for SIGKILL
+    assert times[:2] == [0.0, pytest.approx(START_S - 3, abs=0.01)]
+    assert all(when <= START_S for when in times)
+    assert not node.pidfile.exists()
+
+
+def test_a_master_that_survives_kill_fails_the_stop(node):
+    node.running(workers=())
+    node.processes.processes[MASTER].dies_on = {signal.SIGKILL: 1000.0}
+    code, err = node.run("stop", node.env())
+    assert (code, reason(err)) == (
+        1,
+        f"{node.name} master (pid {MASTER}) still running after SIGKILL",
+    )
+
+
+def test_stop_removes_a_stale_unix_socket_the_ini_names(node, tmp_path):
+    sock = tmp_path / f"{node.name}.sock"
+    sock.write_text("")
+    node.ini.write_text(node.ini.read_text() + f"socket = {sock}\n")
+    node.running()
+    code, err = node.run("stop", node.env())
+    assert code == 0, err
+    assert not sock.exists() and not node.pidfile.exists()
+
+
+def test_stop_of_a_stopped_service_cleans_up_and_succeeds(node, tmp_path):
+    sock = tmp_path / f"{node.name}.sock"
+    sock.write_text("")
+    node.ini.write_text(node.ini.read_text() + f"socket = {sock}\n")
+    node.pidfile.parent.mkdir(parents=True)
+    node.pidfile.write_text(f"{MASTER}\n")  # no such process
+    code, err = node.run("stop", node.env())
+    assert code == 0, err
+    assert node.processes.signals == []
+    assert not sock.exists() and not node.pidfile.exists()
+
+
+def test_stop_of_a_service_that_never_ran_succeeds(node):
+    code, err = node.run("stop", node.env())
+    assert code == 0, err
+    assert node.processes.signals == []
+
+
+# -- reload-agent ------------------------------------------------------------------------------
+
+
+def test_reload_agent_of_a_running_service_succeeds(node):
+    node.running()
+    code, err = node.run("reload-agent", node.env(OCF_RESKEY_check_timeout="10"))
+    assert code == 0, err
+    assert node.processes.signals == []
+
+
+def test_reload_agent_of_a_stopped_service_is_not_running(node):
+    code, err = node.run("reload-agent", node.env())
+    assert (code, reason(err)) == (7, f"{node.name} is not running")
