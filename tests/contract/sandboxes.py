@@ -12,6 +12,14 @@ from typing import Callable
 
 from agent_runs import free_port
 from mariadb_sandbox import one_member_galera
+from openstack_sandbox import (
+    agent_parameters,
+    prepare_keystone,
+    prepare_nova_api,
+    reachable_directory,
+    running_service,
+    stop_leftovers,
+)
 from rabbitmq_sandbox import one_node_rabbitmq
 
 
@@ -48,9 +56,37 @@ def rabbitmq(directory: Path):
         yield parameters
 
 
+@contextmanager
+def keystone(directory: Path):
+    """A prepared keystone on SQLite, not running. Its own directory: the keystone user cannot
+    reach pytest's."""
+    with reachable_directory("stackha-keystone-") as root:
+        prepared = prepare_keystone(root / "keystone")
+        try:
+            yield agent_parameters(prepared)
+        finally:
+            stop_leftovers(prepared)
+
+
+@contextmanager
+def nova_api(directory: Path):
+    """A prepared nova-api on SQLite, not running, and the keystone it needs, started by hand
+    for the duration."""
+    with reachable_directory("stackha-nova-api-") as root:
+        identity = prepare_keystone(root / "keystone")
+        with running_service(identity, "keystone"):
+            prepared = prepare_nova_api(root / "nova", identity)
+            try:
+                yield agent_parameters(prepared)
+            finally:
+                stop_leftovers(prepared)
+
+
 # Each sandbox is a context manager: what it started is stopped when the test is done.
 SANDBOXES: dict[str, Callable[[Path], AbstractContextManager[dict[str, str]]]] = {
     "galera": galera,
     "haproxy": haproxy,
+    "keystone": keystone,
+    "nova-api": nova_api,
     "rabbitmq": rabbitmq,
 }

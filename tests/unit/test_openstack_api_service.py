@@ -766,8 +766,17 @@ def test_the_environment_points_each_application_at_its_config_file():
     }
     assert api.service_environment(api.NOVA_API, "/srv/nova/nova-api.conf") == {
         "OS_NOVA_CONFIG_DIR": "/srv/nova",
-        "OS_NOVA_CONFIG_FILES": "nova-api.conf",
+        # the paste pipeline is read from the first file: nova answered 500 to everything
+        # with nova.conf alone
+        "OS_NOVA_CONFIG_FILES": "api-paste.ini;nova-api.conf",
     }
+
+
+def test_nova_reads_api_paste_ini_beside_its_config():
+    assert api.companion_files(api.NOVA_API, "/srv/nova/nova-api.conf") == [
+        "/srv/nova/api-paste.ini"
+    ]
+    assert api.companion_files(api.KEYSTONE, "/etc/keystone/keystone.conf") == []
 
 
 def test_a_relative_config_path_becomes_absolute(tmp_path, monkeypatch):

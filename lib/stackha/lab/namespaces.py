@@ -10,7 +10,9 @@ from stackha.runner import Spawn
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from typing import Optional
+    from typing import Callable, Optional, TypeVar
+
+    T = TypeVar("T")
 
     from stackha.clock import Deadline
     from stackha.ocf.daemon import ProcessTable
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
 # The programs the lab starts to hold namespaces and enter them: the only processes it ends.
 HOLDERS = ("tini", "unshare", "nsenter")
 NSENTER = "/usr/bin/nsenter"
+CLONE_NEWNET = 0x40000000
 UNSHARE = "/usr/bin/unshare"
 TINI = "/usr/bin/tini"
 
@@ -119,3 +122,38 @@ def end_processes(
         "lab processes gone",
         interval=0.02,
     )
+
+
+def call_in_network_of(pid: int, function: Callable[[], T]) -> T:
+    """``function()`` run in a thread of its own that first enters the network namespace of
+    ``pid``; its result, or its exception raised here. A network namespace belongs to a thread,
+    so this process talks to the lab's addresses with no process of its own and its other
+    threads stay where they are; the thread (and its hold on the namespace) ends with the call.
+    """
+    import ctypes
+    import os
+    import threading
+
+    outcome: list[object] = []
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            descriptor = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+            try:
+                if libc.setns(descriptor, CLONE_NEWNET) != 0:
+                    errno = ctypes.get_errno()
+                    raise LabError(f"setns into the network of pid {pid}: {os.strerror(errno)}")
+            finally:
+                os.close(descriptor)
+            outcome.append(function())
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread as is
+            failure.append(err)
+
+    thread = threading.Thread(target=work, name=f"in-network-of-{pid}", daemon=True)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return outcome[0]  # type: ignore[return-value]

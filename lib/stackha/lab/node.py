@@ -46,8 +46,60 @@ STATE_DIRS: Mapping[str, str] = {
     "etc/rabbitmq": "/etc/rabbitmq",
     "var/lib/rabbitmq": "/var/lib/rabbitmq",
 }
+# The OpenStack API services' configuration and state (see stackha.lab.openstack), private per
+# node like the ones above, but only where the package is installed: a lab for fencing or
+# Galera must not need 240 packages of OpenStack, and a bind mount onto a missing directory
+# would fail the node's boot. Each private copy gets the owner and mode of the host's directory
+# (/var/lib/keystone is keystone's, 0750). Their logs, /var/log/keystone and /var/log/nova, are
+# private already: they live in the node's /var/log.
+SERVICE_DIRS: Mapping[str, str] = {
+    "etc/keystone": "/etc/keystone",
+    "var/lib/keystone": "/var/lib/keystone",
+    "etc/nova": "/etc/nova",
+    "var/lib/nova": "/var/lib/nova",
+}
 PACEMAKER_SUBDIRS = ("cib", "pengine", "blackbox", "cores")
 RUN_DIRS = ("/run/crm", "/run/haproxy", "/run/resource-agents", "/run/lock")
+# Run directories of a service user, made at every boot (/run is a fresh tmpfs, as on a real
+# machine, where systemd's RuntimeDirectory= would make them) when the user exists.
+USER_RUN_DIRS: Mapping[str, str] = {"/run/keystone": "keystone", "/run/nova": "nova"}
+# Kernel settings of the node's own network namespace, applied at every boot when the node's
+# disk has this file (``key = value`` lines; only net.* keys: the others are the host's).
+SYSCTL_FILE = "sysctl.conf"
+SYSCTL = "/sbin/sysctl"
+
+
+def service_dirs() -> dict[str, str]:
+    """The :data:`SERVICE_DIRS` of the services installed on this machine."""
+    return {relative: target for relative, target in SERVICE_DIRS.items() if os.path.isdir(target)}
+
+
+def user_run_dirs() -> dict[str, str]:
+    """The :data:`USER_RUN_DIRS` whose user exists on this machine."""
+    import pwd
+
+    found = {}
+    for path, user in USER_RUN_DIRS.items():
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            continue
+        found[path] = user
+    return found
+
+
+def read_sysctls(text: str) -> list[tuple[str, str]]:
+    """(key, value) of the ``net.*`` settings in a sysctl.conf text; other lines are ignored."""
+    settings = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;" or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if key.startswith("net.") and value:
+            settings.append((key, value))
+    return settings
 
 
 class Node:
@@ -95,6 +147,13 @@ class Node:
         """Lay out the node's disks (host side): state directories, corosync files, first CIB."""
         for relative in STATE_DIRS:
             (self.root / relative).mkdir(parents=True, exist_ok=True)
+        for relative, target in service_dirs().items():
+            private = self.root / relative
+            if not private.exists():
+                host = os.stat(target)
+                private.mkdir(parents=True)
+                os.chown(private, host.st_uid, host.st_gid)
+                os.chmod(private, host.st_mode & 0o7777)
         pacemaker = self.root / "var/lib/pacemaker"
         for sub in PACEMAKER_SUBDIRS:
             (pacemaker / sub).mkdir(exist_ok=True)
@@ -141,31 +200,63 @@ class Node:
             str(self.root / "init.log"),
         )
         self.helper_pids = [holder]
+        # a service installed after the lab was made has no private copy: it stays the host's
+        private = {r: t for r, t in service_dirs().items() if (self.root / r).is_dir()}
+        mounts = {**STATE_DIRS, **private}
+        owned_run_dirs = user_run_dirs()
         steps: list[list[str]] = [
             ["/bin/mount", "--bind", str(self.root / relative), target]
-            for relative, target in STATE_DIRS.items()
+            for relative, target in mounts.items()
         ]
         steps += [
             ["/bin/mount", "--bind", str(self.root / "hosts"), "/etc/hosts"],
             ["/bin/mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", "/run"],
             ["/bin/mount", "-t", "tmpfs", "-o", "mode=1777", "tmpfs", "/dev/shm"],
-            ["/bin/mkdir", "-p", *RUN_DIRS],
+            ["/bin/mkdir", "-p", *RUN_DIRS, *owned_run_dirs],
             ["/bin/chown", "hacluster:haclient", "/run/crm"],
+            *(["/bin/chown", f"{user}:", path] for path, user in owned_run_dirs.items()),
             ["/bin/hostname", self.name],
         ]
         inside = self.runner
         for step in steps:
-            try:
-                inside.run(step, timeout=max(deadline.remaining(), 1.0), check=True)
-            except CommandError as err:
-                raise LabError(f"node {self.name}: {' '.join(step)}: {err}") from err
+            self._step(inside, step, deadline)
         switch.plug(self.port, self.init_pid, inside, self.address, self.prefix)
+        # after plug: the network namespace's settings, now that it has its interfaces
+        for key, value in self.sysctls():
+            self._step(inside, [SYSCTL, "-q", "-w", f"{key}={value}"], deadline)
         logs = self.root / "var/log"
         for argv, out in (
             (("/usr/sbin/corosync", "-f"), "corosync.out"),
             (("/usr/sbin/pacemakerd", "-f"), "pacemakerd.out"),
         ):
             self.helper_pids.append(inside.spawn(Spawn(argv, output_path=str(logs / out))))
+
+    def _step(self, inside: NamespaceRunner, step: list[str], deadline: Deadline) -> None:
+        try:
+            inside.run(step, timeout=max(deadline.remaining(), 1.0), check=True)
+        except CommandError as err:
+            raise LabError(f"node {self.name}: {' '.join(step)}: {err}") from err
+
+    def sysctls(self) -> list[tuple[str, str]]:
+        """The network settings the node's disk asks for (its ``sysctl.conf``), applied at boot."""
+        try:
+            return read_sysctls((self.root / SYSCTL_FILE).read_text())
+        except FileNotFoundError:
+            return []
+
+    def set_sysctls(self, settings: Mapping[str, str]) -> None:
+        """Add ``net.*`` settings to the node's ``sysctl.conf`` (they survive a power cycle, as
+        /etc/sysctl.d does) and apply them now if the node runs."""
+        if any(not key.startswith("net.") for key in settings):
+            raise LabError(f"{self.name}: only net.* settings are the node's own: {settings}")
+        current = dict(self.sysctls())
+        current.update(settings)
+        (self.root / SYSCTL_FILE).write_text("".join(f"{k} = {v}\n" for k, v in current.items()))
+        if self.is_running:
+            for key, value in settings.items():
+                result = self.runner.run([SYSCTL, "-q", "-w", f"{key}={value}"], timeout=10)
+                if not result.ok:
+                    raise LabError(f"{self.name}: sysctl {key}: {result.output_line()}")
 
     def status(self) -> Optional[crm_mon.ClusterStatus]:
         """The cluster as this node sees it, or None while it cannot tell."""

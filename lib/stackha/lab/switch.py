@@ -7,14 +7,24 @@ has a default route: traffic stays between the lab's own addresses.
 
 from __future__ import annotations
 
-from stackha.lab.namespaces import LabError, NamespaceRunner, end_processes, start_init
+from stackha.lab.namespaces import (
+    LabError,
+    NamespaceRunner,
+    call_in_network_of,
+    end_processes,
+    start_init,
+)
 from stackha.runner import CommandError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Callable, TypeVar
+
     from stackha.clock import Deadline
     from stackha.ocf.daemon import ProcessTable
     from stackha.runner import Runner
+
+    T = TypeVar("T")
 
 IP = "/sbin/ip"
 BRIDGE = "br0"
@@ -85,3 +95,9 @@ class Switch:
     def port_is_up(self, port: str) -> bool:
         result = self.runner.run([IP, "-o", "link", "show", port], timeout=10)
         return result.ok and "state DOWN" not in result.stdout and ",UP" in result.stdout
+
+    def call(self, function: Callable[[], T]) -> T:
+        """``function()`` in a thread of this process that is in the lab's network (see
+        :func:`stackha.lab.namespaces.call_in_network_of`): an HTTP client, say, reaching the
+        nodes and the virtual IP as a machine on the lab's network would."""
+        return call_in_network_of(self.init_pid, function)

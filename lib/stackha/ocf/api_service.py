@@ -21,8 +21,10 @@ from __future__ import annotations
 import os
 
 from stackha import __version__
+from stackha.clock import Deadline
 from stackha.ocf.agent import Agent, Call
 from stackha.ocf.daemon import (
+    KILL_RESERVE_S,
     ProcTable,
     is_alive,
     remove_stale_pidfile,
@@ -48,6 +50,8 @@ if TYPE_CHECKING:  # typing costs agent start-up time; the type checker alone ne
     from stackha.services.openstack_api import ApiService, UwsgiConfig
 
 UWSGI = "uwsgi"
+# How long stop waits for the service to end on SIGTERM before it kills it.
+STOP_GRACE_S = 10.0
 EXECUTABLE = "executable"
 
 PROCESSES = ProcTable()
@@ -246,6 +250,9 @@ class ApiAgent:
             api.check_service_config(config)
         except api.ConfigError as err:
             raise NotInstalled(str(err)) from None
+        for companion in api.companion_files(self.service, config):
+            if not os.path.isfile(companion):
+                raise NotInstalled(f"{companion} does not exist ({self.service.name} reads it)")
         if self.uses_uwsgi(call):
             ini = str(call.config.uwsgi_ini)
             if not os.path.isfile(ini):
@@ -336,7 +343,7 @@ class ApiAgent:
             raise NotInstalled(f"{self.service.name} cannot start: {problem}")
         env = api.service_environment(self.service, str(call.config.config))
         log_file = str(call.config.log_file)
-        os.makedirs(os.path.dirname(log_file) or "/", mode=0o750, exist_ok=True)
+        create_log(log_file, str(call.config.user))
         from stackha.runner import CommandError
 
         try:
@@ -404,11 +411,21 @@ class ApiAgent:
         master = self.master(call)
         if master is not None:
             workers = PROCESSES.children(master)
-            stop_process(
-                PROCESSES, master, call.deadline.sub(1.0), what=f"{self.service.name} master"
-            )
+            # A clean uwsgi stop takes about a second. A worker still importing the application
+            # when SIGTERM comes keeps the master waiting uwsgi's worker-reload-mercy (60 s):
+            # past STOP_GRACE_S the master and its workers are killed.
+            budget = max(call.deadline.remaining() - 1.0, 0.0)
+            grace = Deadline(call.clock, min(STOP_GRACE_S + KILL_RESERVE_S, budget))
+            stop_process(PROCESSES, master, grace, what=f"{self.service.name} master")
             for worker in workers:
-                stop_process(PROCESSES, worker, call.deadline, what=f"{self.service.name} worker")
+                # the master is gone: whatever worker is left serves nothing
+                stop_process(
+                    PROCESSES,
+                    worker,
+                    Deadline(call.clock, min(1.0 + KILL_RESERVE_S, call.deadline.remaining())),
+                    what=f"{self.service.name} worker",
+                    reserve=KILL_RESERVE_S,
+                )
             call.log.info(f"{self.service.name} stopped")
         self.clean_up(call)
         return OcfStatus.SUCCESS
@@ -437,6 +454,21 @@ class ApiAgent:
         if self.status(call, depth=0) is None:
             raise NotRunning(f"{self.service.name} is not running")
         return OcfStatus.SUCCESS
+
+
+def create_log(path: str, user: str) -> None:
+    """Create the service's output file, owned by the service's user: when it is also the file
+    of uwsgi's ``logto`` (or the service's own log), the service must be able to open it too."""
+    import pwd
+
+    os.makedirs(os.path.dirname(path) or "/", mode=0o750, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    except FileExistsError:
+        return
+    os.close(descriptor)
+    account = pwd.getpwnam(user)
+    os.chown(path, account.pw_uid, account.pw_gid)
 
 
 def make_agent(service: ApiService, shortdesc: str, longdesc: str, example: str) -> Agent:

@@ -54,7 +54,8 @@ class ApiService(Record):
     """One API service as Debian 12 packages it.
 
     ``config_env`` names the environment variables the service's WSGI application reads its
-    configuration directory and files from (keystone/server/flask/core.py, nova/api/openstack/
+    configuration directory and files from, and the files' list (``{name}`` is the config
+    file's name) (keystone/server/flask/core.py, nova/api/openstack/
     wsgi_app.py): how a uwsgi-run service is pointed at a config file other than the default.
     ``executable`` is the service's own server, for distributions that do not run it under uwsgi.
     """
@@ -80,7 +81,7 @@ class ApiService(Record):
     wsgi_file: str
     user: str
     config: str
-    config_env: tuple[str, str]
+    config_env: tuple[str, str, str]
     executable: str
     executable_args: tuple[str, ...]
     listen_options: Optional[tuple[str, str, str]]
@@ -95,7 +96,7 @@ class ApiService(Record):
         wsgi_file: str,
         user: str,
         config: str,
-        config_env: tuple[str, str],
+        config_env: tuple[str, str, str],
         executable: str,
         executable_args: tuple[str, ...],
         listen_options: Optional[tuple[str, str, str]],
@@ -112,7 +113,7 @@ KEYSTONE = ApiService(
     wsgi_file="/usr/bin/keystone-wsgi-public",
     user="keystone",
     config="/etc/keystone/keystone.conf",
-    config_env=("OS_KEYSTONE_CONFIG_DIR", "OS_KEYSTONE_CONFIG_FILES"),
+    config_env=("OS_KEYSTONE_CONFIG_DIR", "OS_KEYSTONE_CONFIG_FILES", "{name}"),
     # pbr's generated script serves the application with wsgiref when run directly
     executable="/usr/bin/keystone-wsgi-public",
     executable_args=("--host", "{host}", "--port", "{port}"),
@@ -128,7 +129,8 @@ NOVA_API = ApiService(
     wsgi_file="/usr/bin/nova-api-wsgi",
     user="nova",
     config="/etc/nova/nova.conf",
-    config_env=("OS_NOVA_CONFIG_DIR", "OS_NOVA_CONFIG_FILES"),
+    # nova's WSGI application loads its paste pipeline from the first file of the list
+    config_env=("OS_NOVA_CONFIG_DIR", "OS_NOVA_CONFIG_FILES", "api-paste.ini;{name}"),
     executable="/usr/bin/nova-api",
     # nova-api takes no address on its command line: a second config file sets it
     executable_args=("--config-file", "{config}", "--config-file", "{listen_config}"),
@@ -499,7 +501,18 @@ def service_environment(service: ApiService, config: str) -> dict[str, str]:
     import os
 
     directory, name = os.path.split(os.path.abspath(config))
-    return {service.config_env[0]: directory, service.config_env[1]: name}
+    dir_variable, files_variable, files = service.config_env
+    return {dir_variable: directory, files_variable: files.format(name=name)}
+
+
+def companion_files(service: ApiService, config: str) -> list[str]:
+    """The files besides ``config`` that the service reads from its directory (nova's
+    ``api-paste.ini``)."""
+    import os
+
+    directory = os.path.dirname(os.path.abspath(config))
+    named = service.config_env[2].split(";")
+    return [os.path.join(directory, name) for name in named if name != "{name}"]
 
 
 def uwsgi_argv(binary: str, ini: UwsgiConfig) -> list[str]:

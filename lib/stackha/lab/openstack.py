@@ -1,0 +1,951 @@
+"""keystone and nova-api on the lab's nodes, behind HAProxy and a virtual IP: what an operator's
+provisioning does once the Galera clone runs (see ``tests/galera_checks.deploy``) and before
+Pacemaker takes the API services over. No API service is left running here.
+
+What :func:`provision` does, and why each step is where it is:
+
+- the databases ``keystone nova_api nova nova_cell0`` and their users, on node1's Galera, with
+  SQL on the mariadb client's stdin (Galera replicates users and grants);
+- on every node: the distribution's ``/etc/keystone`` and ``/etc/nova`` copied in (private per
+  node, see ``stackha.lab.node.SERVICE_DIRS``), a ``keystone.conf`` and ``nova.conf`` of its
+  own, Debian's uwsgi ini files trimmed for two cores (:func:`trimmed_uwsgi_ini`), each random
+  password in a file of its own (root, 0600) and the monitor's credentials files;
+- once, on node1, as the service's user: ``keystone-manage db_sync``, ``fernet_setup``,
+  ``credential_setup``, ``bootstrap`` (the admin password through ``OS_BOOTSTRAP_PASSWORD``,
+  the endpoints on the virtual IP), and ``nova-manage api_db sync``, ``cell_v2 map_cell0``,
+  ``cell_v2 create_cell --name=cell1``, ``db sync``; the keystone and nova steps run side by
+  side (different databases, each chain CPU-bound on one core);
+- node1's Fernet and credential key repositories copied to the other nodes: a token issued
+  by one node behind the virtual IP must be valid on every other;
+- the ``service`` project, the ``nova`` user (admin on ``service``: keystonemiddleware validates
+  tokens with it), a ``stackha-monitor`` user (reader on ``service``: what the agents' deep
+  monitor logs in as) and the compute service with its endpoints, through Keystone's REST API
+  on a keystone started for the purpose on node1 as the agent would start it, then stopped;
+- ``net.ipv4.ip_nonlocal_bind=1`` in every node's network namespace (its ``sysctl.conf``, so it
+  survives a power cycle): HAProxy binds the virtual IP on every node, the IP itself is on one;
+- the HAProxy configuration, one file for every node, in the lab's directory.
+
+The databases are reached at ``127.0.0.1`` (Galera binds every address in the lab): every
+node's services use their own node's Galera, and the cell mappings nova stores *in* the
+database (``nova_api.cell_mappings``, shared by every node) then mean "this node's Galera"
+wherever they are read; with a node address in them, every node's nova-api would use that one
+node's database for cell0 and cell1.
+
+RabbitMQ is left out: nova-api answers ``GET /`` and authenticated reads
+(``GET /v2.1/servers``, ``/v2.1/flavors``, ``/v2.1/``) from the database alone and never
+connects to the broker (checked in the lab with no broker anywhere: no connection to port 5672,
+nothing about AMQP in its log; ``GET /`` in 3-5 ms, an authenticated read in 30 ms, 1-2.5 s
+when a worker first validates a token through the virtual IP). ``nova.conf``
+still names one, because ``nova-manage cell_v2 create_cell`` refuses to run without a
+``transport_url`` and cell1's mapping records it: the three nodes' brokers with the RabbitMQ
+lab's ``openstack`` user (pass ``rabbitmq_password``, from ``stackha.lab.rabbitmq.provision``,
+when the lab also runs RabbitMQ). Memcached is left out too: Keystone's cache is disabled and
+keystonemiddleware caches validated tokens in each worker.
+
+How the lab test runs it all with Pacemaker (``pcs`` inside node1; the ``ocf:stackha:keystone``
+and ``ocf:stackha:nova-api`` agents take their defaults: uwsgi mode, Debian's ini paths, the
+node's own address through its host name, ports 5000 and 8774)::
+
+    pcs resource create galera ocf:stackha:galera wsrep_cluster_address=gcomm://node1,node2,node3 \\
+        promotable promoted-max=3 notify=true                     # tests/galera_checks.deploy
+    info = stackha.lab.openstack.provision(lab)
+    pcs resource create haproxy ocf:stackha:haproxy config=<lab dir>/haproxy.cfg \\
+        op monitor interval=10s timeout=20s monitor interval=30s timeout=20s OCF_CHECK_LEVEL=10 \\
+        clone interleave=true
+    pcs resource create vip ocf:heartbeat:IPaddr2 ip=192.168.213.100 cidr_netmask=24 nic=eth0 \\
+        op monitor interval=10s timeout=20s
+    pcs constraint colocation add vip with haproxy-clone INFINITY
+    pcs constraint order start haproxy-clone then start vip
+    pcs resource create keystone ocf:stackha:keystone \\
+        credentials=/etc/keystone/stackha-monitor.credentials \\
+        op start timeout=120s stop timeout=60s \\
+        monitor interval=10s timeout=30s monitor interval=30s timeout=30s OCF_CHECK_LEVEL=10 \\
+        clone interleave=true
+    pcs constraint order promote galera-clone then start keystone-clone
+    pcs resource create nova-api ocf:stackha:nova-api \\
+        credentials=/etc/nova/stackha-monitor.credentials \\
+        op start timeout=120s stop timeout=60s \\
+        monitor interval=10s timeout=30s monitor interval=30s timeout=30s OCF_CHECK_LEVEL=10 \\
+        clone interleave=true
+    pcs constraint order promote galera-clone then start nova-api-clone
+    pcs constraint order start keystone-clone then start nova-api-clone kind=Optional
+
+(:func:`haproxy_commands`, :func:`vip_commands` and :func:`api_commands` give these as argument
+lists.) With ``interleave=true`` each API instance waits for the Galera instance *on its own
+node* to be promoted, which is the one it uses. nova-api needs Keystone only to validate a
+client's token, through the virtual IP, so it is ordered after Keystone at start-up only
+(``kind=Optional``): a keystone restart on a node must not restart that node's nova-api.
+Neither API waits for HAProxy or the virtual IP: they listen on the node's own address, and
+HAProxy's health checks (every 2 s, 2 failures out, 2 successes in) follow them.
+
+Seen in the lab with these constraints: a haproxy killed on the node that holds the virtual IP
+is recovered and the IP restarted in place (about 0.5 s without it); one killed elsewhere is
+recovered without touching the IP; the node holding the IP crashed (no fencing), keystone and
+nova answered through the IP on another node 9 s later.
+
+:func:`start_api` and :func:`stop_api` run a service by hand as its agent does, for checks
+before (or without) the API clones; they use the agent's pid file, so :func:`stop_api` would
+stop a Pacemaker-run instance too: not while the clones exist.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from stackha.lab.lab import Lab
+from stackha.lab.namespaces import LabError
+from stackha.runner import CommandError, Spawn
+from stackha.services import openstack_api as api
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Callable, Optional
+
+    from stackha.lab.namespaces import NamespaceRunner
+
+NODES = ("node1", "node2", "node3")
+KEYSTONE = api.KEYSTONE.name
+NOVA_API = api.NOVA_API.name
+KEYSTONE_PORT = api.KEYSTONE.port
+NOVA_PORT = api.NOVA_API.port
+# The virtual IP: the address of the lab's subnet that no one has (.1 the switch, .11… the
+# nodes, .99 the PDU, .101… the BMCs; see stackha.lab.lab.plan).
+VIP_INDEX = 100
+NIC = "eth0"  # every node's interface on the lab switch
+REGION = "RegionOne"
+
+MARIADB = "/usr/bin/mariadb"
+KEYSTONE_MANAGE = "/usr/bin/keystone-manage"
+NOVA_MANAGE = "/usr/bin/nova-manage"
+UWSGI = "/usr/bin/uwsgi"
+SETPRIV = "/usr/bin/setpriv"
+KILL = "/bin/kill"
+HOST_DIRS = {KEYSTONE: Path("/etc/keystone"), NOVA_API: Path("/etc/nova")}
+LOG_DIRS = {KEYSTONE: "/var/log/keystone", NOVA_API: "/var/log/nova"}
+USERS = {KEYSTONE: api.KEYSTONE.user, NOVA_API: api.NOVA_API.user}
+
+KEYSTONE_CONF = "/etc/keystone/keystone.conf"
+NOVA_CONF = "/etc/nova/nova.conf"
+UWSGI_INI = {KEYSTONE: api.KEYSTONE.uwsgi_ini, NOVA_API: api.NOVA_API.uwsgi_ini}
+# uwsgi workers on two cores for three nodes (Debian: keystone 8 x 32, nova-api 16 x 1)
+UWSGI_WORKERS = {KEYSTONE: (2, 2), NOVA_API: (2, 1)}
+# What the agents default to, and what start_api uses.
+PIDFILES = {KEYSTONE: "/run/keystone/keystone-ocf.pid", NOVA_API: "/run/nova/nova-api-ocf.pid"}
+KEY_REPOSITORIES = ("/etc/keystone/fernet-keys", "/etc/keystone/credential-keys")
+
+# Secrets, one file each (root, 0600) on every node; provisioning again reuses them.
+KEYSTONE_DB_PASSWORD = "/etc/keystone/database.password"
+ADMIN_PASSWORD = "/etc/keystone/admin.password"
+MONITOR_PASSWORD = "/etc/keystone/stackha-monitor.password"
+NOVA_DB_PASSWORD = "/etc/nova/database.password"
+NOVA_KEYSTONE_PASSWORD = "/etc/nova/keystone.password"
+RABBITMQ_PASSWORD = "/etc/nova/rabbitmq.password"
+SECRET_FILES = {
+    "keystone_db": KEYSTONE_DB_PASSWORD,
+    "admin": ADMIN_PASSWORD,
+    "monitor": MONITOR_PASSWORD,
+    "nova_db": NOVA_DB_PASSWORD,
+    "nova_keystone": NOVA_KEYSTONE_PASSWORD,
+    "rabbitmq": RABBITMQ_PASSWORD,
+}
+# key=value files that stackha.services.openstack_api.read_openstack_credentials reads
+ADMIN_CREDENTIALS = "/etc/keystone/admin.credentials"
+MONITOR_CREDENTIALS = {
+    KEYSTONE: "/etc/keystone/stackha-monitor.credentials",
+    NOVA_API: "/etc/nova/stackha-monitor.credentials",
+}
+ADMIN_USER = "admin"
+ADMIN_PROJECT = "admin"
+SERVICE_PROJECT = "service"
+NOVA_USER = "nova"
+MONITOR_USER = "stackha-monitor"
+RABBITMQ_USER = "openstack"  # stackha.lab.rabbitmq.OPENSTACK_USER
+AMQP_PORT = 5672
+HAPROXY_CONFIG = "haproxy.cfg"  # in the lab's directory: the same file for every node
+HAPROXY_STATS_SOCKET = "/run/haproxy/admin.sock"
+SYSCTLS = {"net.ipv4.ip_nonlocal_bind": "1"}
+NOVA_DATABASES = ("nova_api", "nova", "nova_cell0")
+
+
+# -- what goes into the files ---------------------------------------------------------------
+
+
+def vip_of(subnet: str) -> str:
+    """The virtual IP of a lab on ``subnet``."""
+    return str(ipaddress.ip_network(subnet)[VIP_INDEX])
+
+
+def database_url(user: str, password: str, database: str) -> str:
+    return f"mysql+pymysql://{user}:{password}@127.0.0.1/{database}"
+
+
+def database_sql(keystone_password: str, nova_password: str) -> str:
+    """The databases and users, for the mariadb client's stdin (never its command line).
+    Idempotent: the passwords are set again if the users exist."""
+    lines = [f"CREATE DATABASE IF NOT EXISTS {db};" for db in ("keystone", *NOVA_DATABASES)]
+    for user, password, databases in (
+        ("keystone", keystone_password, ("keystone",)),
+        ("nova", nova_password, NOVA_DATABASES),
+    ):
+        # Passwords are hex (secrets.token_hex): nothing in them needs quoting.
+        lines.append(f"CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY '{password}';")
+        lines.append(f"ALTER USER '{user}'@'%' IDENTIFIED BY '{password}';")
+        lines += [f"GRANT ALL PRIVILEGES ON {db}.* TO '{user}'@'%';" for db in databases]
+    return "\n".join(lines) + "\n"
+
+
+def keystone_conf(node: str, database_password: str) -> str:
+    return f"""# written by stackha.lab.openstack for {node}
+[DEFAULT]
+log_dir = /var/log/keystone
+log_file = keystone.log
+
+[cache]
+# no memcached in the lab
+enabled = false
+
+[credential]
+key_repository = /etc/keystone/credential-keys/
+
+[database]
+connection = {database_url("keystone", database_password, "keystone")}
+
+[fernet_tokens]
+key_repository = /etc/keystone/fernet-keys/
+
+[oslo_policy]
+policy_dirs = /etc/keystone/policy.d
+
+[token]
+provider = fernet
+"""
+
+
+def transport_url(node_names: Sequence[str], password: str) -> str:
+    hosts = ",".join(f"{RABBITMQ_USER}:{password}@{name}:{AMQP_PORT}" for name in node_names)
+    return f"rabbit://{hosts}/"
+
+
+def nova_conf(
+    node: str,
+    address: str,
+    vip: str,
+    database_password: str,
+    keystone_password: str,
+    messaging_url: str,
+) -> str:
+    keystone = api.endpoint_url(vip, KEYSTONE_PORT)
+    return f"""# written by stackha.lab.openstack for {node}
+[DEFAULT]
+my_ip = {address}
+state_path = /var/lib/nova
+# nova-api serves without a broker; nova-manage cell_v2 create_cell needs one named
+transport_url = {messaging_url}
+
+[api]
+auth_strategy = keystone
+
+[api_database]
+connection = {database_url("nova", database_password, "nova_api")}
+
+[database]
+connection = {database_url("nova", database_password, "nova")}
+
+[keystone_authtoken]
+www_authenticate_uri = {keystone}/
+auth_url = {keystone}/
+auth_type = password
+project_domain_name = Default
+user_domain_name = Default
+project_name = {SERVICE_PROJECT}
+username = {NOVA_USER}
+password = {keystone_password}
+
+[oslo_concurrency]
+lock_path = /var/lib/nova/tmp
+
+[oslo_policy]
+policy_dirs = /etc/nova/policy.d
+"""
+
+
+def trimmed_uwsgi_ini(text: str, processes: int, threads: int) -> str:
+    """Debian's uwsgi ini with ``processes`` and ``threads`` set and the AppArmor plugin gone
+    (the kernel here has no AppArmor; the plugin still loads and the profile option is
+    useless). Everything else stays, ``rem-header = Content-Length`` above all (without it,
+    keystoneauth's keep-alive requests get connection resets). Raises :class:`LabError` if the
+    file binds a socket of its own: the agent gives ``--http-socket`` on uwsgi's command line.
+    """
+    out = []
+    section = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            section = line.strip("[]")
+        key, _, value = line.partition("=")
+        key = key.strip()
+        if section != "uwsgi" or not line or line[0] in "#;":
+            out.append(raw)
+        elif key in ("http-socket", "https-socket", "socket", "http", "https"):
+            raise LabError(f"the uwsgi ini binds {key} = {value.strip()} itself")
+        elif key == "processes":
+            out.append(f"processes = {processes}")
+        elif key == "threads":
+            out.append(f"threads = {threads}")
+        elif key in ("plugins", "plugin"):
+            kept = [p.strip() for p in value.split(",") if p.strip() not in ("", "apparmor")]
+            out.append(f"{key} = {','.join(kept)}")
+        elif key == "apparmor-profile":
+            continue
+        else:
+            out.append(raw)
+    return "\n".join(out) + "\n"
+
+
+def credentials_text(auth_url: str, username: str, password: str, project: str) -> str:
+    """A credentials file as ``read_openstack_credentials`` reads it."""
+    return (
+        f"auth_url={auth_url}\nusername={username}\npassword={password}\n"
+        f"project_name={project}\nuser_domain_name=Default\nproject_domain_name=Default\n"
+    )
+
+
+def haproxy_config(
+    vip: str,
+    backends: Sequence[tuple[str, str]],
+    keystone_port: int = KEYSTONE_PORT,
+    nova_port: int = NOVA_PORT,
+) -> str:
+    """One HAProxy configuration for every node: keystone on ``vip:keystone_port`` and nova-api
+    on ``vip:nova_port``, each balanced over ``backends`` ((name, address) of every node) with
+    health checks on the version document. HAProxy binds the virtual IP on every node (the
+    nodes need ``net.ipv4.ip_nonlocal_bind=1``); the stats socket is what the haproxy agent's
+    depth-10 monitor asks."""
+
+    def servers(port: int) -> str:
+        return "".join(
+            f"    server {name} {address}:{port} check inter 2s fall 2 rise 2\n"
+            for name, address in backends
+        )
+
+    return f"""# written by stackha.lab.openstack
+global
+    stats socket {HAPROXY_STATS_SOCKET} mode 600 level admin
+    maxconn 1000
+
+defaults
+    mode http
+    option httplog
+    option redispatch
+    retries 3
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    timeout check 2s
+
+listen keystone
+    bind {vip}:{keystone_port}
+    option httpchk GET /v3
+{servers(keystone_port)}
+listen nova_api
+    bind {vip}:{nova_port}
+    option httpchk GET /
+{servers(nova_port)}"""
+
+
+# -- pcs -------------------------------------------------------------------------------------
+
+
+def haproxy_commands(config: str) -> list[list[str]]:
+    """``pcs`` argument lists that create the haproxy clone (``ocf:stackha:haproxy``)."""
+    return [
+        [
+            "resource",
+            "create",
+            "haproxy",
+            "ocf:stackha:haproxy",
+            f"config={config}",
+            "op",
+            "monitor",
+            "interval=10s",
+            "timeout=20s",
+            "monitor",
+            "interval=30s",
+            "timeout=20s",
+            "OCF_CHECK_LEVEL=10",
+            "clone",
+            "interleave=true",
+        ]
+    ]
+
+
+def vip_commands(vip: str, prefix: int) -> list[list[str]]:
+    """``pcs`` argument lists that create the virtual IP (``ocf:heartbeat:IPaddr2``) where a
+    haproxy runs, after it has started."""
+    return [
+        [
+            "resource",
+            "create",
+            "vip",
+            "ocf:heartbeat:IPaddr2",
+            f"ip={vip}",
+            f"cidr_netmask={prefix}",
+            f"nic={NIC}",
+            "op",
+            "monitor",
+            "interval=10s",
+            "timeout=20s",
+        ],
+        ["constraint", "colocation", "add", "vip", "with", "haproxy-clone", "INFINITY"],
+        ["constraint", "order", "start", "haproxy-clone", "then", "start", "vip"],
+    ]
+
+
+def api_commands() -> list[list[str]]:
+    """``pcs`` argument lists that create the keystone and nova-api clones with stackha's
+    agents and order them after the Galera clone's promotion (see the module docstring)."""
+    commands = []
+    for service in (KEYSTONE, NOVA_API):
+        commands += [
+            [
+                "resource",
+                "create",
+                service,
+                f"ocf:stackha:{service}",
+                f"credentials={MONITOR_CREDENTIALS[service]}",
+                "op",
+                "start",
+                "timeout=120s",
+                "stop",
+                "timeout=60s",
+                "monitor",
+                "interval=10s",
+                "timeout=30s",
+                "monitor",
+                "interval=30s",
+                "timeout=30s",
+                "OCF_CHECK_LEVEL=10",
+                "clone",
+                "interleave=true",
+            ],
+            ["constraint", "order", "promote", "galera-clone", "then", "start", f"{service}-clone"],
+        ]
+    commands.append(
+        [
+            "constraint",
+            "order",
+            "start",
+            "keystone-clone",
+            "then",
+            "start",
+            "nova-api-clone",
+            "kind=Optional",
+        ]
+    )
+    return commands
+
+
+# -- running things inside the nodes ---------------------------------------------------------
+
+
+def _masked(text: str, hidden: Sequence[str]) -> str:
+    for secret in hidden:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _run(
+    runner: NamespaceRunner,
+    argv: Sequence[str],
+    what: str,
+    timeout: float = 300,
+    stdin: Optional[str] = None,
+    env: Optional[Mapping[str, str]] = None,
+    hidden: Sequence[str] = (),
+    accept: Sequence[int] = (0,),
+) -> str:
+    try:
+        result = runner.run(argv, timeout=timeout, stdin=stdin, env=env)
+    except CommandError as err:
+        raise LabError(f"{what}: {_masked(str(err), hidden)}") from None
+    if result.returncode not in accept:
+        reason = _masked(result.output_line(), hidden)
+        raise LabError(f"{what} failed (exit {result.returncode}): {reason}")
+    return result.stdout
+
+
+def as_user(user: str, argv: Sequence[str]) -> list[str]:
+    """``argv`` run as ``user`` with its groups: setpriv execs it (no PAM, no extra process),
+    and keeps the environment, so a password can travel in it."""
+    return [SETPRIV, f"--reuid={user}", f"--regid={user}", "--init-groups", "--", *argv]
+
+
+def uwsgi_argv(service: str, address: str, ini_text: str) -> list[str]:
+    """The command ``ocf:stackha:keystone`` / ``nova-api`` run in uwsgi mode for a node whose
+    uwsgi ini (at Debian's path) is ``ini_text``: the node's address as ``--http-socket``,
+    ``--die-on-term``, as the service's user, in a session of its own, with ``--pidfile``
+    added: the agent writes the pid file itself, a command started from outside the node
+    cannot, and the agent then finds the service where it keeps it."""
+    api_service = api.service_named(service)
+    ini = api.parse_uwsgi_ini(
+        ini_text, UWSGI_INI[service], api.socket_address(address, api_service.port)
+    )
+    argv = [*api.uwsgi_argv(UWSGI, ini), "--pidfile", PIDFILES[service]]
+    return ["/usr/bin/setsid", *as_user(api_service.user, argv)]
+
+
+def _wait(predicate: Callable[[], bool], seconds: float, what: str, interval: float = 0.5) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise LabError(f"{what}: not within {seconds:.0f}s")
+        time.sleep(interval)
+
+
+def get(lab: Lab, url: str, token: str = "", timeout: float = 5.0) -> api.HttpAnswer:
+    """``GET url`` from the lab's network (the switch's), with a token if given."""
+    headers = {"Accept": "application/json"}
+    if token:
+        headers["X-Auth-Token"] = token
+    return lab.switch().call(lambda: api.http_get(url, timeout, headers))
+
+
+def answers_version(lab: Lab, base_url: str, service: str) -> bool:
+    """Whether ``service`` at ``base_url`` answers its version document (200 and the right id)."""
+    path = api.service_named(service).version_path
+    try:
+        answer = get(lab, base_url + path, timeout=3.0)
+    except api.OpenStackApiError:
+        return False
+    return api.version_document_ok(answer.status, answer.body, service) is None
+
+
+def token_for(lab: Lab, credentials: api.Credentials, timeout: float = 10.0) -> str:
+    """A token issued by the Keystone the credentials name, asked from the lab's network."""
+    return lab.switch().call(lambda: api.issue_token(credentials, timeout))
+
+
+def start_api(lab: Lab, node: str, service: str, timeout: float = 120.0) -> float:
+    """Start ``service`` on ``node`` as its agent would (:func:`uwsgi_argv`) and wait until its
+    version document answers on the node's address; returns the seconds that took."""
+    started = time.monotonic()
+    handle = lab.node(node)
+    # the agent's log_file default; uwsgi's logto takes over once it has read its ini
+    log = handle.root / LOG_DIRS[service].lstrip("/") / f"{service}-ocf.log"
+    ini = handle.root / UWSGI_INI[service].lstrip("/")
+    handle.runner.spawn(
+        Spawn(
+            tuple(uwsgi_argv(service, handle.address, ini.read_text())),
+            output_path=str(log),
+            # No OS_*_CONFIG_FILES: both read Debian's default paths, the files provisioned
+            # here. (nova's must name api-paste.ini first: nova/api/openstack/wsgi_app.py loads
+            # the paste pipeline from the first file, "nova.conf" alone gives a 500 to every
+            # request.)
+        )
+    )
+    url = api.endpoint_url(handle.address, api.service_named(service).port)
+    _wait(lambda: answers_version(lab, url, service), timeout, f"{node}: {service} answering")
+    return time.monotonic() - started
+
+
+def api_pid(lab: Lab, node: str, service: str) -> Optional[int]:
+    """The uwsgi master of ``service`` on ``node`` (its pid inside the node), or None."""
+    try:
+        return lab.service_pid(node, (PIDFILES[service],), "uwsgi")
+    except LabError:
+        return None
+
+
+def stop_api(lab: Lab, node: str, service: str, timeout: float = 60.0) -> None:
+    """SIGTERM to the uwsgi master :func:`start_api` started (by its pid, inside the node) and
+    wait until it is gone; SIGKILL if it is not gone in ``timeout`` seconds."""
+    pid = api_pid(lab, node, service)
+    if pid is None:
+        return
+    runner = lab.node_runner(node)
+    runner.run([KILL, "-TERM", str(pid)], timeout=10)
+
+    def gone() -> bool:
+        return not runner.run([KILL, "-0", str(pid)], timeout=10).ok
+
+    try:
+        _wait(gone, timeout, f"{node}: {service} (pid {pid}) stopping")
+    except LabError:
+        runner.run([KILL, "-KILL", str(pid)], timeout=10)
+        _wait(gone, 10, f"{node}: {service} (pid {pid}) killed")
+    runner.run(["/bin/rm", "-f", PIDFILES[service]], timeout=10)
+
+
+# -- Keystone's REST API ---------------------------------------------------------------------
+
+
+class _Keystone:
+    """Find-or-create of the few Keystone objects the lab needs, as the admin."""
+
+    def __init__(self, lab: Lab, url: str, token: str) -> None:
+        self.lab = lab
+        self.url = url.rstrip("/") + "/v3"
+        self.headers = {"X-Auth-Token": token, "Accept": "application/json"}
+
+    def _call(self, request: Callable[[], api.HttpAnswer], what: str) -> api.HttpAnswer:
+        answer = self.lab.switch().call(request)
+        if answer.status >= 300:
+            raise LabError(f"keystone: {what} answered {api.status_text(answer.status)}")
+        return answer
+
+    def find(self, collection: str, query: str) -> Optional[str]:
+        url = f"{self.url}/{collection}?{query}"
+        answer = self._call(lambda: api.http_get(url, 10, self.headers), f"GET {collection}")
+        found = json.loads(answer.body).get(collection) or []
+        return str(found[0]["id"]) if found else None
+
+    def ensure(self, collection: str, query: str, body: Mapping[str, object]) -> str:
+        existing = self.find(collection, query)
+        if existing:
+            return existing
+        url = f"{self.url}/{collection}"
+        answer = self._call(
+            lambda: api.http_post_json(url, body, 10, self.headers), f"POST {collection}"
+        )
+        (created,) = json.loads(answer.body).values()
+        return str(created["id"])
+
+    def grant(self, project: str, user: str, role: str) -> None:
+        url = f"{self.url}/projects/{project}/users/{user}/roles/{role}"
+        self._call(lambda: api.http_put(url, 10, self.headers), "PUT role assignment")
+
+
+def register(lab: Lab, keystone_url: str, vip: str, shared: Mapping[str, str]) -> None:
+    """The service project, the nova and monitor users, their roles, and the compute service
+    with its endpoints on the virtual IP, through the Keystone at ``keystone_url``."""
+    admin = api.Credentials(
+        f"{keystone_url}/v3", ADMIN_USER, shared["admin"], ADMIN_PROJECT, "Default", "Default"
+    )
+    keystone = _Keystone(lab, keystone_url, token_for(lab, admin))
+    service = keystone.ensure(
+        "projects",
+        f"name={SERVICE_PROJECT}&domain_id=default",
+        {"project": {"name": SERVICE_PROJECT, "domain_id": "default"}},
+    )
+    roles = {name: keystone.find("roles", f"name={name}") for name in ("admin", "reader")}
+    for user, password, role in (
+        (NOVA_USER, shared["nova_keystone"], "admin"),
+        (MONITOR_USER, shared["monitor"], "reader"),
+    ):
+        user_id = keystone.ensure(
+            "users",
+            f"name={user}&domain_id=default",
+            {"user": {"name": user, "domain_id": "default", "password": password}},
+        )
+        role_id = roles[role]
+        if role_id is None:
+            raise LabError(f"keystone has no {role} role (keystone-manage bootstrap makes it)")
+        keystone.grant(service, user_id, role_id)
+    compute = keystone.ensure(
+        "services", "type=compute", {"service": {"name": "nova", "type": "compute"}}
+    )
+    nova_url = api.endpoint_url(vip, NOVA_PORT) + "/v2.1"
+    for interface in ("public", "internal", "admin"):
+        keystone.ensure(
+            "endpoints",
+            f"service_id={compute}&interface={interface}",
+            {
+                "endpoint": {
+                    "service_id": compute,
+                    "interface": interface,
+                    "url": nova_url,
+                    "region_id": REGION,
+                }
+            },
+        )
+
+
+# -- provisioning ----------------------------------------------------------------------------
+
+
+def _secret_file(path: Path, text: str) -> None:
+    path.touch(mode=0o600, exist_ok=True)
+    os.chmod(path, 0o600)
+    os.chown(path, 0, 0)
+    path.write_text(text)
+
+
+def _service_file(path: Path, text: str, group: str) -> None:
+    """A configuration file with passwords in it that the service's user reads: root:group 0640."""
+    import grp
+
+    path.touch(mode=0o640, exist_ok=True)
+    os.chown(path, 0, grp.getgrnam(group).gr_gid)
+    os.chmod(path, 0o640)
+    path.write_text(text)
+
+
+def _copy_with_owners(source: Path, target: Path) -> None:
+    """``source`` copied over ``target`` with each file's mode and owner (copytree keeps modes
+    only: /etc/keystone/keystone.conf is root:keystone 0640, unreadable by keystone as root's)."""
+    shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+    for directory, subdirs, files in os.walk(source):
+        for name in [".", *subdirs, *files]:
+            origin = Path(directory, name)
+            copy = target / origin.relative_to(source)
+            info = os.lstat(origin)
+            os.lchown(copy, info.st_uid, info.st_gid)
+
+
+def _shared_secrets(first_root: Path, rabbitmq_password: Optional[str]) -> dict[str, str]:
+    """The passwords every node shares: those node1 has (its databases were made with them),
+    else new ones."""
+    shared = {}
+    for key, path in SECRET_FILES.items():
+        existing = first_root / path.lstrip("/")
+        text = existing.read_text().strip() if existing.exists() else ""
+        shared[key] = text or secrets.token_hex(16)
+    if rabbitmq_password:
+        shared["rabbitmq"] = rabbitmq_password
+    return shared
+
+
+def _write_node_files(lab: Lab, name: str, vip: str, shared: Mapping[str, str]) -> None:
+    import pwd
+
+    handle = lab.node(name)
+    root = handle.root
+    state = lab.load()
+    for service, host_dir in HOST_DIRS.items():
+        private = root / host_dir.relative_to("/")
+        if not private.is_dir():
+            raise LabError(
+                f"{name} has no private {host_dir}: the lab was made before {service} was "
+                "installed; take it down and up again"
+            )
+        _copy_with_owners(host_dir, private)
+        log_dir = root / LOG_DIRS[service].lstrip("/")
+        log_dir.mkdir(exist_ok=True)
+        account = pwd.getpwnam(USERS[service])
+        os.chown(log_dir, account.pw_uid, account.pw_gid)
+        os.chmod(log_dir, 0o750)
+        processes, threads = UWSGI_WORKERS[service]
+        ini = Path(UWSGI_INI[service])
+        (root / ini.relative_to("/")).write_text(
+            trimmed_uwsgi_ini(ini.read_text(), processes, threads)
+        )
+        # what the agent will refuse to start with, refused now
+        api.read_uwsgi_ini(str(root / ini.relative_to("/")), f"{handle.address}:1")
+    lock_dir = root / "var/lib/nova/tmp"
+    lock_dir.mkdir(exist_ok=True)
+    nova_account = pwd.getpwnam(USERS[NOVA_API])
+    os.chown(lock_dir, nova_account.pw_uid, nova_account.pw_gid)
+    _service_file(
+        root / KEYSTONE_CONF.lstrip("/"), keystone_conf(name, shared["keystone_db"]), "keystone"
+    )
+    members = [node.name for node in state.nodes]
+    _service_file(
+        root / NOVA_CONF.lstrip("/"),
+        nova_conf(
+            name,
+            handle.address,
+            vip,
+            shared["nova_db"],
+            shared["nova_keystone"],
+            transport_url(members, shared["rabbitmq"]),
+        ),
+        "nova",
+    )
+    for key, path in SECRET_FILES.items():
+        _secret_file(root / path.lstrip("/"), shared[key] + "\n")
+    keystone_vip = api.endpoint_url(vip, KEYSTONE_PORT) + "/v3"
+    keystone_here = api.endpoint_url(handle.address, KEYSTONE_PORT) + "/v3"
+    _secret_file(
+        root / ADMIN_CREDENTIALS.lstrip("/"),
+        credentials_text(keystone_vip, ADMIN_USER, shared["admin"], ADMIN_PROJECT),
+    )
+    # keystone's deep monitor asks this node's keystone; nova-api's asks through the virtual IP,
+    # where nova itself validates the token
+    for service, auth_url in ((KEYSTONE, keystone_here), (NOVA_API, keystone_vip)):
+        _secret_file(
+            root / MONITOR_CREDENTIALS[service].lstrip("/"),
+            credentials_text(auth_url, MONITOR_USER, shared["monitor"], SERVICE_PROJECT),
+        )
+    handle.set_sysctls(SYSCTLS)
+
+
+def _copy_keys(lab: Lab, source: str, targets: Sequence[str]) -> None:
+    """node ``source``'s Fernet and credential keys, the same on every other node."""
+    origin = lab.node(source).root
+    for name in targets:
+        root = lab.node(name).root
+        for repository in KEY_REPOSITORIES:
+            relative = repository.lstrip("/")
+            shutil.rmtree(root / relative, ignore_errors=True)
+            shutil.copytree(origin / relative, root / relative, symlinks=True)
+            _copy_with_owners(origin / relative, root / relative)
+
+
+class _Timer:
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.timings: dict[str, float] = {}
+
+    def step(self, what: str, work: Callable[[], object]) -> None:
+        started = time.monotonic()
+        work()
+        seconds = time.monotonic() - started
+        self.timings[what] = round(seconds, 1)
+        self.lab.progress(f"openstack: {what}: {seconds:.1f}s")
+
+
+def provision(
+    lab: Lab, rabbitmq_password: Optional[str] = None, nodes: Sequence[str] = NODES
+) -> dict[str, object]:
+    """Configure keystone and nova-api on every node and initialise their databases through
+    node1, given the lab's Galera up under Pacemaker (see the module docstring). Leaves no API
+    service running. Raises :class:`LabError` naming the step that failed.
+
+    Returns what tests need: ``vip``, ``prefix``, ``keystone_url`` and ``nova_url`` (on the VIP),
+    ``keystone_port``, ``nova_port``, ``admin_credentials`` (a host path, root 0600, that
+    ``read_openstack_credentials`` reads), ``admin_password``, ``monitor_credentials``
+    ({service: path inside a node}), ``haproxy_config`` (a host path) and ``timings``
+    ({step: seconds}).
+    """
+    for program in (KEYSTONE_MANAGE, NOVA_MANAGE, UWSGI, MARIADB, SETPRIV):
+        if not os.access(program, os.X_OK):
+            raise LabError(f"{program} is missing: apt install keystone nova-api mariadb-client")
+    state = lab.load()
+    network = ipaddress.ip_network(state.subnet)
+    vip = vip_of(state.subnet)
+    first = nodes[0]
+    shared = _shared_secrets(lab.node(first).root, rabbitmq_password)
+    hidden = list(shared.values())
+    timer = _Timer(lab)
+    runner = lab.node_runner(first)
+
+    def files() -> None:
+        for name in nodes:
+            _write_node_files(lab, name, vip, shared)
+
+    timer.step("configuration files on every node", files)
+    timer.step(
+        "databases and users",
+        lambda: _run(
+            runner,
+            [MARIADB, "--batch"],
+            "creating the databases",
+            60,
+            stdin=database_sql(shared["keystone_db"], shared["nova_db"]),
+            hidden=hidden,
+        ),
+    )
+    keystone_url = api.endpoint_url(lab.node(first).address, KEYSTONE_PORT)
+
+    def keystone_chain() -> None:
+        keystone = USERS[KEYSTONE]
+        owner = ["--keystone-user", keystone, "--keystone-group", keystone]
+        for what, argv, env in (
+            ("keystone-manage db_sync", [KEYSTONE_MANAGE, "db_sync"], None),
+            (
+                "keystone-manage fernet_setup",
+                [KEYSTONE_MANAGE, "fernet_setup", *owner],
+                None,
+            ),
+            (
+                "keystone-manage credential_setup",
+                [KEYSTONE_MANAGE, "credential_setup", *owner],
+                None,
+            ),
+            (
+                "keystone-manage bootstrap",
+                [
+                    KEYSTONE_MANAGE,
+                    "bootstrap",
+                    "--bootstrap-username",
+                    ADMIN_USER,
+                    "--bootstrap-project-name",
+                    ADMIN_PROJECT,
+                    "--bootstrap-region-id",
+                    REGION,
+                    *(
+                        f"--bootstrap-{kind}-url={api.endpoint_url(vip, KEYSTONE_PORT)}/v3/"
+                        for kind in ("admin", "internal", "public")
+                    ),
+                ],
+                {"OS_BOOTSTRAP_PASSWORD": shared["admin"]},
+            ),
+        ):
+            argv_as_user = as_user(keystone, argv)
+            timer.step(
+                what,
+                lambda a=argv_as_user, w=what, e=env: _run(  # type: ignore[misc]
+                    runner, a, f"{first}: {w}", env=e, hidden=hidden
+                ),
+            )
+        timer.step("key repositories copied", lambda: _copy_keys(lab, first, nodes[1:]))
+        # provisioning again, with keystone running (by hand or by Pacemaker): use that one
+        running = answers_version(lab, keystone_url, KEYSTONE)
+        if not running:
+            timer.step(
+                f"keystone started on {first} for registration",
+                lambda: start_api(lab, first, KEYSTONE),
+            )
+        try:
+            timer.step(
+                "service project, nova and monitor users, compute endpoints (REST)",
+                lambda: register(lab, keystone_url, vip, shared),
+            )
+        finally:
+            if not running:
+                timer.step(f"keystone stopped on {first}", lambda: stop_api(lab, first, KEYSTONE))
+
+    def nova_chain() -> None:
+        nova = USERS[NOVA_API]
+        for what, argv, accept in (
+            ("nova-manage api_db sync", [NOVA_MANAGE, "api_db", "sync"], (0,)),
+            ("nova-manage cell_v2 map_cell0", [NOVA_MANAGE, "cell_v2", "map_cell0"], (0,)),
+            # 2: cell1 exists already (provisioning again)
+            (
+                "nova-manage cell_v2 create_cell",
+                [NOVA_MANAGE, "cell_v2", "create_cell", "--name=cell1"],
+                (0, 2),
+            ),
+            ("nova-manage db sync", [NOVA_MANAGE, "db", "sync"], (0,)),
+        ):
+            argv_as_user = as_user(nova, argv)
+            timer.step(
+                what,
+                lambda a=argv_as_user, w=what, ok=accept: _run(  # type: ignore[misc]
+                    runner, a, f"{first}: {w}", hidden=hidden, accept=ok
+                ),
+            )
+
+    def both() -> None:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="provision") as pool:
+            chains = [pool.submit(keystone_chain), pool.submit(nova_chain)]
+            for chain in chains:
+                chain.result()
+
+    timer.step("keystone and nova databases (side by side)", both)
+    config = lab.directory / HAPROXY_CONFIG
+    backends = [(name, lab.node(name).address) for name in nodes]
+    config.write_text(haproxy_config(vip, backends))
+    admin_file = lab.node(first).root / ADMIN_CREDENTIALS.lstrip("/")
+    return {
+        "vip": vip,
+        "prefix": network.prefixlen,
+        "keystone_port": KEYSTONE_PORT,
+        "nova_port": NOVA_PORT,
+        "keystone_url": api.endpoint_url(vip, KEYSTONE_PORT) + "/v3",
+        "nova_url": api.endpoint_url(vip, NOVA_PORT),
+        "admin_credentials": str(admin_file),
+        "admin_password": shared["admin"],
+        "monitor_credentials": dict(MONITOR_CREDENTIALS),
+        "haproxy_config": str(config),
+        "timings": timer.timings,
+    }

@@ -1,0 +1,987 @@
+"""Private keystone and nova-api services on loopback, for the agents outside Pacemaker.
+
+``prepare_keystone`` and ``prepare_nova_api`` lay out in one directory everything a service
+needs — configuration, database (SQLite in the directory unless a URL is given), keys, logs, a
+uwsgi ini trimmed from Debian's — and return the agent's parameters. They leave nothing
+running: the agent starts uwsgi itself, as Debian's init script does, with the listening
+address on the command line (``uwsgi --ini INI --http-socket 127.0.0.1:PORT --die-on-term``),
+as the service's user and with the service's config directory in the environment.
+``running_service`` starts that same command by hand (for a keystone that nova-api needs, and
+for the self-check) and stops it by pid.
+
+The uwsgi workers run as ``keystone`` or ``nova``: what they read or write lives in the
+directory, which must be reachable by them (pytest's ``tmp_path`` is not: its parents are 0700
+root); ``reachable_directory`` makes one that is. Nothing listens beyond 127.0.0.1. No password
+is put on a command line: keystone-manage reads the admin's from ``OS_BOOTSTRAP_PASSWORD``,
+MariaDB gets its SQL on stdin.
+
+Self-check, which starts and stops everything by hand and prints what it measured:
+``PYTHONPATH=lib .venv/bin/python tests/openstack_sandbox.py [--galera]``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Optional
+
+from agent_runs import free_port
+from mariadb_sandbox import one_member_galera
+from stackha.services.galera import mariadbd_argv
+from stackha.services.openstack_api import (
+    NotReachable,
+    http_get,
+    issue_token,
+    read_openstack_credentials,
+    read_uwsgi_ini,
+    service_named,
+    version_document_ok,
+)
+
+LOG = logging.getLogger(__name__)
+ADDRESS = "127.0.0.1"
+BASE_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
+KEYSTONE_UWSGI_INI = "/etc/keystone/keystone-uwsgi.ini"
+NOVA_UWSGI_INI = "/etc/nova/nova-api-uwsgi.ini"
+NOVA_API_PASTE = "/etc/nova/api-paste.ini"
+REGION = "RegionOne"
+# Seconds; keystone-manage and nova-manage are CPU-bound Python start-ups (2-5 s each here).
+MANAGE_TIMEOUT = 300
+START_TIMEOUT = 120
+
+
+# -- directories and files --------------------------------------------------------------------
+
+
+@contextmanager
+def reachable_directory(prefix: str = "stackha-openstack-") -> Iterator[Path]:
+    """A fresh directory under the system's temporary directory that every user can traverse
+    (0755), removed afterwards with whatever is in it. Stop what runs from it first."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        directory.chmod(0o755)
+        check_reachable(directory)
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def check_reachable(directory: Path) -> None:
+    """Raise ValueError unless ``directory`` and all its parents are traversable by any user
+    (the service users are not in root's groups)."""
+    for path in (directory, *directory.parents):
+        if not path.stat().st_mode & stat.S_IXOTH:
+            raise ValueError(
+                f"{directory} is not reachable by the service users: {path} is "
+                f"{stat.filemode(path.stat().st_mode)} (use reachable_directory())"
+            )
+
+
+def agent_parameters(prepared: Mapping[str, str]) -> dict[str, str]:
+    """What the agent takes: the prepared parameters without the test-only underscore keys."""
+    return {key: value for key, value in prepared.items() if not key.startswith("_")}
+
+
+def _service_directory(path: Path, account: pwd.struct_passwd, mode: int) -> Path:
+    path.mkdir(mode=mode)
+    os.chown(path, account.pw_uid, account.pw_gid)
+    path.chmod(mode)  # mkdir's mode is filtered by the umask
+    return path
+
+
+def _write(path: Path, text: str, mode: int, owner: int = 0, group: int = 0) -> None:
+    # Created with its final mode: a file with a password in it is never readable by others,
+    # not even for a moment.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        os.fchown(handle.fileno(), owner, group)
+        handle.write(text)
+
+
+def _write_fernet_keys(directory: Path, account: pwd.struct_passwd) -> None:
+    # What 'keystone-manage fernet_setup' / 'credential_setup' leave behind, without two Python
+    # start-ups of keystone (2 s each here): a 0700 directory of the service user holding keys
+    # named 0 (the staged key) and 1 (the primary), each a Fernet key, i.e. 32 random bytes in
+    # URL-safe base64.
+    _service_directory(directory, account, 0o700)
+    for name in ("0", "1"):
+        key = base64.urlsafe_b64encode(os.urandom(32)).decode("ascii")
+        _write(directory / name, key, 0o600, account.pw_uid, account.pw_gid)
+
+
+def _sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"  # an absolute path: four slashes in all
+
+
+# keystone's uwsgi workers run 2 threads; SQLAlchemy's pool then finalises a SQLite connection
+# in a thread other than its own and keystone.log fills with "ERROR sqlalchemy.pool.impl.NullPool
+# ... SQLite objects created in a thread can only be used in that same thread" (93 lines for 12
+# tokens here). Python's sqlite3 module is thread-safe; only its check is in the way.
+SQLITE_THREADS = "?check_same_thread=false"
+
+
+def trimmed_uwsgi_ini(debian_ini: str, settings: Mapping[str, Optional[str]], why: str) -> str:
+    """Debian's uwsgi ini for a service, for a test: the options of its [uwsgi] section in
+    order, those in ``settings`` replaced by their value or, for None, dropped; comments left
+    out. No http-socket (Debian's are commented out: its init script passes --http-socket, and
+    so does the agent) and no pidfile (the agent keeps its own)."""
+    lines = [f"# {why}", "[uwsgi]"]
+    section = ""
+    for raw in Path(debian_ini).read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        key = line.partition("=")[0].strip()
+        if section != "uwsgi":
+            continue
+        if key in ("http-socket", "https-socket", "socket", "pidfile", "pidfile2"):
+            raise ValueError(f"{debian_ini} now sets {key}: the sandbox expects it not to")
+        if key in settings:
+            value = settings[key]
+            if value is not None:
+                lines.append(f"{key} = {value}")
+        else:
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def _run_manage(
+    argv: list[str],
+    account: pwd.struct_passwd,
+    what: str,
+    extra_env: Optional[Mapping[str, str]] = None,
+) -> float:
+    """Run a keystone-manage / nova-manage command as the service user (as Debian's
+    maintainer scripts do, so nothing it creates belongs to root); its run time in seconds."""
+    started = time.monotonic()
+    result = subprocess.run(
+        argv,
+        env={**BASE_ENV, "HOME": account.pw_dir, **(extra_env or {})},
+        user=account.pw_uid,
+        group=account.pw_gid,
+        extra_groups=[],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=MANAGE_TIMEOUT,
+    )
+    if result.returncode != 0:
+        log = Path(argv[argv.index("--log-file") + 1])
+        raise RuntimeError(f"{argv[0]} {what} failed: {_tail(result.stderr)}\n{_errors_in(log)}")
+    elapsed = time.monotonic() - started
+    LOG.info("%s %s: %.1f s", argv[0], what, elapsed)
+    return elapsed
+
+
+def _errors_in(log: Path, lines: int = 10) -> str:
+    """The last ERROR and CRITICAL lines of an oslo.log file: where keystone-manage and
+    nova-manage say why they failed (their stderr has only warnings)."""
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    found = [line for line in text.splitlines() if " ERROR " in line or " CRITICAL " in line]
+    return "\n".join(found[-lines:])
+
+
+def _finish(process: subprocess.Popen[str]) -> str:
+    """Wait for a nova-manage we started, killing it after MANAGE_TIMEOUT; its stderr."""
+    try:
+        return process.communicate(timeout=MANAGE_TIMEOUT)[1]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.communicate()[1] + f"\n(killed after {MANAGE_TIMEOUT} s)"
+
+
+def _tail(text: str, lines: int = 15) -> str:
+    # Their stderr ends with eventlet's harmless "Exception ignored ... getcurrent" at exit;
+    # the error, if any, is above it.
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+# -- keystone ---------------------------------------------------------------------------------
+
+
+def prepare_keystone(
+    directory: Path, database_url: str = "", memcache_servers: str = ""
+) -> dict[str, str]:
+    """A keystone in ``directory`` (created if missing), prepared but not running: its
+    database synced (SQLite in the directory unless ``database_url``), Fernet and credential
+    keys, the admin bootstrapped with a random password and the catalog pointing at
+    http://127.0.0.1:PORT/v3 for a free PORT, a uwsgi ini, and the admin's credentials in a
+    0600 file. ``memcache_servers`` ("host:port,...") turns keystone's cache on.
+
+    Returns the keystone agent's parameters, and for the tests ``_admin_password``, ``_url``
+    (http://127.0.0.1:PORT) and ``_log`` (keystone's own log; ``log_file`` is uwsgi's).
+    """
+    account = pwd.getpwnam("keystone")
+    directory.mkdir(mode=0o755, exist_ok=True)
+    check_reachable(directory)
+    state = _service_directory(directory / "state", account, 0o700)
+    logs = _service_directory(directory / "log", account, 0o755)
+    run = _service_directory(directory / "run", account, 0o755)
+    port = free_port()
+    url = f"http://{ADDRESS}:{port}"
+    config = directory / "keystone.conf"
+    cache = (
+        f"[cache]\nenabled = true\nbackend = oslo_cache.memcache_pool\n"
+        f"memcache_servers = {memcache_servers}\n"
+        if memcache_servers
+        else ""
+    )
+    # keystone.conf holds the database password when there is one: readable by keystone only.
+    _write(
+        config,
+        f"""[DEFAULT]
+log_dir = {logs}
+log_file = keystone.log
+[database]
+connection = {database_url or _sqlite_url(state / "keystone.sqlite") + SQLITE_THREADS}
+[token]
+provider = fernet
+[fernet_tokens]
+key_repository = {state}/fernet-keys
+[fernet_receipts]
+key_repository = {state}/fernet-keys
+[credential]
+key_repository = {state}/credential-keys
+{cache}""",
+        0o640,
+        group=account.pw_gid,
+    )
+    _write_fernet_keys(state / "fernet-keys", account)
+    _write_fernet_keys(state / "credential-keys", account)
+    manage = [
+        "keystone-manage",
+        "--config-file",
+        str(config),
+        "--log-file",
+        str(logs / "keystone-manage.log"),
+    ]
+    _run_manage([*manage, "db_sync"], account, "db_sync")
+    admin_password = secrets.token_urlsafe(18)
+    # The catalog's identity endpoint matters: keystonemiddleware in nova-api validates tokens
+    # at the internal one.
+    endpoints = [
+        arg
+        for interface in ("admin", "internal", "public")
+        for arg in (f"--bootstrap-{interface}-url", f"{url}/v3")
+    ]
+    _run_manage(
+        [*manage, "bootstrap", "--bootstrap-region-id", REGION, *endpoints],
+        account,
+        "bootstrap",
+        {"OS_BOOTSTRAP_PASSWORD": admin_password},
+    )
+    uwsgi_ini = directory / "keystone-uwsgi.ini"
+    log_file = logs / "uwsgi.log"
+    uwsgi_ini.write_text(
+        trimmed_uwsgi_ini(
+            KEYSTONE_UWSGI_INI,
+            {
+                "plugins": "python3",  # Debian's adds apparmor, pointless without AppArmor
+                "apparmor-profile": None,
+                "processes": "2",  # Debian's 8 x 32 is for a real controller
+                "threads": "2",
+                "logto": str(log_file),
+                "chdir": str(state),
+            },
+            f"Debian's {KEYSTONE_UWSGI_INI}, trimmed for a test (openstack_sandbox.py).",
+        )
+    )
+    uwsgi_ini.chmod(0o644)
+    credentials = directory / "admin.credentials"
+    _write(
+        credentials,
+        f"auth_url={url}/v3\nusername=admin\npassword={admin_password}\n"
+        "project_name=admin\nuser_domain_name=Default\nproject_domain_name=Default\n",
+        0o600,
+    )
+    return {
+        "uwsgi_ini": str(uwsgi_ini),
+        "config": str(config),
+        "address": ADDRESS,
+        "port": str(port),
+        "pidfile": str(run / "keystone.pid"),
+        "credentials": str(credentials),
+        "log_file": str(log_file),
+        "_admin_password": admin_password,
+        "_url": url,
+        "_log": str(logs / "keystone.log"),
+    }
+
+
+# -- keystone's REST API, for the service users -----------------------------------------------
+
+
+def _keystone_call(
+    method: str, url: str, token: str, body: Optional[object] = None
+) -> tuple[int, dict[str, object]]:
+    data = None if body is None else json.dumps(body).encode("utf-8")
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"X-Auth-Token": token, "Content-Type": "application/json"},
+    )
+    # No proxy: an http_proxy in the environment must not see 127.0.0.1.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=30) as response:
+            status, text = response.status, response.read().decode("utf-8")
+    except urllib.error.HTTPError as err:
+        status, text = err.code, err.read().decode("utf-8", "replace")
+    try:
+        return status, (json.loads(text) if text.strip() else {})
+    except ValueError:  # uwsgi's own "Internal Server Error" when the application is broken
+        return status, {"error": {"message": " ".join(text.split())[:200]}}
+
+
+def _expect(status: int, wanted: tuple[int, ...], what: str, answer: dict[str, object]) -> None:
+    if status not in wanted:
+        error = answer.get("error")
+        message = error.get("message") if isinstance(error, dict) else ""
+        raise RuntimeError(f"keystone: {what} answered {status}: {message}")
+
+
+def _the_one(answer: dict[str, object], key: str, name: str) -> str:
+    found = answer.get(key)
+    if not isinstance(found, list) or len(found) != 1:
+        raise RuntimeError(f"keystone: no single {key[:-1]} named {name}")
+    return str(found[0]["id"])
+
+
+def create_service_user(keystone: Mapping[str, str], name: str, password: str) -> None:
+    """User ``name`` in keystone's Default domain (its password reset if it exists) with the
+    role admin on project ``service`` (created if missing), through the REST API with the
+    admin's token: what the install guides do with the ``openstack`` command (2.5-3 s per
+    call here) in seven requests (0.5-2.5 s all told, less while no sync shares the CPUs)."""
+    base = f"http://{keystone['address']}:{keystone['port']}/v3"
+    token = issue_token(read_openstack_credentials(keystone["credentials"]), 30)
+    status, answer = _keystone_call(
+        "POST",
+        f"{base}/projects",
+        token,
+        {"project": {"name": "service", "domain_id": "default", "description": "services"}},
+    )
+    _expect(status, (201, 409), "creating project service", answer)
+    status, answer = _keystone_call("GET", f"{base}/projects?name=service", token)
+    _expect(status, (200,), "finding project service", answer)
+    project = _the_one(answer, "projects", "service")
+    status, answer = _keystone_call(
+        "POST",
+        f"{base}/users",
+        token,
+        {"user": {"name": name, "domain_id": "default", "password": password}},
+    )
+    _expect(status, (201, 409), f"creating user {name}", answer)
+    if status == 201:
+        user = str(answer["user"]["id"])
+    else:
+        # Another sandbox made it against this keystone: the user is taken over, and the
+        # earlier sandbox's password stops working.
+        status, answer = _keystone_call("GET", f"{base}/users?name={name}&domain_id=default", token)
+        _expect(status, (200,), f"finding user {name}", answer)
+        user = _the_one(answer, "users", name)
+        status, answer = _keystone_call(
+            "PATCH", f"{base}/users/{user}", token, {"user": {"password": password}}
+        )
+        _expect(status, (200,), f"setting the password of user {name}", answer)
+    status, answer = _keystone_call("GET", f"{base}/roles?name=admin", token)
+    _expect(status, (200,), "finding role admin", answer)
+    role = _the_one(answer, "roles", "admin")
+    status, answer = _keystone_call(
+        "PUT", f"{base}/projects/{project}/users/{user}/roles/{role}", token
+    )
+    _expect(status, (204,), f"granting admin on service to {name}", answer)
+
+
+# -- nova-api ---------------------------------------------------------------------------------
+
+
+def prepare_nova_api(
+    directory: Path,
+    keystone: Mapping[str, str],
+    database_url_api: str = "",
+    database_url: str = "",
+    transport_url: str = "",
+    memcache_servers: str = "",
+) -> dict[str, str]:
+    """A nova-api in ``directory`` (created if missing), prepared but not running, against the
+    RUNNING keystone of ``keystone`` (prepare_keystone's parameters): a service user ``nova``
+    with a random password (admin on project service), nova.conf and api-paste.ini in the
+    directory, the API database and the main database synced (SQLite files in the directory
+    unless URLs are given), a uwsgi ini, and the nova user's credentials in a 0600 file.
+    Without ``transport_url`` the RPC transport is oslo.messaging's in-process fake: nova-api
+    sends nothing anywhere to answer the requests a monitor makes.
+
+    No cell is mapped: nova-api starts, answers ``GET /`` and authenticated reads
+    (``/v2.1/flavors``, ``/v2.1/servers``) with the two schemas alone (found by trying; without
+    either one the application does not load and uwsgi answers 500), and 'nova-manage cell_v2
+    map_cell0 / create_cell' would cost two more Python start-ups. Each worker logs "ERROR
+    nova.context ... No cells are configured, unable to continue" once as it starts (its
+    service-version check over all cells), and serves all the same.
+
+    Returns the nova-api agent's parameters, and for the tests ``_url`` and ``_log`` (nova's own
+    log; ``log_file`` is uwsgi's).
+    """
+    account = pwd.getpwnam("nova")
+    directory.mkdir(mode=0o755, exist_ok=True)
+    check_reachable(directory)
+    state = _service_directory(directory / "state", account, 0o700)
+    logs = _service_directory(directory / "log", account, 0o755)
+    run = _service_directory(directory / "run", account, 0o755)
+    port = free_port()
+    url = f"http://{ADDRESS}:{port}"
+    keystone_url = f"http://{keystone['address']}:{keystone['port']}"
+    password = secrets.token_urlsafe(18)
+    memcache = f"memcached_servers = {memcache_servers}\n" if memcache_servers else ""
+    cache = (
+        f"[cache]\nenabled = true\nbackend = oslo_cache.memcache_pool\n"
+        f"memcache_servers = {memcache_servers}\n"
+        if memcache_servers
+        else ""
+    )
+    # nova-api-wsgi reads OS_NOVA_CONFIG_DIR/api-paste.ini and OS_NOVA_CONFIG_DIR/nova.conf;
+    # the paste file is Debian's, with its health-check switch file moved into the sandbox.
+    paste = Path(NOVA_API_PASTE).read_text(encoding="utf-8")
+    paste = paste.replace("/etc/nova/healthcheck_disable", str(directory / "healthcheck_disable"))
+    _write(directory / "api-paste.ini", paste, 0o640, group=account.pw_gid)
+    config = directory / "nova.conf"
+    _write(
+        config,
+        f"""[DEFAULT]
+my_ip = {ADDRESS}
+state_path = {state}
+log_dir = {logs}
+log_file = nova-api.log
+transport_url = {transport_url or "fake://"}
+[api]
+auth_strategy = keystone
+[api_database]
+connection = {database_url_api or _sqlite_url(state / "nova_api.sqlite")}
+[database]
+connection = {database_url or _sqlite_url(state / "nova.sqlite")}
+[wsgi]
+api_paste_config = {directory}/api-paste.ini
+[keystone_authtoken]
+www_authenticate_uri = {keystone_url}/
+auth_url = {keystone_url}/
+auth_type = password
+project_domain_name = Default
+user_domain_name = Default
+project_name = service
+username = nova
+password = {password}
+service_token_roles_required = true
+{memcache}[oslo_concurrency]
+lock_path = {state}/lock
+{cache}""",
+        0o640,
+        group=account.pw_gid,
+    )
+    manage = [
+        "nova-manage",
+        "--config-file",
+        str(config),
+        "--log-file",
+        str(logs / "nova-manage.log"),
+    ]
+    # The two schemas are independent: synced side by side (2 CPUs), while keystone gets the
+    # service user. "db sync" alone would first look cell0's mapping up in the API database,
+    # whose tables the other sync may not have made yet; --local_cell syncs [database] only.
+    started = time.monotonic()
+    syncs = [
+        subprocess.Popen(
+            [*manage, *verb],
+            env={**BASE_ENV, "HOME": account.pw_dir},
+            user=account.pw_uid,
+            group=account.pw_gid,
+            extra_groups=[],
+            cwd="/",
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for verb in (("api_db", "sync"), ("db", "sync", "--local_cell"))
+    ]
+    try:
+        create_service_user(keystone, "nova", password)
+        LOG.info("keystone: service user nova: %.1f s", time.monotonic() - started)
+    finally:
+        errors = [(sync.args, _finish(sync)) for sync in syncs]
+    LOG.info("nova-manage api_db sync + db sync: %.1f s", time.monotonic() - started)
+    for sync, (args, stderr) in zip(syncs, errors):
+        if sync.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(args[:1] + args[5:])} failed: {_tail(stderr)}\n"
+                + _errors_in(logs / "nova-manage.log")
+            )
+    uwsgi_ini = directory / "nova-api-uwsgi.ini"
+    log_file = logs / "uwsgi.log"
+    uwsgi_ini.write_text(
+        trimmed_uwsgi_ini(
+            NOVA_UWSGI_INI,
+            {"processes": "2", "logto": str(log_file), "chdir": str(state)},  # Debian: 16
+            f"Debian's {NOVA_UWSGI_INI}, trimmed for a test (openstack_sandbox.py).",
+        )
+    )
+    uwsgi_ini.chmod(0o644)
+    credentials = directory / "nova.credentials"
+    _write(
+        credentials,
+        f"auth_url={keystone_url}/v3\nusername=nova\npassword={password}\n"
+        "project_name=service\nuser_domain_name=Default\nproject_domain_name=Default\n",
+        0o600,
+    )
+    return {
+        "uwsgi_ini": str(uwsgi_ini),
+        "config": str(config),
+        "address": ADDRESS,
+        "port": str(port),
+        "pidfile": str(run / "nova-api.pid"),
+        "credentials": str(credentials),
+        "log_file": str(log_file),
+        "_url": url,
+        "_log": str(logs / "nova-api.log"),
+    }
+
+
+# -- running one by hand, as the agent will ---------------------------------------------------
+
+
+def config_environment(service: str, config: str) -> dict[str, str]:
+    """Where the WSGI application finds its configuration: keystone reads
+    OS_KEYSTONE_CONFIG_DIR/OS_KEYSTONE_CONFIG_FILES, nova-api OS_NOVA_CONFIG_DIR (the files
+    api-paste.ini and nova.conf in it)."""
+    directory, name = os.path.split(config)
+    if service == "keystone":
+        return {"OS_KEYSTONE_CONFIG_DIR": directory, "OS_KEYSTONE_CONFIG_FILES": name}
+    return {"OS_NOVA_CONFIG_DIR": directory, "OS_NOVA_CONFIG_FILES": f"api-paste.ini;{name}"}
+
+
+def uwsgi_argv(parameters: Mapping[str, str]) -> list[str]:
+    """The command the agents run (as Debian's init scripts do, the address is not in the ini)."""
+    return [
+        "uwsgi",
+        "--ini",
+        parameters["uwsgi_ini"],
+        "--http-socket",
+        f"{parameters['address']}:{parameters['port']}",
+        "--die-on-term",
+    ]
+
+
+def start_service(parameters: Mapping[str, str], service: str) -> subprocess.Popen[bytes]:
+    """uwsgi for ``service`` ("keystone" or "nova-api") started by hand as the agent will: as
+    the service's user, so the pid is uwsgi's master (runuser would stay in between and, on
+    SIGTERM, wait 2 s before it kills its child)."""
+    account = pwd.getpwnam(service_named(service).user)
+    return subprocess.Popen(
+        uwsgi_argv(parameters),
+        env={**BASE_ENV, **config_environment(service, parameters["config"])},
+        user=account.pw_uid,
+        group=account.pw_gid,
+        extra_groups=[],
+        cwd="/",
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def wait_until_serving(
+    parameters: Mapping[str, str],
+    service: str,
+    process: Optional[subprocess.Popen[bytes]] = None,
+    timeout: float = START_TIMEOUT,
+) -> float:
+    """Seconds until the service answers its version document (keystone ``GET /v3``, nova-api
+    ``GET /``) with 200; RuntimeError with the end of uwsgi's log when it does not in
+    ``timeout`` or ``process`` exits. An answer alone is not enough: uwsgi whose workers could
+    not load the application answers 500 ("no python application found")."""
+    api = service_named(service)
+    url = f"http://{parameters['address']}:{parameters['port']}{api.version_path}"
+    started = time.monotonic()
+    problem = "no answer"
+    while time.monotonic() - started < timeout:
+        try:
+            answer = http_get(url, 5)
+            problem = version_document_ok(answer.status, answer.body, service) or ""
+            if not problem:
+                return time.monotonic() - started
+        except NotReachable as err:
+            problem = str(err)
+        if process is not None and process.poll() is not None:
+            problem = f"uwsgi exited with {process.returncode}"
+            break
+        time.sleep(0.1)
+    raise RuntimeError(f"{service}: {problem}\n{_log_tail(parameters['log_file'])}")
+
+
+def _log_tail(path: str) -> str:
+    try:
+        return _tail(Path(path).read_text(encoding="utf-8", errors="replace"), 20)
+    except OSError:
+        return ""
+
+
+def stop_process(process: subprocess.Popen[bytes], seconds: float = 30.0) -> float:
+    """SIGTERM to ``process`` (ours, by pid), SIGKILL if it is still there after ``seconds``;
+    the seconds it took to exit."""
+    started = time.monotonic()
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    return time.monotonic() - started
+
+
+def _pids_running(uwsgi_ini: str) -> list[int]:
+    """Live processes whose command line names ``uwsgi_ini`` (a path unique to one sandbox)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if uwsgi_ini.encode() not in (entry / "cmdline").read_bytes():
+                continue
+            if (entry / "stat").read_text().rpartition(")")[2].split()[0] == "Z":
+                continue  # a zombie is gone, its parent has not reaped it yet
+        except OSError:
+            continue
+        found.append(int(entry.name))
+    return found
+
+
+def stop_leftovers(parameters: Mapping[str, str], seconds: float = 10.0) -> list[int]:
+    """Stop by pid whatever still runs from this sandbox's uwsgi ini (an agent's stop that did
+    not happen, a test that failed half way); the pids it found. SIGTERM, then after
+    ``seconds`` SIGKILL (see stop_uwsgi for why uwsgi may need it)."""
+    pids = _pids_running(parameters["uwsgi_ini"])
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        for pid in _pids_running(parameters["uwsgi_ini"]):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + seconds
+        while _pids_running(parameters["uwsgi_ini"]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    return pids
+
+
+def stop_uwsgi(
+    process: subprocess.Popen[bytes], parameters: Mapping[str, str], seconds: float = 15.0
+) -> float:
+    """SIGTERM to the uwsgi master we started; the seconds it took to exit. With die-on-term it
+    stops its workers and exits in about 1 s — unless a worker was still loading the
+    application (lazy-apps) when SIGTERM came: that worker stays, "in full dynamic mode", until
+    uwsgi's worker-reload-mercy (60 s) is over. So after ``seconds``, SIGKILL to the workers
+    (before the master, which reaps them), then to the master."""
+    started = time.monotonic()
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            for pid in _pids_running(parameters["uwsgi_ini"]):
+                if pid != process.pid:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+    return time.monotonic() - started
+
+
+_APP_READY = b"WSGI app 0 (mountpoint='') ready in "
+
+
+def _log_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def wait_until_all_workers_loaded(
+    parameters: Mapping[str, str], log_offset: int, timeout: float = START_TIMEOUT
+) -> float:
+    """Seconds until every uwsgi worker has loaded the application, as its log (``log_file``,
+    read from ``log_offset``) says: the version document answers as soon as one has, and a stop
+    while another still loads takes 60 s (see stop_uwsgi)."""
+    address = f"{parameters['address']}:{parameters['port']}"
+    workers = read_uwsgi_ini(parameters["uwsgi_ini"], address).processes
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        with open(parameters["log_file"], "rb") as log:
+            log.seek(log_offset)
+            if log.read().count(_APP_READY) >= workers:
+                return time.monotonic() - started
+        time.sleep(0.1)
+    raise RuntimeError(f"not all {workers} uwsgi workers loaded the application in {timeout} s")
+
+
+@contextmanager
+def running_service(
+    parameters: Mapping[str, str], service: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``service`` started by hand as the agent would, serving with all its workers; stopped by
+    pid afterwards."""
+    offset = _log_size(parameters["log_file"])
+    process = start_service(parameters, service)
+    try:
+        elapsed = wait_until_serving(parameters, service, process)
+        LOG.info("%s: version document 200 after %.1f s", service, elapsed)
+        wait_until_all_workers_loaded(parameters, offset)
+        yield process
+    finally:
+        stop_uwsgi(process, parameters)
+        stop_leftovers(parameters)
+
+
+# -- memcached and MariaDB for the integration tests ------------------------------------------
+
+
+@contextmanager
+def memcached() -> Iterator[str]:
+    """A private memcached on a free loopback port (UDP off, 32 MB), as the user memcache;
+    yields "127.0.0.1:PORT" and stops it by pid afterwards."""
+    port = free_port()
+    process = subprocess.Popen(
+        ["memcached", "-u", "memcache", "-l", ADDRESS, "-p", str(port), "-U", "0", "-m", "32"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection((ADDRESS, port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"memcached did not listen on {ADDRESS}:{port}") from None
+                time.sleep(0.05)
+        yield f"{ADDRESS}:{port}"
+    finally:
+        stop_process(process, 5)
+
+
+def mariadb_database(galera: Mapping[str, str], name: str) -> str:
+    """A database ``name`` and a user of that name with a random password in the running
+    MariaDB of mariadb_sandbox.one_member_galera (``galera`` is its parameters); the SQLAlchemy
+    URL that reaches it over TCP on loopback. The SQL goes on stdin: no password in argv."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        raise ValueError(f"{name!r} is not a plain database name")
+    port = re.search(r"^port\s*=\s*(\d+)", Path(galera["config"]).read_text(), re.M)
+    if port is None:
+        raise ValueError(f"{galera['config']} sets no port")
+    password = secrets.token_hex(16)
+    statements = (
+        f"CREATE DATABASE {name};\n"
+        f"CREATE USER '{name}'@'%' IDENTIFIED BY '{password}';\n"
+        f"GRANT ALL ON {name}.* TO '{name}'@'%';\n"
+    )
+    result = subprocess.run(
+        ["mariadb", f"--socket={galera['socket']}", "--batch"],
+        input=statements,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"creating database {name}: {result.stderr.strip()}")
+    return f"mysql+pymysql://{name}:{password}@{ADDRESS}:{port.group(1)}/{name}"
+
+
+def rabbitmq_transport_url(
+    rabbitmq: Mapping[str, str], user: str, password: str, vhost: str
+) -> str:
+    """nova's transport_url for the broker of rabbitmq_sandbox.one_node_rabbitmq, whose
+    parameters (``rabbitmq``) name no AMQP port: it is NODE_PORT in its env_file. RabbitMQ's
+    default user guest/guest is allowed from loopback."""
+    port = re.search(r"^NODE_PORT=(\d+)", Path(rabbitmq["env_file"]).read_text(), re.M)
+    if port is None:
+        raise ValueError(f"{rabbitmq['env_file']} sets no NODE_PORT")
+    return f"rabbit://{user}:{password}@{ADDRESS}:{port.group(1)}/{vhost.lstrip('/')}"
+
+
+# -- self-check -------------------------------------------------------------------------------
+
+
+def _processes_of(pid: int) -> list[str]:
+    """``pid`` and its children as "pid user" lines (ps), to show master and workers."""
+    result = subprocess.run(
+        ["ps", "-o", "pid=,ppid=,user=,rss=", "-p", str(pid), "--ppid", str(pid)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    return [" ".join(line.split()) for line in result.stdout.splitlines()]
+
+
+def _timed_get(url: str, token: str = "") -> tuple[int, float]:
+    started = time.monotonic()
+    answer = http_get(url, 30, {"X-Auth-Token": token} if token else None)
+    return answer.status, time.monotonic() - started
+
+
+def _check_service(
+    parameters: Mapping[str, str], service: str, label: str, requests: Callable[[], None]
+) -> None:
+    """Start ``service`` by hand as the agent will, make ``requests``, stop it; print figures."""
+    offset = _log_size(parameters["log_file"])
+    process = start_service(parameters, service)
+    try:
+        seconds = wait_until_serving(parameters, service, process)
+        print(f"{label}: version document 200 after {seconds:.1f} s")
+        seconds += wait_until_all_workers_loaded(parameters, offset)
+        print(f"{label}: every worker loaded after {seconds:.1f} s")
+        print(f"{label}: pid ppid user rss(KiB): {_processes_of(process.pid)}")
+        requests()
+    finally:
+        seconds = stop_uwsgi(process, parameters)
+        print(
+            f"{label}: uwsgi exited {process.returncode} {seconds:.2f} s after SIGTERM; "
+            f"left over: {_pids_running(parameters['uwsgi_ini'])}"
+        )
+
+
+def _tokens(parameters: Mapping[str, str], label: str) -> Callable[[], None]:
+    def requests() -> None:
+        credentials = read_openstack_credentials(parameters["credentials"])
+        for _ in range(3):
+            started = time.monotonic()
+            issue_token(credentials, 30)
+            print(f"{label}: token (201) in {time.monotonic() - started:.2f} s")
+
+    return requests
+
+
+def _nova_requests(parameters: Mapping[str, str]) -> None:
+    token = issue_token(read_openstack_credentials(parameters["credentials"]), 30)
+    for path in ("/", "/v2.1/", "/v2.1/flavors", "/v2.1/servers", "/v2.1/flavors"):
+        for shown, sent in (("none", ""), ("bogus", "bogus"), ("token", token)):
+            status, seconds = _timed_get(parameters["_url"] + path, sent)
+            print(f"nova-api: GET {path} token={shown}: {status} {seconds:.3f} s")
+
+
+def _self_check(galera: bool) -> None:
+    with reachable_directory() as root:
+        started = time.monotonic()
+        keystone = prepare_keystone(root / "keystone")
+        print(f"prepare_keystone: {time.monotonic() - started:.1f} s")
+        _check_service(keystone, "keystone", "keystone", _tokens(keystone, "keystone"))
+
+        with running_service(keystone, "keystone"):
+            started = time.monotonic()
+            nova = prepare_nova_api(root / "nova", keystone)
+            print(f"prepare_nova_api: {time.monotonic() - started:.1f} s")
+            _check_service(nova, "nova-api", "nova-api", lambda: _nova_requests(nova))
+
+        with memcached() as servers:
+            cached = prepare_keystone(root / "keystone-memcached", memcache_servers=servers)
+            label = "keystone+memcached"
+            _check_service(cached, "keystone", label, _tokens(cached, label))
+            host, port = servers.rsplit(":", 1)
+            with socket.create_connection((host, int(port))) as connection:
+                connection.sendall(b"stats\r\nquit\r\n")
+                stats = connection.makefile().read()
+            items = re.search(r"STAT curr_items (\d+)", stats)
+            print(f"memcached {servers}: curr_items {items.group(1) if items else '?'}")
+
+        if galera:
+            _check_galera(root)
+
+
+def _sqlite_files(root: Path) -> list[str]:
+    return [str(path.relative_to(root)) for path in root.glob("keystone-galera/**/*.sqlite")]
+
+
+def _check_galera(root: Path) -> None:
+    directory = root / "galera"
+    directory.mkdir(mode=0o700)
+    params = one_member_galera(directory)
+    argv = mariadbd_argv(
+        "/usr/sbin/mariadbd",
+        params["config"],
+        params["datadir"],
+        params["user"],
+        params["pid"],
+        params["socket"],
+        params["log"],
+        "/usr/lib/galera/libgalera_smm.so",
+        params["wsrep_cluster_address"],
+        new_cluster=True,
+    )
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(params["socket"]):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mariadbd did not start: {_log_tail(params['log'])}")
+            time.sleep(0.2)
+        url = mariadb_database(params, "keystone")
+        started = time.monotonic()
+        keystone = prepare_keystone(root / "keystone-galera", database_url=url)
+        print(f"prepare_keystone on Galera: {time.monotonic() - started:.1f} s")
+        tables = subprocess.run(
+            [
+                "mariadb",
+                f"--socket={params['socket']}",
+                "-N",
+                "-B",
+                "-e",
+                "SHOW TABLES IN keystone",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.split()
+        print(f"keystone's tables in MariaDB: {len(tables)}; SQLite files: {_sqlite_files(root)}")
+        label = "keystone+galera"
+        _check_service(keystone, "keystone", label, _tokens(keystone, label))
+    finally:
+        seconds = stop_process(server, 60)
+        print(f"mariadbd exited {server.returncode} {seconds:.1f} s after SIGTERM")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--galera", action="store_true", help="keystone on MariaDB Galera too")
+    options = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="  %(message)s")
+    _self_check(options.galera)

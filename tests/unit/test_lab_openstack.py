@@ -1,0 +1,134 @@
+"""What stackha.lab.openstack writes into the lab's nodes, and the pcs commands it gives, checked
+without a lab. (The lab itself ran it: see the module's docstring.)"""
+
+from __future__ import annotations
+
+import configparser
+
+import pytest
+from stackha.lab import openstack
+from stackha.lab.namespaces import LabError
+from stackha.lab.node import read_sysctls
+from stackha.services import openstack_api as api
+
+DEBIAN_KEYSTONE_INI = """[uwsgi]
+# This avoids error 104: "Connection reset by peer"
+rem-header = Content-Length
+master = true
+plugins = python3,apparmor
+apparmor-profile = keystone
+processes = 8
+threads = 32
+uid = keystone
+wsgi-file = /usr/bin/keystone-wsgi-public
+#http-socket = :5000
+"""
+BACKENDS = [("node1", "192.0.2.11"), ("node2", "192.0.2.12"), ("node3", "192.0.2.13")]
+
+
+def test_the_uwsgi_ini_is_trimmed_for_two_cores_and_keeps_the_rest():
+    """processes/threads set, AppArmor gone, rem-header and the commented socket kept."""
+    text = openstack.trimmed_uwsgi_ini(DEBIAN_KEYSTONE_INI, processes=2, threads=2)
+    lines = text.splitlines()
+    assert "processes = 2" in lines and "threads = 2" in lines
+    assert "plugins = python3" in lines
+    assert not any("apparmor" in line for line in lines if not line.startswith("#"))
+    assert "rem-header = Content-Length" in lines and "#http-socket = :5000" in lines
+    parsed = api.parse_uwsgi_ini(text, "/etc/keystone/keystone-uwsgi.ini", "192.0.2.11:5000")
+    assert (parsed.processes, parsed.threads, parsed.plugins) == (2, 2, ("python3",))
+    assert not parsed.http_listener.from_file  # the agent's --http-socket is the one
+
+
+def test_an_ini_that_binds_a_socket_itself_is_refused():
+    with pytest.raises(LabError, match="binds http-socket = :5000"):
+        openstack.trimmed_uwsgi_ini("[uwsgi]\nhttp-socket = :5000\n", 2, 1)
+
+
+def test_the_database_sql_creates_everything_and_sets_the_passwords_again():
+    sql = openstack.database_sql("k" * 32, "n" * 32)
+    for database in ("keystone", "nova_api", "nova", "nova_cell0"):
+        assert f"CREATE DATABASE IF NOT EXISTS {database};" in sql
+    assert f"ALTER USER 'keystone'@'%' IDENTIFIED BY '{'k' * 32}';" in sql
+    assert "GRANT ALL PRIVILEGES ON nova_cell0.* TO 'nova'@'%';" in sql
+
+
+def parsed(text):
+    config = configparser.RawConfigParser(strict=False, interpolation=None)
+    config.read_string(text)
+    return config
+
+
+def test_services_use_their_own_nodes_galera_through_loopback():
+    """The cell mappings nova stores are read on every node: 127.0.0.1 means its own Galera."""
+    keystone = parsed(openstack.keystone_conf("node2", "kpass"))
+    assert keystone["database"]["connection"] == "mysql+pymysql://keystone:kpass@127.0.0.1/keystone"
+    assert keystone["token"]["provider"] == "fernet" and keystone["cache"]["enabled"] == "false"
+    url = openstack.transport_url(["node1", "node2"], "rpass")
+    assert url == "rabbit://openstack:rpass@node1:5672,openstack:rpass@node2:5672/"
+    nova = parsed(openstack.nova_conf("node2", "192.0.2.12", "192.0.2.100", "n", "ks", url))
+    assert nova["api_database"]["connection"] == "mysql+pymysql://nova:n@127.0.0.1/nova_api"
+    assert nova["database"]["connection"] == "mysql+pymysql://nova:n@127.0.0.1/nova"
+    assert nova["keystone_authtoken"]["auth_url"] == "http://192.0.2.100:5000/"
+    assert nova["keystone_authtoken"]["password"] == "ks"
+    assert nova["DEFAULT"]["my_ip"] == "192.0.2.12"
+
+
+def test_credentials_files_are_what_the_agents_read(tmp_path):
+    path = tmp_path / "monitor.credentials"
+    path.write_text(
+        openstack.credentials_text("http://192.0.2.11:5000/v3", "stackha-monitor", "pw", "service")
+    )
+    credentials = api.read_openstack_credentials(str(path))
+    assert (credentials.auth_url, credentials.username, credentials.password) == (
+        "http://192.0.2.11:5000/v3",
+        "stackha-monitor",
+        "pw",
+    )
+    assert credentials.project_name == "service" and credentials.user_domain_name == "Default"
+
+
+def test_haproxy_binds_the_vip_and_checks_every_node():
+    text = openstack.haproxy_config("192.0.2.100", BACKENDS)
+    keystone, nova = text.split("listen keystone", 1)[1].split("listen nova_api")
+    assert "bind 192.0.2.100:5000" in keystone and "option httpchk GET /v3" in keystone
+    assert "bind 192.0.2.100:8774" in nova and "option httpchk GET /\n" in nova
+    for name, address in BACKENDS:
+        assert f"server {name} {address}:5000 check inter 2s fall 2 rise 2" in keystone
+        assert f"server {name} {address}:8774 check inter 2s fall 2 rise 2" in nova
+    assert f"stats socket {openstack.HAPROXY_STATS_SOCKET}" in text
+
+
+def test_the_vip_is_the_address_nothing_else_in_the_lab_has():
+    assert openstack.vip_of("192.168.213.0/24") == "192.168.213.100"
+
+
+def test_the_vip_follows_haproxy_and_starts_after_it():
+    commands = openstack.vip_commands("192.0.2.100", 24)
+    assert commands[0][:4] == ["resource", "create", "vip", "ocf:heartbeat:IPaddr2"]
+    assert {"ip=192.0.2.100", "cidr_netmask=24", "nic=eth0"} <= set(commands[0])
+    assert ["constraint", "colocation", "add", "vip", "with", "haproxy-clone", "INFINITY"] in (
+        commands
+    )
+    assert ["constraint", "order", "start", "haproxy-clone", "then", "start", "vip"] in commands
+
+
+def test_the_api_clones_wait_for_their_nodes_galera_and_monitor_at_two_depths():
+    commands = openstack.api_commands()
+    for service in ("keystone", "nova-api"):
+        (create,) = [c for c in commands if c[:3] == ["resource", "create", service]]
+        assert create[3] == f"ocf:stackha:{service}"
+        assert create[-2:] == ["clone", "interleave=true"]
+        ops = " ".join(create[create.index("op") :])
+        assert "monitor interval=10s timeout=30s monitor interval=30s" in ops
+        assert "OCF_CHECK_LEVEL=10" in ops and "OCF_CHECK_LEVEL=20" not in ops
+        order = ["constraint", "order", "promote", "galera-clone", "then", "start"]
+        assert [*order, f"{service}-clone"] in commands
+    assert commands[-1][-1] == "kind=Optional"
+
+
+def test_only_the_nodes_network_settings_are_read_from_its_sysctl_conf():
+    text = "# comment\nnet.ipv4.ip_nonlocal_bind = 1\nkernel.panic = 5\nnet.core.somaxconn=512\n"
+    assert read_sysctls(text) == [
+        ("net.ipv4.ip_nonlocal_bind", "1"),
+        ("net.core.somaxconn", "512"),
+    ]
