@@ -728,7 +728,7 @@ def test_keystone_quoting_the_password_back_fails_without_showing_it(keystone):
 def nova_answers_tokens(nova, keystone_api, status=200):
     keystone_api.answers["POST", "/v3/auth/tokens"] = (201, {"X-Subject-Token": TOKEN}, "{}")
     nova.write_credentials(f"{keystone_api.url}/v3")
-    nova.answers["GET", "/v2.1/"] = (
+    nova.answers["GET", "/v2.1/flavors"] = (
         status,
         {},
         json.dumps({"version": {"id": "v2.1"}}) if status == 200 else KEYSTONE_401,
@@ -742,7 +742,7 @@ def test_nova_apis_depth_20_asks_with_a_token_from_keystone(nova, keystone_api):
     code, err = nova.run("monitor", nova.monitor_env(20))
     assert code == 0, err
     assert [r[:2] for r in keystone_api.requests] == [("POST", "/v3/auth/tokens")]
-    assert nova.requests() == [("GET", "/"), ("GET", "/v2.1/")]
+    assert nova.requests() == [("GET", "/"), ("GET", "/v2.1/flavors")]
     headers = {k.lower(): v for k, v in server.requests[1][2].items()}
     assert headers["x-auth-token"] == TOKEN
 
@@ -752,7 +752,7 @@ def test_nova_api_refusing_a_keystone_token_has_failed(nova, keystone_api):
     code, err = nova.run("monitor", nova.monitor_env(20))
     assert (code, reason(err)) == (
         1,
-        f"nova-api at http://127.0.0.1:{nova.port}: GET /v2.1/ with a token answered "
+        f"nova-api at http://127.0.0.1:{nova.port}: GET /v2.1/flavors with a token answered "
         "401 Unauthorized",
     )
 

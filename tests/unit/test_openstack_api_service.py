@@ -997,7 +997,7 @@ def test_a_free_port_is_no_problem(closed_port):
 
 # -- the deep check ----------------------------------------------------------------------------
 
-# nova 26 GET /v2.1/ with a token (nova/api/openstack/compute/versionsV21.py)
+# nova 26 GET /v2.1/flavors with a token (nova/api/openstack/compute/versionsV21.py)
 NOVA_V21 = json.dumps({"version": {"id": "v2.1", "status": "CURRENT", "version": "2.93"}})
 
 
@@ -1050,29 +1050,29 @@ def test_keystone_failing_its_own_deep_check_is_not_keystone_unavailable(fake_ap
 
 def test_nova_api_is_asked_with_a_token_from_the_credentials_keystone(fake_api, keystone_api):
     keystone_api.answers["POST", "/v3/auth/tokens"] = (201, {"X-Subject-Token": "gAAAAABn"}, "{}")
-    fake_api.answers["GET", "/v2.1/"] = (200, {}, NOVA_V21)
+    fake_api.answers["GET", "/v2.1/flavors"] = (200, {}, NOVA_V21)
     credentials = credentials_for(keystone_api)
     api.check_authenticated(api.NOVA_API, fake_api.url, credentials, 1.0)
     assert [request[:2] for request in keystone_api.requests] == [("POST", "/v3/auth/tokens")]
     assert json.loads(keystone_api.requests[0][3]) == api.token_request_body(credentials)
     ((method, path, _, _),) = fake_api.requests
-    assert (method, path) == ("GET", "/v2.1/")
+    assert (method, path) == ("GET", "/v2.1/flavors")
     assert headers_of(fake_api.requests[0])["x-auth-token"] == "gAAAAABn"
 
 
 def test_nova_api_refusing_the_token_names_the_status(fake_api, keystone_api):
     keystone_api.answers["POST", "/v3/auth/tokens"] = (201, {"X-Subject-Token": "gAAAAABn"}, "{}")
-    fake_api.answers["GET", "/v2.1/"] = (401, {}, KEYSTONE_401)
+    fake_api.answers["GET", "/v2.1/flavors"] = (401, {}, KEYSTONE_401)
     with pytest.raises(api.OpenStackApiError) as caught:
         api.check_authenticated(api.NOVA_API, fake_api.url, credentials_for(keystone_api), 1.0)
     assert type(caught.value) is api.OpenStackApiError
-    assert str(caught.value) == "GET /v2.1/ with a token answered 401 Unauthorized"
+    assert str(caught.value) == "GET /v2.1/flavors with a token answered 401 Unauthorized"
 
 
 def test_nova_api_not_answering_is_not_reachable(keystone_api, closed_port):
     keystone_api.answers["POST", "/v3/auth/tokens"] = (201, {"X-Subject-Token": "gAAAAABn"}, "{}")
     url = f"http://127.0.0.1:{closed_port}"
-    with pytest.raises(NotReachable, match=f"^GET {url}/v2.1/: Connection refused$"):
+    with pytest.raises(NotReachable, match=f"^GET {url}/v2.1/flavors: Connection refused$"):
         api.check_authenticated(api.NOVA_API, url, credentials_for(keystone_api), 1.0)
 
 
