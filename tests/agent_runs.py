@@ -46,21 +46,23 @@ def free_port() -> int:
 
 
 @contextmanager
-def command_lines_watched_for(secret: str):
+def command_lines_watched_for(*secrets: str):
     """Read every process's command line while the body runs; yields the list of pids whose
-    command line held ``secret`` (empty if none did)."""
+    command line held one of ``secrets`` (empty if none did)."""
     seen: list[str] = []
     stop = threading.Event()
+    wanted = [secret.encode() for secret in secrets if secret]
 
     def watch() -> None:
         while not stop.is_set():
             for entry in Path("/proc").iterdir():
                 if entry.name.isdigit():
                     try:
-                        if secret.encode() in (entry / "cmdline").read_bytes():
-                            seen.append(entry.name)
+                        line = (entry / "cmdline").read_bytes()
                     except OSError:
-                        pass
+                        continue
+                    if any(secret in line for secret in wanted):
+                        seen.append(entry.name)
             time.sleep(0.005)
 
     watcher = threading.Thread(target=watch)

@@ -598,6 +598,7 @@ def test_nova_apis_own_server_gets_its_address_from_a_second_config_file(nova):
         "[DEFAULT]\n"
         "osapi_compute_listen = 127.0.0.1\n"
         f"osapi_compute_listen_port = {nova.port}\n"
+        "enabled_apis = osapi_compute\n"
     )
     assert nova.requests() == [("GET", "/")]
 

@@ -845,13 +845,15 @@ def test_nova_api_takes_its_address_from_a_second_config_file():
     ]
 
 
-def test_the_listen_file_of_nova_api_sets_address_and_port_and_parses(tmp_path):
+def test_the_listen_file_of_nova_api_sets_address_port_and_the_compute_api_alone(tmp_path):
+    # without enabled_apis, nova-api's own server also starts the metadata API on 0.0.0.0:8775
     text = api.listen_config_text(api.NOVA_API, "192.0.2.7", 8774)
     assert text == (
         "# written by ocf:stackha:nova-api\n"
         "[DEFAULT]\n"
         "osapi_compute_listen = 192.0.2.7\n"
         "osapi_compute_listen_port = 8774\n"
+        "enabled_apis = osapi_compute\n"
     )
     api.check_service_config(write(tmp_path, text, "listen.conf"))
 

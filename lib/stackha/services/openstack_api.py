@@ -57,7 +57,10 @@ class ApiService(Record):
     configuration directory and files from, and the files' list (``{name}`` is the config
     file's name) (keystone/server/flask/core.py, nova/api/openstack/
     wsgi_app.py): how a uwsgi-run service is pointed at a config file other than the default.
-    ``executable`` is the service's own server, for distributions that do not run it under uwsgi.
+    ``executable`` is the service's own server, for distributions that do not run it under uwsgi;
+    ``listen_options`` (section, address option, port option) and ``listen_settings`` (more
+    options of that section) make the extra config file of a server that takes its address from
+    its configuration only.
     """
 
     __slots__ = (
@@ -72,6 +75,7 @@ class ApiService(Record):
         "executable",
         "executable_args",
         "listen_options",
+        "listen_settings",
         "authenticated_path",
     )
     name: str
@@ -85,6 +89,7 @@ class ApiService(Record):
     executable: str
     executable_args: tuple[str, ...]
     listen_options: Optional[tuple[str, str, str]]
+    listen_settings: tuple[tuple[str, str], ...]
     authenticated_path: Optional[str]
 
     def __init__(
@@ -100,6 +105,7 @@ class ApiService(Record):
         executable: str,
         executable_args: tuple[str, ...],
         listen_options: Optional[tuple[str, str, str]],
+        listen_settings: tuple[tuple[str, str], ...],
         authenticated_path: Optional[str],
     ) -> None:
         self._freeze(locals())
@@ -118,6 +124,7 @@ KEYSTONE = ApiService(
     executable="/usr/bin/keystone-wsgi-public",
     executable_args=("--host", "{host}", "--port", "{port}"),
     listen_options=None,
+    listen_settings=(),
     # keystone's deep check is the token request itself, sent to this node
     authenticated_path=None,
 )
@@ -135,6 +142,9 @@ NOVA_API = ApiService(
     # nova-api takes no address on its command line: a second config file sets it
     executable_args=("--config-file", "{config}", "--config-file", "{listen_config}"),
     listen_options=("DEFAULT", "osapi_compute_listen", "osapi_compute_listen_port"),
+    # The compute API only, as under uwsgi: nova-api starts every API of enabled_apis, whose
+    # default adds the metadata API, on 0.0.0.0:8775 (metadata_listen) with its own workers.
+    listen_settings=(("enabled_apis", "osapi_compute"),),
     # GET / and /v2.1/ answer without a token; flavors goes through keystonemiddleware (401
     # without a valid token) and reads the API database, for any role
     authenticated_path="/v2.1/flavors",
@@ -544,13 +554,16 @@ def executable_argv(
 
 def listen_config_text(service: ApiService, host: str, port: int) -> str:
     """The extra config file that sets the listening address for a server that takes it from
-    its configuration only (nova-api: ``osapi_compute_listen``); "" when none is needed."""
+    its configuration only (nova-api: ``osapi_compute_listen``, and ``enabled_apis`` so that it
+    serves the compute API alone); "" when none is needed. Read after the service's own config
+    file, it overrides these options there."""
     if service.listen_options is None:
         return ""
     section, host_key, port_key = service.listen_options
+    settings = "".join(f"{key} = {value}\n" for key, value in service.listen_settings)
     return (
         f"# written by ocf:stackha:{service.name}\n"
-        f"[{section}]\n{host_key} = {host}\n{port_key} = {port}\n"
+        f"[{section}]\n{host_key} = {host}\n{port_key} = {port}\n{settings}"
     )
 
 
