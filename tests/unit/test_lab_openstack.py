@@ -6,7 +6,9 @@ from __future__ import annotations
 import configparser
 
 import pytest
+from fakes import FakeProcessTable, FakeRunner
 from stackha.lab import openstack
+from stackha.lab.lab import HAPROXY_CONFIG, Lab, LabState, plan
 from stackha.lab.namespaces import LabError
 from stackha.lab.node import read_sysctls
 from stackha.services import openstack_api as api
@@ -132,3 +134,17 @@ def test_only_the_nodes_network_settings_are_read_from_its_sysctl_conf():
         ("net.ipv4.ip_nonlocal_bind", "1"),
         ("net.core.somaxconn", "512"),
     ]
+
+
+def test_lab_down_removes_the_haproxy_configuration_provisioning_wrote(tmp_path, fake_clock):
+    """down leaves no file of a lab whose OpenStack APIs were provisioned (provision writes the
+    HAProxy configuration into the lab's directory)."""
+    directory = tmp_path / "lab"
+    directory.mkdir()
+    lab = Lab(str(directory), FakeRunner(), fake_clock, FakeProcessTable(fake_clock))
+    subnet = "192.0.2.0/24"
+    lab.save(LabState(subnet, "192.0.2.1", created_root=str(directory), nodes=plan(3, subnet)))
+    backends = [(n.name, n.address) for n in lab.load().nodes]
+    (directory / HAPROXY_CONFIG).write_text(openstack.haproxy_config("192.0.2.100", backends))
+    lab.down()
+    assert not directory.exists()

@@ -65,6 +65,9 @@ REQUIRED = {
 # Properties of the first CIB. dc-deadtime: a fresh cluster otherwise waits 20 s for a DC that
 # cannot exist yet (most of a 3-node lab's start-up time).
 SEED_PROPERTIES = {"dc-deadtime": "2s"}
+# What workload provisioning writes into the lab's directory, for every node to read:
+# stackha.lab.openstack's HAProxy configuration. down removes it with the lab's own files.
+HAPROXY_CONFIG = "haproxy.cfg"
 
 
 @dataclass
@@ -534,6 +537,7 @@ ForceCommand {sys.executable} -I -m stackha.lab.pdu relay
             "lab.json",
             "lab.tmp",
             "lab.lock",
+            HAPROXY_CONFIG,
         ):
             (self.directory / name).unlink(missing_ok=True)
         for log in self.directory.glob("bmc-*.log"):

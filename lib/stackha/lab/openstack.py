@@ -99,7 +99,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from stackha.lab.lab import Lab
+from stackha.lab.lab import HAPROXY_CONFIG, Lab
 from stackha.lab.namespaces import LabError
 from stackha.runner import CommandError, Spawn
 from stackha.services import openstack_api as api
@@ -169,7 +169,6 @@ NOVA_USER = "nova"
 MONITOR_USER = "stackha-monitor"
 RABBITMQ_USER = "openstack"  # stackha.lab.rabbitmq.OPENSTACK_USER
 AMQP_PORT = 5672
-HAPROXY_CONFIG = "haproxy.cfg"  # in the lab's directory: the same file for every node
 HAPROXY_STATS_SOCKET = "/run/haproxy/admin.sock"
 SYSCTLS = {"net.ipv4.ip_nonlocal_bind": "1"}
 NOVA_DATABASES = ("nova_api", "nova", "nova_cell0")

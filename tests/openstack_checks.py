@@ -1,0 +1,322 @@
+"""What the OpenStack API lab tests share: keystone and nova-api deployed as an operator would
+(Galera, the haproxy clone, a virtual IP, the API clones), a client that calls the virtual IP
+without pause from the lab's network and records every request, and what the cluster shows."""
+
+from __future__ import annotations
+
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections import Counter
+from dataclasses import dataclass, field
+
+from galera_checks import deploy as deploy_galera
+from lab_helpers import inside, pcs, wait_for
+from stackha.lab import openstack
+from stackha.services import openstack_api as api
+
+NODES = openstack.NODES
+CLONES = ("haproxy", openstack.KEYSTONE, openstack.NOVA_API)
+DEPLOY_TIMEOUT = 300.0
+# keystone's deep monitor: a token from the node's own keystone, every minute
+DEEP_MONITOR = ["monitor", "interval=60s", "timeout=60s", "OCF_CHECK_LEVEL=20"]
+
+
+@dataclass(frozen=True)
+class Deployment:
+    lab: object
+    info: dict
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def vip(self):
+        return self.info["vip"]
+
+    @property
+    def keystone_url(self):
+        """keystone on the virtual IP, without the /v3."""
+        return api.endpoint_url(self.vip, openstack.KEYSTONE_PORT)
+
+    @property
+    def nova_url(self):
+        return self.info["nova_url"]
+
+    def admin(self):
+        return api.read_openstack_credentials(self.info["admin_credentials"])
+
+
+def with_deep_keystone_monitor(commands):
+    """``openstack.api_commands()`` with a depth-20 monitor added to keystone's."""
+    result = []
+    for argv in commands:
+        if argv[:3] == ["resource", "create", openstack.KEYSTONE]:
+            at = argv.index("clone")
+            argv = [*argv[:at], *DEEP_MONITOR, *argv[at:]]
+        result.append(argv)
+    assert any(DEEP_MONITOR[-1] in argv for argv in result), "no keystone resource to extend"
+    return result
+
+
+def deploy(lab):
+    """Galera, keystone and nova-api provisioned, then the haproxy clone, the virtual IP and the
+    API clones created with pcs inside node1; returns a :class:`Deployment` once every instance
+    is Started on every node and a token is issued through the virtual IP."""
+    seconds = {}
+    seconds["galera"] = deploy_galera(lab)
+    started = time.monotonic()
+    info = openstack.provision(lab)
+    seconds["provisioning"] = time.monotonic() - started
+    started = time.monotonic()
+    commands = [
+        *openstack.haproxy_commands(info["haproxy_config"]),
+        *openstack.vip_commands(info["vip"], info["prefix"]),
+        *with_deep_keystone_monitor(openstack.api_commands()),
+    ]
+    for argv in commands:
+        pcs(lab, *argv)
+    deployment = Deployment(lab, info, seconds)
+    wait_for(lambda: all_started(lab), "every clone Started on every node", DEPLOY_TIMEOUT)
+    wait_for(lambda: vip_answers(deployment), "keystone and nova-api through the VIP", 60)
+    wait_for(lambda: token_through_vip(deployment), "a token through the VIP", 60)
+    seconds["pacemaker start"] = time.monotonic() - started
+    return deployment
+
+
+# -- what the cluster shows ------------------------------------------------------------------
+
+
+def status_from(lab, observers=NODES):
+    """The cluster as the first node of ``observers`` that can tell sees it, or None."""
+    for node in observers:
+        try:
+            status = lab.node(node).status()
+        except Exception:  # noqa: BLE001 - a crashed node: ask the next
+            continue
+        if status is not None and status.dc:
+            return status
+    return None
+
+
+def started_on(status, resource):
+    """The nodes where an instance of ``resource`` is Started and not failed."""
+    return {
+        r.nodes[0]
+        for r in status.instances(resource)
+        if r.role == "Started" and not r.failed and r.nodes
+    }
+
+
+def all_started(lab, observers=NODES, nodes=NODES):
+    status = status_from(lab, observers)
+    if status is None:
+        return False
+    if any(started_on(status, clone) != set(nodes) for clone in CLONES):
+        return False
+    return len(started_on(status, "vip")) == 1
+
+
+def vip_holder(lab, observers=NODES):
+    status = status_from(lab, observers)
+    holders = started_on(status, "vip") if status else set()
+    return next(iter(holders)) if len(holders) == 1 else None
+
+
+def failed_actions(lab, node="node1"):
+    """The failed actions crm_mon shows, as "op_key on node: exitreason" lines."""
+    result = inside(lab, node, "crm_mon", "--one-shot", "--output-as=xml", timeout=30)
+    assert result.ok, result.stderr
+    root = ET.fromstring(result.stdout)
+    return [
+        f"{f.get('op_key')} on {f.get('node')}: {f.get('exitreason') or f.get('exitstatus')}"
+        for f in root.iterfind("failures/failure")
+    ]
+
+
+def answers_both(lab, address):
+    """Whether keystone and nova-api both answer their version document at ``address``."""
+    return openstack.answers_version(
+        lab, api.endpoint_url(address, openstack.KEYSTONE_PORT), openstack.KEYSTONE
+    ) and openstack.answers_version(
+        lab, api.endpoint_url(address, openstack.NOVA_PORT), openstack.NOVA_API
+    )
+
+
+def vip_answers(deployment):
+    return answers_both(deployment.lab, deployment.vip)
+
+
+def token_through_vip(deployment):
+    try:
+        return openstack.token_for(deployment.lab, deployment.admin(), timeout=10)
+    except api.OpenStackApiError:
+        return ""
+
+
+# -- the client ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    kind: str
+    started: float  # time.monotonic()
+    ended: float
+    problem: str  # "" when it succeeded
+
+    @property
+    def ok(self):
+        return not self.problem
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the client saw from ``since`` on; times in seconds after ``since``."""
+
+    total: int
+    failed: int
+    first_failure: float | None
+    last_failure: float | None
+    recovered_after: float  # until every request succeeds again (0: none failed)
+    problems: Counter  # "kind: reason" -> how many failed so
+
+    def __str__(self):
+        if not self.failed:
+            return f"{self.total} requests, none failed"
+        reasons = "; ".join(f"{n}x {p}" for p, n in self.problems.most_common(4))
+        return (
+            f"{self.failed} of {self.total} requests failed, from {self.first_failure:.1f}s to "
+            f"{self.last_failure:.1f}s; every request succeeds from {self.recovered_after:.1f}s "
+            f"({reasons})"
+        )
+
+
+class Client:
+    """Calls the virtual IP from the lab's network, one request after another: keystone
+    ``GET /v3`` and nova ``GET /`` in turn, a token ``POST`` every ``token_every`` requests,
+    each with ``timeout`` seconds and ``pause`` seconds between them. ``requests`` records
+    each one."""
+
+    def __init__(self, deployment, token_every=5, timeout=3.0, pause=0.05):
+        self.lab = deployment.lab
+        self.keystone = deployment.keystone_url + "/v3"
+        self.nova = deployment.nova_url + "/"
+        self.credentials = deployment.admin()
+        self.token_every = token_every
+        self.timeout = timeout
+        self.pause = pause
+        self.requests: list[Request] = []
+        self.crashed: list[BaseException] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="openstack-client", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        wait_for(
+            lambda: self.successes_in_a_row() >= 10 or self.crashed,
+            "the client's first requests succeeding",
+            30,
+        )
+        assert not self.crashed, self.crashed
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=self.timeout + 10)
+        assert not self._thread.is_alive(), "the client did not stop"
+        assert not self.crashed, self.crashed
+
+    def _run(self):
+        try:
+            # the loop in a thread of the lab's network namespace (lab.switch().call)
+            self.lab.switch().call(self._loop)
+        except BaseException as err:  # noqa: BLE001 - reported by __exit__
+            self.crashed.append(err)
+
+    def _loop(self):
+        count = 0
+        while not self._stop.is_set():
+            if count % self.token_every == self.token_every - 1:
+                kind, call = "POST /v3/auth/tokens", self._token
+            elif count % 2 == 0:
+                kind, call = "keystone GET /v3", self._keystone
+            else:
+                kind, call = "nova GET /", self._nova
+            count += 1
+            started = time.monotonic()
+            try:
+                problem = call()
+            except api.OpenStackApiError as err:
+                problem = str(err)
+            self.requests.append(Request(kind, started, time.monotonic(), problem))
+            self._stop.wait(self.pause)
+
+    def _keystone(self):
+        answer = api.http_get(self.keystone, self.timeout)
+        return api.version_document_ok(answer.status, answer.body, openstack.KEYSTONE) or ""
+
+    def _nova(self):
+        answer = api.http_get(self.nova, self.timeout)
+        return api.version_document_ok(answer.status, answer.body, openstack.NOVA_API) or ""
+
+    def _token(self):
+        api.issue_token(self.credentials, self.timeout)
+        return ""
+
+    # -- what it saw ---------------------------------------------------------------------------
+
+    def successes_in_a_row(self):
+        count = 0
+        for request in reversed(list(self.requests)):
+            if not request.ok:
+                break
+            count += 1
+        return count
+
+    def is_steady(self, seconds):
+        """Every request that ended in the last ``seconds`` succeeded, and there were some."""
+        now = time.monotonic()
+        recent = [r for r in list(self.requests) if r.ended >= now - seconds]
+        return len(recent) >= 5 and all(r.ok for r in recent)
+
+    def wait_steady(self, what, seconds=10.0, timeout=90.0):
+        """Wait until every request of the last ``seconds`` succeeded, ``seconds`` from now at
+        the earliest (what just happened is in the window); on a timeout, the assertion says
+        what the requests of the last half minute saw."""
+        earliest = time.monotonic() + seconds
+
+        def steady():
+            return time.monotonic() >= earliest and self.is_steady(seconds)
+
+        try:
+            wait_for(steady, f"{what}: every request succeeding", timeout + seconds)
+        except AssertionError as err:
+            raise AssertionError(
+                f"{err}; last 30s: {self.outcome(time.monotonic() - 30)}"
+            ) from None
+
+    def outcome(self, since, until=None):
+        """What the requests that ended after ``since`` (and started before ``until``) saw."""
+        seen = [
+            r
+            for r in list(self.requests)
+            if r.ended >= since and (until is None or r.started < until)
+        ]
+        failed = [r for r in seen if not r.ok]
+        if not failed:
+            return Outcome(len(seen), 0, None, None, 0.0, Counter())
+        last = failed[-1]
+        after = [r for r in seen if r.started >= last.ended]
+        # the first request after the last failure: it and every one after it succeeded
+        recovered = (after[0].started if after else last.ended) - since
+        return Outcome(
+            total=len(seen),
+            failed=len(failed),
+            first_failure=failed[0].started - since,
+            last_failure=last.ended - since,
+            recovered_after=max(recovered, 0.0),
+            problems=Counter(f"{r.kind}: {short(r.problem)}" for r in failed),
+        )
+
+
+def short(problem):
+    """A failure's reason without its URL, so that equal reasons count together."""
+    return problem.rpartition(": ")[2] if problem.count(": ") else problem
