@@ -72,6 +72,7 @@ lab-tests: venv
 bench: venv
 	$(PY) bench/monitor_haproxy.py
 	$(PY) bench/openstack_api.py
+	$(PY) bench/openstack_lab.py
 	$(PY) bench/lab_timing.py
 	$(PY) bench/fence_ipmi.py
 	$(PY) bench/fence_pdu.py

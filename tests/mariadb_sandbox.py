@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from agent_runs import free_port
+from stackha.services.galera import mariadbd_argv
 
 
 def one_member_galera(directory: Path) -> dict[str, str]:
@@ -57,3 +58,20 @@ wsrep_sst_method = rsync
         "pid": str(run / "mysqld.pid"),
         "log": str(directory / "error.log"),
     }
+
+
+def bootstrap_argv(params: dict[str, str]) -> list[str]:
+    """mariadbd for the cluster of :func:`one_member_galera` (its ``params``), bootstrapping a
+    new cluster, as the galera agent starts it."""
+    return mariadbd_argv(
+        "/usr/sbin/mariadbd",
+        params["config"],
+        params["datadir"],
+        params["user"],
+        params["pid"],
+        params["socket"],
+        params["log"],
+        "/usr/lib/galera/libgalera_smm.so",
+        params["wsrep_cluster_address"],
+        new_cluster=True,
+    )

@@ -320,3 +320,72 @@ class Client:
 def short(problem):
     """A failure's reason without its URL, so that equal reasons count together."""
     return problem.rpartition(": ")[2] if problem.count(": ") else problem
+
+
+# -- faults ------------------------------------------------------------------------------------
+
+
+def settle(lab, timeout=120):
+    """Wait until the cluster has no action in flight (the DC idle, nothing to do)."""
+    result = inside(
+        lab, "node1", "crm_resource", "--wait", f"--timeout={timeout}s", timeout=timeout + 10
+    )
+    assert result.ok, f"crm_resource --wait: {result.stdout}{result.stderr}"
+
+
+@dataclass(frozen=True)
+class CrashRound:
+    """One crash of the node holding the VIP and its return, as the client saw it."""
+
+    holder: str
+    moved_to: str
+    moved_after: float  # seconds from the crash until a survivor runs the VIP
+    crash: Outcome  # the client's requests from the crash until steady again
+    serves_after: float  # seconds from power-on until the node's own keystone and nova answer
+    whole_after: float  # ... until every clone runs on all three nodes
+    back: Outcome  # the client's requests from the power-on until steady again
+
+    def __str__(self):
+        return (
+            f"{self.holder} (holding the VIP) crashed: VIP on {self.moved_to} after "
+            f"{self.moved_after:.1f}s; client: {self.crash}\n"
+            f"{self.holder} powered on: its keystone and nova-api answer after "
+            f"{self.serves_after:.1f}s, every clone on all three nodes after "
+            f"{self.whole_after:.1f}s; client: {self.back}"
+        )
+
+
+def crash_vip_holder(deployment, recovery_s):
+    """Crash the node that holds the VIP while a :class:`Client` calls the VIP, wait until every
+    request succeeds again (at most ``recovery_s`` seconds, and more for the steady run), power
+    the node on, wait until it serves and every clone runs everywhere. Returns a
+    :class:`CrashRound`."""
+    lab = deployment.lab
+    settle(lab)  # a transition in flight would hold the VIP's move back
+    holder = vip_holder(lab)
+    assert holder, "no node holds the VIP"
+    survivors = [n for n in NODES if n != holder]
+    address = lab.node(holder).address
+    with Client(deployment) as client:
+        crashed = time.monotonic()
+        lab.crash(holder)
+        # the survivors see the VIP on the crashed node until they have lost it
+        wait_for(
+            lambda: vip_holder(lab, survivors) in survivors,
+            "the VIP started on a survivor",
+            recovery_s,
+        )
+        moved_after = time.monotonic() - crashed
+        moved_to = vip_holder(lab, survivors)
+        client.wait_steady("after the crash", timeout=recovery_s + 30)
+        crash = client.outcome(crashed)
+        powered = time.monotonic()
+        lab.set_power(holder, "on")
+        wait_for(lambda: answers_both(lab, address), f"{holder} serving again", 300)
+        serves_after = time.monotonic() - powered
+        wait_for(lambda: all_started(lab), "every clone Started on every node", 120)
+        whole_after = time.monotonic() - powered
+        wait_for(lambda: vip_answers(deployment), "the VIP answering", 30)
+        client.wait_steady("after the power-on")
+        back = client.outcome(powered)
+    return CrashRound(holder, moved_to, moved_after, crash, serves_after, whole_after, back)

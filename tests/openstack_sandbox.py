@@ -4,10 +4,11 @@
 needs — configuration, database (SQLite in the directory unless a URL is given), keys, logs, a
 uwsgi ini trimmed from Debian's — and return the agent's parameters. They leave nothing
 running: the agent starts uwsgi itself, as Debian's init script does, with the listening
-address on the command line (``uwsgi --ini INI --http-socket 127.0.0.1:PORT --die-on-term``),
+address on the command line (``uwsgi --ini INI --die-on-term --http-socket 127.0.0.1:PORT``),
 as the service's user and with the service's config directory in the environment.
-``running_service`` starts that same command by hand (for a keystone that nova-api needs, and
-for the self-check) and stops it by pid.
+``running_service`` starts that same command by hand (the agent's own
+``stackha.services.openstack_api.uwsgi_argv`` and ``service_environment``; for a keystone that
+nova-api needs, and for the self-check) and stops it by pid.
 
 The uwsgi workers run as ``keystone`` or ``nova``: what they read or write lives in the
 directory, which must be reachable by them (pytest's ``tmp_path`` is not: its parents are 0700
@@ -22,7 +23,6 @@ Self-check, which starts and stops everything by hand and prints what it measure
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 import pwd
@@ -35,31 +35,37 @@ import stat
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Optional
 
 from agent_runs import free_port
-from mariadb_sandbox import one_member_galera
-from stackha.services.galera import mariadbd_argv
+from mariadb_sandbox import bootstrap_argv, one_member_galera
+from stackha.lab.openstack import (
+    UWSGI,
+    UWSGI_WORKERS,
+    KeystoneAdmin,
+    credentials_text,
+    keystone_authtoken,
+    trimmed_uwsgi_ini,
+)
 from stackha.services.openstack_api import (
     NotReachable,
     http_get,
     issue_token,
     read_openstack_credentials,
     read_uwsgi_ini,
+    service_environment,
     service_named,
+    socket_address,
+    uwsgi_argv,
     version_document_ok,
 )
 
 LOG = logging.getLogger(__name__)
 ADDRESS = "127.0.0.1"
 BASE_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
-KEYSTONE_UWSGI_INI = "/etc/keystone/keystone-uwsgi.ini"
-NOVA_UWSGI_INI = "/etc/nova/nova-api-uwsgi.ini"
 NOVA_API_PASTE = "/etc/nova/api-paste.ini"
 REGION = "RegionOne"
 # Seconds; keystone-manage and nova-manage are CPU-bound Python start-ups (2-5 s each here).
@@ -130,6 +136,36 @@ def _sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"  # an absolute path: four slashes in all
 
 
+def _service_layout(directory: Path, user: str) -> tuple[pwd.struct_passwd, Path, Path, Path]:
+    """``directory`` (created if missing, reachable) with the service user's state (0700),
+    log and run directories in it; the user's account and the three directories."""
+    account = pwd.getpwnam(user)
+    directory.mkdir(mode=0o755, exist_ok=True)
+    check_reachable(directory)
+    return (
+        account,
+        _service_directory(directory / "state", account, 0o700),
+        _service_directory(directory / "log", account, 0o755),
+        _service_directory(directory / "run", account, 0o755),
+    )
+
+
+def _cache_section(memcache_servers: str) -> str:
+    """oslo.cache on the memcached servers ("host:port,..."), or nothing without any."""
+    if not memcache_servers:
+        return ""
+    return (
+        "[cache]\nenabled = true\nbackend = oslo_cache.memcache_pool\n"
+        f"memcache_servers = {memcache_servers}\n"
+    )
+
+
+def _manage_argv(program: str, config: Path, logs: Path) -> list[str]:
+    """keystone-manage / nova-manage on ``config``, logging into ``logs`` (where _run_manage
+    looks for the reason of a failure)."""
+    return [program, "--config-file", str(config), "--log-file", str(logs / f"{program}.log")]
+
+
 # keystone's uwsgi workers run 2 threads; SQLAlchemy's pool then finalises a SQLite connection
 # in a thread other than its own and keystone.log fills with "ERROR sqlalchemy.pool.impl.NullPool
 # ... SQLite objects created in a thread can only be used in that same thread" (93 lines for 12
@@ -137,32 +173,39 @@ def _sqlite_url(path: Path) -> str:
 SQLITE_THREADS = "?check_same_thread=false"
 
 
-def trimmed_uwsgi_ini(debian_ini: str, settings: Mapping[str, Optional[str]], why: str) -> str:
-    """Debian's uwsgi ini for a service, for a test: the options of its [uwsgi] section in
-    order, those in ``settings`` replaced by their value or, for None, dropped; comments left
-    out. No http-socket (Debian's are commented out: its init script passes --http-socket, and
-    so does the agent) and no pidfile (the agent keeps its own)."""
-    lines = [f"# {why}", "[uwsgi]"]
-    section = ""
-    for raw in Path(debian_ini).read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("["):
-            section = line.strip("[]")
-            continue
-        key = line.partition("=")[0].strip()
-        if section != "uwsgi":
-            continue
-        if key in ("http-socket", "https-socket", "socket", "pidfile", "pidfile2"):
-            raise ValueError(f"{debian_ini} now sets {key}: the sandbox expects it not to")
-        if key in settings:
-            value = settings[key]
-            if value is not None:
-                lines.append(f"{key} = {value}")
-        else:
-            lines.append(line)
-    return "\n".join(lines) + "\n"
+def _agent_files(
+    service: str,
+    directory: Path,
+    run: Path,
+    config: Path,
+    port: int,
+    credentials: tuple[str, str],
+) -> dict[str, str]:
+    """The agent's parameters for ``service`` in ``directory``, writing what they name there:
+    Debian's uwsgi ini trimmed as the lab trims it (two workers, no AppArmor; Debian's are for a
+    real controller), logging to log/uwsgi.log and working in state/, and the credentials file
+    (name, text; 0600)."""
+    log_file = directory / "log" / "uwsgi.log"
+    debian_ini = Path(service_named(service).uwsgi_ini)
+    processes, threads = UWSGI_WORKERS[service]
+    settings = {"logto": str(log_file), "chdir": str(directory / "state")}
+    text = trimmed_uwsgi_ini(debian_ini.read_text(encoding="utf-8"), processes, threads, settings)
+    uwsgi_ini = directory / debian_ini.name
+    uwsgi_ini.write_text(
+        f"# Debian's {debian_ini}, trimmed for a test (openstack_sandbox.py).\n{text}"
+    )
+    uwsgi_ini.chmod(0o644)
+    name, credentials_file = credentials
+    _write(directory / name, credentials_file, 0o600)
+    return {
+        "uwsgi_ini": str(uwsgi_ini),
+        "config": str(config),
+        "address": ADDRESS,
+        "port": str(port),
+        "pidfile": str(run / f"{service}.pid"),
+        "credentials": str(directory / name),
+        "log_file": str(log_file),
+    }
 
 
 def _run_manage(
@@ -234,21 +277,10 @@ def prepare_keystone(
     Returns the keystone agent's parameters, and for the tests ``_admin_password``, ``_url``
     (http://127.0.0.1:PORT) and ``_log`` (keystone's own log; ``log_file`` is uwsgi's).
     """
-    account = pwd.getpwnam("keystone")
-    directory.mkdir(mode=0o755, exist_ok=True)
-    check_reachable(directory)
-    state = _service_directory(directory / "state", account, 0o700)
-    logs = _service_directory(directory / "log", account, 0o755)
-    run = _service_directory(directory / "run", account, 0o755)
+    account, state, logs, run = _service_layout(directory, "keystone")
     port = free_port()
     url = f"http://{ADDRESS}:{port}"
     config = directory / "keystone.conf"
-    cache = (
-        f"[cache]\nenabled = true\nbackend = oslo_cache.memcache_pool\n"
-        f"memcache_servers = {memcache_servers}\n"
-        if memcache_servers
-        else ""
-    )
     # keystone.conf holds the database password when there is one: readable by keystone only.
     _write(
         config,
@@ -265,19 +297,13 @@ key_repository = {state}/fernet-keys
 key_repository = {state}/fernet-keys
 [credential]
 key_repository = {state}/credential-keys
-{cache}""",
+{_cache_section(memcache_servers)}""",
         0o640,
         group=account.pw_gid,
     )
     _write_fernet_keys(state / "fernet-keys", account)
     _write_fernet_keys(state / "credential-keys", account)
-    manage = [
-        "keystone-manage",
-        "--config-file",
-        str(config),
-        "--log-file",
-        str(logs / "keystone-manage.log"),
-    ]
+    manage = _manage_argv("keystone-manage", config, logs)
     _run_manage([*manage, "db_sync"], account, "db_sync")
     admin_password = secrets.token_urlsafe(18)
     # The catalog's identity endpoint matters: keystonemiddleware in nova-api validates tokens
@@ -293,38 +319,9 @@ key_repository = {state}/credential-keys
         "bootstrap",
         {"OS_BOOTSTRAP_PASSWORD": admin_password},
     )
-    uwsgi_ini = directory / "keystone-uwsgi.ini"
-    log_file = logs / "uwsgi.log"
-    uwsgi_ini.write_text(
-        trimmed_uwsgi_ini(
-            KEYSTONE_UWSGI_INI,
-            {
-                "plugins": "python3",  # Debian's adds apparmor, pointless without AppArmor
-                "apparmor-profile": None,
-                "processes": "2",  # Debian's 8 x 32 is for a real controller
-                "threads": "2",
-                "logto": str(log_file),
-                "chdir": str(state),
-            },
-            f"Debian's {KEYSTONE_UWSGI_INI}, trimmed for a test (openstack_sandbox.py).",
-        )
-    )
-    uwsgi_ini.chmod(0o644)
-    credentials = directory / "admin.credentials"
-    _write(
-        credentials,
-        f"auth_url={url}/v3\nusername=admin\npassword={admin_password}\n"
-        "project_name=admin\nuser_domain_name=Default\nproject_domain_name=Default\n",
-        0o600,
-    )
+    admin = credentials_text(f"{url}/v3", "admin", admin_password, "admin")
     return {
-        "uwsgi_ini": str(uwsgi_ini),
-        "config": str(config),
-        "address": ADDRESS,
-        "port": str(port),
-        "pidfile": str(run / "keystone.pid"),
-        "credentials": str(credentials),
-        "log_file": str(log_file),
+        **_agent_files("keystone", directory, run, config, port, ("admin.credentials", admin)),
         "_admin_password": admin_password,
         "_url": url,
         "_log": str(logs / "keystone.log"),
@@ -334,86 +331,30 @@ key_repository = {state}/credential-keys
 # -- keystone's REST API, for the service users -----------------------------------------------
 
 
-def _keystone_call(
-    method: str, url: str, token: str, body: Optional[object] = None
-) -> tuple[int, dict[str, object]]:
-    data = None if body is None else json.dumps(body).encode("utf-8")
-    request = urllib.request.Request(
-        url,
-        data=data,
-        method=method,
-        headers={"X-Auth-Token": token, "Content-Type": "application/json"},
-    )
-    # No proxy: an http_proxy in the environment must not see 127.0.0.1.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=30) as response:
-            status, text = response.status, response.read().decode("utf-8")
-    except urllib.error.HTTPError as err:
-        status, text = err.code, err.read().decode("utf-8", "replace")
-    try:
-        return status, (json.loads(text) if text.strip() else {})
-    except ValueError:  # uwsgi's own "Internal Server Error" when the application is broken
-        return status, {"error": {"message": " ".join(text.split())[:200]}}
-
-
-def _expect(status: int, wanted: tuple[int, ...], what: str, answer: dict[str, object]) -> None:
-    if status not in wanted:
-        error = answer.get("error")
-        message = error.get("message") if isinstance(error, dict) else ""
-        raise RuntimeError(f"keystone: {what} answered {status}: {message}")
-
-
-def _the_one(answer: dict[str, object], key: str, name: str) -> str:
-    found = answer.get(key)
-    if not isinstance(found, list) or len(found) != 1:
-        raise RuntimeError(f"keystone: no single {key[:-1]} named {name}")
-    return str(found[0]["id"])
-
-
 def create_service_user(keystone: Mapping[str, str], name: str, password: str) -> None:
     """User ``name`` in keystone's Default domain (its password reset if it exists) with the
-    role admin on project ``service`` (created if missing), through the REST API with the
-    admin's token: what the install guides do with the ``openstack`` command (2.5-3 s per
-    call here) in seven requests (0.5-2.5 s all told, less while no sync shares the CPUs)."""
-    base = f"http://{keystone['address']}:{keystone['port']}/v3"
+    role admin on project ``service`` (created if missing), with the admin's token (0.5-2.5 s
+    all told, less while no sync shares the CPUs)."""
     token = issue_token(read_openstack_credentials(keystone["credentials"]), 30)
-    status, answer = _keystone_call(
-        "POST",
-        f"{base}/projects",
-        token,
+    admin = KeystoneAdmin(f"http://{keystone['address']}:{keystone['port']}", token)
+    project = admin.ensure(
+        "projects",
+        "name=service&domain_id=default",
         {"project": {"name": "service", "domain_id": "default", "description": "services"}},
     )
-    _expect(status, (201, 409), "creating project service", answer)
-    status, answer = _keystone_call("GET", f"{base}/projects?name=service", token)
-    _expect(status, (200,), "finding project service", answer)
-    project = _the_one(answer, "projects", "service")
-    status, answer = _keystone_call(
-        "POST",
-        f"{base}/users",
-        token,
-        {"user": {"name": name, "domain_id": "default", "password": password}},
-    )
-    _expect(status, (201, 409), f"creating user {name}", answer)
-    if status == 201:
-        user = str(answer["user"]["id"])
-    else:
+    query = f"name={name}&domain_id=default"
+    user = admin.find("users", query)
+    if user:
         # Another sandbox made it against this keystone: the user is taken over, and the
         # earlier sandbox's password stops working.
-        status, answer = _keystone_call("GET", f"{base}/users?name={name}&domain_id=default", token)
-        _expect(status, (200,), f"finding user {name}", answer)
-        user = _the_one(answer, "users", name)
-        status, answer = _keystone_call(
-            "PATCH", f"{base}/users/{user}", token, {"user": {"password": password}}
-        )
-        _expect(status, (200,), f"setting the password of user {name}", answer)
-    status, answer = _keystone_call("GET", f"{base}/roles?name=admin", token)
-    _expect(status, (200,), "finding role admin", answer)
-    role = _the_one(answer, "roles", "admin")
-    status, answer = _keystone_call(
-        "PUT", f"{base}/projects/{project}/users/{user}/roles/{role}", token
-    )
-    _expect(status, (204,), f"granting admin on service to {name}", answer)
+        admin.set_password(user, password)
+    else:
+        body = {"user": {"name": name, "domain_id": "default", "password": password}}
+        user = admin.ensure("users", query, body)
+    role = admin.find("roles", "name=admin")
+    if role is None:
+        raise RuntimeError("keystone has no role admin (keystone-manage bootstrap makes it)")
+    admin.grant(project, user, role)
 
 
 # -- nova-api ---------------------------------------------------------------------------------
@@ -445,23 +386,12 @@ def prepare_nova_api(
     Returns the nova-api agent's parameters, and for the tests ``_url`` and ``_log`` (nova's own
     log; ``log_file`` is uwsgi's).
     """
-    account = pwd.getpwnam("nova")
-    directory.mkdir(mode=0o755, exist_ok=True)
-    check_reachable(directory)
-    state = _service_directory(directory / "state", account, 0o700)
-    logs = _service_directory(directory / "log", account, 0o755)
-    run = _service_directory(directory / "run", account, 0o755)
+    account, state, logs, run = _service_layout(directory, "nova")
     port = free_port()
     url = f"http://{ADDRESS}:{port}"
     keystone_url = f"http://{keystone['address']}:{keystone['port']}"
     password = secrets.token_urlsafe(18)
     memcache = f"memcached_servers = {memcache_servers}\n" if memcache_servers else ""
-    cache = (
-        f"[cache]\nenabled = true\nbackend = oslo_cache.memcache_pool\n"
-        f"memcache_servers = {memcache_servers}\n"
-        if memcache_servers
-        else ""
-    )
     # nova-api-wsgi reads OS_NOVA_CONFIG_DIR/api-paste.ini and OS_NOVA_CONFIG_DIR/nova.conf;
     # the paste file is Debian's, with its health-check switch file moved into the sandbox.
     paste = Path(NOVA_API_PASTE).read_text(encoding="utf-8")
@@ -484,29 +414,14 @@ connection = {database_url_api or _sqlite_url(state / "nova_api.sqlite")}
 connection = {database_url or _sqlite_url(state / "nova.sqlite")}
 [wsgi]
 api_paste_config = {directory}/api-paste.ini
-[keystone_authtoken]
-www_authenticate_uri = {keystone_url}/
-auth_url = {keystone_url}/
-auth_type = password
-project_domain_name = Default
-user_domain_name = Default
-project_name = service
-username = nova
-password = {password}
-service_token_roles_required = true
+{keystone_authtoken(keystone_url, password)}service_token_roles_required = true
 {memcache}[oslo_concurrency]
 lock_path = {state}/lock
-{cache}""",
+{_cache_section(memcache_servers)}""",
         0o640,
         group=account.pw_gid,
     )
-    manage = [
-        "nova-manage",
-        "--config-file",
-        str(config),
-        "--log-file",
-        str(logs / "nova-manage.log"),
-    ]
+    manage = _manage_argv("nova-manage", config, logs)
     # The two schemas are independent: synced side by side (2 CPUs), while keystone gets the
     # service user. "db sync" alone would first look cell0's mapping up in the API database,
     # whose tables the other sync may not have made yet; --local_cell syncs [database] only.
@@ -537,31 +452,9 @@ lock_path = {state}/lock
                 f"{' '.join(args[:1] + args[5:])} failed: {_tail(stderr)}\n"
                 + _errors_in(logs / "nova-manage.log")
             )
-    uwsgi_ini = directory / "nova-api-uwsgi.ini"
-    log_file = logs / "uwsgi.log"
-    uwsgi_ini.write_text(
-        trimmed_uwsgi_ini(
-            NOVA_UWSGI_INI,
-            {"processes": "2", "logto": str(log_file), "chdir": str(state)},  # Debian: 16
-            f"Debian's {NOVA_UWSGI_INI}, trimmed for a test (openstack_sandbox.py).",
-        )
-    )
-    uwsgi_ini.chmod(0o644)
-    credentials = directory / "nova.credentials"
-    _write(
-        credentials,
-        f"auth_url={keystone_url}/v3\nusername=nova\npassword={password}\n"
-        "project_name=service\nuser_domain_name=Default\nproject_domain_name=Default\n",
-        0o600,
-    )
+    nova = credentials_text(f"{keystone_url}/v3", "nova", password, "service")
     return {
-        "uwsgi_ini": str(uwsgi_ini),
-        "config": str(config),
-        "address": ADDRESS,
-        "port": str(port),
-        "pidfile": str(run / "nova-api.pid"),
-        "credentials": str(credentials),
-        "log_file": str(log_file),
+        **_agent_files("nova-api", directory, run, config, port, ("nova.credentials", nova)),
         "_url": url,
         "_log": str(logs / "nova-api.log"),
     }
@@ -570,36 +463,17 @@ lock_path = {state}/lock
 # -- running one by hand, as the agent will ---------------------------------------------------
 
 
-def config_environment(service: str, config: str) -> dict[str, str]:
-    """Where the WSGI application finds its configuration: keystone reads
-    OS_KEYSTONE_CONFIG_DIR/OS_KEYSTONE_CONFIG_FILES, nova-api OS_NOVA_CONFIG_DIR (the files
-    api-paste.ini and nova.conf in it)."""
-    directory, name = os.path.split(config)
-    if service == "keystone":
-        return {"OS_KEYSTONE_CONFIG_DIR": directory, "OS_KEYSTONE_CONFIG_FILES": name}
-    return {"OS_NOVA_CONFIG_DIR": directory, "OS_NOVA_CONFIG_FILES": f"api-paste.ini;{name}"}
-
-
-def uwsgi_argv(parameters: Mapping[str, str]) -> list[str]:
-    """The command the agents run (as Debian's init scripts do, the address is not in the ini)."""
-    return [
-        "uwsgi",
-        "--ini",
-        parameters["uwsgi_ini"],
-        "--http-socket",
-        f"{parameters['address']}:{parameters['port']}",
-        "--die-on-term",
-    ]
-
-
 def start_service(parameters: Mapping[str, str], service: str) -> subprocess.Popen[bytes]:
-    """uwsgi for ``service`` ("keystone" or "nova-api") started by hand as the agent will: as
-    the service's user, so the pid is uwsgi's master (runuser would stay in between and, on
-    SIGTERM, wait 2 s before it kills its child)."""
-    account = pwd.getpwnam(service_named(service).user)
+    """uwsgi for ``service`` ("keystone" or "nova-api") started by hand as the agent will (its
+    command line and environment, from stackha.services.openstack_api): as the service's user,
+    so the pid is uwsgi's master (runuser would stay in between and, on SIGTERM, wait 2 s before
+    it kills its child)."""
+    api = service_named(service)
+    address = socket_address(parameters["address"], int(parameters["port"]))
+    account = pwd.getpwnam(api.user)
     return subprocess.Popen(
-        uwsgi_argv(parameters),
-        env={**BASE_ENV, **config_environment(service, parameters["config"])},
+        uwsgi_argv(UWSGI, read_uwsgi_ini(parameters["uwsgi_ini"], address)),
+        env={**BASE_ENV, **service_environment(api, parameters["config"])},
         user=account.pw_uid,
         group=account.pw_gid,
         extra_groups=[],
@@ -933,18 +807,7 @@ def _check_galera(root: Path) -> None:
     directory = root / "galera"
     directory.mkdir(mode=0o700)
     params = one_member_galera(directory)
-    argv = mariadbd_argv(
-        "/usr/sbin/mariadbd",
-        params["config"],
-        params["datadir"],
-        params["user"],
-        params["pid"],
-        params["socket"],
-        params["log"],
-        "/usr/lib/galera/libgalera_smm.so",
-        params["wsrep_cluster_address"],
-        new_cluster=True,
-    )
+    argv = bootstrap_argv(params)
     server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import pytest
 from agent_runs import BASE_ENV, command_lines_watched_for, exit_reason, free_port, run_agent
 from lab_helpers import wait_for
-from mariadb_sandbox import one_member_galera
+from mariadb_sandbox import bootstrap_argv, one_member_galera
 from openstack_sandbox import (
     agent_parameters,
     mariadb_database,
@@ -41,7 +41,6 @@ from openstack_sandbox import (
 )
 from rabbitmq_sandbox import one_node_rabbitmq
 from stackha.ocf.daemon import ProcTable, is_alive, read_pidfile
-from stackha.services.galera import mariadbd_argv
 from stackha.services.openstack_api import (
     http_get,
     port_problem,
@@ -237,18 +236,7 @@ def galera(directory):
     home = directory / "galera"
     home.mkdir(mode=0o700)
     params = one_member_galera(home)
-    argv = mariadbd_argv(
-        "/usr/sbin/mariadbd",
-        params["config"],
-        params["datadir"],
-        params["user"],
-        params["pid"],
-        params["socket"],
-        params["log"],
-        "/usr/lib/galera/libgalera_smm.so",
-        params["wsrep_cluster_address"],
-        new_cluster=True,
-    )
+    argv = bootstrap_argv(params)
     started = time.monotonic()
     server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -46,6 +46,18 @@ def test_an_ini_that_binds_a_socket_itself_is_refused():
         openstack.trimmed_uwsgi_ini("[uwsgi]\nhttp-socket = :5000\n", 2, 1)
 
 
+def test_settings_replace_their_options_and_a_pid_file_is_refused():
+    """The test sandbox's logto and chdir take Debian's place; the agent keeps the pid file."""
+    ini = (
+        DEBIAN_KEYSTONE_INI + "logto = /var/log/keystone/keystone.log\nchdir = /var/lib/keystone\n"
+    )
+    text = openstack.trimmed_uwsgi_ini(ini, 2, 1, {"logto": "/tmp/k/uwsgi.log", "chdir": "/tmp/k"})
+    parsed = api.parse_uwsgi_ini(text, "/tmp/k/keystone-uwsgi.ini", "127.0.0.1:5000")
+    assert (parsed.logto, parsed.chdir, parsed.threads) == ("/tmp/k/uwsgi.log", "/tmp/k", 1)
+    with pytest.raises(LabError, match="pidfile = /run/k.pid"):
+        openstack.trimmed_uwsgi_ini("[uwsgi]\npidfile = /run/k.pid\n", 2, 1)
+
+
 def test_the_database_sql_creates_everything_and_sets_the_passwords_again():
     sql = openstack.database_sql("k" * 32, "n" * 32)
     for database in ("keystone", "nova_api", "nova", "nova_cell0"):

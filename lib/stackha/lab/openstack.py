@@ -233,6 +233,22 @@ def transport_url(node_names: Sequence[str], password: str) -> str:
     return f"rabbit://{hosts}/"
 
 
+def keystone_authtoken(keystone_url: str, password: str) -> str:
+    """nova.conf's ``[keystone_authtoken]``: keystonemiddleware validates clients' tokens at
+    the Keystone of ``keystone_url`` (its base URL) as the ``nova`` user of the ``service``
+    project, whose password is ``password``."""
+    return f"""[keystone_authtoken]
+www_authenticate_uri = {keystone_url}/
+auth_url = {keystone_url}/
+auth_type = password
+project_domain_name = Default
+user_domain_name = Default
+project_name = {SERVICE_PROJECT}
+username = {NOVA_USER}
+password = {password}
+"""
+
+
 def nova_conf(
     node: str,
     address: str,
@@ -258,16 +274,7 @@ connection = {database_url("nova", database_password, "nova_api")}
 [database]
 connection = {database_url("nova", database_password, "nova")}
 
-[keystone_authtoken]
-www_authenticate_uri = {keystone}/
-auth_url = {keystone}/
-auth_type = password
-project_domain_name = Default
-user_domain_name = Default
-project_name = {SERVICE_PROJECT}
-username = {NOVA_USER}
-password = {keystone_password}
-
+{keystone_authtoken(keystone, keystone_password)}
 [oslo_concurrency]
 lock_path = /var/lib/nova/tmp
 
@@ -276,13 +283,18 @@ policy_dirs = /etc/nova/policy.d
 """
 
 
-def trimmed_uwsgi_ini(text: str, processes: int, threads: int) -> str:
-    """Debian's uwsgi ini with ``processes`` and ``threads`` set and the AppArmor plugin gone
-    (the kernel here has no AppArmor; the plugin still loads and the profile option is
-    useless). Everything else stays, ``rem-header = Content-Length`` above all (without it,
+def trimmed_uwsgi_ini(
+    text: str, processes: int, threads: int, settings: Optional[Mapping[str, str]] = None
+) -> str:
+    """Debian's uwsgi ini with ``processes`` and ``threads`` set, the AppArmor plugin gone (the
+    kernel here has no AppArmor; the plugin still loads and the profile option is useless) and
+    each option of ``settings`` given that value (the test sandbox's ``logto``, ``chdir``).
+    Everything else stays, ``rem-header = Content-Length`` above all (without it,
     keystoneauth's keep-alive requests get connection resets). Raises :class:`LabError` if the
-    file binds a socket of its own: the agent gives ``--http-socket`` on uwsgi's command line.
+    file binds a socket or writes a pid file of its own: the agent gives ``--http-socket`` on
+    uwsgi's command line and keeps its own pid file.
     """
+    replaced = {**(settings or {}), "processes": str(processes), "threads": str(threads)}
     out = []
     section = ""
     for raw in text.splitlines():
@@ -291,14 +303,14 @@ def trimmed_uwsgi_ini(text: str, processes: int, threads: int) -> str:
             section = line.strip("[]")
         key, _, value = line.partition("=")
         key = key.strip()
-        if section != "uwsgi" or not line or line[0] in "#;":
+        if section != "uwsgi" or not line or line[0] in "#;[":
             out.append(raw)
         elif key in ("http-socket", "https-socket", "socket", "http", "https"):
             raise LabError(f"the uwsgi ini binds {key} = {value.strip()} itself")
-        elif key == "processes":
-            out.append(f"processes = {processes}")
-        elif key == "threads":
-            out.append(f"threads = {threads}")
+        elif key in ("pidfile", "pidfile2"):
+            raise LabError(f"the uwsgi ini sets {key} = {value.strip()}: the agent keeps its own")
+        elif key in replaced:
+            out.append(f"{key} = {replaced[key]}")
         elif key in ("plugins", "plugin"):
             kept = [p.strip() for p in value.split(",") if p.strip() not in ("", "apparmor")]
             out.append(f"{key} = {','.join(kept)}")
@@ -587,40 +599,84 @@ def stop_api(lab: Lab, node: str, service: str, timeout: float = 60.0) -> None:
 # -- Keystone's REST API ---------------------------------------------------------------------
 
 
-class _Keystone:
-    """Find-or-create of the few Keystone objects the lab needs, as the admin."""
+def _called_directly(request: Callable[[], api.HttpAnswer]) -> api.HttpAnswer:
+    return request()
 
-    def __init__(self, lab: Lab, url: str, token: str) -> None:
-        self.lab = lab
+
+class KeystoneAdmin:
+    """The few Keystone objects provisioning needs, found or created through the REST API with
+    an admin's token: what the install guides do with the ``openstack`` command (2.5-3 s per
+    call) in a few requests. ``url`` is Keystone's base URL (without ``/v3``); ``call`` runs
+    each request (the lab passes ``lab.switch().call``: the request then comes from the lab's
+    network); by default it runs here. Raises :class:`LabError` when Keystone refuses.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        call: Optional[Callable[[Callable[[], api.HttpAnswer]], api.HttpAnswer]] = None,
+        timeout: float = 30.0,
+    ) -> None:
         self.url = url.rstrip("/") + "/v3"
         self.headers = {"X-Auth-Token": token, "Accept": "application/json"}
+        self.call = call or _called_directly
+        self.timeout = timeout
 
-    def _call(self, request: Callable[[], api.HttpAnswer], what: str) -> api.HttpAnswer:
-        answer = self.lab.switch().call(request)
-        if answer.status >= 300:
-            raise LabError(f"keystone: {what} answered {api.status_text(answer.status)}")
+    def _send(
+        self, request: Callable[[], api.HttpAnswer], what: str, accept: Sequence[int] = ()
+    ) -> api.HttpAnswer:
+        answer = self.call(request)
+        if answer.status >= 300 and answer.status not in accept:
+            try:
+                error = json.loads(answer.body).get("error") or {}
+                message = str(error.get("message", ""))
+            except (ValueError, AttributeError):  # uwsgi's own page when the app is broken
+                message = " ".join(answer.body.split())[:200]
+            raise LabError(f"keystone: {what} answered {api.status_text(answer.status)}: {message}")
         return answer
 
     def find(self, collection: str, query: str) -> Optional[str]:
+        """The id of the first of ``collection`` that ``query`` selects, or None."""
         url = f"{self.url}/{collection}?{query}"
-        answer = self._call(lambda: api.http_get(url, 10, self.headers), f"GET {collection}")
+        answer = self._send(
+            lambda: api.http_get(url, self.timeout, self.headers), f"GET {collection}"
+        )
         found = json.loads(answer.body).get(collection) or []
         return str(found[0]["id"]) if found else None
 
     def ensure(self, collection: str, query: str, body: Mapping[str, object]) -> str:
+        """The id of the one ``query`` selects, created with ``body`` if there is none."""
         existing = self.find(collection, query)
         if existing:
             return existing
         url = f"{self.url}/{collection}"
-        answer = self._call(
-            lambda: api.http_post_json(url, body, 10, self.headers), f"POST {collection}"
+        answer = self._send(
+            lambda: api.http_post_json(url, body, self.timeout, self.headers),
+            f"POST {collection}",
+            accept=(409,),
         )
+        if answer.status == 409:  # made meanwhile by someone else
+            existing = self.find(collection, query)
+            if existing:
+                return existing
+            raise LabError(f"keystone: POST {collection} answered 409 Conflict: none found")
         (created,) = json.loads(answer.body).values()
         return str(created["id"])
 
     def grant(self, project: str, user: str, role: str) -> None:
+        """Role ``role`` on ``project`` to ``user`` (ids)."""
         url = f"{self.url}/projects/{project}/users/{user}/roles/{role}"
-        self._call(lambda: api.http_put(url, 10, self.headers), "PUT role assignment")
+        self._send(lambda: api.http_put(url, self.timeout, self.headers), "PUT role assignment")
+
+    def set_password(self, user: str, password: str) -> None:
+        """A new password for user ``user`` (an id)."""
+        url = f"{self.url}/users/{user}"
+        body = {"user": {"password": password}}
+        self._send(
+            lambda: api.http_send_json("PATCH", url, body, self.timeout, self.headers),
+            "PATCH user (its password)",
+        )
 
 
 def register(lab: Lab, keystone_url: str, vip: str, shared: Mapping[str, str]) -> None:
@@ -629,7 +685,7 @@ def register(lab: Lab, keystone_url: str, vip: str, shared: Mapping[str, str]) -
     admin = api.Credentials(
         f"{keystone_url}/v3", ADMIN_USER, shared["admin"], ADMIN_PROJECT, "Default", "Default"
     )
-    keystone = _Keystone(lab, keystone_url, token_for(lab, admin))
+    keystone = KeystoneAdmin(keystone_url, token_for(lab, admin), lab.switch().call, 10.0)
     service = keystone.ensure(
         "projects",
         f"name={SERVICE_PROJECT}&domain_id=default",

@@ -792,11 +792,22 @@ def http_post_json(
 ) -> HttpAnswer:
     """``POST url`` with ``body`` as JSON; as :func:`http_get` otherwise. No message ever shows
     the body (it holds passwords)."""
+    return http_send_json("POST", url, body, timeout, headers)
+
+
+def http_send_json(
+    method: str,
+    url: str,
+    body: object,
+    timeout: float,
+    headers: Optional[Mapping[str, str]] = None,
+) -> HttpAnswer:
+    """``method url`` (POST, PATCH...) with ``body`` as JSON; as :func:`http_post_json`."""
     import json
 
     sent = {"Content-Type": "application/json", "Accept": "application/json"}
     sent.update(headers or {})
-    return _request("POST", url, json.dumps(body).encode("utf-8"), sent, timeout)
+    return _request(method, url, json.dumps(body).encode("utf-8"), sent, timeout)
 
 
 def http_put(url: str, timeout: float, headers: Optional[Mapping[str, str]] = None) -> HttpAnswer:
