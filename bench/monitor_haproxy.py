@@ -35,7 +35,6 @@ Standard library only; Python 3.9 or later.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -45,11 +44,25 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass, field
 from typing import Optional
 
-OCF_ROOT = "/usr/lib/ocf"
+# bench/ is sys.path[0] when this script runs: measure is bench/measure.py.
+from measure import (
+    OCF_ROOT,
+    BenchError,
+    Command,
+    ImportReport,
+    base_env,
+    install_agents,
+    interleaved,
+    parse_args,
+    read_importtime,
+    render_table,
+    run_once,
+    samples_json,
+    write_json,
+)
+
 AGENT = f"{OCF_ROOT}/resource.d/stackha/haproxy"
 DUMMY = f"{OCF_ROOT}/resource.d/heartbeat/Dummy"
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -75,46 +88,6 @@ frontend web
     http-request return status 200 content-type text/plain string ok
 """
 
-# "import time:       946 |       2880 | stackha.services.haproxy"; nesting is two spaces a level.
-IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)\s*$")
-
-
-class BenchError(Exception):
-    """A precondition or a command failed; the message says which and why."""
-
-
-@dataclass
-class Command:
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    wall: list[float] = field(default_factory=list)  # seconds
-    cpu: list[float] = field(default_factory=list)  # seconds, user + sys
-
-
-@dataclass
-class ImportReport:
-    lxml: bool
-    stackha_ms: float  # cumulative import time of the top-level stackha imports
-    total_ms: float  # cumulative import time of every top-level import
-
-
-def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument(
-        "--runs", type=int, default=200, help="measured calls per command (default 200)"
-    )
-    parser.add_argument(
-        "--warmup", type=int, default=2, help="uncounted rounds before measuring (default 2)"
-    )
-    parser.add_argument("--json", metavar="FILE", help="also write the numbers to FILE as JSON")
-    args = parser.parse_args(argv)
-    if args.runs < 2:
-        parser.error("--runs must be at least 2")
-    if args.warmup < 0:
-        parser.error("--warmup must not be negative")
-    return args
-
 
 def free_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -123,110 +96,16 @@ def free_loopback_port() -> int:
         return port
 
 
-def base_env() -> dict[str, str]:
-    """A clean environment, close to what pacemaker-execd gives an agent."""
-    return {
-        "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-        "LANG": "C.UTF-8",
-        "OCF_ROOT": OCF_ROOT,
-    }
-
-
-def run_once(argv: list[str], env: dict[str, str], what: str) -> subprocess.CompletedProcess[str]:
-    """Run a command to completion; raise BenchError with its output unless it exits 0."""
-    try:
-        result = subprocess.run(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=ACTION_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as err:
-        raise BenchError(f"{what} failed: {err}") from err
-    if result.returncode != 0:
-        output = (result.stdout + result.stderr).strip() or "(no output)"
-        raise BenchError(f"{what} exited {result.returncode}, expected 0:\n{output}")
-    return result
-
-
-def install_agents() -> None:
-    stackha = os.path.join(os.path.dirname(sys.executable), "stackha")
-    if not os.access(stackha, os.X_OK):
-        raise BenchError(f"{stackha} not found: run 'make venv' and use the venv's python")
-    run_once([stackha, "install"], base_env(), "stackha install")
-    if not os.access(AGENT, os.X_OK):
-        raise BenchError(f"stackha install did not install {AGENT}")
-
-
-def measure_once(command: Command) -> None:
-    """One call: wall time around spawn-to-reap, CPU time from the child's rusage."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        command.argv,
-        env=command.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    if proc.returncode != 0:
-        # Run it again with its output captured, for the message.
-        run_once(command.argv, command.env, command.name)
-        raise BenchError(f"{command.name} exited {proc.returncode}, expected 0")
-    command.wall.append(wall)
-    command.cpu.append(usage.ru_utime + usage.ru_stime)
-
-
-def measure(commands: list[Command], runs: int, warmup: int) -> None:
-    for _ in range(warmup):
-        for command in commands:
-            measure_once(command)
-    for command in commands:
-        command.wall.clear()
-        command.cpu.clear()
-    for _ in range(runs):
-        for command in commands:
-            measure_once(command)
-
-
 def import_report(env: dict[str, str]) -> ImportReport:
     """Run the monitor once under -X importtime: does it import lxml, and at what cost."""
     python = os.path.join(os.path.dirname(sys.executable), "python")
     result = run_once(
-        [python, "-I", "-X", "importtime", AGENT, "monitor"], env, "monitor under -X importtime"
+        [python, "-I", "-X", "importtime", AGENT, "monitor"],
+        env,
+        "monitor under -X importtime",
+        timeout=ACTION_TIMEOUT,
     )
-    lxml = False
-    stackha_us = total_us = 0
-    for line in result.stderr.splitlines():
-        match = IMPORT_LINE.match(line)
-        if not match:
-            continue
-        cumulative, indent, module = int(match.group(2)), match.group(3), match.group(4)
-        if module == "lxml" or module.startswith("lxml."):
-            lxml = True
-        if len(indent) == 0:  # a top-level import: its cumulative time includes its children
-            total_us += cumulative
-            if module == "stackha" or module.startswith("stackha."):
-                stackha_us += cumulative
-    return ImportReport(lxml=lxml, stackha_ms=stackha_us / 1000, total_ms=total_us / 1000)
-
-
-def p90(values: list[float]) -> float:
-    return statistics.quantiles(values, n=10, method="inclusive")[8]
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    """Median, p90 and mean, in milliseconds."""
-    return {
-        "median": statistics.median(values) * 1000,
-        "p90": p90(values) * 1000,
-        "mean": statistics.fmean(values) * 1000,
-    }
+    return read_importtime(result.stderr, ("lxml",))
 
 
 def ratios(commands: dict[str, Command]) -> dict[str, dict[str, dict[str, float]]]:
@@ -268,15 +147,8 @@ def render(
         f"{args.warmup} warm-up rounds; {os.cpu_count()} CPUs, Python {platform.python_version()}"
         f", HAProxy {haproxy_version()}",
         "",
-        f"{'command':<{width}}  {'wall ms':>8} {'p90':>8}  {'cpu ms':>8} {'p90':>8}",
-        f"{'':<{width}}  {'median':>8} {'':>8}  {'median':>8} {'':>8}",
+        *render_table(list(commands.values()), width),
     ]
-    for name, command in commands.items():
-        wall, cpu = summary(command.wall), summary(command.cpu)
-        lines.append(
-            f"{name:<{width}}  {wall['median']:8.2f} {wall['p90']:8.2f}  "
-            f"{cpu['median']:8.2f} {cpu['p90']:8.2f}"
-        )
     bases = (DUMMY_NAME, FLOOR, FLOOR_BARE)
     base_width = max(len(base) for base in bases)
     lines += ["", "ratios of medians (stackha / baseline):", ""]
@@ -292,7 +164,7 @@ def render(
             )
     lines += [
         "",
-        f"monitor imports lxml: {'yes' if imports.lxml else 'no'}",
+        f"monitor imports lxml: {'yes' if 'lxml' in imports.heavy else 'no'}",
         f"import time (one run, -X importtime): stackha modules {imports.stackha_ms:.1f} ms "
         f"cumulative, all top-level imports {imports.total_ms:.1f} ms",
     ]
@@ -316,16 +188,13 @@ def to_json(
             name: {
                 "argv": command.argv,
                 "check_level": command.env.get("OCF_CHECK_LEVEL"),
-                "wall": summary(command.wall),
-                "cpu": summary(command.cpu),
-                "wall_samples": [round(v * 1000, 4) for v in command.wall],
-                "cpu_samples": [round(v * 1000, 4) for v in command.cpu],
+                **samples_json(command),
             }
             for name, command in commands.items()
         },
         "ratios_of_medians": table,
         "imports": {
-            "lxml": imports.lxml,
+            "lxml": "lxml" in imports.heavy,
             "stackha_cumulative_ms": imports.stackha_ms,
             "total_cumulative_ms": imports.total_ms,
         },
@@ -334,7 +203,7 @@ def to_json(
 
 def stop_quietly(argv: list[str], env: dict[str, str], what: str) -> bool:
     try:
-        run_once(argv, env, what)
+        run_once(argv, env, what, timeout=ACTION_TIMEOUT)
     except BenchError as err:
         print(f"warning: {err}", file=sys.stderr)
         return False
@@ -382,8 +251,8 @@ def run(args: argparse.Namespace, tmp: str) -> int:
 
     dummy_started = False
     try:
-        run_once([AGENT, "start"], depth0_env, "ocf:stackha:haproxy start")
-        run_once([DUMMY, "start"], dummy_env, "ocf:heartbeat:Dummy start")
+        run_once([AGENT, "start"], depth0_env, "ocf:stackha:haproxy start", timeout=ACTION_TIMEOUT)
+        run_once([DUMMY, "start"], dummy_env, "ocf:heartbeat:Dummy start", timeout=ACTION_TIMEOUT)
         dummy_started = True
 
         commands = [
@@ -393,7 +262,7 @@ def run(args: argparse.Namespace, tmp: str) -> int:
             Command(FLOOR, [SYSTEM_PYTHON, "-c", "pass"], floor_env),
             Command(FLOOR_BARE, [SYSTEM_PYTHON, "-I", "-S", "-c", "pass"], floor_env),
         ]
-        measure(commands, args.runs, args.warmup)
+        interleaved(commands, args.runs, args.warmup, timeout=ACTION_TIMEOUT)
         imports = import_report(depth0_env)
     finally:
         if dummy_started:
@@ -406,22 +275,19 @@ def run(args: argparse.Namespace, tmp: str) -> int:
     table = ratios(by_name)
     print(render(by_name, table, imports, args))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(to_json(by_name, table, imports, args), handle, indent=2)
-            handle.write("\n")
-        print(f"\nnumbers written to {args.json}")
+        write_json(args.json, to_json(by_name, table, imports, args))
     return 0
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    args = parse_args(argv)
+    args = parse_args(__doc__.split("\n", 1)[0], argv)
     try:
         if os.geteuid() != 0:
             raise BenchError("run as root: the agents are installed and HAProxy started as root")
         for path in (HAPROXY, DUMMY, SYSTEM_PYTHON):
             if not os.access(path, os.X_OK):
                 raise BenchError(f"{path} not found (make deps installs haproxy, resource-agents)")
-        install_agents()
+        install_agents((AGENT,), timeout=ACTION_TIMEOUT)
         with tempfile.TemporaryDirectory(prefix="stackha-bench-") as tmp:
             return run(args, tmp)
     except BenchError as err:

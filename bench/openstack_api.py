@@ -60,17 +60,32 @@ import argparse
 import json
 import os
 import platform
-import re
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+# bench/ is sys.path[0] when this script runs: measure is bench/measure.py.
+from measure import (
+    OCF_ROOT,
+    BenchError,
+    Command,
+    ImportReport,
+    base_env,
+    install_agents,
+    interleaved,
+    parse_args,
+    read_importtime,
+    render_table,
+    run_once,
+    samples_json,
+    write_json,
+)
 from stackha.services.openstack_api import (
     issue_token,
     read_openstack_credentials,
@@ -92,7 +107,6 @@ from openstack_sandbox import (  # noqa: E402
     wait_until_all_workers_loaded,
 )
 
-OCF_ROOT = "/usr/lib/ocf"
 KEYSTONE_AGENT = f"{OCF_ROOT}/resource.d/stackha/keystone"
 NOVA_AGENT = f"{OCF_ROOT}/resource.d/stackha/nova-api"
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -142,27 +156,6 @@ BASELINES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
     ],
 }
 
-# "import time:       946 |       2880 | stackha.services.haproxy"; nesting is two spaces a level.
-IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)\s*$")
-
-
-class BenchError(Exception):
-    """A precondition or a command failed; the message says which and why."""
-
-
-@dataclass
-class Command:
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    wall: list[float] = field(default_factory=list)  # seconds
-    cpu: list[float] = field(default_factory=list)  # seconds, user + sys
-    # When each call differs (a new token each): the argv of every call, warm-up first.
-    series: list[list[str]] = field(default_factory=list)
-
-    def next_argv(self) -> list[str]:
-        return self.series.pop(0) if self.series else self.argv
-
 
 @dataclass
 class Service:
@@ -206,31 +199,14 @@ class Context:
     agent_python: list[str]  # the agents' #! line
 
 
-@dataclass
-class ImportReport:
-    heavy: list[str]  # the HEAVY_MODULES it imports
-    stackha_ms: float  # cumulative import time of the top-level stackha imports
-    total_ms: float  # cumulative import time of every top-level import
-
-
-def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument(
-        "--runs",
-        type=int,
-        default=200,
-        help="measured calls per command at depths 0 and 10 (default 200); depth 20 gets a "
+def parse_deep_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    """The shared options, and from them the runs and warm-up rounds of depth 20."""
+    args = parse_args(
+        __doc__.split("\n", 1)[0],
+        argv,
+        runs_help="measured calls per command at depths 0 and 10 (default 200); depth 20 gets a "
         "tenth of it, at least 5",
     )
-    parser.add_argument(
-        "--warmup", type=int, default=2, help="uncounted rounds before measuring (default 2)"
-    )
-    parser.add_argument("--json", metavar="FILE", help="also write the numbers to FILE as JSON")
-    args = parser.parse_args(argv)
-    if args.runs < 2:
-        parser.error("--runs must be at least 2")
-    if args.warmup < 0:
-        parser.error("--warmup must not be negative")
     args.deep_runs = max(5, args.runs // 10)
     args.deep_warmup = min(args.warmup, 1)  # a round of depth 20 costs four tokens
     return args
@@ -238,46 +214,6 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def base_env() -> dict[str, str]:
-    """A clean environment, close to what pacemaker-execd gives an agent (no proxy variables:
-    curl goes straight to 127.0.0.1)."""
-    return {
-        "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-        "LANG": "C.UTF-8",
-        "OCF_ROOT": OCF_ROOT,
-    }
-
-
-def run_once(argv: list[str], env: dict[str, str], what: str) -> subprocess.CompletedProcess[str]:
-    """Run a command to completion; raise BenchError with its output unless it exits 0."""
-    try:
-        result = subprocess.run(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=ACTION_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as err:
-        raise BenchError(f"{what} failed: {err}") from err
-    if result.returncode != 0:
-        output = (result.stdout + result.stderr).strip() or "(no output)"
-        raise BenchError(f"{what} exited {result.returncode}, expected 0:\n{output}")
-    return result
-
-
-def install_agents() -> None:
-    stackha = os.path.join(os.path.dirname(sys.executable), "stackha")
-    if not os.access(stackha, os.X_OK):
-        raise BenchError(f"{stackha} not found: run 'make venv' and use the venv's python")
-    run_once([stackha, "install"], base_env(), "stackha install")
-    for agent in (KEYSTONE_AGENT, NOVA_AGENT):
-        if not os.access(agent, os.X_OK):
-            raise BenchError(f"stackha install did not install {agent}")
 
 
 def agent_interpreter(agent: str) -> list[str]:
@@ -297,76 +233,12 @@ def write_private(path: str, text: str) -> None:
         handle.write(text)
 
 
-def measure_once(command: Command) -> None:
-    """One call: wall time around spawn-to-reap, CPU time from the child's rusage."""
-    argv = command.next_argv()
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        argv,
-        env=command.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    if proc.returncode != 0:
-        # Run it again with its output captured, for the message.
-        run_once(argv, command.env, command.name)
-        raise BenchError(f"{command.name} exited {proc.returncode}, expected 0")
-    command.wall.append(wall)
-    command.cpu.append(usage.ru_utime + usage.ru_stime)
-
-
-def measure(commands: list[Command], runs: int, warmup: int) -> None:
-    for _ in range(warmup):
-        for command in commands:
-            measure_once(command)
-    for command in commands:
-        command.wall.clear()
-        command.cpu.clear()
-    for _ in range(runs):
-        for command in commands:
-            measure_once(command)
-
-
 def import_report(agent: str, env: dict[str, str]) -> ImportReport:
     """Run the monitor once under -X importtime: which heavy modules it imports, at what cost."""
     argv = [*agent_interpreter(agent), "-X", "importtime", agent, "monitor"]
-    result = run_once(argv, env, f"{os.path.basename(agent)} monitor under -X importtime")
-    heavy: set[str] = set()
-    stackha_us = total_us = 0
-    for line in result.stderr.splitlines():
-        match = IMPORT_LINE.match(line)
-        if not match:
-            continue
-        cumulative, indent, module = int(match.group(2)), match.group(3), match.group(4)
-        for name in HEAVY_MODULES:
-            if module == name or module.startswith(f"{name}."):
-                heavy.add(name)
-        if len(indent) == 0:  # a top-level import: its cumulative time includes its children
-            total_us += cumulative
-            if module == "stackha" or module.startswith("stackha."):
-                stackha_us += cumulative
-    return ImportReport(
-        heavy=[name for name in HEAVY_MODULES if name in heavy],
-        stackha_ms=stackha_us / 1000,
-        total_ms=total_us / 1000,
-    )
-
-
-def p90(values: list[float]) -> float:
-    return statistics.quantiles(values, n=10, method="inclusive")[8]
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    """Median, p90 and mean, in milliseconds."""
-    return {
-        "median": statistics.median(values) * 1000,
-        "p90": p90(values) * 1000,
-        "mean": statistics.fmean(values) * 1000,
-    }
+    what = f"{os.path.basename(agent)} monitor under -X importtime"
+    result = run_once(argv, env, what, timeout=ACTION_TIMEOUT)
+    return read_importtime(result.stderr, HEAVY_MODULES)
 
 
 def ratios(commands: dict[str, Command]) -> dict[str, dict[str, dict[str, float]]]:
@@ -407,20 +279,6 @@ def package_versions() -> dict[str, str]:
         if name in versions and version:
             versions[name] = version
     return versions
-
-
-def render_table(commands: list[Command], width: int) -> list[str]:
-    lines = [
-        f"{'command':<{width}}  {'wall ms':>8} {'p90':>8}  {'cpu ms':>8} {'p90':>8}",
-        f"{'':<{width}}  {'median':>8} {'':>8}  {'median':>8} {'':>8}",
-    ]
-    for command in commands:
-        wall, cpu = summary(command.wall), summary(command.cpu)
-        lines.append(
-            f"{command.name:<{width}}  {wall['median']:8.2f} {wall['p90']:8.2f}  "
-            f"{cpu['median']:8.2f} {cpu['p90']:8.2f}"
-        )
-    return lines
 
 
 def render(
@@ -514,10 +372,7 @@ def to_json(
                 "argv": command.argv,
                 "check_level": command.env.get("OCF_CHECK_LEVEL"),
                 "runs": len(command.wall),
-                "wall": summary(command.wall),
-                "cpu": summary(command.cpu),
-                "wall_samples": [round(v * 1000, 4) for v in command.wall],
-                "cpu_samples": [round(v * 1000, 4) for v in command.cpu],
+                **samples_json(command),
             }
             for command in shallow + deep
         },
@@ -542,7 +397,12 @@ def start_service(service: Service) -> float:
     started = time.monotonic()
     log_file = service.prepared["log_file"]
     offset = os.path.getsize(log_file) if os.path.exists(log_file) else 0
-    run_once([service.agent, "start"], service.env("start"), f"ocf:stackha:{service.name} start")
+    run_once(
+        [service.agent, "start"],
+        service.env("start"),
+        f"ocf:stackha:{service.name} start",
+        timeout=ACTION_TIMEOUT,
+    )
     try:
         wait_until_all_workers_loaded(service.prepared, offset)
     except RuntimeError as err:
@@ -553,7 +413,12 @@ def start_service(service: Service) -> float:
 def stop_service(service: Service) -> None:
     """The agent's stop; then, as a safety net, whatever still runs from its uwsgi ini, by pid."""
     try:
-        run_once([service.agent, "stop"], service.env("stop"), f"ocf:stackha:{service.name} stop")
+        run_once(
+            [service.agent, "stop"],
+            service.env("stop"),
+            f"ocf:stackha:{service.name} stop",
+            timeout=ACTION_TIMEOUT,
+        )
     except BenchError as err:
         print(f"warning: {err}", file=sys.stderr)
     leftovers = stop_leftovers(service.prepared)
@@ -613,7 +478,9 @@ def commands_for(
 def check_deep_monitor(nova: Service) -> None:
     """nova-api's depth 20 passes without its authenticated request when keystone gives no
     token (it only logs a warning): that would time a cheaper path than the one named."""
-    result = run_once([nova.agent, "monitor"], nova.env("monitor", 20), NOVA20)
+    result = run_once(
+        [nova.agent, "monitor"], nova.env("monitor", 20), NOVA20, timeout=ACTION_TIMEOUT
+    )
     if "depth-20 check skipped" in result.stderr:
         raise BenchError(f"{NOVA20} skipped its authenticated request:\n{result.stderr.strip()}")
 
@@ -657,9 +524,9 @@ def run(args: argparse.Namespace) -> int:
                 shallow, deep = commands_for(keystone, nova, secrets, args)
                 check_deep_monitor(nova)
                 log(f"measuring depths 0 and 10: {len(shallow)} commands x {args.runs}")
-                measure(shallow, args.runs, args.warmup)
+                interleaved(shallow, args.runs, args.warmup, timeout=ACTION_TIMEOUT)
                 log(f"measuring depth 20: {len(deep)} commands x {args.deep_runs}")
-                measure(deep, args.deep_runs, args.deep_warmup)
+                interleaved(deep, args.deep_runs, args.deep_warmup, timeout=ACTION_TIMEOUT)
             log("imports of each monitor (-X importtime)")
             imports = {
                 f"{service.name} monitor depth {depth}": import_report(
@@ -683,10 +550,7 @@ def run(args: argparse.Namespace) -> int:
     table = ratios({command.name: command for command in shallow + deep})
     print(render(shallow, deep, table, imports, context, args))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(to_json(shallow, deep, table, imports, context, args), handle, indent=2)
-            handle.write("\n")
-        print(f"\nnumbers written to {args.json}")
+        write_json(args.json, to_json(shallow, deep, table, imports, context, args))
     return 0
 
 
@@ -697,7 +561,7 @@ def terminate(signum: int, frame: object) -> None:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    args = parse_args(argv)
+    args = parse_deep_args(argv)
     try:
         if os.geteuid() != 0:
             raise BenchError(
@@ -707,7 +571,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             if not os.access(path, os.X_OK):
                 raise BenchError(f"{path} not found (make deps installs curl, uwsgi, keystone)")
         signal.signal(signal.SIGTERM, terminate)
-        install_agents()
+        install_agents((KEYSTONE_AGENT, NOVA_AGENT), timeout=ACTION_TIMEOUT)
         return run(args)
     except BenchError as err:
         print(f"benchmark aborted: {err}", file=sys.stderr)
