@@ -4,6 +4,7 @@ without a lab. (The lab itself ran it: see the module's docstring.)"""
 from __future__ import annotations
 
 import configparser
+import json
 
 import pytest
 from fakes import FakeProcessTable, FakeRunner
@@ -160,3 +161,103 @@ def test_lab_down_removes_the_haproxy_configuration_provisioning_wrote(tmp_path,
     (directory / HAPROXY_CONFIG).write_text(openstack.haproxy_config("192.0.2.100", backends))
     lab.down()
     assert not directory.exists()
+
+
+# -- KeystoneAdmin against a small HTTP server that drops a connection ------------------------
+
+
+class _DroppingKeystone:
+    """Answers like Keystone's /v3/projects, closing the connection without an answer on the
+    requests numbered in ``drop`` (1-based), as a dying uwsgi worker does."""
+
+    def __init__(self, drop, made_before_drop=False):
+        import http.server
+        import threading
+
+        self.requests = []
+        self.projects = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self, status, body):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _dropped(self):
+                outer.requests.append(f"{self.command} {self.path}")
+                if len(outer.requests) in drop:
+                    self.close_connection = True
+                    return True
+                return False
+
+            def do_GET(self):  # noqa: N802 - http.server's name
+                if not self._dropped():
+                    self._answer(200, {"projects": list(outer.projects)})
+
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                created = {"id": f"id{len(outer.projects) + 1}", **body["project"]}
+                if len(outer.requests) + 1 in drop:
+                    if made_before_drop:
+                        outer.projects.append(created)
+                    self._dropped()
+                    return
+                outer.requests.append(f"POST {self.path}")
+                outer.projects.append(created)
+                self._answer(201, {"project": created})
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("made_before_drop", [False, True])
+def test_a_post_dropped_without_an_answer_is_looked_up_then_sent_once_more(
+    monkeypatch, made_before_drop
+):
+    monkeypatch.setattr(openstack, "RETRY_PAUSE_S", 0)
+    keystone = _DroppingKeystone(drop={2}, made_before_drop=made_before_drop)
+    try:
+        admin = openstack.KeystoneAdmin(keystone.url, "token", timeout=5)
+        project = admin.ensure("projects", "name=service", {"project": {"name": "service"}})
+    finally:
+        keystone.close()
+    assert project == "id1"
+    assert len(keystone.projects) == 1
+    expected = [
+        "GET /v3/projects?name=service",
+        "POST /v3/projects",
+        "GET /v3/projects?name=service",
+    ]
+    if not made_before_drop:
+        expected.append("POST /v3/projects")
+    assert keystone.requests == expected
+
+
+def test_a_get_dropped_is_sent_again_and_gives_up_after_the_retries(monkeypatch):
+    monkeypatch.setattr(openstack, "RETRY_PAUSE_S", 0)
+    keystone = _DroppingKeystone(drop={1, 2})
+    try:
+        admin = openstack.KeystoneAdmin(keystone.url, "token", timeout=5)
+        assert admin.find("projects", "name=x") is None
+        assert len(keystone.requests) == 3
+    finally:
+        keystone.close()
+    keystone = _DroppingKeystone(drop={1, 2, 3})
+    try:
+        admin = openstack.KeystoneAdmin(keystone.url, "token", timeout=5)
+        with pytest.raises(api.NotReachable, match="Remote end closed connection"):
+            admin.find("projects", "name=x")
+        assert len(keystone.requests) == openstack.RETRIES + 1
+    finally:
+        keystone.close()

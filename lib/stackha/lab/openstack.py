@@ -603,6 +603,11 @@ def _called_directly(request: Callable[[], api.HttpAnswer]) -> api.HttpAnswer:
     return request()
 
 
+# A request dropped without an answer is sent again this many times, after a pause (s).
+RETRIES = 2
+RETRY_PAUSE_S = 0.5
+
+
 class KeystoneAdmin:
     """The few Keystone objects provisioning needs, found or created through the REST API with
     an admin's token: what the install guides do with the ``openstack`` command (2.5-3 s per
@@ -624,9 +629,23 @@ class KeystoneAdmin:
         self.timeout = timeout
 
     def _send(
-        self, request: Callable[[], api.HttpAnswer], what: str, accept: Sequence[int] = ()
+        self,
+        request: Callable[[], api.HttpAnswer],
+        what: str,
+        accept: Sequence[int] = (),
+        repeatable: bool = True,
     ) -> api.HttpAnswer:
-        answer = self.call(request)
+        """``request``'s answer; a request that may be repeated (all but a POST) is sent again,
+        up to RETRIES times, when the connection is closed without an answer: a uwsgi worker
+        of a Keystone on SQLite was seen to drop one (once in some thousand requests)."""
+        for attempt in range(RETRIES + 1):
+            try:
+                answer = self.call(request)
+                break
+            except api.NotReachable:
+                if not repeatable or attempt == RETRIES:
+                    raise
+                time.sleep(RETRY_PAUSE_S)
         if answer.status >= 300 and answer.status not in accept:
             try:
                 error = json.loads(answer.body).get("error") or {}
@@ -651,11 +670,25 @@ class KeystoneAdmin:
         if existing:
             return existing
         url = f"{self.url}/{collection}"
-        answer = self._send(
-            lambda: api.http_post_json(url, body, self.timeout, self.headers),
-            f"POST {collection}",
-            accept=(409,),
-        )
+        try:
+            answer = self._send(
+                lambda: api.http_post_json(url, body, self.timeout, self.headers),
+                f"POST {collection}",
+                accept=(409,),
+                repeatable=False,
+            )
+        except api.NotReachable:
+            # Whether Keystone made it before the connection dropped, a lookup tells; then
+            # the one more try cannot make a second.
+            existing = self.find(collection, query)
+            if existing:
+                return existing
+            answer = self._send(
+                lambda: api.http_post_json(url, body, self.timeout, self.headers),
+                f"POST {collection}",
+                accept=(409,),
+                repeatable=False,
+            )
         if answer.status == 409:  # made meanwhile by someone else
             existing = self.find(collection, query)
             if existing:
