@@ -1,0 +1,1 @@
+"""CIB templates rendered from a site description, checked, and applied to a cluster."""
