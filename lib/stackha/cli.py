@@ -18,6 +18,10 @@ from stackha.install import (
     uninstall,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from stackha.runner import Runner
+
 DEFAULT_OCF_ROOT = "/usr/lib/ocf"
 
 
@@ -37,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     p_uninstall.add_argument("--ocf-root", help=ocf_root_help)
     p_docs = commands.add_parser("docs", help="write each agent's docs page")
     p_docs.add_argument("directory", type=Path, help="where to write <agent>.md")
+    p_status = commands.add_parser(
+        "status", help="the cluster per OpenStack concept: VIPs, APIs, Galera, RabbitMQ, fencing"
+    )
+    p_status.add_argument("--json", action="store_true", help="as JSON (docs/status.md)")
     _lab_parser(commands)
     return parser
 
@@ -71,8 +79,12 @@ def _lab_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         planned.add_argument("--subnet", default=DEFAULT_SUBNET, help="the lab's private subnet")
 
 
-def main(argv: Optional[list[str]] = None, out: TextIO = sys.stdout) -> int:
+def main(
+    argv: Optional[list[str]] = None, out: TextIO = sys.stdout, runner: Optional[Runner] = None
+) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "status":
+        return _status(args, out, runner)
     ocf_root = getattr(args, "ocf_root", None) or os.environ.get("OCF_ROOT") or DEFAULT_OCF_ROOT
     try:
         if args.command == "install":
@@ -98,6 +110,22 @@ def main(argv: Optional[list[str]] = None, out: TextIO = sys.stdout) -> int:
     except InstallError as err:
         sys.stderr.write(f"stackha: error: {err}\n")
         return 1
+    return 0
+
+
+def _status(args: argparse.Namespace, out: TextIO, runner: Optional[Runner]) -> int:
+    import json
+
+    from stackha.openstack_status import StatusError, as_json, gather, render_text
+    from stackha.runner import SubprocessRunner
+
+    try:
+        # The uname is this node's Pacemaker name unless corosync.conf names it otherwise.
+        status = gather(runner or SubprocessRunner(), local_node=os.uname().nodename)
+    except StatusError as err:
+        sys.stderr.write(f"stackha status: error: {err}\n")
+        return 1
+    out.write(json.dumps(as_json(status), indent=1) + "\n" if args.json else render_text(status))
     return 0
 
 
