@@ -23,6 +23,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from lxml import etree
+
 from stackha.cib.site import API_SERVICES, KNOWN_SERVICES, Service, Site
 from stackha.install import InstallError, load_agent_module, source_dir
 

@@ -1,0 +1,144 @@
+"""``stackha cib check``: a CIB is checked before it is ever applied, in three steps that each
+catch what the one before cannot:
+
+1. the RelaxNG schema its ``validate-with`` names, from the Pacemaker installed here (lxml):
+   the element forms — a role name the schema does not know, a misplaced attribute;
+2. ``crm_verify`` on the CIB with every node up (injected with ``crm_simulate --node-up``: on
+   an empty status every node is unclean and crm_verify warns of that alone): references to
+   resources that do not exist, invalid scores, option values Pacemaker refuses;
+3. ``crm_simulate`` scenarios (:mod:`stackha.cib.simulate`): start-up and each node lost in
+   turn, asserting the placement the configuration promises — a clone on every node, a VIP
+   where what it is colocated with runs, every promotable instance promoted, dependent
+   clones only where their dependencies run, no fence device on the node it fences.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lxml import etree
+
+from stackha.cib.render import SCHEMA_DIR
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from stackha.runner import Runner
+
+CRM_VERIFY = "/usr/sbin/crm_verify"
+CRM_SIMULATE = "/usr/sbin/crm_simulate"
+TOOL_TIMEOUT_S = 60.0
+
+
+class CheckError(Exception):
+    """The CIB cannot be checked at all (unreadable, not XML, no such schema here)."""
+
+
+@dataclass
+class Step:
+    name: str
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def parse_cib(text: str, source: str = "CIB") -> etree._Element:
+    try:
+        root = etree.fromstring(text.encode("utf-8"))
+    except etree.XMLSyntaxError as err:
+        raise CheckError(f"{source} is not XML: {err}") from None
+    if root.tag != "cib" or root.find("configuration") is None:
+        raise CheckError(f"{source} is not a CIB (<cib> with a <configuration>)")
+    return root
+
+
+def node_names(cib: etree._Element) -> list[str]:
+    return [node.get("uname", "") for node in cib.iterfind("configuration/nodes/node")]
+
+
+def schema_problems(cib: etree._Element, schema_dir: Path = SCHEMA_DIR) -> list[str]:
+    """What the RelaxNG schema named by ``validate-with`` finds wrong, one line each."""
+    name = cib.get("validate-with", "")
+    if not name:
+        return ["the CIB has no validate-with: which schema it is for is unknown"]
+    path = schema_dir / f"{name}.rng"
+    if not path.exists():
+        raise CheckError(
+            f"the CIB is for schema {name}, which the Pacemaker installed here does not have "
+            f"({path} is missing)"
+        )
+    schema = etree.RelaxNG(etree.parse(str(path)))
+    document = etree.ElementTree(etree.fromstring(etree.tostring(cib)))
+    if schema.validate(document):
+        return []
+    return [f"line {error.line}: {error.message}" for error in schema.error_log]
+
+
+def nodes_up_argv(source: Path, target: Path, nodes: Sequence[str]) -> list[str]:
+    argv = [CRM_SIMULATE, "--xml-file", str(source), "--quiet"]
+    for node in nodes:
+        argv += ["--node-up", node]
+    return [*argv, "--save-output", str(target)]
+
+
+def verify_problems(
+    runner: Runner, cib_path: Path, nodes: Sequence[str], workdir: Path
+) -> list[str]:
+    """What ``crm_verify`` says of the CIB with every node up, one line each."""
+    with_nodes = workdir / "nodes-up.xml"
+    result = runner.run(nodes_up_argv(cib_path, with_nodes, nodes), timeout=TOOL_TIMEOUT_S)
+    if not result.ok:
+        return [f"crm_simulate could not bring the nodes up: {result.output_line()}"]
+    # -V: the reasons; without it crm_verify only says that it found errors
+    result = runner.run(
+        [CRM_VERIFY, "--verbose", "--xml-file", str(with_nodes)], timeout=TOOL_TIMEOUT_S
+    )
+    lines: list[str] = []
+    for raw in result.stderr.splitlines():
+        # "(is_op_dup) \terror: Operation ..." -> "error: Operation ...", each once
+        line = " ".join(raw.split(")", 1)[-1].split()) if raw.startswith("(") else raw.strip()
+        if line and line not in lines:
+            lines.append(line)
+    details = [line for line in lines if not line.startswith("crm_verify:")]
+    if result.ok and not lines:
+        return []
+    return details or lines or [f"crm_verify exited {result.returncode}"]
+
+
+def check_cib(
+    text: str,
+    runner: Runner,
+    source: str = "CIB",
+    schema_dir: Path = SCHEMA_DIR,
+    scenarios: bool = True,
+) -> list[Step]:
+    """Every step's findings; a step after a failed one is not run (its findings would be
+    noise). Raises :class:`CheckError` when the CIB cannot be checked at all."""
+    cib = parse_cib(text, source)
+    nodes = node_names(cib)
+    steps = [Step(f"schema {cib.get('validate-with')}", schema_problems(cib, schema_dir))]
+    if not steps[-1].ok:
+        return steps
+    if not nodes:
+        steps.append(Step("nodes", ["the CIB has no <node> entries: nothing to simulate on"]))
+        return steps
+    with tempfile.TemporaryDirectory(prefix="stackha-cib-check-") as directory:
+        workdir = Path(directory)
+        cib_path = workdir / "cib.xml"
+        cib_path.write_text(text, encoding="utf-8")
+        steps.append(Step("crm_verify", verify_problems(runner, cib_path, nodes, workdir)))
+        if not steps[-1].ok or not scenarios:
+            return steps
+        from stackha.cib.simulate import run_scenarios
+
+        for result in run_scenarios(cib_path, runner, workdir):
+            steps.append(
+                Step(f"crm_simulate: {result.name}", list(result.problems), list(result.notes))
+            )
+    return steps
