@@ -45,8 +45,32 @@ def _parser() -> argparse.ArgumentParser:
         "status", help="the cluster per OpenStack concept: VIPs, APIs, Galera, RabbitMQ, fencing"
     )
     p_status.add_argument("--json", action="store_true", help="as JSON (docs/status.md)")
+    _cib_parser(commands)
     _lab_parser(commands)
     return parser
+
+
+def _cib_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    cib = commands.add_parser(
+        "cib", help="render, check and apply CIB templates (docs/templates.md)"
+    )
+    verbs = cib.add_subparsers(dest="verb", required=True, metavar="VERB")
+    render = verbs.add_parser("render", help="print the CIB of a site description")
+    render.add_argument("site", type=Path, help="the site file (crm-templates/site.example.ini)")
+    render.add_argument(
+        "--validate-with",
+        help="the Pacemaker schema to render for (default: the newest installed here)",
+    )
+    render.add_argument("-o", "--output", type=Path, help="write it there instead of stdout")
+    check = verbs.add_parser(
+        "check", help="schema, crm_verify and crm_simulate scenarios (start-up, each node lost)"
+    )
+    check.add_argument("file", type=Path, help="a CIB (from cib render)")
+    apply = verbs.add_parser(
+        "apply", help="check a CIB, show the diff against the live cluster's, push it in one go"
+    )
+    apply.add_argument("file", type=Path, help="a CIB (from cib render)")
+    apply.add_argument("--dry-run", action="store_true", help="show the diff, change nothing")
 
 
 def _lab_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -73,6 +97,10 @@ def _lab_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     partition.add_argument("nodes", nargs="+")
     verbs.add_parser("heal", help="restore every node's network")
     verbs.add_parser("down", help="remove every namespace, process and file the lab made")
+    verbs.add_parser(
+        "deploy",
+        help="the OpenStack control plane on the lab: site file, cib render/check/apply, wait",
+    )
     for verb, what in (("corosync-conf", "corosync.conf"), ("hosts", "/etc/hosts lines")):
         planned = verbs.add_parser(verb, help=f"print the {what} of a lab plan (Vagrant lab)")
         planned.add_argument("--nodes", type=int, default=3, help="how many nodes (default 3)")
@@ -85,6 +113,8 @@ def main(
     args = _parser().parse_args(argv)
     if args.command == "status":
         return _status(args, out, runner)
+    if args.command == "cib":
+        return _cib(args, out, runner)
     ocf_root = getattr(args, "ocf_root", None) or os.environ.get("OCF_ROOT") or DEFAULT_OCF_ROOT
     try:
         if args.command == "install":
@@ -126,6 +156,70 @@ def _status(args: argparse.Namespace, out: TextIO, runner: Optional[Runner]) -> 
         sys.stderr.write(f"stackha status: error: {err}\n")
         return 1
     out.write(json.dumps(as_json(status), indent=1) + "\n" if args.json else render_text(status))
+    return 0
+
+
+def _read(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise InstallError(f"cannot read the {what} {path}: {err.strerror}") from None
+
+
+def _cib(args: argparse.Namespace, out: TextIO, runner: Optional[Runner]) -> int:
+    from stackha.cib.apply import ApplyError, apply
+    from stackha.cib.check import CheckError, check_cib
+    from stackha.cib.render import RenderError, render_cib
+    from stackha.cib.site import SiteError, read_site
+    from stackha.runner import SubprocessRunner
+
+    runner = runner or SubprocessRunner()
+    try:
+        if args.verb == "render":
+            text = render_cib(
+                read_site(_read(args.site, "site file"), str(args.site)), args.validate_with
+            )
+            if args.output:
+                args.output.write_text(text, encoding="utf-8")
+            else:
+                out.write(text)
+            return 0
+        text = _read(args.file, "CIB")
+        steps = check_cib(text, runner, str(args.file))
+        failed = [step for step in steps if not step.ok]
+        if args.verb == "check" or failed:
+            for step in steps:
+                out.write(f"{'ok  ' if step.ok else 'FAIL'}  {step.name}\n")
+                for problem in step.problems:
+                    out.write(f"      {problem}\n")
+                for note in step.notes:
+                    out.write(f"      note: {note}\n")
+        if failed:
+            sys.stderr.write(
+                f"stackha cib {args.verb}: {args.file}: {len(failed)} check(s) failed\n"
+            )
+            return 1
+        if args.verb == "apply":
+            result = apply(runner, text, dry_run=args.dry_run, out=out)
+            out.write(
+                "no changes\n"
+                if not result.changed
+                else "applied\n"
+                if result.pushed
+                else "not applied (--dry-run)\n"
+            )
+    except SiteError as err:
+        sys.stderr.write(f"stackha cib render: {err}\n")
+        return 1
+    except RenderError as err:
+        problems = "\n".join(f"  - {problem}" for problem in err.problems)
+        sys.stderr.write(
+            f"stackha cib render: {args.site}: {len(err.problems)} problem(s):\n{problems}\n"
+        )
+        return 1
+    except (CheckError, ApplyError, InstallError) as err:
+        sys.stderr.write(f"stackha cib {args.verb}: error: {err}\n")
+        return 1
     return 0
 
 
@@ -181,6 +275,15 @@ def _lab(args: argparse.Namespace, out: TextIO) -> int:
         elif args.verb == "down":
             for name in lab.down():
                 out.write(f"removed {name}\n")
+        elif args.verb == "deploy":
+            from stackha.lab.deploy import deploy, endpoints_text
+
+            # the nodes see the host's files: they run this very stackha
+            command = str(Path(sys.executable).parent / "stackha")
+            info = deploy(lab, command, out)
+            shown = lab.node_runner("node1").run([command, "status"], timeout=60)
+            out.write(shown.stdout)
+            out.write(endpoints_text(info))
     except (LabError, GenericError) as err:
         sys.stderr.write(f"stackha lab: error: {err}\n")
         return 1
