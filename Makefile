@@ -1,6 +1,7 @@
 # stackha — every command a developer or CI needs. Run as root on Debian 12.
 #
-#   make lab       install what it needs, bring up a 3-node lab cluster, show crm_mon
+#   make lab       install what it needs, bring up a 3-node lab cluster and deploy the OpenStack
+#                  control plane on it (stackha cib render/check/apply), print stackha status
 #   make lab-down  remove the lab (every namespace, process and file it made)
 #   make check     install what the tests need (idempotent) and run every test tier
 #   make unit      the unit tier only (no root, no packages beyond the virtualenv)
@@ -28,7 +29,7 @@ SEED       ?=
 lab: deps venv
 	$(VENV)/bin/stackha install
 	$(VENV)/bin/stackha lab --dir $(LAB_DIR) up --nodes $(LAB_NODES)
-	$(VENV)/bin/stackha lab --dir $(LAB_DIR) exec node1 -- crm_mon --one-shot --inactive
+	$(VENV)/bin/stackha lab --dir $(LAB_DIR) deploy
 
 lab-down: venv
 	$(VENV)/bin/stackha lab --dir $(LAB_DIR) down

@@ -217,7 +217,11 @@ def _cib(args: argparse.Namespace, out: TextIO, runner: Optional[Runner]) -> int
             f"stackha cib render: {args.site}: {len(err.problems)} problem(s):\n{problems}\n"
         )
         return 1
-    except (CheckError, ApplyError, InstallError) as err:
+    except ApplyError as err:
+        details = "".join(f"  - {problem}\n" for problem in err.problems)
+        sys.stderr.write(f"stackha cib apply: error: {err}\n{details}")
+        return 1
+    except (CheckError, InstallError) as err:
         sys.stderr.write(f"stackha cib {args.verb}: error: {err}\n")
         return 1
     return 0

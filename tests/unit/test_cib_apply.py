@@ -430,3 +430,20 @@ def test_a_silent_failure_on_a_cib_file_asks_whether_it_is_writable(fake_runner)
     fake_runner.expect(REPLACE, stdin="<cib/>", returncode=1)
     with pytest.raises(cibadmin.CibadminError, match=r"is /tmp/cib.xml writable\?"):
         cibadmin.replace_cib(fake_runner, "<cib/>", cib_file="/tmp/cib.xml")
+
+
+def test_the_old_configurations_failures_are_not_held_against_the_new_one():
+    """Failed operations in the status (a haproxy that could not bind) are the cluster's past;
+    crm_verify calls them errors, so the new configuration is judged without the history."""
+    from stackha.cib.apply import without_history
+
+    history = (
+        '<lrm id="1084751361"><lrm_resources><lrm_resource id="haproxy" class="ocf" '
+        'provider="stackha" type="haproxy"/></lrm_resources></lrm>'
+        '<transient_attributes id="1084751361"/>'
+    )
+    text = live().replace('expected="member"/>', f'expected="member">{history}</node_state>')
+    stripped = without_history(cib(text))
+    assert stripped.find("status/node_state/lrm") is None
+    assert stripped.find("status/node_state[@uname='ctl1']/transient_attributes") is not None
+    assert cib(text).find("status/node_state/lrm") is not None  # the CIB pushed keeps it

@@ -1,0 +1,281 @@
+"""The whole OpenStack control plane in the lab, deployed the way the README tells an operator
+to: a site file, ``stackha cib render``, ``check`` and ``apply`` — what ``make lab`` runs after
+``stackha lab up``.
+
+In two stages, because the API services' databases live in the Galera that Pacemaker runs:
+
+1. provisioning of MariaDB Galera and RabbitMQ on every node (stackha.lab.galera, .rabbitmq),
+   the fencing passwords (root-only files in the lab's directory, which every node sees; the
+   CIB names them in ``password_script``), HAProxy's configuration; then the site rendered
+   with ``api_services = systemd`` — the infrastructure: HAProxy, the VIP, Galera, RabbitMQ,
+   fencing through ``fence_stackha_ipmi`` (level 1) and ``fence_stackha_pdu`` (level 2) —
+   checked and applied, and waited for;
+2. keystone and nova-api provisioned on that Galera (stackha.lab.openstack), then the same
+   site with ``api_services = pacemaker`` applied: ``apply`` shows the diff, the API clones.
+
+Every step reports its seconds through the lab's progress callback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from stackha.cib.check import check_cib
+from stackha.cib.render import render_cib
+from stackha.cib.site import read_site
+from stackha.lab import galera as lab_galera
+from stackha.lab import openstack
+from stackha.lab import rabbitmq as lab_rabbitmq
+from stackha.lab.lab import BMC_PORT, BMC_USER, CLUSTER_NAME, HAPROXY_CONFIG, PDU_USER, Lab
+from stackha.lab.namespaces import LabError
+from stackha.services import openstack_api as api
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Callable, Optional, TextIO
+
+SITE_FILE = "site.ini"
+FENCING_DIR = "fencing"
+FIRST = "node1"
+HEALTHY_TIMEOUT_S = 420.0
+SERVICES = ("haproxy", "galera", "rabbitmq", "keystone", "nova-api")
+CLONES = ("haproxy", "galera", "rabbitmq", openstack.KEYSTONE, openstack.NOVA_API)
+
+
+def site_text(lab: Lab, api_services: str = "pacemaker") -> str:
+    """The lab's site description: its nodes and their BMCs, the PDU, one VIP on HAProxy,
+    every service, fencing on (see crm-templates/site.example.ini)."""
+    state = lab.load()
+    inventory = lab.inventory()
+    pdu = inventory["pdu"]
+    assert isinstance(pdu, dict)
+    prefix = state.subnet.split("/")[1]
+    fencing = lab.directory / FENCING_DIR
+    lines = [
+        "# The lab's site, written by stackha.lab.deploy.",
+        "[cluster]",
+        f"name = {CLUSTER_NAME}",
+        f"services = {' '.join(SERVICES)}",
+        f"api_services = {api_services}",
+        "stonith_enabled = true",
+        "",
+        "[properties]",
+        # a fresh lab otherwise waits 20 s for a DC that cannot exist yet (as lab up seeds it)
+        "dc-deadtime = 2s",
+        "",
+    ]
+    for node in state.nodes:
+        lines += [
+            f"[node {node.name}]",
+            f"address = {node.address}/{prefix}",
+            f"bmc = {node.bmc_address}",
+            f"bmc_port = {BMC_PORT}",
+            f"bmc_username = {BMC_USER}",
+            f"bmc_password_file = {fencing / 'bmc.password'}",
+            "",
+        ]
+    outlets = " ".join(f"{name}:{outlet}" for outlet, name in pdu["outlets"].items())
+    lines += [
+        "[pdu lab]",
+        f"address = {pdu['address']}",
+        "transport = telnet",
+        f"username = {PDU_USER}",
+        f"password_file = {fencing / 'pdu.password'}",
+        f"outlets = {outlets}",
+        "",
+        "[vip public]",
+        f"address = {openstack.vip_of(state.subnet)}/{prefix}",
+        f"nic = {openstack.NIC}",
+        "",
+        "[service haproxy]",
+        f"config = {lab.directory / HAPROXY_CONFIG}",
+        "",
+        "[service rabbitmq]",
+        f"users = {json.dumps(lab_rabbitmq.USERS)}",
+        f"policies = {json.dumps(lab_rabbitmq.POLICIES)}",
+        "",
+    ]
+    for service in (openstack.KEYSTONE, openstack.NOVA_API):
+        lines += [
+            f"[service {service}]",
+            f"credentials = {openstack.MONITOR_CREDENTIALS[service]}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def _secret(path: Path, text: str) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text + "\n")
+
+
+def write_fencing_passwords(lab: Lab) -> None:
+    """The BMCs' and the PDU's passwords, each in a root-only file the CIB's password_script
+    reads on whichever node runs the device."""
+    inventory = lab.inventory()
+    nodes = inventory["nodes"]
+    pdu = inventory["pdu"]
+    assert isinstance(nodes, list) and isinstance(pdu, dict)
+    passwords = {str(node["bmc"]["password"]) for node in nodes}
+    if len(passwords) != 1:
+        raise LabError("the lab's BMCs have different passwords: one file cannot hold them")
+    _secret(lab.directory / FENCING_DIR / "bmc.password", passwords.pop())
+    _secret(lab.directory / FENCING_DIR / "pdu.password", str(pdu["password"]))
+
+
+class Deployer:
+    """One deployment's steps, timed; ``out`` gets what an operator would read on screen."""
+
+    def __init__(self, lab: Lab, stackha: str, out: Optional[TextIO] = None) -> None:
+        self.lab = lab
+        self.stackha = stackha  # the stackha command the nodes run
+        self.out = out
+        self.timings: dict[str, float] = {}
+
+    def step(self, what: str, work: Callable[[], object]) -> object:
+        self.lab.progress(f"{what} ...")
+        started = time.monotonic()
+        result = work()
+        seconds = time.monotonic() - started
+        self.timings[what] = round(seconds, 1)
+        self.lab.progress(f"{what}: {seconds:.1f}s")
+        return result
+
+    def apply(self, api_services: str) -> None:
+        """The site rendered, checked and applied with stackha's own commands, run inside
+        node1 as an operator would run them there."""
+        site_path = self.lab.directory / SITE_FILE
+        site_path.write_text(site_text(self.lab, api_services))
+        cib_path = self.lab.directory / f"cib-{api_services}.xml"
+        text = render_cib(read_site(site_path.read_text(), str(site_path)))
+        cib_path.write_text(text)
+        runner = self.lab.node_runner(FIRST)
+        for step in check_cib(text, runner, str(cib_path)):
+            if not step.ok:
+                raise LabError(f"stackha cib check {cib_path}: {step.name}: {step.problems[0]}")
+        result = runner.run([self.stackha, "cib", "apply", str(cib_path)], timeout=180)
+        if self.out is not None:
+            self.out.write(result.stdout)
+        if not result.ok:
+            raise LabError(f"stackha cib apply {cib_path}: {result.stderr.strip()}")
+
+    def wait(
+        self, what: str, healthy: Callable[[], bool], timeout: float = HEALTHY_TIMEOUT_S
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while not healthy():
+            if time.monotonic() > deadline:
+                raise LabError(f"{what}: not healthy within {timeout:.0f}s")
+            time.sleep(1.0)
+
+
+def clones_started(lab: Lab, clones: tuple[str, ...]) -> bool:
+    """Every instance of every clone in ``clones`` active (Started or Promoted) and none
+    failed, on every node, as node1 sees it."""
+    try:
+        status = lab.node(FIRST).status()
+    except LabError:
+        return False
+    if status is None or not status.dc:
+        return False
+    names = [node.name for node in lab.load().nodes]
+    for clone in clones:
+        instances = status.instances(clone)
+        where = {n for r in instances if r.active and not r.failed for n in r.nodes}
+        if where != set(names) or any(r.failed for r in instances):
+            return False
+    return True
+
+
+def fence_devices_started(lab: Lab) -> bool:
+    try:
+        status = lab.node(FIRST).status()
+    except LabError:
+        return False
+    if status is None:
+        return False
+    devices = [r for r in status.resources if r.agent.startswith("stonith:")]
+    return bool(devices) and all(r.active and not r.failed for r in devices)
+
+
+def deploy(lab: Lab, stackha: str, out: Optional[TextIO] = None) -> dict[str, object]:
+    """Deploy everything (see the module docstring); returns the endpoints and timings."""
+    deployer = Deployer(lab, stackha, out)
+    state = lab.load()
+    vip = openstack.vip_of(state.subnet)
+    names = [node.name for node in state.nodes]
+    deployer.step("Galera provisioned on every node", lambda: lab_galera.provision(lab))
+    shared = deployer.step(
+        "RabbitMQ provisioned on every node", lambda: lab_rabbitmq.provision(lab)
+    )
+    assert isinstance(shared, dict)
+    write_fencing_passwords(lab)
+    for name in names:
+        # HAProxy binds the VIP on every node: before the infrastructure CIB starts it
+        lab.node(name).set_sysctls(openstack.SYSCTLS)
+    backends = [(name, lab.node(name).address) for name in names]
+    (lab.directory / HAPROXY_CONFIG).write_text(openstack.haproxy_config(vip, backends))
+    deployer.step(
+        "infrastructure CIB rendered, checked, applied", lambda: deployer.apply("systemd")
+    )
+    deployer.step(
+        "Galera Promoted and Synced on every node",
+        lambda: deployer.wait("Galera", lambda: lab_galera.healthy(lab, names)),
+    )
+    deployer.step(
+        "RabbitMQ clustered on every node",
+        lambda: deployer.wait(
+            "RabbitMQ", lambda: lab_rabbitmq.healthy(lab, str(shared["monitor"]), names)
+        ),
+    )
+    info = deployer.step(
+        "keystone and nova-api provisioned",
+        lambda: openstack.provision(lab, rabbitmq_password=str(shared["openstack"]), nodes=names),
+    )
+    assert isinstance(info, dict)
+    deployer.step("full CIB rendered, checked, applied", lambda: deployer.apply("pacemaker"))
+    keystone_url = api.endpoint_url(vip, openstack.KEYSTONE_PORT)
+    nova_url = api.endpoint_url(vip, openstack.NOVA_PORT)
+    deployer.step(
+        "every clone started on every node",
+        lambda: deployer.wait("the clones", lambda: clones_started(lab, CLONES)),
+    )
+    deployer.step(
+        "keystone and nova-api answer through the VIP",
+        lambda: deployer.wait(
+            "the APIs through the VIP",
+            lambda: (
+                openstack.answers_version(lab, keystone_url, openstack.KEYSTONE)
+                and openstack.answers_version(lab, nova_url, openstack.NOVA_API)
+            ),
+            120,
+        ),
+    )
+    deployer.step(
+        "fence devices started",
+        lambda: deployer.wait("fence devices", lambda: fence_devices_started(lab), 120),
+    )
+    return {
+        **info,
+        "rabbitmq_monitor_password": shared["monitor"],
+        "site": str(lab.directory / SITE_FILE),
+        "deploy_timings": deployer.timings,
+    }
+
+
+def endpoints_text(info: Mapping[str, object]) -> str:
+    """What to try once the lab is up, for the README's ``make lab``."""
+    vip = info["vip"]
+    return (
+        f"keystone  {info['keystone_url']}   (admin credentials: {info['admin_credentials']})\n"
+        f"nova-api  {info['nova_url']}\n"
+        f"try:      stackha lab exec node1 -- curl -s http://{vip}:{openstack.KEYSTONE_PORT}/v3\n"
+        "          stackha lab exec node1 -- stackha status\n"
+        "          stackha lab crash NODE   (the cluster fences it through its BMC)\n"
+    )
