@@ -74,6 +74,7 @@ bench: venv
 	$(PY) bench/monitor_haproxy.py
 	$(PY) bench/openstack_api.py
 	$(PY) bench/openstack_lab.py
+	$(PY) bench/openstack_stack.py
 	$(PY) bench/lab_timing.py
 	$(PY) bench/fence_ipmi.py
 	$(PY) bench/fence_pdu.py
