@@ -29,7 +29,17 @@ from stackha.cib.site import read_site
 from stackha.lab import galera as lab_galera
 from stackha.lab import openstack
 from stackha.lab import rabbitmq as lab_rabbitmq
-from stackha.lab.lab import BMC_PORT, BMC_USER, CLUSTER_NAME, HAPROXY_CONFIG, PDU_USER, Lab
+from stackha.lab.lab import (
+    BMC_PORT,
+    BMC_USER,
+    CLUSTER_NAME,
+    FENCING_DIR,
+    HAPROXY_CONFIG,
+    PDU_USER,
+    RENDERED_CIBS,
+    SITE_FILE,
+    Lab,
+)
 from stackha.lab.namespaces import LabError
 from stackha.services import openstack_api as api
 
@@ -38,8 +48,6 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Callable, Optional, TextIO
 
-SITE_FILE = "site.ini"
-FENCING_DIR = "fencing"
 FIRST = "node1"
 HEALTHY_TIMEOUT_S = 420.0
 SERVICES = ("haproxy", "galera", "rabbitmq", "keystone", "nova-api")
@@ -152,7 +160,7 @@ class Deployer:
         node1 as an operator would run them there."""
         site_path = self.lab.directory / SITE_FILE
         site_path.write_text(site_text(self.lab, api_services))
-        cib_path = self.lab.directory / f"cib-{api_services}.xml"
+        cib_path = self.lab.directory / RENDERED_CIBS[api_services == "pacemaker"]
         text = render_cib(read_site(site_path.read_text(), str(site_path)))
         cib_path.write_text(text)
         runner = self.lab.node_runner(FIRST)

@@ -68,6 +68,11 @@ SEED_PROPERTIES = {"dc-deadtime": "2s"}
 # What workload provisioning writes into the lab's directory, for every node to read:
 # stackha.lab.openstack's HAProxy configuration. down removes it with the lab's own files.
 HAPROXY_CONFIG = "haproxy.cfg"
+# What stackha.lab.deploy writes there: the site file, the CIBs rendered from it, and the
+# fencing passwords' directory (root-only files that the CIB's password_script reads).
+SITE_FILE = "site.ini"
+RENDERED_CIBS = ("cib-infrastructure.xml", "cib-everything.xml")
+FENCING_DIR = "fencing"
 
 
 @dataclass
@@ -538,8 +543,11 @@ ForceCommand {sys.executable} -I -m stackha.lab.pdu relay
             "lab.tmp",
             "lab.lock",
             HAPROXY_CONFIG,
+            SITE_FILE,
+            *RENDERED_CIBS,
         ):
             (self.directory / name).unlink(missing_ok=True)
+        shutil.rmtree(self.directory / FENCING_DIR, ignore_errors=True)
         for log in self.directory.glob("bmc-*.log"):
             log.unlink()
         if state.created_root:
