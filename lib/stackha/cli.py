@@ -71,6 +71,10 @@ def _cib_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     )
     apply.add_argument("file", type=Path, help="a CIB (from cib render)")
     apply.add_argument("--dry-run", action="store_true", help="show the diff, change nothing")
+    apply.add_argument(
+        "--cib-file",
+        help="apply to this CIB file instead of the live cluster (as CIB_file= or pcs -f)",
+    )
 
 
 def _lab_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -200,14 +204,9 @@ def _cib(args: argparse.Namespace, out: TextIO, runner: Optional[Runner]) -> int
             )
             return 1
         if args.verb == "apply":
-            result = apply(runner, text, dry_run=args.dry_run, out=out)
-            out.write(
-                "no changes\n"
-                if not result.changed
-                else "applied\n"
-                if result.pushed
-                else "not applied (--dry-run)\n"
-            )
+            result = apply(runner, text, dry_run=args.dry_run, out=out, cib_file=args.cib_file)
+            if result.changed:  # apply itself says "no changes" otherwise
+                out.write("applied\n" if result.pushed else "not applied (--dry-run)\n")
     except SiteError as err:
         sys.stderr.write(f"stackha cib render: {err}\n")
         return 1

@@ -221,3 +221,34 @@ def test_a_change_made_between_query_and_push_is_not_overwritten(runner, tmp_pat
     assert cib.find("configuration/resources/primitive") is None
     names = [nvpair.get("name") for nvpair in cib.iterfind("configuration/crm_config//nvpair")]
     assert "maintenance-mode" in names
+
+
+def test_the_command_renders_checks_and_applies_a_site_to_a_cib_file(runner, tmp_path):
+    """stackha cib render, then apply --dry-run (the diff, the file untouched), then apply:
+    the rendered resources land in the file, its nodes kept."""
+    from pathlib import Path
+
+    from stackha import cli
+
+    example = Path(__file__).resolve().parents[2] / "crm-templates" / "site.example.ini"
+    site = tmp_path / "site.ini"
+    site.write_text(example.read_text())
+    cib_xml = tmp_path / "rendered.xml"
+    assert cli.main(["cib", "render", str(site), "-o", str(cib_xml)], out=io.StringIO()) == 0
+    path = make_cluster_file(runner, tmp_path / "cluster.xml")
+    before = path.read_bytes()
+    out = io.StringIO()
+    argv = ["cib", "apply", str(cib_xml), "--cib-file", str(path)]
+    assert cli.main([*argv, "--dry-run"], out=out) == 0
+    assert '+      <clone id="haproxy-clone">' in out.getvalue()
+    assert out.getvalue().endswith("not applied (--dry-run)\n")
+    assert path.read_bytes() == before
+    out = io.StringIO()
+    assert cli.main(argv, out=out) == 0, out.getvalue()
+    assert out.getvalue().endswith("applied\n")
+    cib = read(path)
+    assert "galera-clone" in [c.get("id") for c in cib.find("configuration/resources")]
+    assert [n.get("uname") for n in cib.iterfind("configuration/nodes/node")] == list(NODES)
+    out = io.StringIO()
+    assert cli.main(argv, out=out) == 0
+    assert out.getvalue().endswith("no changes\n") and "applied" not in out.getvalue()
