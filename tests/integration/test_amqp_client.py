@@ -285,7 +285,10 @@ def test_the_cli_pair_loses_no_confirmed_message_across_forced_disconnects(rabbi
     assert publisher.returncode == 0, publisher_log
     assert consumer.returncode == 0, consumer_log
     for log in (publisher_log, consumer_log):
-        assert log.count("connected to 127.0.0.1") == 2, log
+        # at least the first connection and the one after the forced close; a broker that
+        # nacks a publish under load (CI saw one) costs the publisher one more reconnect, and
+        # the confirmed-message checks below still hold
+        assert log.count("connected to 127.0.0.1") >= 2, log
         assert "lost 127.0.0.1: " in log and "320 CONNECTION_FORCED" in log, log
     assert len(confirmed) > 50
     assert confirmed <= set(ids(consumed))
