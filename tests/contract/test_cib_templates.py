@@ -95,7 +95,7 @@ def test_what_only_pacemaker_itself_refuses_is_caught_by_crm_verify():
     steps = steps_of(text)
     assert [s.ok for s in steps] == [True, False]
     assert steps[1].problems == [
-        "error: Operation galera-monitor-interval-20s is duplicate of galera-monitor-interval-10s "
+        "Operation galera-monitor-interval-20s is duplicate of galera-monitor-interval-10s "
         "(do not use same name and interval combination more than once per resource)"
     ]
 

@@ -34,7 +34,7 @@ from xml.sax.saxutils import escape
 from lxml import etree
 
 from stackha.cib.render import SCHEMA_DIR, SCHEMA_NAME
-from stackha.pacemaker import cibadmin
+from stackha.pacemaker import cibadmin, crm_verify
 from stackha.runner import CommandError
 
 TYPE_CHECKING = False
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 
     from stackha.runner import Runner
 
-CRM_VERIFY = "/usr/sbin/crm_verify"
 VERIFY_TIMEOUT_S = 60.0
 # Pushes refused because only the status moved meanwhile, tried again on the fresh CIB.
 STATUS_RETRIES = 5
@@ -96,9 +95,6 @@ MAINTAINED_PROPERTIES = (
 NVSETS = ("cluster_property_set", "instance_attributes", "meta_attributes", "utilization")
 _QUOTE_ENTITY = {'"': "&quot;"}
 _RELEASE = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
-# crm_verify prefixes each log line with the function that logged it and its level:
-# "(unpack_resources) \terror: ...".
-_LOG_PREFIX = re.compile(r"^\([A-Za-z0-9_]+\)\s+(?:(?:error|warning):\s*)?")
 
 
 class ApplyError(Exception):
@@ -364,39 +360,19 @@ def without_history(cib: etree._Element) -> etree._Element:
 
 
 def verify(runner: Runner, cib: etree._Element) -> list[str]:
-    """What ``crm_verify`` warns of in ``cib``; its errors raise ApplyError.
-
-    Twice ``--verbose``: once lists the errors, twice the warnings too (Pacemaker 2.1.5;
-    without it crm_verify says only "Errors found during check"). It exits 78 on warnings
-    alone as well; those are left to the operator, as crm_verify itself puts it.
-    """
-    argv = [CRM_VERIFY, "--verbose", "--verbose", "--xml-pipe"]
+    """What ``crm_verify`` warns of in ``cib``; its errors raise ApplyError. Warnings alone
+    are left to the operator, as crm_verify itself puts it."""
     try:
-        result = runner.run(argv, timeout=VERIFY_TIMEOUT_S, stdin=cib_text(without_history(cib)))
+        findings = crm_verify.verify_xml(runner, cib_text(without_history(cib)), VERIFY_TIMEOUT_S)
     except CommandError as err:
         raise ApplyError(f"crm_verify could not check the new configuration: {err}") from err
-    errors: list[str] = []
-    warnings: list[str] = []
-    others: list[str] = []
-    for raw in (result.stderr + "\n" + result.stdout).splitlines():
-        line = " ".join(raw.split())
-        if not line or line.startswith("crm_verify:") or line.startswith("-V may provide"):
-            continue
-        if "error:" in line or "error :" in line:
-            found = errors
-        elif "warning:" in line:
-            found = warnings
-        else:
-            found = others
-        line = _LOG_PREFIX.sub("", line)
-        if line not in found:  # schema errors come twice
-            found.append(line)
-    if errors or (not result.ok and not warnings):
+    if findings.errors or (findings.returncode != 0 and not findings.warnings):
         raise ApplyError(
             "crm_verify finds errors in the new configuration; nothing was changed",
-            errors + others or [f"crm_verify exited {result.returncode} without a message"],
+            list(findings.errors + findings.others)
+            or [f"crm_verify exited {findings.returncode} without a message"],
         )
-    return warnings + others
+    return list(findings.warnings + findings.others)
 
 
 def unknown_nodes(live_cib: etree._Element, new_cib: etree._Element) -> list[str]:

@@ -3,7 +3,7 @@ catch what the one before cannot:
 
 1. the RelaxNG schema its ``validate-with`` names, from the Pacemaker installed here (lxml):
    the element forms — a role name the schema does not know, a misplaced attribute;
-2. ``crm_verify`` on the CIB with every node up (injected with ``crm_simulate --node-up``: on
+2. ``crm_verify`` on the CIB with every node up and quorum (``crm_simulate --node-up``: on
    an empty status every node is unclean and crm_verify warns of that alone): references to
    resources that do not exist, invalid scores, option values Pacemaker refuses;
 3. ``crm_simulate`` scenarios (:mod:`stackha.cib.simulate`): start-up and each node lost in
@@ -21,6 +21,7 @@ from pathlib import Path
 from lxml import etree
 
 from stackha.cib.render import SCHEMA_DIR
+from stackha.pacemaker import crm_verify
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 
     from stackha.runner import Runner
 
-CRM_VERIFY = "/usr/sbin/crm_verify"
 CRM_SIMULATE = "/usr/sbin/crm_simulate"
 TOOL_TIMEOUT_S = 60.0
 
@@ -81,34 +81,28 @@ def schema_problems(cib: etree._Element, schema_dir: Path = SCHEMA_DIR) -> list[
 
 
 def nodes_up_argv(source: Path, target: Path, nodes: Sequence[str]) -> list[str]:
-    argv = [CRM_SIMULATE, "--xml-file", str(source), "--quiet"]
+    # --quorum: an empty status has none, and crm_verify would warn of that alone
+    argv = [CRM_SIMULATE, "--xml-file", str(source), "--quiet", "--quorum", "true"]
     for node in nodes:
         argv += ["--node-up", node]
     return [*argv, "--save-output", str(target)]
 
 
-def verify_problems(
+def verify_findings(
     runner: Runner, cib_path: Path, nodes: Sequence[str], workdir: Path
-) -> list[str]:
-    """What ``crm_verify`` says of the CIB with every node up, one line each."""
+) -> tuple[list[str], list[str]]:
+    """(problems, notes): what ``crm_verify`` says of the CIB with every node up, one line
+    each. Its errors are problems; so is everything it says when it exits non-zero; warnings
+    under exit 0 ("Blind faith: not fencing unseen nodes" with fencing off) are notes."""
     with_nodes = workdir / "nodes-up.xml"
     result = runner.run(nodes_up_argv(cib_path, with_nodes, nodes), timeout=TOOL_TIMEOUT_S)
     if not result.ok:
-        return [f"crm_simulate could not bring the nodes up: {result.output_line()}"]
-    # -V: the reasons; without it crm_verify only says that it found errors
-    result = runner.run(
-        [CRM_VERIFY, "--verbose", "--xml-file", str(with_nodes)], timeout=TOOL_TIMEOUT_S
-    )
-    lines: list[str] = []
-    for raw in result.stderr.splitlines():
-        # "(is_op_dup) \terror: Operation ..." -> "error: Operation ...", each once
-        line = " ".join(raw.split(")", 1)[-1].split()) if raw.startswith("(") else raw.strip()
-        if line and line not in lines:
-            lines.append(line)
-    details = [line for line in lines if not line.startswith("crm_verify:")]
-    if result.ok and not lines:
-        return []
-    return details or lines or [f"crm_verify exited {result.returncode}"]
+        return [f"crm_simulate could not bring the nodes up: {result.output_line()}"], []
+    findings = crm_verify.verify_xml(runner, with_nodes.read_text(encoding="utf-8"))
+    if findings.returncode == 0:
+        return list(findings.errors), list(findings.warnings + findings.others)
+    lines = [*findings.errors, *findings.warnings, *findings.others]
+    return lines or [f"crm_verify exited {findings.returncode}"], []
 
 
 def check_cib(
@@ -132,7 +126,8 @@ def check_cib(
         workdir = Path(directory)
         cib_path = workdir / "cib.xml"
         cib_path.write_text(text, encoding="utf-8")
-        steps.append(Step("crm_verify", verify_problems(runner, cib_path, nodes, workdir)))
+        problems, notes = verify_findings(runner, cib_path, nodes, workdir)
+        steps.append(Step("crm_verify", problems, notes))
         if not steps[-1].ok or not scenarios:
             return steps
         from stackha.cib.simulate import run_scenarios
