@@ -17,7 +17,7 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 
-from stackha.pacemaker import crm_mon
+from stackha.pacemaker import cibadmin, crm_mon
 from stackha.runner import CommandError, CommandNotFound
 from stackha.services import rabbitmq
 
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from stackha.runner import Runner
 
 
-CIBADMIN = "/usr/sbin/cibadmin"
 RABBITMQCTL = rabbitmq.RABBITMQCTL
 TIMEOUT_S = 15.0
 RABBITMQCTL_TIMEOUT_S = 15.0
@@ -625,15 +624,11 @@ def query_configuration(runner: Runner, timeout: float = TIMEOUT_S) -> Configura
     """The CIB's configuration section, parsed; raises StatusError."""
     # One query for the VIPs' and fence devices' parameters, the fencing levels and the
     # cluster's name. --scope fencing-topology would fail (exit 105) without any level.
-    argv = [CIBADMIN, "--query", "--scope", "configuration"]
     try:
-        result = runner.run(argv, timeout=timeout)
-    except CommandError as err:
+        text = cibadmin.query(runner, scope="configuration", timeout=timeout)
+    except CommandError as err:  # CibadminError: cibadmin's own words
         raise StatusError(f"cannot read the CIB: {err}") from err
-    if not result.ok:
-        why = result.output_line() or f"exit {result.returncode}"
-        raise StatusError(f"cannot read the CIB: cibadmin --query failed: {why}")
-    return parse_configuration(result.stdout)
+    return parse_configuration(text)
 
 
 def gather(

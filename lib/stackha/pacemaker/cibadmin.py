@@ -61,9 +61,17 @@ def _failed(what: str, result: Result, cib_file: Optional[str]) -> CibadminError
     return error(f"cibadmin {what} failed: {_message(result, cib_file)}", result)
 
 
-def query(runner: Runner, *, cib_file: Optional[str] = None, timeout: float = TIMEOUT_S) -> str:
-    """The whole CIB (configuration and status) as XML text; raises CibadminError."""
-    result = runner.run([TOOL, "--query"], timeout=timeout, env=_environment(cib_file))
+def query(
+    runner: Runner,
+    *,
+    scope: Optional[str] = None,
+    cib_file: Optional[str] = None,
+    timeout: float = TIMEOUT_S,
+) -> str:
+    """The whole CIB (configuration and status), or its section ``scope``, as XML text;
+    raises CibadminError."""
+    argv = [TOOL, "--query", *(["--scope", scope] if scope else [])]
+    result = runner.run(argv, timeout=timeout, env=_environment(cib_file))
     if not result.ok:
         raise _failed("--query", result, cib_file)
     return result.stdout
