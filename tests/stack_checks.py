@@ -31,9 +31,9 @@ def stackha_command():
     return found
 
 
-def deploy_stack(lab, out=None):
+def deploy_stack(lab):
     started = time.monotonic()
-    info = lab_deploy.deploy(lab, stackha_command(), out)
+    info = lab_deploy.deploy(lab, stackha_command())
     info["deploy_seconds"] = time.monotonic() - started
     return Deployment(lab, info)
 

@@ -283,7 +283,7 @@ def _lab(args: argparse.Namespace, out: TextIO) -> int:
 
             # the nodes see the host's files: they run this very stackha
             command = str(Path(sys.executable).parent / "stackha")
-            info = deploy(lab, command, out)
+            info = deploy(lab, command)
             shown = lab.node_runner("node1").run([command, "status"], timeout=60)
             out.write(shown.stdout)
             out.write(endpoints_text(info))

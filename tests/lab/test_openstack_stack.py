@@ -5,8 +5,8 @@ every service rejoined."""
 
 from __future__ import annotations
 
-import io
 import json
+from pathlib import Path
 
 import pytest
 from lab_helpers import inside
@@ -15,11 +15,11 @@ from stack_checks import NODES, VIP, crash_vip_holder, deploy_stack, stackha_com
 
 @pytest.fixture(scope="module")
 def deployment(lab):
-    out = io.StringIO()
-    deployed = deploy_stack(lab, out)
+    deployed = deploy_stack(lab)
     timings = deployed.info["deploy_timings"]
     print(f"\ndeployed in {deployed.info['deploy_seconds']:.1f}s: {timings}")
-    assert "+" in out.getvalue(), "apply printed no diff"
+    log = Path(deployed.info["deploy_log"]).read_text()
+    assert log.count("$ stackha cib apply") == 2 and "\n+" in log, "apply logged no diff"
     return deployed
 
 

@@ -1,24 +1,39 @@
 """What stackha.lab.deploy writes before it runs anything: the lab's site file (which must
-render and pass the checks that need no cluster), the fencing passwords, and that down removes
-all of it. (The deployment itself: tests/lab/test_openstack_stack.py.)"""
+render and pass the checks that need no cluster), the fencing passwords, where apply's diffs go,
+and that down removes all of it. (The deployment itself: tests/lab/test_openstack_stack.py.)"""
 
 from __future__ import annotations
 
 import stat
 
+import pytest
 from fakes import FakeProcessTable, FakeRunner
 from stackha.cib.render import render_cib
 from stackha.cib.site import read_site
 from stackha.lab import deploy
-from stackha.lab.lab import FENCING_DIR, RENDERED_CIBS, SITE_FILE, Lab, LabState, plan
+from stackha.lab.lab import (
+    DEPLOY_LOG,
+    FENCING_DIR,
+    RENDERED_CIBS,
+    SITE_FILE,
+    Lab,
+    LabState,
+    plan,
+)
+from stackha.lab.namespaces import NSENTER, LabError
+
+DIFF = "--- live\n+++ new\n@@ -1 +1 @@\n-<resources/>\n+<resources><clone/></resources>\n"
 
 
-def a_lab(tmp_path, fake_clock):
+def a_lab(tmp_path, fake_clock, runner=None, progress=None):
     directory = tmp_path / "lab"
     directory.mkdir()
-    lab = Lab(str(directory), FakeRunner(), fake_clock, FakeProcessTable(fake_clock))
+    lab = Lab(
+        str(directory), runner or FakeRunner(), fake_clock, FakeProcessTable(fake_clock), progress
+    )
     subnet = "192.0.2.0/24"
     state = LabState(subnet, "192.0.2.1", created_root=str(directory), nodes=plan(3, subnet))
+    state.nodes[0].init_pid = 4242
     state.pdu_address = "192.0.2.99"
     lab.save(state)
     lab._write_inventory(state, "bmc-secret", "pdu-secret")
@@ -54,5 +69,37 @@ def test_the_fencing_passwords_are_root_only_files_and_down_removes_everything(
     (lab.directory / SITE_FILE).write_text(deploy.site_text(lab))
     for name in RENDERED_CIBS:
         (lab.directory / name).write_text("<cib/>")
+    (lab.directory / DEPLOY_LOG).write_text(DIFF)
     lab.down()
     assert not lab.directory.exists()
+
+
+def apply_in_node1(cib):
+    return [NSENTER, "-t", "4242", "-n", "-m", "-u", "-p", "--", "stackha", "cib", "apply", cib]
+
+
+def test_applys_diff_goes_to_the_log_named_in_one_progress_line_not_to_the_screen(
+    tmp_path, fake_clock, fake_runner, capsys
+):
+    shown = []
+    lab = a_lab(tmp_path, fake_clock, fake_runner, shown.append)
+    cib = lab.directory / RENDERED_CIBS[0]
+    fake_runner.expect(apply_in_node1(str(cib)), stdout=DIFF, stderr="note: a warning\n")
+    deployer = deploy.Deployer(lab, "stackha")
+    deployer.start_log()
+    deployer.push(cib)
+    log = lab.directory / DEPLOY_LOG
+    assert shown == [f"CIB diffs: {log}"]
+    assert DIFF in log.read_text() and "note: a warning" in log.read_text()
+    assert capsys.readouterr() == ("", "")
+
+
+def test_a_refused_apply_says_why_and_names_the_log(tmp_path, fake_clock, fake_runner):
+    lab = a_lab(tmp_path, fake_clock, fake_runner)
+    cib = lab.directory / RENDERED_CIBS[1]
+    fake_runner.expect(apply_in_node1(str(cib)), 1, stderr="stackha cib apply: error: refused\n")
+    deployer = deploy.Deployer(lab, "stackha")
+    deployer.start_log()
+    with pytest.raises(LabError, match=f"error: refused \\(see {lab.directory / DEPLOY_LOG}\\)"):
+        deployer.push(cib)
+    assert "(exit 1)" in (lab.directory / DEPLOY_LOG).read_text()

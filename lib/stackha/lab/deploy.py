@@ -13,7 +13,9 @@ In two stages, because the API services' databases live in the Galera that Pacem
 2. keystone and nova-api provisioned on that Galera (stackha.lab.openstack), then the same
    site with ``api_services = pacemaker`` applied: ``apply`` shows the diff, the API clones.
 
-Every step reports its seconds through the lab's progress callback.
+Every step reports its seconds through the lab's progress callback. What ``stackha cib apply``
+prints (two whole CIB diffs, a few hundred lines) goes to ``deploy.log`` in the lab's
+directory, named in one progress line, not between the progress lines.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from stackha.lab.lab import (
     BMC_PORT,
     BMC_USER,
     CLUSTER_NAME,
+    DEPLOY_LOG,
     FENCING_DIR,
     HAPROXY_CONFIG,
     PDU_USER,
@@ -46,7 +49,7 @@ from stackha.services import openstack_api as api
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from typing import Callable, Optional, TextIO
+    from typing import Callable
 
 FIRST = "node1"
 HEALTHY_TIMEOUT_S = 420.0
@@ -138,13 +141,17 @@ def write_fencing_passwords(lab: Lab) -> None:
 
 
 class Deployer:
-    """One deployment's steps, timed; ``out`` gets what an operator would read on screen."""
+    """One deployment's steps, timed; what ``stackha cib apply`` prints goes to ``log``."""
 
-    def __init__(self, lab: Lab, stackha: str, out: Optional[TextIO] = None) -> None:
+    def __init__(self, lab: Lab, stackha: str) -> None:
         self.lab = lab
         self.stackha = stackha  # the stackha command the nodes run
-        self.out = out
+        self.log = lab.directory / DEPLOY_LOG
         self.timings: dict[str, float] = {}
+
+    def start_log(self) -> None:
+        self.log.write_text("")
+        self.lab.progress(f"CIB diffs: {self.log}")
 
     def step(self, what: str, work: Callable[[], object]) -> object:
         self.lab.progress(f"{what} ...")
@@ -163,15 +170,24 @@ class Deployer:
         cib_path = self.lab.directory / RENDERED_CIBS[api_services == "pacemaker"]
         text = render_cib(read_site(site_path.read_text(), str(site_path)))
         cib_path.write_text(text)
-        runner = self.lab.node_runner(FIRST)
-        for step in check_cib(text, runner, str(cib_path)):
+        for step in check_cib(text, self.lab.node_runner(FIRST), str(cib_path)):
             if not step.ok:
                 raise LabError(f"stackha cib check {cib_path}: {step.name}: {step.problems[0]}")
-        result = runner.run([self.stackha, "cib", "apply", str(cib_path)], timeout=180)
-        if self.out is not None:
-            self.out.write(result.stdout)
+        self.push(cib_path)
+
+    def push(self, cib_path: Path) -> None:
+        """``stackha cib apply`` of ``cib_path`` in node1; what it prints (its diff, its
+        notes) goes to the log, not to the screen."""
+        result = self.lab.node_runner(FIRST).run(
+            [self.stackha, "cib", "apply", str(cib_path)], timeout=180
+        )
+        with self.log.open("a") as log:
+            log.write(f"$ stackha cib apply {cib_path}   (exit {result.returncode})\n")
+            log.write(result.stdout + result.stderr + "\n")
         if not result.ok:
-            raise LabError(f"stackha cib apply {cib_path}: {result.stderr.strip()}")
+            raise LabError(
+                f"stackha cib apply {cib_path}: {result.stderr.strip()} (see {self.log})"
+            )
 
     def wait(
         self, what: str, healthy: Callable[[], bool], timeout: float = HEALTHY_TIMEOUT_S
@@ -212,9 +228,11 @@ def fence_devices_started(lab: Lab) -> bool:
     return bool(devices) and all(r.active and not r.failed for r in devices)
 
 
-def deploy(lab: Lab, stackha: str, out: Optional[TextIO] = None) -> dict[str, object]:
-    """Deploy everything (see the module docstring); returns the endpoints and timings."""
-    deployer = Deployer(lab, stackha, out)
+def deploy(lab: Lab, stackha: str) -> dict[str, object]:
+    """Deploy everything (see the module docstring); returns the endpoints, the timings and
+    the path of the apply log (``deploy_log``)."""
+    deployer = Deployer(lab, stackha)
+    deployer.start_log()
     state = lab.load()
     vip = openstack.vip_of(state.subnet)
     names = [node.name for node in state.nodes]
@@ -273,6 +291,7 @@ def deploy(lab: Lab, stackha: str, out: Optional[TextIO] = None) -> dict[str, ob
         **info,
         "rabbitmq_monitor_password": shared["monitor"],
         "site": str(lab.directory / SITE_FILE),
+        "deploy_log": str(deployer.log),
         "deploy_timings": deployer.timings,
     }
 

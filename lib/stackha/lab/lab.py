@@ -68,10 +68,12 @@ SEED_PROPERTIES = {"dc-deadtime": "2s"}
 # What workload provisioning writes into the lab's directory, for every node to read:
 # stackha.lab.openstack's HAProxy configuration. down removes it with the lab's own files.
 HAPROXY_CONFIG = "haproxy.cfg"
-# What stackha.lab.deploy writes there: the site file, the CIBs rendered from it, and the
-# fencing passwords' directory (root-only files that the CIB's password_script reads).
+# What stackha.lab.deploy writes there: the site file, the CIBs rendered from it, what
+# stackha cib apply printed (its diffs), and the fencing passwords' directory (root-only files
+# that the CIB's password_script reads).
 SITE_FILE = "site.ini"
 RENDERED_CIBS = ("cib-infrastructure.xml", "cib-everything.xml")
+DEPLOY_LOG = "deploy.log"
 FENCING_DIR = "fencing"
 
 
@@ -545,6 +547,7 @@ ForceCommand {sys.executable} -I -m stackha.lab.pdu relay
             HAPROXY_CONFIG,
             SITE_FILE,
             *RENDERED_CIBS,
+            DEPLOY_LOG,
         ):
             (self.directory / name).unlink(missing_ok=True)
         shutil.rmtree(self.directory / FENCING_DIR, ignore_errors=True)
