@@ -60,3 +60,73 @@ def test_pdu_reads_outlet_lines_with_and_without_a_guest_units_prefix():
         ("3", "web 3: 1", "Off"),
         ("4", "E000: name", "on"),
     ]
+
+
+class FakeSession:
+    """pyghmi's session as _raw sees it: one canned response, or an exception."""
+
+    def __init__(self, response):
+        self.response = response
+
+    def raw_command(self, netfn, command, data=()):
+        if isinstance(self.response, Exception):
+            raise self.response
+        return self.response
+
+
+def ipmi_device(response):
+    from stackha.fencing.ipmi import IpmiDevice
+
+    device = IpmiDevice("10.0.0.1", 623, "admin", "pw")
+    device.session = FakeSession(response)
+    return device
+
+
+@pytest.mark.parametrize(
+    "code, error",
+    [(0xC0, "Node Busy"), (0xD5, "Command not supported in present state"), (0xFFFF, "timeout")],
+)
+def test_ipmi_busy_and_timed_out_answers_are_transient(code, error):
+    from stackha.fencing.agent import TransientDeviceError
+
+    with pytest.raises(TransientDeviceError, match=error) as raised:
+        ipmi_device({"code": code, "error": error}).set_power(None, "on")
+    assert not raised.value.session_lost
+
+
+def test_ipmi_final_answers_and_a_lost_session():
+    from pyghmi.exceptions import IpmiException
+    from stackha.fencing.agent import TransientDeviceError
+    from stackha.fencing.ipmi import IpmiError
+
+    with pytest.raises(IpmiError, match="Insufficient privilege") as raised:
+        ipmi_device({"code": 0xD4, "error": "Insufficient privilege level"}).get_power(None)
+    assert not isinstance(raised.value, TransientDeviceError)
+    with pytest.raises(TransientDeviceError) as raised:
+        ipmi_device(IpmiException("Session no longer connected")).get_power(None)
+    assert raised.value.session_lost
+    assert ipmi_device({"code": 0, "data": [0x01]}).get_power(None) == "on"
+
+
+def test_pdu_serial_link_lost_is_transient_and_a_bad_command_is_not():
+    from stackha.fencing.agent import TransientDeviceError
+    from stackha.fencing.pdu import ApcPdu, PduError
+
+    class Connection:
+        def __init__(self, reply):
+            self.before = reply
+
+        def sendline(self, line):
+            pass
+
+        def expect(self, patterns):
+            return 0
+
+    pdu = ApcPdu("10.0.0.9", 23, "apc", "pw", ssh=False)
+    pdu.connection = Connection("olOn 3\r\nE107: Serial communication with the Rack PDU lost\r\n")
+    with pytest.raises(TransientDeviceError, match="E107"):
+        pdu.set_power("3", "on")
+    pdu.connection = Connection("olOn 3\r\nE102: Parameter Error\r\n")
+    with pytest.raises(PduError, match="E102") as raised:
+        pdu.set_power("3", "on")
+    assert not isinstance(raised.value, TransientDeviceError)

@@ -5,10 +5,15 @@ from __future__ import annotations
 import io
 
 import pytest
-from fake_devices import FakePowerDevice, HangingDevice
+from fake_devices import (
+    FakePowerDevice,
+    HangingDevice,
+    RefusingThenListening,
+    WrongPasswordDevice,
+)
 from lxml import etree
 from stackha.fencing import spec as options
-from stackha.fencing.agent import FenceAgent, main
+from stackha.fencing.agent import FenceAgent, FenceError, main
 from stackha.fencing.metadata import render_metadata
 from stackha.fencing.options import OptionsError, parse, read_argv, read_stdin_lines
 from stackha.fencing.spec import FenceAgentSpec, FenceOption
@@ -198,6 +203,102 @@ def test_reboot_that_cannot_power_on_still_fences_and_says_so(fake_clock):
     code, out, err = run(device, fake_clock, BASE + "action=reboot\npower_timeout=2\n")
     assert (code, out) == (0, "Success: Rebooted\n")
     assert "WARNING: powered off, but not back on" in err
+
+
+def sets_of(device):
+    return [c[2] for c in device.calls if c[0] == "set"]
+
+
+def test_a_busy_power_on_is_asked_again_until_it_is_done(fake_clock):
+    """Node Busy (IPMI 0xC0) three times: the reboot keeps asking and the node ends up on."""
+    device = FakePowerDevice(fake_clock, state="on", lag=1.0, busy={"on": 3})
+    code, out, err = run(device, fake_clock, BASE + "action=reboot\n")
+    assert (code, out) == (0, "Success: Rebooted\n")
+    assert device.state[None] == "on"
+    assert sets_of(device) == ["off", "on", "on", "on", "on"]
+    # one line for the three busy answers, none saying the node stayed off
+    assert err == "WARNING: power on: BMC bmc: Node Busy; asking again\n"
+
+
+def test_a_power_on_busy_until_power_timeout_leaves_the_node_fenced_and_says_so(fake_clock):
+    """Busy for ever: asked until power_timeout, then the old outcome — off is fenced, exit 0."""
+    device = FakePowerDevice(fake_clock, state="on", busy={"on": 1000})
+    code, out, err = run(device, fake_clock, BASE + "action=reboot\npower_timeout=5\n")
+    assert (code, out) == (0, "Success: Rebooted\n")
+    assert device.state[None] == "off"
+    assert err.splitlines()[-1].startswith(
+        "WARNING: powered off, but not back on: BMC bmc: Node Busy (asked "
+    )
+    assert err.splitlines()[-1].endswith(" times in 5s)")
+    # every wait on the step's deadline: 5 s of pauses, nothing beyond
+    assert sum(fake_clock.sleeps) == pytest.approx(5.0)
+    assert 5 <= len(sets_of(device)) - 1 <= 7
+
+
+def test_wrong_credentials_fail_at_once_without_asking_again(fake_clock):
+    """Bad credentials are an answer, not a glitch: one login, no pause, exit 1."""
+    device = WrongPasswordDevice(fake_clock)
+    code, out, err = run(device, fake_clock, BASE + "action=reboot\n")
+    assert (code, out) == (1, "")
+    assert err == "ERROR: login to BMC bmc:623 failed: Incorrect password provided\n"
+    assert device.calls == [("login",)]
+    assert sum(fake_clock.sleeps) == 0
+
+
+def test_a_refused_connection_is_tried_again_within_the_login_timeout(fake_clock):
+    device = RefusingThenListening(fake_clock, refusals=2)
+    code, out, err = run(device, fake_clock, BASE + "action=off\n")
+    assert (code, out) == (0, "Success: Powered OFF\n")
+    assert [c for c in device.calls if c == ("login",)] == [("login",)] * 3
+    assert "WARNING: login: PDU pdu: connection closed (Connection refused); asking again" in err
+
+
+def test_a_connection_refused_past_the_login_timeout_fails(fake_clock):
+    device = RefusingThenListening(fake_clock, refusals=100)
+    code, _, err = run(device, fake_clock, BASE + "action=off\nlogin_timeout=3\n")
+    assert code == 1
+    assert err.splitlines()[-1] == (
+        "ERROR: PDU pdu: connection closed (Connection refused) (asked 4 times in 3s)"
+    )
+    assert not [c for c in device.calls if c[0] == "set"]
+
+
+def test_a_status_glitch_while_verifying_is_asked_again_over_a_new_login(fake_clock):
+    """The session drops while the off is being verified, and again while the on is: each
+    read is asked again after a new login; the reboot completes."""
+    device = FakePowerDevice(fake_clock, state="on", lag=1.0, glitches={2, 5})
+    code, out, err = run(device, fake_clock, BASE + "action=reboot\n")
+    assert (code, out) == (0, "Success: Rebooted\n"), err
+    assert device.state[None] == "on"
+    assert sets_of(device) == ["off", "on"]
+    assert device.calls.count(("login",)) == 3
+    assert "not back on" not in err
+    assert err == "WARNING: get power: BMC bmc: Session no longer connected; asking again\n"
+
+
+def test_status_reports_a_glitch_at_once(fake_clock):
+    """status is a question for the fencer, which asks again itself: no retries there."""
+    device = FakePowerDevice(fake_clock, state="on", glitches={1})
+    code, out, err = run(device, fake_clock, BASE + "action=status\n")
+    assert (code, out) == (1, "")
+    assert err == "ERROR: BMC bmc: Session no longer connected\n"
+
+
+def test_a_final_error_while_powering_on_is_not_asked_again(fake_clock):
+    class NoPrivilege(FakePowerDevice):
+        def set_power(self, plug, state):
+            if state == "on":
+                self.calls.append(("set", plug, state))
+                raise FenceError("BMC bmc: Insufficient privilege level")
+            super().set_power(plug, state)
+
+    device = NoPrivilege(fake_clock, state="on")
+    start = fake_clock.now
+    code, out, err = run(device, fake_clock, BASE + "action=reboot\n")
+    assert (code, out) == (0, "Success: Rebooted\n")
+    assert err == "WARNING: powered off, but not back on: BMC bmc: Insufficient privilege level\n"
+    assert sets_of(device) == ["off", "on"]
+    assert fake_clock.now - start < 1
 
 
 def test_status_exit_codes(fake_clock):

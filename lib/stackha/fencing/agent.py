@@ -4,7 +4,14 @@ A device supplies three things — get power, set power, list outlets — throug
 :class:`Device`. The library does the rest once for every device: ``off`` succeeds only when the
 device confirms off, ``reboot`` is a verified off then on, every wait is on a monotonic deadline,
 and every device call has a hard deadline of its own (a call that does not return in time is
-abandoned in its thread and the agent fails: pyghmi can retry a login forever).
+abandoned in its thread: pyghmi can retry a login forever).
+
+A device tells a failure that may pass (a busy BMC, a call that timed out, a connection refused
+or dropped) by raising :class:`TransientDeviceError`; anything else it raises (bad credentials,
+an unknown outlet) is final. While it powers a machine off or on, the state machine asks again
+after a transient failure — logging in again first when the session was lost — until the
+power_timeout deadline of that step, and so for the status reads that verify it. ``status``,
+``monitor`` and ``list`` report what they get at once: the fencer and the operator ask again.
 
 Exit codes are fence-agents': 0 success (``status``: on), 2 ``status`` off, 1 anything else,
 with a one-line message on stderr.
@@ -54,6 +61,11 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_OFF = 2
 STATUS_POLL_S = 0.2
+# Between attempts after a transient failure: a busy BMC needs a moment, and a second of
+# pause keeps a 20 s power_timeout to some twenty attempts.
+RETRY_PAUSE_S = 1.0
+LOGOUT_TIMEOUT_S = 2.0
+LAST_LOGIN_S = 0.5
 FENCING_ACTIONS = ("off", "reboot")
 ALL_ACTIONS = (
     "on",
@@ -73,8 +85,20 @@ class FenceError(Exception):
     """The action failed; the message is the one line an operator sees."""
 
 
-class DeviceTimeout(FenceError):
-    """A device call did not return inside its deadline."""
+class TransientDeviceError(FenceError):
+    """The device could not act now but may soon: busy (IPMI Node Busy), a call that timed out,
+    a connection refused or dropped. ``session_lost``: log in again before asking again."""
+
+    def __init__(self, message: str, session_lost: bool = False) -> None:
+        super().__init__(message)
+        self.session_lost = session_lost
+
+
+class DeviceTimeout(TransientDeviceError):
+    """A device call did not return inside its deadline (its session is not to be trusted)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, session_lost=True)
 
 
 class FenceAgent(Record):
@@ -130,9 +154,69 @@ class PowerControl:
         self.out = out
         self.err = err
         self.call_timeout = float(config.shell_timeout or 5)
+        self.login_timeout = float(config.login_timeout or 5)
+        self.power_timeout = float(config.power_timeout or 20)
+        self.power_wait = float(config.power_wait or 0)
+        self._said: set[str] = set()
 
     def _call(self, function: Callable[[], T], what: str) -> T:
         return call_with_deadline(function, self.call_timeout, what)
+
+    def login(self, deadline: Deadline) -> None:
+        """Log in, asking again after a transient failure (no answer, a refused connection, a
+        BMC out of sessions) until ``deadline``; bad credentials fail at once."""
+        # The last attempt, at the deadline, still gets a moment to answer.
+        self._patiently(
+            self.device.login,
+            "login",
+            deadline,
+            call_timeout=lambda: max(deadline.remaining(), LAST_LOGIN_S),
+        )
+
+    def _patiently(
+        self,
+        function: Callable[[], T],
+        what: str,
+        deadline: Deadline,
+        call_timeout: Optional[Callable[[], float]] = None,
+    ) -> T:
+        """``function()`` through a deadline-bound call; after a TransientDeviceError, a pause
+        and (if the session was lost) a new login, it is asked again until ``deadline``, when
+        the last error is raised. Any other error is raised at once."""
+        needs_login = False
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                if needs_login:
+                    self._login_again(deadline)
+                    needs_login = False
+                seconds = call_timeout() if call_timeout else self.call_timeout
+                return call_with_deadline(function, seconds, what)
+            except TransientDeviceError as error:
+                needs_login = needs_login or error.session_lost
+                if deadline.expired():
+                    if attempts > 1:
+                        raise TransientDeviceError(
+                            f"{error} (asked {attempts} times in {deadline.seconds:.0f}s)"
+                        ) from error
+                    raise
+                self._say_once(f"WARNING: {what}: {error}; asking again\n")
+                deadline.sleep(RETRY_PAUSE_S)
+
+    def _login_again(self, deadline: Deadline) -> None:
+        try:
+            call_with_deadline(self.device.logout, LOGOUT_TIMEOUT_S, "logout")
+        except Exception:  # noqa: BLE001 - the session is gone already; a new one follows
+            pass
+        seconds = min(self.login_timeout, max(deadline.remaining(), 0.1))
+        call_with_deadline(self.device.login, seconds, "login")
+
+    def _say_once(self, line: str) -> None:
+        # One line per distinct failure: twenty "Node Busy" lines would bury the outcome.
+        if line not in self._said:
+            self._said.add(line)
+            self.err.write(line)
 
     def plugs(self) -> list[Optional[str]]:
         plug = self.config.get("plug")
@@ -150,28 +234,39 @@ class PowerControl:
             states.append(state)
         return "on" if "on" in states else "off"
 
+    def _power_patiently(self, deadline: Deadline) -> str:
+        return self._patiently(lambda: self.power(), "get power", deadline)
+
+    def _step_deadline(self) -> Deadline:
+        """The deadline of one power step: power_wait, then power_timeout to see it done. The
+        command's own transient failures are asked again inside it too."""
+        return Deadline(self.clock, self.power_wait + self.power_timeout)
+
     def switch(self, target: str) -> bool:
         """Set every plug to ``target`` and wait until the device confirms it.
 
-        Returns False when it was already so. Raises FenceError at the power_timeout deadline.
+        Returns False when it was already so. Raises FenceError at the step's deadline, or at
+        once on a failure that is not transient.
         """
-        if self.power() == target:
+        deadline = self._step_deadline()
+        if self._power_patiently(deadline) == target:
             return False
         for plug in self.plugs():
-            self._call(partial(self.device.set_power, plug, target), f"power {target}")
-        self.clock.sleep(float(self.config.power_wait or 0))
-        self._wait_for(target)
+            command = partial(self.device.set_power, plug, target)
+            self._patiently(command, f"power {target}", deadline)
+        deadline.sleep(self.power_wait)
+        self._wait_for(target, deadline)
         return True
 
-    def _wait_for(self, target: str) -> None:
-        """Poll until the device reports ``target``; FenceError at the power_timeout deadline."""
-        deadline = Deadline(self.clock, float(self.config.power_timeout or 20))
+    def _wait_for(self, target: str, deadline: Deadline) -> None:
+        """Poll until the device reports ``target``; FenceError at ``deadline``."""
         while True:
-            if self.power() == target:
+            if self._power_patiently(deadline) == target:
                 return
             if deadline.expired():
                 raise FenceError(
-                    f"timed out after {deadline.seconds:.0f}s waiting for power {target.upper()}"
+                    f"timed out after {deadline.seconds - self.power_wait:.0f}s waiting for "
+                    f"power {target.upper()}"
                 )
             deadline.sleep(STATUS_POLL_S)
 
@@ -205,10 +300,11 @@ class PowerControl:
                 raise FenceError("method=cycle: this device cannot power cycle")
             # One power cycle command: the device never reports the off in between, so only the
             # machine being on again afterwards can be verified (method=onoff verifies both).
+            deadline = self._step_deadline()
             for plug in self.plugs():
-                self._call(partial(cycle, plug), "power cycle")
-            self.clock.sleep(float(self.config.power_wait or 0))
-            self._wait_for("on")
+                self._patiently(partial(cycle, plug), "power cycle", deadline)
+            deadline.sleep(self.power_wait)
+            self._wait_for("on", deadline)
             self.out.write("Success: Rebooted\n")
             return EXIT_OK
         if action == "reboot":
@@ -217,7 +313,9 @@ class PowerControl:
                 self.switch("on")
             except FenceError as error:
                 # The node is off: fenced. Failing here would make Pacemaker retry a fencing
-                # that has already succeeded and block recovery; say what happened instead.
+                # that has already succeeded and block recovery; say what happened instead
+                # (fence-agents does the same). A busy or refused power-on was asked again
+                # until power_timeout before this.
                 self.err.write(f"WARNING: powered off, but not back on: {error}\n")
             self.out.write("Success: Rebooted\n")
             return EXIT_OK
@@ -280,9 +378,10 @@ def main(
             clock.sleep(float(parsed.config.delay or 0))
         login_deadline = Deadline(clock, float(parsed.config.login_timeout or 5))
         device = agent.make_device(parsed.config, login_deadline)
-        call_with_deadline(device.login, login_deadline.remaining(), "login")
+        control = PowerControl(device, parsed.config, clock, out, err)
+        control.login(login_deadline)
         try:
-            return PowerControl(device, parsed.config, clock, out, err).run(action)
+            return control.run(action)
         finally:
             try:
                 call_with_deadline(device.logout, 2.0, "logout")

@@ -8,7 +8,7 @@ program is started, nothing reaches a command line.
 
 from __future__ import annotations
 
-from stackha.fencing.agent import FenceError
+from stackha.fencing.agent import FenceError, TransientDeviceError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,6 +19,16 @@ GET_CHASSIS_STATUS = 0x01
 CHASSIS_CONTROL = 0x02
 CONTROL = {"off": 0x00, "on": 0x01, "cycle": 0x02}
 PRIVILEGE = {"callback": 1, "user": 2, "operator": 3, "administrator": 4}
+# Completion codes a BMC gives for a command it may carry out if asked again (IPMI 2.0 table
+# 5-2): Node Busy, a timeout while processing, a response it could not provide, a command it
+# cannot run in its present state (BMCs say so while they initialise), an unspecified error
+# (openbmc's while it boots), and pyghmi's own "no answer after its retries". Every other code
+# (invalid command, data, privilege) is an answer that asking again will not change.
+TRANSIENT_CODES = frozenset({0xC0, 0xC3, 0xCE, 0xD5, 0xFF, 0xFFFF})
+NO_ANSWER = "None"  # what pyghmi's login says when nothing answered at all
+# Login failures that can pass: nothing answered yet, or the BMC is out of session slots.
+TRANSIENT_LOGIN = ("timeout", "Insufficient resources to create new session")
+SESSION_LOST = "Session no longer connected"
 
 
 WAIT_SLICE_S = 0.01
@@ -88,16 +98,30 @@ class IpmiDevice:
                 keepalive=False,
             )
         except exceptions.IpmiException as err:
-            # pyghmi says 'None' when nothing answered at all.
-            reason = str(err) if str(err) != "None" else "no answer"
-            raise IpmiError(f"login to BMC {self.address}:{self.port} failed: {reason}") from err
+            reason = str(err) if str(err) != NO_ANSWER else "no answer"
+            message = f"login to BMC {self.address}:{self.port} failed: {reason}"
+            if str(err) == NO_ANSWER or reason.startswith(TRANSIENT_LOGIN):
+                raise TransientDeviceError(message) from err
+            # Bad credentials, an unknown user, a privilege not granted: asking again with the
+            # same options cannot help, and would lock accounts on some BMCs.
+            raise IpmiError(message) from err
         if getattr(self.session, "broken", False):
-            raise IpmiError(f"login to BMC {self.address}:{self.port} failed")
+            raise TransientDeviceError(f"login to BMC {self.address}:{self.port} failed")
 
     def _raw(self, command: int, data: tuple[int, ...] = ()) -> list[int]:
-        response = self.session.raw_command(netfn=CHASSIS_NETFN, command=command, data=data)
+        from pyghmi import exceptions
+
+        try:
+            response = self.session.raw_command(netfn=CHASSIS_NETFN, command=command, data=data)
+        except exceptions.IpmiException as err:
+            if SESSION_LOST in str(err):
+                raise TransientDeviceError(f"BMC {self.address}: {err}", session_lost=True) from err
+            raise IpmiError(f"BMC {self.address}: {err}") from err
         if "error" in response:
-            raise IpmiError(f"BMC {self.address}: {response['error']}")
+            message = f"BMC {self.address}: {response['error']}"
+            if response.get("code") in TRANSIENT_CODES:
+                raise TransientDeviceError(message)
+            raise IpmiError(message)
         return list(response.get("data", []))
 
     def get_power(self, plug: Optional[str]) -> str:

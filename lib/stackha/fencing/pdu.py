@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from stackha.fencing.agent import FenceError
+from stackha.fencing.agent import FenceError, TransientDeviceError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,10 +28,22 @@ OUTLET_LINE = re.compile(r"^\s*(?:\d+:\s*)?(\d+): (.*): (On|Off)\s*$", re.IGNORE
 FIRMWARE = re.compile(r"\bv(\d+)\.(\d+)\.(\d+)\b")
 COMMAND_LINE_FIRMWARE = 5  # AOS v5 and newer have the olStatus/olOn/olOff command line
 CHAIN_UNITS = range(1, 5)  # Network Port Sharing joins at most four units: display ids 1-4
+# Error codes of the APC CLI that asking again can change: E106 "Data Not Available", E107
+# "Serial communication with the Rack PDU has been lost" (the network card lost the unit for a
+# moment). E101-E105 (unknown command, bad parameter, user level) are final.
+TRANSIENT_ERRORS = ("E106", "E107")
 
 
 class PduError(FenceError):
-    """The PDU refused, failed or went away; the message says which."""
+    """The PDU refused or failed; the message says which."""
+
+
+class PduUnavailable(PduError, TransientDeviceError):
+    """The PDU went away or did not answer (a refused or dropped connection, a timeout): it may
+    be back in a moment, over a new connection."""
+
+    def __init__(self, message: str) -> None:
+        TransientDeviceError.__init__(self, message, session_lost=True)
 
 
 class ApcPdu:
@@ -113,9 +125,14 @@ class ApcPdu:
         try:
             index: int = self.connection.expect(patterns)
         except pexpect.EOF:
-            raise PduError(f"PDU {self.address}: connection closed") from None
+            said = (self.connection.before or "").strip().splitlines()
+            # telnet and ssh say why they could not connect ("Connection refused") and exit.
+            why = f" ({said[-1].strip()})" if said and "connect" in said[-1].lower() else ""
+            raise PduUnavailable(f"PDU {self.address}: connection closed{why}") from None
         except pexpect.TIMEOUT:
-            raise PduError(f"PDU {self.address}: no answer within {self.timeout:.0f}s") from None
+            raise PduUnavailable(
+                f"PDU {self.address}: no answer within {self.timeout:.0f}s"
+            ) from None
         return index
 
     def _command(self, command: str) -> str:
@@ -124,7 +141,10 @@ class ApcPdu:
         output = (self.connection.before or "").replace("\r", "")
         if "E000" not in output:
             error = next((line for line in output.splitlines() if re.match(r"E\d{3}", line)), "")
-            raise PduError(f"PDU {self.address}: {command}: {error or 'no success reply'}")
+            message = f"PDU {self.address}: {command}: {error or 'no success reply'}"
+            if error.startswith(TRANSIENT_ERRORS):
+                raise TransientDeviceError(message)
+            raise PduError(message)
         return output
 
     def _on_unit(self, outlets: str, unit: Optional[str]) -> str:
