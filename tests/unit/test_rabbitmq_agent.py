@@ -26,6 +26,7 @@ ATTRD = "/usr/sbin/attrd_updater"
 CRM_MON = ["/usr/sbin/crm_mon", "--one-shot", "--inactive", "--output-as=xml"]
 STONITH_ADMIN = "/usr/sbin/stonith_admin"
 ATTRIBUTE = "rabbitmq-node"
+CLAIM = "rabbitmq-boot"
 USER = pwd.getpwuid(os.getuid()).pw_name  # chown and getpwnam work without root
 NODES = ("node1", "node2", "node3")
 MEMBERS = tuple(f"rabbit@{n}" for n in NODES)
@@ -210,6 +211,17 @@ class Broker:
 
     def expect_withdraw(self):
         self.runner.expect([ATTRD, "--name", ATTRIBUTE, "--delete"])
+
+    def expect_claim(self, value):
+        self.runner.expect([ATTRD, "--name", CLAIM, "--update", value])
+
+    def expect_claims(self, *values):
+        """attrd_updater --query --all of the boot claims: [(Pacemaker node, value)...]."""
+        lines = "".join(f'name="{CLAIM}" host="{n}" value="{v}"\n' for n, v in values)
+        self.runner.expect([ATTRD, "--name", CLAIM, "--query", "--all"], stdout=lines)
+
+    def expect_withdraw_claim(self):
+        self.runner.expect([ATTRD, "--name", CLAIM, "--delete"])
 
     def expect_monitoring_user(self):
         """The management API does not answer yet: the monitoring user is made."""
@@ -472,52 +484,193 @@ def test_a_fresh_node_gives_up_waiting_while_it_still_has_time_to_say_why(broker
 # -- start: a node with data -----------------------------------------------------------------
 
 
-def test_a_member_whose_peers_cannot_start_boots_with_force_boot(broker):
-    """node2 and node3 are offline in Pacemaker: waiting for them would take minutes."""
+# After an outage of every member (a site-wide power loss) no member runs: the starting
+# instances agree through their boot claims on one to boot first; the others wait for it.
+
+
+def test_after_an_outage_the_first_by_name_of_every_member_starting_boots_first(broker):
+    """All three instances are starting: no settle wait; node1 takes the first boot, checks
+    that it still holds after BOOT_COMMIT_S, and boots with force_boot (no data is known to
+    be newer than another's: Mnesia would wait for the others for ever)."""
     broker.has_data(MEMBERS)
     broker.expect_peers()
-    broker.expect_crm_mon(online=("node1",), offline=("node2", "node3"))
+    broker.expect_claim("waiting:0:rabbit@node1")
+    broker.expect_peers()
+    broker.expect_claims(("node2", "waiting:0:rabbit@node2"), ("node3", "waiting:0:rabbit@node3"))
+    broker.expect_claim("first:0:rabbit@node1")
+    broker.expect_peers()
+    broker.expect_claims(("node2", "waiting:0:rabbit@node2"), ("node3", "waiting:0:rabbit@node3"))
+    broker.expect_peers()
     broker.expect_ctl("force_boot")
-    broker.expect_boot()
+    broker.expect_boot(seconds_used=2)
     broker.expect_publish()
+    broker.expect_withdraw_claim()
     broker.expect_monitoring_user()
     broker.expect_cluster_wide_setup()  # it restarted the cluster: the setup is its
     broker.expect_removed_nodes_check()
     broker.boots()
     code, err = broker.run("start", broker.env())
     assert code == 0, err
+    assert broker.clock.sleeps == [RABBITMQ.BOOT_COMMIT_S]
     assert "rabbit@node1 rejoined its cluster with its data" in err
+    assert "force_boot" in err
 
 
-def test_a_member_with_another_member_online_boots_without_force_boot(broker):
-    """node2 is online: its instance will start, and the two find each other."""
+def test_after_an_outage_a_member_waits_for_the_first_then_rejoins_it_without_force(broker):
+    """node1 took the first boot: node2 waits until node1 runs, then boots with its data."""
+    broker.has_data(MEMBERS, name="rabbit@node2")
+    broker.expect_peers()
+    broker.expect_claim("waiting:0:rabbit@node2")
+    broker.expect_peers()
+    broker.expect_claims(("node1", "first:0:rabbit@node1"))
+    broker.expect_peers()
+    broker.expect_claims(("node1", "first:0:rabbit@node1"))
+    broker.expect_peers(("node1", "rabbit@node1"))  # node1 booted
+    broker.expect_peers(("node1", "rabbit@node1"))
+    broker.expect_boot(seconds_used=2)
+    broker.expect_publish("rabbit@node2")
+    broker.expect_withdraw_claim()
+    broker.expect_monitoring_user()
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    code, err = broker.run("start", broker.env(node="node2"))
+    assert code == 0, err
+    assert broker.clock.sleeps == [RABBITMQ.POLL_S, RABBITMQ.POLL_S]
+    assert "waiting for rabbit@node1 to boot first" in err
+
+
+def test_after_an_outage_a_member_starting_alone_boots_first_after_the_settle_window(broker):
+    """Pacemaker started only node1's instance (node2 and node3 are offline, or their
+    instances are not starting): node1 waits BOOT_SETTLE_S for claims, then boots first."""
     broker.has_data(MEMBERS)
     broker.expect_peers()
-    broker.expect_crm_mon(online=("node1", "node2"), offline=("node3",))
-    broker.expect_boot()
+    broker.expect_claim("waiting:0:rabbit@node1")
+    polls = int(RABBITMQ.BOOT_SETTLE_S / RABBITMQ.POLL_S)
+    for _ in range(polls + 1):
+        broker.expect_peers()
+        broker.expect_claims()
+    broker.expect_claim("first:0:rabbit@node1")
+    broker.expect_peers()
+    broker.expect_claims()
+    broker.expect_peers()
+    broker.expect_ctl("force_boot")
+    broker.expect_boot(seconds_used=polls + 2)
     broker.expect_publish()
+    broker.expect_withdraw_claim()
     broker.expect_monitoring_user()
     broker.expect_cluster_wide_setup()
     broker.expect_removed_nodes_check()
     broker.boots()
     code, err = broker.run("start", broker.env())
     assert code == 0, err
+    assert broker.clock.sleeps == [RABBITMQ.POLL_S] * polls + [RABBITMQ.BOOT_COMMIT_S]
 
 
-def test_pacemaker_node_names_with_a_domain_are_matched_by_their_host_part(broker):
-    """Pacemaker knows node2.example.com, RabbitMQ rabbit@node2: node2 is online, so its
-    member can start and node1 must not force_boot past it."""
-    fqdns = ("node1.example.com", "node2.example.com", "node3.example.com")
+def test_after_an_outage_the_last_member_down_boots_first_without_force_boot(broker):
+    """node3's data says it ran last (nodes_running_at_shutdown names it alone): its copy is
+    the newest, it boots first without waiting and without force_boot; node1, starting at
+    the same time, waits for it although its name sorts first."""
+    broker.has_data(MEMBERS, name="rabbit@node3")
+    (broker.data("rabbit@node3") / "nodes_running_at_shutdown").write_text("[rabbit@node3].\n")
+    broker.expect_peers()
+    broker.expect_claim("waiting:1:rabbit@node3")
+    broker.expect_peers()
+    broker.expect_claims(("node1", "waiting:0:rabbit@node1"))
+    broker.expect_claim("first:1:rabbit@node3")
+    broker.expect_peers()
+    broker.expect_claims(("node1", "waiting:0:rabbit@node1"))
+    broker.expect_peers()
+    broker.expect_boot(seconds_used=2)
+    broker.expect_publish("rabbit@node3")
+    broker.expect_withdraw_claim()
+    broker.expect_monitoring_user()
+    broker.expect_cluster_wide_setup()
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    code, err = broker.run("start", broker.env(node="node3"))
+    assert code == 0, err
+
+
+def test_after_an_outage_a_member_defers_to_the_last_member_down(broker):
     broker.has_data(MEMBERS)
     broker.expect_peers()
-    broker.expect_crm_mon(online=fqdns[:2], offline=fqdns[2:])
+    broker.expect_claim("waiting:0:rabbit@node1")
+    broker.expect_peers()
+    broker.expect_claims(("node3", "waiting:1:rabbit@node3"))
+    broker.expect_peers(("node3", "rabbit@node3"))
+    broker.expect_peers(("node3", "rabbit@node3"))
+    broker.expect_boot(seconds_used=1)
+    broker.expect_publish()
+    broker.expect_withdraw_claim()
+    broker.expect_monitoring_user()
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    code, err = broker.run("start", broker.env())
+    assert code == 0, err
+    assert "waiting for rabbit@node3 to boot first" in err
+
+
+def test_of_two_instances_that_took_the_first_boot_at_once_the_later_name_gives_way(broker):
+    """node1's claim reached node2 only after node2's settle window (attrd slow on a loaded
+    node): both took the first boot. After BOOT_COMMIT_S node2 sees node1's, goes back to
+    waiting and never force_boots; node1 keeps it (the same rule on both sides)."""
+    broker.has_data(MEMBERS, name="rabbit@node2")
+    broker.expect_peers()
+    broker.expect_claim("waiting:0:rabbit@node2")
+    polls = int(RABBITMQ.BOOT_SETTLE_S / RABBITMQ.POLL_S)
+    for _ in range(polls + 1):
+        broker.expect_peers()
+        broker.expect_claims(("node3", "waiting:0:rabbit@node3"))
+    broker.expect_claim("first:0:rabbit@node2")
+    broker.expect_peers()
+    broker.expect_claims(("node1", "first:0:rabbit@node1"), ("node3", "waiting:0:rabbit@node3"))
+    broker.expect_claim("waiting:0:rabbit@node2")
+    broker.expect_peers(("node1", "rabbit@node1"))
+    broker.expect_peers(("node1", "rabbit@node1"))
+    broker.expect_boot(seconds_used=polls + 3)
+    broker.expect_publish("rabbit@node2")
+    broker.expect_withdraw_claim()
+    broker.expect_monitoring_user()
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    code, err = broker.run("start", broker.env(node="node2"))
+    assert code == 0, err
+    assert "waiting for rabbit@node1 to boot first" in err
+
+
+def test_after_an_outage_a_wait_for_a_first_that_never_boots_ends_inside_the_budget(broker):
+    """node1 holds the first boot and never runs: node2 fails while BOOT_BUDGET_S of its start
+    is left, saying what it waited for and what to do, and withdraws its claim; nothing
+    booted, nothing wiped."""
+    broker.has_data(MEMBERS, name="rabbit@node2")
+    env = broker.env(node="node2", OCF_RESKEY_CRM_meta_timeout="65000")
+    broker.expect_peers()
+    broker.expect_claim("waiting:0:rabbit@node2")
+    for _ in range(7):  # 65 s, 1 s a poll, until less than BOOT_BUDGET_S (60 s) is left
+        broker.expect_peers()
+        broker.expect_claims(("node1", "first:0:rabbit@node1"))
+    broker.expect_withdraw_claim()
+    code, err = broker.run("start", env)
+    assert code == 1
+    assert reason(err) == (
+        "no member of rabbit@node1, rabbit@node2, rabbit@node3 runs and rabbit@node1 did not "
+        "boot within 6 s (not starting: rabbit@node3); start RabbitMQ on one member "
+        "(pcs resource cleanup), and the others follow"
+    )
+    assert broker.runner.spawned == []
+    assert broker.data("rabbit@node2").exists()
+
+
+def test_a_cluster_of_one_member_boots_with_its_data_without_claims(broker):
+    broker.has_data(("rabbit@node1",))
+    broker.expect_peers()
     broker.expect_boot()
     broker.expect_publish()
     broker.expect_monitoring_user()
     broker.expect_cluster_wide_setup()
-    broker.expect_removed_nodes_check(configured=fqdns)
+    broker.expect_removed_nodes_check(members=("rabbit@node1",), running=("rabbit@node1",))
     broker.boots()
-    code, err = broker.run("start", broker.env(node="node1.example.com"))
+    code, err = broker.run("start", broker.env())
     assert code == 0, err
 
 
@@ -698,6 +851,7 @@ def test_a_start_of_a_running_broker_only_publishes_it(broker):
 def test_stop_terminates_the_broker_and_withdraws_its_attribute(broker):
     pid = broker.running()
     broker.expect_withdraw()
+    broker.expect_withdraw_claim()
     code, err = broker.run("stop", broker.env())
     assert code == 0, err
     assert [(p, s) for p, s, _ in broker.processes.signals] == [(pid, signal.SIGTERM)]
@@ -706,6 +860,7 @@ def test_stop_terminates_the_broker_and_withdraws_its_attribute(broker):
 
 def test_stop_of_a_stopped_broker_withdraws_its_attribute(broker):
     broker.expect_withdraw()
+    broker.expect_withdraw_claim()
     assert broker.run("stop", broker.env())[0] == 0
     assert broker.processes.signals == []
 
@@ -801,9 +956,28 @@ def test_a_member_in_a_minority_fails(broker, api):
         node_health("rabbit@node3", running=False),
     ]
     broker.running()
+    broker.expect_peers(*((n, f"rabbit@{n}") for n in NODES))  # Pacemaker runs all three
     code, err = broker.run("monitor", monitor_env(broker))
     assert code == 1
-    assert reason(err) == "rabbit@node1 is in a minority: 1 of 3 members running (rabbit@node1)"
+    assert reason(err) == (
+        "rabbit@node1 is in a minority: 1 of 3 members running (rabbit@node1), cut off from "
+        "rabbit@node2, rabbit@node3 that Pacemaker runs"
+    )
+
+
+def test_the_first_member_up_after_an_outage_runs_alone_without_failing(broker, api):
+    """After an outage of every member the first one up is alone until the others rejoin it:
+    the others are down (Pacemaker has not started them), not cut off, and failing the one
+    they wait for would stop the recovery (the failure of issue 14)."""
+    api.nodes = [
+        node_health("rabbit@node1"),
+        node_health("rabbit@node2", running=False),
+        node_health("rabbit@node3", running=False),
+    ]
+    broker.running()
+    broker.expect_peers(("node1", "rabbit@node1"))
+    code, err = broker.run("monitor", monitor_env(broker))
+    assert code == 0, err
 
 
 def test_a_member_that_sees_a_partition_fails(broker, api):

@@ -81,10 +81,43 @@ def test_a_partition_seen_from_here_is_a_problem_naming_the_peers():
     assert problem.reason == "rabbit@node1 sees a partition: cut off from rabbit@node3"
 
 
-def test_a_node_in_a_minority_is_a_problem():
+def test_a_node_in_a_minority_cut_off_from_members_pacemaker_runs_is_a_problem():
     seen = nodes(node2={"running": False}, node3={"running": False})
     problem = rabbitmq.judge("rabbit@node1", seen, MEMBERS, deep=False)
     assert problem.reason.startswith("rabbit@node1 is in a minority: 1 of 3 members running")
+    assert problem.reason.endswith("cut off from rabbit@node2, rabbit@node3 that Pacemaker runs")
+
+
+def test_a_node_in_a_minority_because_the_others_are_down_is_not_a_problem():
+    """The first member up after an outage of every member runs alone for a while."""
+    seen = nodes(node2={"running": False}, node3={"running": False})
+    assert rabbitmq.judge("rabbit@node1", seen, ("rabbit@node1",), deep=False) is None
+    assert rabbitmq.judge("rabbit@node1", seen, ("rabbit@node1",), deep=True) is None
+
+
+def test_the_first_booter_is_a_claim_already_taken_then_the_last_down_then_by_name():
+    claim = rabbitmq.BootClaim
+    waiting = [claim("waiting", False, "rabbit@b"), claim("waiting", False, "rabbit@a")]
+    assert rabbitmq.first_booter(waiting).name == "rabbit@a"
+    last = [*waiting, claim("waiting", True, "rabbit@c")]
+    assert rabbitmq.first_booter(last).name == "rabbit@c"
+    taken = [*last, claim("first", False, "rabbit@d")]
+    assert rabbitmq.first_booter(taken).name == "rabbit@d"
+    assert rabbitmq.first_booter([]) is None
+
+
+def test_boot_claims_read_back_what_they_write_and_ignore_anything_else():
+    claim = rabbitmq.BootClaim("first", True, "rabbit@node1.example.com")
+    assert rabbitmq.parse_boot_claim(claim.value()) == claim
+    for junk in ("", "first", "booting:0:rabbit@a", "first:2:rabbit@a", "first:0:nohost"):
+        assert rabbitmq.parse_boot_claim(junk) is None
+
+
+def test_the_last_member_down_is_the_one_its_data_names_alone():
+    membership = rabbitmq.Membership(MEMBERS, ("rabbit@node1",))
+    assert rabbitmq.is_last_down("rabbit@node1", membership)
+    assert not rabbitmq.is_last_down("rabbit@node2", membership)
+    assert not rabbitmq.is_last_down("rabbit@node1", rabbitmq.Membership(MEMBERS, MEMBERS))
 
 
 def test_alarms_matter_only_at_depth_10():

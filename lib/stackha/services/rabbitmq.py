@@ -254,16 +254,28 @@ class Problem(Record):
         self._freeze(locals())
 
 
+def in_minority(nodes: Mapping[str, NodeHealth]) -> bool:
+    """Whether at most half of the members (of more than two) run."""
+    running = [n for n, health in nodes.items() if health.running]
+    return 2 * len(running) <= len(nodes) and len(nodes) > 2
+
+
 def judge(
-    me: str, nodes: Mapping[str, NodeHealth], expected: Sequence[str], deep: bool
+    me: str, nodes: Mapping[str, NodeHealth], published: Sequence[str], deep: bool
 ) -> Optional[Problem]:
     """None when ``me`` is healthy in the cluster ``nodes`` describes, else the problem.
 
-    Always: this node runs and sees no partition, and it is not in a minority of the members
-    it knows (pause_minority pauses such a node; a node that should have paused and did not is
-    as bad). ``deep``: no memory or disk alarm here, and every node Pacemaker runs an instance
-    on is a member of this cluster. A member that is down is its own monitor's failure, not
-    this node's: failing here too would restart healthy nodes with it.
+    ``published``: the members Pacemaker has started (their instances' ``-node`` attributes);
+    needed when ``deep`` or :func:`in_minority`, ignored otherwise.
+
+    Always: this node runs and sees no partition, and it is not in a minority cut off from
+    members that run (pause_minority pauses such a node; a node that should have paused and
+    did not is as bad). A minority of members running because the others are down is no fault
+    of this node: after an outage of every member the first one up runs alone until the rest
+    rejoin it, and failing it would stop the one the others wait for. ``deep``: no memory or
+    disk alarm here, and every node Pacemaker runs an instance on is a member of this cluster.
+    A member that is down is its own monitor's failure, not this node's: failing here too
+    would restart healthy nodes with it.
     """
     mine = nodes.get(me)
     if mine is None:
@@ -272,16 +284,18 @@ def judge(
         return Problem(f"{me} is not running (paused, or its application stopped)")
     if mine.partitions:
         return Problem(f"{me} sees a partition: cut off from {', '.join(mine.partitions)}")
-    running = [n for n, health in nodes.items() if health.running]
-    if 2 * len(running) <= len(nodes) and len(nodes) > 2:
-        return Problem(
-            f"{me} is in a minority: {len(running)} of {len(nodes)} members running "
-            f"({', '.join(sorted(running))})"
-        )
+    if in_minority(nodes):
+        running = sorted(n for n, health in nodes.items() if health.running)
+        unseen = sorted(n for n in published if n in nodes and not nodes[n].running)
+        if unseen:
+            return Problem(
+                f"{me} is in a minority: {len(running)} of {len(nodes)} members running "
+                f"({', '.join(running)}), cut off from {', '.join(unseen)} that Pacemaker runs"
+            )
     if deep:
         if mine.alarms:
             return Problem(f"{me} has a resource alarm: {', '.join(mine.alarms)}")
-        missing = [n for n in expected if n not in nodes]
+        missing = [n for n in published if n not in nodes]
         if missing:
             return Problem(
                 f"nodes Pacemaker runs RabbitMQ on are not members of this cluster: "
@@ -457,6 +471,59 @@ def read_membership(directory: str) -> Optional[Membership]:
 
     members = nodes_in("cluster_nodes.config")
     return Membership(members, nodes_in("nodes_running_at_shutdown"))
+
+
+class BootClaim(Record):
+    """A starting instance's word, as the node attribute ``<resource>-boot`` carries it, after
+    an outage of every member: it is ``waiting`` to boot, or has taken the ``first`` boot.
+    ``last_down``: its data says it was the last member running (Mnesia's
+    ``nodes_running_at_shutdown`` names it alone), so its copy is the newest."""
+
+    __slots__ = ("state", "last_down", "name")
+    state: str
+    last_down: bool
+    name: str
+
+    def __init__(self, state: str, last_down: bool, name: str) -> None:
+        self._freeze(locals())
+
+    def value(self) -> str:
+        return f"{self.state}:{int(self.last_down)}:{self.name}"
+
+    def precedence(self) -> tuple[bool, str]:
+        """Sorts first the claim that should boot first: the last member down, then by name."""
+        return (not self.last_down, self.name)
+
+
+BOOT_STATES = ("waiting", "first")
+
+
+def parse_boot_claim(value: str) -> Optional[BootClaim]:
+    """The claim an attribute value carries; None for a value that is not one (ignored)."""
+    parts = value.split(":", 2)
+    if len(parts) != 3 or parts[0] not in BOOT_STATES or parts[1] not in ("0", "1"):
+        return None
+    if "@" not in parts[2]:
+        return None
+    return BootClaim(parts[0], parts[1] == "1", parts[2])
+
+
+def is_last_down(me: str, membership: Membership) -> bool:
+    """Whether this node's data says it was the last member of its cluster running."""
+    return membership.running_at_shutdown == (me,)
+
+
+def first_booter(claims: Sequence[BootClaim]) -> Optional[BootClaim]:
+    """Which of the claims of starting instances boots first after an outage of every member.
+
+    A claim already ``first`` wins (the instance may be booting: never a second one); between
+    two such, and otherwise, the last member down, then the first by name. Every instance
+    computes this over the same attributes, so they agree without talking.
+    """
+    if not claims:
+        return None
+    taken = [c for c in claims if c.state == "first"]
+    return min(taken or claims, key=BootClaim.precedence)
 
 
 def partition_handling_for(setting: str, instances: Optional[int]) -> Optional[str]:
