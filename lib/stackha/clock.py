@@ -11,7 +11,9 @@ import time
 # typing is imported for the type checker only: agents start fast (see stackha.record).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Protocol
+    from typing import Callable, Protocol, TypeVar
+
+    _Answer = TypeVar("_Answer")
 
     class Clock(Protocol):
         """What the library needs of time."""
@@ -19,6 +21,15 @@ if TYPE_CHECKING:
         def monotonic(self) -> float: ...
 
         def sleep(self, seconds: float) -> None: ...
+
+    class Waits(Protocol):
+        """Time that a sequence of waits shares (the requests of one monitor): each wait gets
+        what the earlier ones left, and how long it took is recorded under ``what``
+        (stackha.ocf.budget.CheckBudget is the agents' one)."""
+
+        def timed(self, what: str, wait: Callable[[float], _Answer]) -> _Answer:
+            """``wait(seconds)``: the seconds it may take; its result, or what it raised."""
+            ...
 
 
 class SystemClock:

@@ -514,7 +514,7 @@ def test_no_answer_in_time_is_not_reachable():
         sock.bind(("127.0.0.1", 0))
         sock.listen(1)
         url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
-        with pytest.raises(NotReachable, match=f"^GET {url}: no answer in time$"):
+        with pytest.raises(NotReachable, match=f"^GET {url}: no answer within 0.2 s$"):
             api.http_get(url, 0.2)
 
 
@@ -1022,11 +1022,23 @@ def test_with_auth_url_changes_the_url_alone():
     )
 
 
+class EachGetsOneSecond:
+    """The monitor's budget as the deep check sees it (a stackha.clock.Waits): each request
+    gets 1 s, and what was asked is recorded."""
+
+    def __init__(self):
+        self.asked = []
+
+    def timed(self, what, wait):
+        self.asked.append(what)
+        return wait(1.0)
+
+
 def test_keystones_deep_check_is_a_token_issued_by_this_node(fake_api, closed_port):
     """The credentials' auth_url (the VIP, here nothing) is not asked: this node is."""
     fake_api.answers["POST", "/v3/auth/tokens"] = (201, {"X-Subject-Token": "gAAAAABn"}, "{}")
     credentials = api.Credentials(f"http://127.0.0.1:{closed_port}/v3", "monitor", PASSWORD, "s")
-    api.check_authenticated(api.KEYSTONE, fake_api.url, credentials, 1.0)
+    api.check_authenticated(api.KEYSTONE, fake_api.url, credentials, EachGetsOneSecond())
     ((method, path, _, body),) = fake_api.requests
     assert (method, path) == ("POST", "/v3/auth/tokens")
     assert json.loads(body) == api.token_request_body(credentials)
@@ -1035,7 +1047,9 @@ def test_keystones_deep_check_is_a_token_issued_by_this_node(fake_api, closed_po
 def test_keystone_refusing_the_user_is_a_credentials_error(fake_api):
     fake_api.answers["POST", "/v3/auth/tokens"] = (401, {}, KEYSTONE_401)
     with pytest.raises(CredentialsError) as caught:
-        api.check_authenticated(api.KEYSTONE, fake_api.url, credentials_for(fake_api), 1.0)
+        api.check_authenticated(
+            api.KEYSTONE, fake_api.url, credentials_for(fake_api), EachGetsOneSecond()
+        )
     assert str(caught.value) == "keystone refused user monitor (domain Default, project service)"
 
 
@@ -1043,7 +1057,9 @@ def test_keystone_failing_its_own_deep_check_is_not_keystone_unavailable(fake_ap
     """For keystone itself, no token is keystone's failure: a restart may cure it."""
     fake_api.answers["POST", "/v3/auth/tokens"] = (503, {}, "")
     with pytest.raises(api.OpenStackApiError) as caught:
-        api.check_authenticated(api.KEYSTONE, fake_api.url, credentials_for(fake_api), 1.0)
+        api.check_authenticated(
+            api.KEYSTONE, fake_api.url, credentials_for(fake_api), EachGetsOneSecond()
+        )
     assert type(caught.value) is api.OpenStackApiError
     assert str(caught.value) == (
         f"POST {fake_api.url}/v3/auth/tokens answered 503 Service Unavailable"
@@ -1054,7 +1070,10 @@ def test_nova_api_is_asked_with_a_token_from_the_credentials_keystone(fake_api, 
     keystone_api.answers["POST", "/v3/auth/tokens"] = (201, {"X-Subject-Token": "gAAAAABn"}, "{}")
     fake_api.answers["GET", "/v2.1/flavors"] = (200, {}, NOVA_V21)
     credentials = credentials_for(keystone_api)
-    api.check_authenticated(api.NOVA_API, fake_api.url, credentials, 1.0)
+    waits = EachGetsOneSecond()
+    api.check_authenticated(api.NOVA_API, fake_api.url, credentials, waits)
+    # two requests, each through the one budget the caller gave
+    assert waits.asked == [f"POST {keystone_api.url}/v3/auth/tokens", "GET /v2.1/flavors"]
     assert [request[:2] for request in keystone_api.requests] == [("POST", "/v3/auth/tokens")]
     assert json.loads(keystone_api.requests[0][3]) == api.token_request_body(credentials)
     ((method, path, _, _),) = fake_api.requests
@@ -1066,7 +1085,9 @@ def test_nova_api_refusing_the_token_names_the_status(fake_api, keystone_api):
     keystone_api.answers["POST", "/v3/auth/tokens"] = (201, {"X-Subject-Token": "gAAAAABn"}, "{}")
     fake_api.answers["GET", "/v2.1/flavors"] = (401, {}, KEYSTONE_401)
     with pytest.raises(api.OpenStackApiError) as caught:
-        api.check_authenticated(api.NOVA_API, fake_api.url, credentials_for(keystone_api), 1.0)
+        api.check_authenticated(
+            api.NOVA_API, fake_api.url, credentials_for(keystone_api), EachGetsOneSecond()
+        )
     assert type(caught.value) is api.OpenStackApiError
     assert str(caught.value) == "GET /v2.1/flavors with a token answered 401 Unauthorized"
 
@@ -1075,13 +1096,17 @@ def test_nova_api_not_answering_is_not_reachable(keystone_api, closed_port):
     keystone_api.answers["POST", "/v3/auth/tokens"] = (201, {"X-Subject-Token": "gAAAAABn"}, "{}")
     url = f"http://127.0.0.1:{closed_port}"
     with pytest.raises(NotReachable, match=f"^GET {url}/v2.1/flavors: Connection refused$"):
-        api.check_authenticated(api.NOVA_API, url, credentials_for(keystone_api), 1.0)
+        api.check_authenticated(
+            api.NOVA_API, url, credentials_for(keystone_api), EachGetsOneSecond()
+        )
 
 
 def test_keystone_failing_is_keystone_unavailable_and_nova_is_not_asked(fake_api, keystone_api):
     keystone_api.answers["POST", "/v3/auth/tokens"] = (503, {}, "")
     with pytest.raises(api.KeystoneUnavailable) as caught:
-        api.check_authenticated(api.NOVA_API, fake_api.url, credentials_for(keystone_api), 1.0)
+        api.check_authenticated(
+            api.NOVA_API, fake_api.url, credentials_for(keystone_api), EachGetsOneSecond()
+        )
     assert str(caught.value) == (
         f"no token from keystone: POST {keystone_api.url}/v3/auth/tokens answered "
         "503 Service Unavailable"
@@ -1092,7 +1117,7 @@ def test_keystone_failing_is_keystone_unavailable_and_nova_is_not_asked(fake_api
 def test_keystone_not_answering_is_keystone_unavailable(fake_api, closed_port):
     credentials = api.Credentials(f"http://127.0.0.1:{closed_port}/v3", "monitor", PASSWORD, "s")
     with pytest.raises(api.KeystoneUnavailable) as caught:
-        api.check_authenticated(api.NOVA_API, fake_api.url, credentials, 1.0)
+        api.check_authenticated(api.NOVA_API, fake_api.url, credentials, EachGetsOneSecond())
     assert str(caught.value) == (
         f"no token from keystone: POST http://127.0.0.1:{closed_port}/v3/auth/tokens: "
         "Connection refused"
@@ -1104,7 +1129,9 @@ def test_keystone_refusing_the_user_of_nova_is_a_credentials_error(fake_api, key
     """Not KeystoneUnavailable: the credentials file is wrong, not keystone down."""
     keystone_api.answers["POST", "/v3/auth/tokens"] = (401, {}, KEYSTONE_401)
     with pytest.raises(CredentialsError):
-        api.check_authenticated(api.NOVA_API, fake_api.url, credentials_for(keystone_api), 1.0)
+        api.check_authenticated(
+            api.NOVA_API, fake_api.url, credentials_for(keystone_api), EachGetsOneSecond()
+        )
     assert fake_api.requests == []
 
 
@@ -1115,5 +1142,7 @@ def test_no_deep_check_message_shows_the_password(fake_api, service, status):
     echo = {"error": {"code": status, "message": f"bad password {PASSWORD}, {PASSWORD!r}"}}
     fake_api.answers["POST", "/v3/auth/tokens"] = (status, {}, json.dumps(echo))
     with pytest.raises(api.OpenStackApiError) as caught:
-        api.check_authenticated(service, fake_api.url, credentials_for(fake_api), 1.0)
+        api.check_authenticated(
+            service, fake_api.url, credentials_for(fake_api), EachGetsOneSecond()
+        )
     assert not any(part in str(caught.value) for part in ("pa55", "secret", PASSWORD))

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from typing import Callable, Optional, TextIO
 
     from stackha.clock import Clock
+    from stackha.ocf.budget import CheckBudget
     from stackha.runner import Runner
 
 
@@ -74,6 +75,22 @@ class Call(Record):
         """Raise :class:`NotInstalled` naming ``path`` when it is not an executable."""
         if not self.binary_available(path):
             raise NotInstalled(f"{path} is not installed or not executable")
+
+    def check_budget(
+        self, slow_after_s: Optional[float] = None, leave_s: float = 0.0
+    ) -> CheckBudget:
+        """The time this call's checks of its service may wait, together: the operation's
+        timeout less a reserve to report in (:mod:`stackha.ocf.budget`), less ``leave_s`` for
+        work after them (a fallback check). Every budget of one call ends at the same moment:
+        checks made through several still share one. A wait longer than ``slow_after_s`` is
+        logged as a warning."""
+        from stackha.ocf.budget import SLOW_AFTER_S, CheckBudget, reserve_s
+
+        return CheckBudget(
+            self.deadline.sub(reserve_s(self.context.timeout_s) + leave_s),
+            self.log,
+            SLOW_AFTER_S if slow_after_s is None else slow_after_s,
+        )
 
 
 if TYPE_CHECKING:

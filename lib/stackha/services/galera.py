@@ -295,8 +295,11 @@ def query_status(
     credentials: Optional[str],
     timeout: float,
 ) -> WsrepStatus:
-    """Ask the local mariadbd over its UNIX socket. Credentials come from ``credentials`` (a
-    client option file) or the client's own configuration — never from the command line."""
+    """Ask the local mariadbd over its UNIX socket, within ``timeout`` seconds. Credentials come
+    from ``credentials`` (a client option file) or the client's own configuration — never from
+    the command line. Raises :class:`NotReachable` when it does not answer in time."""
+    from stackha.runner import CommandTimedOut
+
     argv = [client]
     if credentials:
         argv.append(f"--defaults-extra-file={credentials}")  # must come first
@@ -308,7 +311,11 @@ def query_status(
         "--execute",
         STATUS_QUERY,
     ]
-    result = runner.run(argv, timeout=timeout)
+    try:
+        result = runner.run(argv, timeout=timeout)
+    except CommandTimedOut:
+        # a mariadbd that accepts and never answers (a stuck server, a node swapping)
+        raise NotReachable(f"mariadbd did not answer on {socket} within {timeout:.1f} s") from None
     if not result.ok:
         line = result.output_line()
         if "Access denied" in line:

@@ -121,9 +121,12 @@ class Info(Record):
 
 
 def show_info(path: str, timeout: float) -> Info:
-    """Ask the stats socket at ``path``; raises HaproxyError when it does not answer sensibly."""
+    """Ask the stats socket at ``path``, the whole answer within ``timeout`` seconds; raises
+    HaproxyError when it does not answer sensibly."""
     import socket  # only depth-10 monitors pay for it
+    import time
 
+    end = time.monotonic() + timeout
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.settimeout(timeout)
@@ -131,12 +134,13 @@ def show_info(path: str, timeout: float) -> Info:
             conn.sendall(b"show info\n")
             chunks = []
             while True:
+                conn.settimeout(max(end - time.monotonic(), 0.001))
                 chunk = conn.recv(65536)
                 if not chunk:
                     break
                 chunks.append(chunk)
     except OSError as err:
-        raise HaproxyError(f"stats socket {path} does not answer: {err.strerror or err}") from err
+        raise HaproxyError(f"stats socket {path} does not answer: {_why(err, timeout)}") from err
     fields = {}
     for line in b"".join(chunks).decode("utf-8", "replace").splitlines():
         key, _, value = line.partition(":")
@@ -165,13 +169,23 @@ def http_check(url: str, timeout: float) -> int:
             path += "?" + parts.query
         connection.request("GET", path, headers={"User-Agent": "stackha-monitor"})
         status = connection.getresponse().status
-    except (OSError, http.client.HTTPException) as err:
+    except OSError as err:
+        raise HaproxyError(f"health URL {url} does not answer: {_why(err, timeout)}") from err
+    except http.client.HTTPException as err:
         raise HaproxyError(f"health URL {url} does not answer: {err}") from err
     finally:
         connection.close()
     if status >= 400:
         raise HaproxyError(f"health URL {url} answered HTTP {status}")
     return status
+
+
+def _why(err: OSError, timeout: float) -> str:
+    import socket
+
+    if isinstance(err, (TimeoutError, socket.timeout)):
+        return f"no answer within {timeout:.1f} s"
+    return err.strerror or str(err)
 
 
 def reload(table: ProcessTable, master: int, deadline: Deadline) -> int:

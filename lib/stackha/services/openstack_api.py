@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from email.message import Message
     from typing import Optional
 
+    from stackha.clock import Waits
+
 
 class OpenStackApiError(Exception):
     """An API service refused, failed, or answered something unusable; the message says which."""
@@ -726,7 +728,8 @@ def shown_url(url: str) -> str:
 
 def http_get(url: str, timeout: float, headers: Optional[Mapping[str, str]] = None) -> HttpAnswer:
     """``GET url``. Any HTTP status is an answer; :class:`NotReachable` when nothing answers in
-    ``timeout`` seconds (applied to the connection and to each read)."""
+    ``timeout`` seconds (for a plain ``http://`` URL, the whole answer; else the connection and
+    each read)."""
     if url.startswith("http://") and "@" not in url.partition("//")[2].partition("/")[0]:
         return _plain_get(url, dict(headers or {}), timeout)
     return _request("GET", url, None, dict(headers or {}), timeout)
@@ -737,6 +740,7 @@ def _plain_get(url: str, headers: dict[str, str], timeout: float) -> HttpAnswer:
     chunked. The monitor's path: urllib and http.client import email, ssl and more, about 30 ms
     of CPU on every monitor of every node; this is the same request without them."""
     import socket
+    import time
 
     shown = shown_url(url)
     authority, slash, path = url[len("http://") :].partition("/")
@@ -753,16 +757,20 @@ def _plain_get(url: str, headers: dict[str, str], timeout: float) -> HttpAnswer:
     lines += [f"{name}: {value}" for name, value in headers.items()]
     request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     chunks = []
+    # The whole answer within ``timeout``, not each read: a server that trickles its answer
+    # must not keep a monitor past its budget.
+    end = time.monotonic() + timeout
     try:
         with socket.create_connection((host, port), timeout=timeout) as connection:
             connection.sendall(request)
             while True:
+                connection.settimeout(max(end - time.monotonic(), 0.001))
                 chunk = connection.recv(65536)
                 if not chunk:
                     break
                 chunks.append(chunk)
     except OSError as err:
-        raise NotReachable(f"GET {shown}: {_reason(err)}") from None
+        raise NotReachable(f"GET {shown}: {_reason(err, timeout)}") from None
     data = b"".join(chunks)
     if not data:
         # what uwsgi does to an HTTP request on a socket that speaks its own protocol
@@ -847,9 +855,9 @@ def _request(
             body = b""
         return _answer(err.code, err.headers, body)
     except urllib.error.URLError as err:
-        raise NotReachable(f"{method} {shown}: {_reason(err.reason)}") from None
+        raise NotReachable(f"{method} {shown}: {_reason(err.reason, timeout)}") from None
     except OSError as err:  # RemoteDisconnected, a reset, a timeout while reading
-        raise NotReachable(f"{method} {shown}: {_reason(err)}") from None
+        raise NotReachable(f"{method} {shown}: {_reason(err, timeout)}") from None
     except http.client.HTTPException as err:
         raise OpenStackApiError(
             f"{method} {shown}: not an HTTP answer ({type(err).__name__})"
@@ -859,11 +867,12 @@ def _request(
         raise OpenStackApiError(f"not a URL: {shown}") from None
 
 
-def _reason(reason: object) -> str:
+def _reason(reason: object, timeout: Optional[float] = None) -> str:
     import socket
 
     if isinstance(reason, (TimeoutError, socket.timeout)):
-        return "no answer in time"
+        # how long it waited: with the monitor's budget it is no longer a fixed few seconds
+        return "no answer in time" if timeout is None else f"no answer within {timeout:.1f} s"
     if isinstance(reason, OSError) and reason.strerror:
         return str(reason.strerror)
     return str(reason) or type(reason).__name__
@@ -1073,29 +1082,37 @@ def with_auth_url(credentials: Credentials, auth_url: str) -> Credentials:
 
 
 def check_authenticated(
-    service: ApiService, url: str, credentials: Credentials, timeout: float
+    service: ApiService, url: str, credentials: Credentials, waits: Waits
 ) -> None:
     """The deep check of the service at ``url`` (this node's endpoint).
 
     keystone: a token issued by this node (``POST url/v3/auth/tokens``), which reaches the
     database and the Fernet keys. Others: a token from the credentials' ``auth_url`` (usually
     the VIP), then ``GET url`` + the service's authenticated path with it, which passes the
-    service's keystonemiddleware.
+    service's keystonemiddleware. The requests share ``waits`` (the monitor's budget): the
+    second gets what the first left.
 
     Raises :class:`CredentialsError` when Keystone refuses the user, :class:`KeystoneUnavailable`
     when a non-keystone service cannot get a token, :class:`NotReachable` or
     :class:`OpenStackApiError` (naming the HTTP status) when the service itself fails.
     """
     if service.authenticated_path is None:
-        issue_token(with_auth_url(credentials, f"{url}/v3"), timeout)
+        own = with_auth_url(credentials, f"{url}/v3")
+        waits.timed("POST /v3/auth/tokens", lambda timeout: issue_token(own, timeout))
         return
     try:
-        token = issue_token(credentials, timeout)
+        token = waits.timed(
+            f"POST {shown_url(token_url(credentials.auth_url))}",
+            lambda timeout: issue_token(credentials, timeout),
+        )
     except CredentialsError:
         raise
     except OpenStackApiError as err:
         raise KeystoneUnavailable(f"no token from keystone: {err}") from None
-    request = f"GET {service.authenticated_path} with a token"
-    answer = http_get(f"{url}{service.authenticated_path}", timeout, {"X-Auth-Token": token})
+    path = service.authenticated_path
+    request = f"GET {path} with a token"
+    answer = waits.timed(
+        f"GET {path}", lambda timeout: http_get(f"{url}{path}", timeout, {"X-Auth-Token": token})
+    )
     if answer.status != 200:
         raise OpenStackApiError(f"{request} answered {status_text(answer.status)}")
