@@ -78,7 +78,7 @@ def _cib_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
 
 
 def _lab_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from stackha.lab.lab import DEFAULT_DIR, DEFAULT_SUBNET
+    from stackha.lab.lab import DEFAULT_DIR, DEFAULT_POST_DELAY, DEFAULT_SUBNET
 
     lab = commands.add_parser("lab", help="a real Pacemaker cluster of namespace nodes")
     lab.add_argument("--dir", default=DEFAULT_DIR, help=f"the lab's directory ({DEFAULT_DIR})")
@@ -87,6 +87,13 @@ def _lab_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     up.add_argument("--nodes", type=int, default=3, help="how many nodes (default 3)")
     up.add_argument("--subnet", default=DEFAULT_SUBNET, help="the lab's private subnet")
     up.add_argument("--timeout", type=float, default=300.0, help="seconds to wait (300)")
+    up.add_argument(
+        "--post-delay",
+        type=float,
+        default=DEFAULT_POST_DELAY,
+        metavar="S",
+        help=f"seconds from power-on to the cluster daemons (POST; {DEFAULT_POST_DELAY:g})",
+    )
     status = verbs.add_parser("status", help="nodes, power, membership, resources")
     status.add_argument("--json", action="store_true", help="as JSON")
     run = verbs.add_parser("exec", help="run a command inside a node: exec NODE -- CMD …")
@@ -247,7 +254,12 @@ def _lab(args: argparse.Namespace, out: TextIO) -> int:
                 corosync_conf_for(nodes) if args.verb == "corosync-conf" else hosts_for(nodes)
             )
         elif args.verb == "up":
-            lab.up(nodes=args.nodes, subnet=args.subnet, timeout=args.timeout)
+            lab.up(
+                nodes=args.nodes,
+                subnet=args.subnet,
+                timeout=args.timeout,
+                post_delay=args.post_delay,
+            )
             _print_status(lab.status(), out)
         elif args.verb == "status":
             status = lab.status()
@@ -300,9 +312,10 @@ def _print_status(status: dict[str, object], out: TextIO) -> None:
     for node in nodes:
         state = "running" if node["running"] else "dead"
         link = "" if node["linked"] or not node["running"] else ", partitioned"
+        daemons = " ".join(f"{name}={how}" for name, how in node.get("daemons", {}).items())
         out.write(
             f"  {node['name']:8} {node['address']:16} power {node['power']:3}  {state}{link}"
-            f"  BMC {node['bmc']}:623\n"
+            f"  {daemons}  BMC {node['bmc']}:623\n"
         )
     cluster = status["cluster"]
     if not isinstance(cluster, dict):

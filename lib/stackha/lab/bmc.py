@@ -2,14 +2,22 @@
 
 Run by the lab, one process per node, inside the lab switch's network namespace and bound to
 that node's BMC address: ``python -m stackha.lab.bmc LAB_DIR NODE``. Power off kills every
-process of the node (a node that is off is really off); power on boots it; reset and cycle do
-both; status reports what the lab records. Credentials come from the lab's inventory file,
-never from the command line.
+process of the node (a node that is off is really off); power on boots it (its cluster daemons
+start after the lab's POST delay; the BMC says "on" from the power-on); reset and cycle do both;
+status reports what the lab records. Credentials come from the lab's inventory file, never from
+the command line. Every power command and its outcome is a line of the BMC's log
+(``LAB_DIR/bmc-NODE.log``), a failed one with its reason.
+
+A BMC answers Node Busy (completion code 0xC0) only when the node's boot really failed — and,
+for tests, when the lab-only knob :func:`set_busy_power_ons` says so: the file
+``LAB_DIR/bmc-NODE.test-busy-power-ons`` holds how many of the next power-ons it refuses.
 """
 
 from __future__ import annotations
 
 import sys
+import time
+from pathlib import Path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,6 +26,39 @@ if TYPE_CHECKING:
 # IPMI completion codes.
 OK = 0
 NODE_BUSY = 0xC0
+BUSY_KNOB_SUFFIX = ".test-busy-power-ons"
+POWER_ON_ACTIONS = ("on", "cycle", "reset")
+
+
+def busy_knob(directory: str, node: str) -> Path:
+    """The lab-only test knob of a node's BMC (see the module's description)."""
+    return Path(directory) / f"bmc-{node}{BUSY_KNOB_SUFFIX}"
+
+
+def set_busy_power_ons(directory: str, node: str, count: int) -> None:
+    """For tests: the BMC of ``node`` answers Node Busy to its next ``count`` power-ons, as
+    real BMCs do now and then, and does nothing for them."""
+    busy_knob(directory, node).write_text(f"{count}\n")
+
+
+def take_busy_power_on(directory: str, node: str) -> bool:
+    """Whether the knob asks this power-on to be refused; counts it down if so."""
+    knob = busy_knob(directory, node)
+    try:
+        left = int(knob.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    if left <= 0:
+        knob.unlink(missing_ok=True)
+        return False
+    knob.write_text(f"{left - 1}\n")
+    return True
+
+
+def log(line: str) -> None:
+    stamp = time.strftime("%H:%M:%S", time.localtime()) + f".{int(time.time() * 1000) % 1000:03d}"
+    sys.stderr.write(f"{stamp} {line}\n")
+    sys.stderr.flush()
 
 
 def make_bmc_class() -> type:
@@ -50,11 +91,19 @@ def make_bmc_class() -> type:
             self.node = node
 
         def _act(self, action: str) -> int:
-            try:
-                self.lab.set_power(self.node, action)
-            except LabError as err:
-                sys.stderr.write(f"{self.node}: power {action} failed: {err}\n")
+            directory = str(self.lab.directory)
+            if action in POWER_ON_ACTIONS and take_busy_power_on(directory, self.node):
+                log(f"{self.node}: power {action}: Node Busy (test knob {BUSY_KNOB_SUFFIX})")
                 return NODE_BUSY
+            started = time.monotonic()
+            try:
+                state = self.lab.set_power(self.node, action)
+            except LabError as err:
+                # A boot that really failed: the reason here, Node Busy to the caller (which
+                # may ask again).
+                log(f"{self.node}: power {action} FAILED: {err}")
+                return NODE_BUSY
+            log(f"{self.node}: power {action}: {state} in {time.monotonic() - started:.2f}s")
             return OK
 
         def get_power_state(self) -> str:
@@ -100,8 +149,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         credentials["address"],
         int(credentials["port"]),
     )
-    sys.stderr.write(f"BMC of {node} listening on {credentials['address']}:{credentials['port']}\n")
-    sys.stderr.flush()
+    log(f"BMC of {node} listening on {credentials['address']}:{credentials['port']}")
     server.listen()
     return 0
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from stackha.clock import Deadline, SystemClock
 from stackha.lab import corosync_conf
 from stackha.lab.namespaces import LabError, NamespaceRunner, end_processes, start_init
-from stackha.lab.node import Node
+from stackha.lab.node import Node, daemons_by_pid_namespace
 from stackha.lab.switch import Switch
 from stackha.ocf.daemon import ProcTable, wait_until
 from stackha.runner import CommandError, Spawn, SubprocessRunner
@@ -75,6 +75,10 @@ SITE_FILE = "site.ini"
 RENDERED_CIBS = ("cib-infrastructure.xml", "cib-everything.xml")
 DEPLOY_LOG = "deploy.log"
 FENCING_DIR = "fencing"
+# Seconds between a node's power-on and the start of its cluster daemons (its POST): real
+# servers take minutes, lab nodes would take one second, and fencing's verification and the
+# node's return then race in ways hardware does not show. A few seconds keeps their order.
+DEFAULT_POST_DELAY = 3.0
 
 
 @dataclass
@@ -102,6 +106,8 @@ class LabState:
     pdu_pid: Optional[int] = None
     # The PDU's SSH server: its namespace holder and init, and the nsenter parent of sshd.
     pdu_ssh_pids: list[int] = field(default_factory=list)
+    # Every boot's POST (see DEFAULT_POST_DELAY), recorded here for the BMC processes.
+    post_delay: float = DEFAULT_POST_DELAY
 
 
 def seed_cib(empty_cib: str, properties: dict[str, str]) -> str:
@@ -227,8 +233,19 @@ class Lab:
 
     # -- bring-up and tear-down -------------------------------------------------------------
 
-    def up(self, nodes: int = 3, subnet: str = DEFAULT_SUBNET, timeout: float = 300.0) -> None:
-        """Build the lab and wait until every node is online with a DC. On failure nothing stays."""
+    def up(
+        self,
+        nodes: int = 3,
+        subnet: str = DEFAULT_SUBNET,
+        timeout: float = 300.0,
+        post_delay: float = DEFAULT_POST_DELAY,
+    ) -> None:
+        """Build the lab and wait until every node is online with a DC. On failure nothing stays.
+
+        ``post_delay``: seconds from a node's power-on to the start of its cluster daemons.
+        """
+        if post_delay < 0:
+            raise LabError(f"post delay {post_delay}: a number of seconds, 0 or more")
         if os.geteuid() != 0:
             raise LabError("the lab needs root (namespaces, mounts, a bridge): run it as root")
         missing = missing_programs()
@@ -249,6 +266,7 @@ class Lab:
             switch_address=str(network[1]),
             created_root=created_root,
             pdu_address=str(network[99]),
+            post_delay=post_delay,
         )
         state.nodes = planned
         with self.locked():
@@ -283,7 +301,7 @@ class Lab:
             node.prepare(conf, key.read_bytes(), hosts, cib)
             switch.add_address(node_state.bmc_address, prefix)
             with self.locked():
-                node.boot(switch, deadline)
+                node.boot(switch, deadline, state.post_delay)
                 node_state.init_pid, node_state.helper_pids = node.init_pid, node.helper_pids
                 node_state.power = "on"
                 self.save(state)
@@ -551,7 +569,7 @@ ForceCommand {sys.executable} -I -m stackha.lab.pdu relay
         ):
             (self.directory / name).unlink(missing_ok=True)
         shutil.rmtree(self.directory / FENCING_DIR, ignore_errors=True)
-        for log in self.directory.glob("bmc-*.log"):
+        for log in [*self.directory.glob("bmc-*.log"), *self.directory.glob("bmc-*.test-*")]:
             log.unlink()
         if state.created_root:
             for directory in [self.directory, *self.directory.parents]:
@@ -622,7 +640,7 @@ ForceCommand {sys.executable} -I -m stackha.lab.pdu relay
                 node.kill(Deadline(self.clock, 10))
                 node_state.power = "off"
             if action in ("on", "cycle", "reset") and not node.is_running:
-                node.boot(self._switch(state), Deadline(self.clock, 30))
+                node.boot(self._switch(state), Deadline(self.clock, 30), state.post_delay)
                 node_state.power = "on"
             node_state.init_pid, node_state.helper_pids = node.init_pid, node.helper_pids
             self.save(state)
@@ -646,10 +664,12 @@ ForceCommand {sys.executable} -I -m stackha.lab.pdu relay
                 self._switch(state).set_port(node.port, up=True)
 
     def status(self) -> dict[str, object]:
-        """Nodes, their power, whether they run and are linked, and the cluster as one sees it."""
+        """Nodes, their power, whether they run and are linked, whether their corosync and
+        pacemakerd run, and the cluster as one sees it."""
         state = self.load()
         nodes = []
         cluster = None
+        daemons = daemons_by_pid_namespace()
         for node_state in state.nodes:
             node = self._node(state, node_state)
             running = node.is_running
@@ -662,6 +682,7 @@ ForceCommand {sys.executable} -I -m stackha.lab.pdu relay
                     "power": node_state.power,
                     "running": running,
                     "linked": linked,
+                    "daemons": node.daemons(daemons),
                 }
             )
             if cluster is None and running and linked:
@@ -680,6 +701,7 @@ ForceCommand {sys.executable} -I -m stackha.lab.pdu relay
         return {
             "directory": str(self.directory),
             "subnet": state.subnet,
+            "post_delay": state.post_delay,
             "nodes": nodes,
             "cluster": cluster,
         }

@@ -9,23 +9,29 @@ namespace), so both must be private for two nodes' daemons not to meet. Commands
 a power cycle and loses ``/run``.
 
 Killing the init by pid ends the node: the kernel kills every process in the PID namespace, and
-the namespaces (and the node's end of its veth) go with their last process.
+the namespaces (and the node's end of its veth) go with their last process — the network
+namespace some time later, in a kernel work queue: a new boot removes a veth left behind.
+
+A boot models a server's POST: the namespaces, mounts and network are made at once (the BMC
+says "on"), and corosync and pacemakerd start ``post_delay`` seconds later.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 
 from stackha.clock import Deadline
 from stackha.lab.namespaces import LabError, NamespaceRunner, end_processes, start_init
-from stackha.ocf.daemon import is_alive
+from stackha.ocf.daemon import is_alive, wait_until
+from stackha.ocf.status import GenericError
 from stackha.pacemaker import crm_mon
 from stackha.runner import CommandError, Spawn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
     from typing import Optional
 
@@ -67,6 +73,12 @@ USER_RUN_DIRS: Mapping[str, str] = {"/run/keystone": "keystone", "/run/nova": "n
 # disk has this file (``key = value`` lines; only net.* keys: the others are the host's).
 SYSCTL_FILE = "sysctl.conf"
 SYSCTL = "/sbin/sysctl"
+IP = "/sbin/ip"
+# What a node boots, in order; `stackha lab status` says whether each runs.
+DAEMONS = (("/usr/sbin/corosync", "-f"), ("/usr/sbin/pacemakerd", "-f"))
+DAEMON_NAMES = tuple(os.path.basename(argv[0]) for argv in DAEMONS)
+# How long a boot waits for the switch end of the node's last veth to go.
+OLD_PORT_GONE_S = 5.0
 
 
 def service_dirs() -> dict[str, str]:
@@ -100,6 +112,42 @@ def read_sysctls(text: str) -> list[tuple[str, str]]:
         if key.startswith("net.") and value:
             settings.append((key, value))
     return settings
+
+
+def pid_namespace(pid: int, proc: str = "/proc") -> Optional[str]:
+    """The identity of the PID namespace ``pid`` lives in (``pid:[4026532…]``), or None."""
+    try:
+        return os.readlink(f"{proc}/{pid}/ns/pid")
+    except OSError:
+        return None
+
+
+def daemons_by_pid_namespace(
+    proc: str = "/proc", names: Sequence[str] = DAEMON_NAMES
+) -> dict[str, set[str]]:
+    """For each PID namespace, which of the programs ``names`` have a live process in it.
+
+    One pass over ``proc``: every process's ``comm``, and the namespace link and state of the
+    few whose name is wanted (a few milliseconds for a thousand processes). Zombies do not count.
+    """
+    found: dict[str, set[str]] = {}
+    wanted = set(names)
+    for entry in os.scandir(proc):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"{entry.path}/comm", encoding="utf-8", errors="replace") as handle:
+                name = handle.read().strip()
+            if name not in wanted:
+                continue
+            with open(f"{entry.path}/stat", encoding="ascii", errors="replace") as handle:
+                state = handle.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        namespace = pid_namespace(int(entry.name), proc)
+        if namespace is not None and state not in ("Z", "X"):
+            found.setdefault(namespace, set()).add(name)
+    return found
 
 
 class Node:
@@ -171,18 +219,20 @@ class Node:
         os.chmod(cib_file, 0o600)
         shutil.chown(cib_file, "hacluster", "haclient")
 
-    def boot(self, switch: Switch, deadline: Deadline) -> None:
-        """Power on: new namespaces, private mounts, the network, then corosync and pacemakerd.
+    def boot(self, switch: Switch, deadline: Deadline, post_delay: float = 0.0) -> None:
+        """Power on: new namespaces, private mounts, the network, then corosync and pacemakerd,
+        which start ``post_delay`` seconds later (the machine's POST) without this waiting.
 
-        A boot that fails half-way ends what it started before raising.
+        A boot that fails half-way ends what it started before raising LabError with the step
+        and its reason.
         """
         try:
-            self._boot(switch, deadline)
+            self._boot(switch, deadline, post_delay)
         except BaseException:
             self.kill(Deadline(deadline.clock, 10))
             raise
 
-    def _boot(self, switch: Switch, deadline: Deadline) -> None:
+    def _boot(self, switch: Switch, deadline: Deadline, post_delay: float) -> None:
         holder, self.init_pid = start_init(
             self.host_runner,
             self.processes,
@@ -220,16 +270,46 @@ class Node:
         inside = self.runner
         for step in steps:
             self._step(inside, step, deadline)
+        self._remove_old_port(switch, deadline)
         switch.plug(self.port, self.init_pid, inside, self.address, self.prefix)
         # after plug: the network namespace's settings, now that it has its interfaces
         for key, value in self.sysctls():
             self._step(inside, [SYSCTL, "-q", "-w", f"{key}={value}"], deadline)
         logs = self.root / "var/log"
-        for argv, out in (
-            (("/usr/sbin/corosync", "-f"), "corosync.out"),
-            (("/usr/sbin/pacemakerd", "-f"), "pacemakerd.out"),
-        ):
-            self.helper_pids.append(inside.spawn(Spawn(argv, output_path=str(logs / out))))
+        for daemon, name in zip(DAEMONS, DAEMON_NAMES):
+            argv: tuple[str, ...] = daemon
+            if post_delay > 0:
+                # -I: nothing from the caller's environment changes what it imports
+                post = (sys.executable, "-I", "-m", "stackha.lab.post", f"{post_delay:g}", "--")
+                argv = post + daemon
+            out = str(logs / f"{name}.out")
+            self.helper_pids.append(inside.spawn(Spawn(argv, output_path=out)))
+
+    def _remove_old_port(self, switch: Switch, deadline: Deadline) -> None:
+        """Remove the switch end of the veth of this node's last boot, if it is still there.
+
+        The kernel destroys a dead node's network namespace, and with it the veth pair, in a work
+        queue some time after the namespace's last process is gone; a boot right after a kill
+        (a fencing reboot, a crash then a power-on) found it and failed with ``ip link add vnode1
+        ... RTNETLINK answers: File exists``. Deleting one end of a veth deletes both, and the
+        old node, being dead, has no use for its end.
+        """
+        show = [IP, "link", "show", "dev", self.port]
+
+        def gone() -> bool:
+            if not switch.runner.run(show, timeout=10).ok:
+                return True
+            switch.runner.run([IP, "link", "del", "dev", self.port], timeout=10)
+            return not switch.runner.run(show, timeout=10).ok
+
+        wait = Deadline(deadline.clock, min(OLD_PORT_GONE_S, deadline.remaining()))
+        try:
+            wait_until(gone, wait, f"the old {self.port} gone", interval=0.05)
+        except GenericError as err:
+            raise LabError(
+                f"node {self.name}: its last boot's link {self.port} is still on the switch "
+                f"after {wait.seconds:.0f}s: {err}"
+            ) from err
 
     def _step(self, inside: NamespaceRunner, step: list[str], deadline: Deadline) -> None:
         try:
@@ -257,6 +337,21 @@ class Node:
                 result = self.runner.run([SYSCTL, "-q", "-w", f"{key}={value}"], timeout=10)
                 if not result.ok:
                     raise LabError(f"{self.name}: sysctl {key}: {result.output_line()}")
+
+    def daemons(
+        self, found: Optional[Mapping[str, set[str]]] = None, proc: str = "/proc"
+    ) -> dict[str, str]:
+        """'running' or 'stopped' for each of the node's cluster daemons (corosync, pacemakerd),
+        from the processes of its PID namespace; ``found``: a :func:`daemons_by_pid_namespace`
+        already read (one pass over /proc for every node). A Pacemaker that shut itself down on
+        learning that the node was fenced shows pacemakerd stopped; a node in its POST, both."""
+        namespace = (
+            pid_namespace(self.init_pid, proc) if self.is_running and self.init_pid else None
+        )
+        if found is None:
+            found = daemons_by_pid_namespace(proc)
+        running = found.get(namespace, set()) if namespace else set()
+        return {name: "running" if name in running else "stopped" for name in DAEMON_NAMES}
 
     def status(self) -> Optional[crm_mon.ClusterStatus]:
         """The cluster as this node sees it, or None while it cannot tell."""
