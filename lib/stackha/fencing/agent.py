@@ -167,20 +167,15 @@ class PowerControl:
         BMC out of sessions) until ``deadline``; bad credentials fail at once."""
         # The last attempt, at the deadline, still gets a moment to answer.
         self._patiently(
-            self.device.login,
+            lambda: call_with_deadline(
+                self.device.login, max(deadline.remaining(), LAST_LOGIN_S), "login"
+            ),
             "login",
             deadline,
-            call_timeout=lambda: max(deadline.remaining(), LAST_LOGIN_S),
         )
 
-    def _patiently(
-        self,
-        function: Callable[[], T],
-        what: str,
-        deadline: Deadline,
-        call_timeout: Optional[Callable[[], float]] = None,
-    ) -> T:
-        """``function()`` through a deadline-bound call; after a TransientDeviceError, a pause
+    def _patiently(self, attempt: Callable[[], T], what: str, deadline: Deadline) -> T:
+        """``attempt()`` (a deadline-bound device call); after a TransientDeviceError, a pause
         and (if the session was lost) a new login, it is asked again until ``deadline``, when
         the last error is raised. Any other error is raised at once."""
         needs_login = False
@@ -191,8 +186,7 @@ class PowerControl:
                 if needs_login:
                     self._login_again(deadline)
                     needs_login = False
-                seconds = call_timeout() if call_timeout else self.call_timeout
-                return call_with_deadline(function, seconds, what)
+                return attempt()
             except TransientDeviceError as error:
                 needs_login = needs_login or error.session_lost
                 if deadline.expired():
@@ -235,7 +229,7 @@ class PowerControl:
         return "on" if "on" in states else "off"
 
     def _power_patiently(self, deadline: Deadline) -> str:
-        return self._patiently(lambda: self.power(), "get power", deadline)
+        return self._patiently(self.power, "get power", deadline)
 
     def _step_deadline(self) -> Deadline:
         """The deadline of one power step: power_wait, then power_timeout to see it done. The
@@ -253,7 +247,8 @@ class PowerControl:
             return False
         for plug in self.plugs():
             command = partial(self.device.set_power, plug, target)
-            self._patiently(command, f"power {target}", deadline)
+            what = f"power {target}"
+            self._patiently(partial(self._call, command, what), what, deadline)
         deadline.sleep(self.power_wait)
         self._wait_for(target, deadline)
         return True
@@ -302,7 +297,8 @@ class PowerControl:
             # machine being on again afterwards can be verified (method=onoff verifies both).
             deadline = self._step_deadline()
             for plug in self.plugs():
-                self._patiently(partial(cycle, plug), "power cycle", deadline)
+                attempt = partial(self._call, partial(cycle, plug), "power cycle")
+                self._patiently(attempt, "power cycle", deadline)
             deadline.sleep(self.power_wait)
             self._wait_for("on", deadline)
             self.out.write("Success: Rebooted\n")
