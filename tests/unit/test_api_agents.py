@@ -9,14 +9,17 @@ import io
 import json
 import os
 import pwd
+import re
 import signal
 import socket
+import time
 from pathlib import Path
 
 import pytest
 from agent_runs import free_port
 from fakes import FakeHttpServer, FakeProcess, FakeProcessTable
 from lxml import etree
+from stackha.clock import SystemClock
 from stackha.install import load_agent_module
 from stackha.ocf import api_service
 from stackha.ocf.agent import main
@@ -151,21 +154,24 @@ class Node:
 
     def monitor_env(self, level, **extra):
         return self.env(
-            OCF_RESKEY_CRM_meta_interval="10000",
-            OCF_RESKEY_CRM_meta_timeout="30000",
-            OCF_CHECK_LEVEL=str(level),
-            **extra,
+            **{
+                "OCF_RESKEY_CRM_meta_interval": "10000",
+                "OCF_RESKEY_CRM_meta_timeout": "30000",
+                "OCF_CHECK_LEVEL": str(level),
+                **extra,
+            }
         )
 
-    def run(self, action, env):
-        """One agent call; the password of the credentials file is in none of its output."""
+    def run(self, action, env, clock=None):
+        """One agent call (on ``clock``, the fake one by default); the password of the
+        credentials file is in none of its output."""
         out, err = io.StringIO(), io.StringIO()
         code = main(
             self.agent,
             [self.name, action],
             env,
             runner=self.runner,
-            clock=self.clock,
+            clock=clock or self.clock,
             stdout=out,
             stderr=err,
         )
@@ -812,6 +818,94 @@ def test_a_broken_nova_api_fails_depth_20_before_keystone_is_asked(nova, keyston
     assert code == 1
     assert reason(err).endswith("GET / answered 500 Internal Server Error")
     assert keystone_api.requests == []
+
+
+# -- slow is not dead: the monitor's budget ----------------------------------------------------
+
+
+def slow(seconds, answer, clock=None):
+    """An answer given after ``seconds``: of real time, or of ``clock``'s (the fake clock's
+    time passes while the agent waits on a real socket)."""
+
+    def answering():
+        if clock is None:
+            time.sleep(seconds)
+        else:
+            clock.sleep(seconds)
+        return answer
+
+    return answering
+
+
+def test_nova_api_answering_depth_20_in_6_5_s_of_a_60_s_monitor_is_running(nova, keystone_api):
+    """Issue 14: under load, GET /v2.1/flavors took ~6.5 s; the monitor gave up at 5 s (the old
+    check_timeout) in a 60 s operation and Pacemaker restarted nova-api. Real time here."""
+    nova_answers_tokens(nova, keystone_api)
+    nova.answers["GET", "/v2.1/flavors"] = slow(6.5, nova.answers["GET", "/v2.1/flavors"])
+    env = nova.monitor_env(20, OCF_RESKEY_CRM_meta_timeout="60000")
+    code, err = nova.run("monitor", env, clock=SystemClock())
+    assert code == 0, err
+    assert re.search(
+        r"WARNING: GET /v2\.1/flavors answered after 6\.[5-9] s, slower than 5 s "
+        r"\(budget 5[45] s\)",
+        err,
+    ), err
+
+
+def test_an_answer_slower_than_check_timeout_is_logged_not_failed(keystone, fake_clock):
+    """check_timeout is the threshold of a warning, no longer a limit."""
+    node = keystone
+    node.answers["GET", "/v3"] = slow(1.5, node.answers["GET", "/v3"], fake_clock)
+    node.running()
+    node.listen()
+    env = node.monitor_env(10, OCF_RESKEY_check_timeout="1", OCF_RESKEY_CRM_meta_timeout="10000")
+    code, err = node.run("monitor", env)
+    assert code == 0, err
+    assert (
+        "WARNING: GET /v3 answered after 1.5 s, slower than 1 s (budget 8 s): slow, not failed"
+    ) in node.log()
+
+
+def test_a_hung_service_fails_inside_the_operation_timeout_naming_the_wait(keystone):
+    """A peer that accepts TCP (the kernel completes the handshake) and never answers: the
+    monitor of a 3 s operation gives up after its 1.5 s budget, 1.5 s kept to report."""
+    node = keystone
+    node.running()
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(1)
+        port = hung.getsockname()[1]
+        started = time.monotonic()
+        code, err = node.run(
+            "monitor",
+            node.monitor_env(10, OCF_RESKEY_port=str(port), OCF_RESKEY_CRM_meta_timeout="3000"),
+        )
+        waited = time.monotonic() - started
+    assert (code, reason(err)) == (
+        1,
+        f"{node.name}: GET http://127.0.0.1:{port}{node.version_path}: no answer within 1.5 s",
+    )
+    assert 1.4 < waited < 3
+
+
+def test_depth_20s_requests_share_one_budget(nova, keystone_api, fake_clock):
+    """The token took 54 s of the 55 s budget: GET /v2.1/flavors gets the 1 s left, not a
+    budget of its own, and fails when it has no answer in that second."""
+    nova_answers_tokens(nova, keystone_api)
+    token = keystone_api.answers["POST", "/v3/auth/tokens"]
+    keystone_api.answers["POST", "/v3/auth/tokens"] = slow(54, token, fake_clock)
+    nova.answers["GET", "/v2.1/flavors"] = slow(1.5, nova.answers["GET", "/v2.1/flavors"])
+    env = nova.monitor_env(20, OCF_RESKEY_CRM_meta_timeout="60000")
+    code, err = nova.run("monitor", env)
+    assert (code, reason(err)) == (
+        1,
+        f"nova-api at http://127.0.0.1:{nova.port}: GET http://127.0.0.1:{nova.port}"
+        "/v2.1/flavors: no answer within 1.0 s",
+    )
+    assert (
+        f"WARNING: POST {keystone_api.url}/v3/auth/tokens answered after 54.0 s, slower than "
+        "5 s (budget 55 s): slow, not failed"
+    ) in err
 
 
 # -- stop --------------------------------------------------------------------------------------

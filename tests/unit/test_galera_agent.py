@@ -283,3 +283,93 @@ def test_standalone_attributes_live_in_one_file_that_goes_when_empty(tmp_path):
     attributes.delete_promotion_score()
     assert attributes.everywhere("galera-position") == {}
     assert not path.exists()
+
+
+# -- the Promoted monitor's SQL check within the operation's budget ---------------------------
+
+SOCKET = "/run/mysqld/mysqld.sock"
+SYNCED = (
+    "wsrep_ready\tON\nwsrep_cluster_status\tPrimary\nwsrep_local_state\t4\n"
+    f"wsrep_local_state_comment\tSynced\nwsrep_cluster_size\t3\nwsrep_cluster_state_uuid\t{UUID}\n"
+    "wsrep_last_committed\t12\n"
+)
+
+
+class TakesItsTime:
+    """The fake runner, each command taking ``seconds`` of the fake clock — or, with None,
+    never finishing: killed at its timeout, as the real runner does."""
+
+    def __init__(self, runner, clock, seconds):
+        self.runner, self.clock, self.seconds = runner, clock, seconds
+
+    def run(self, argv, *, timeout, **kwargs):
+        from stackha.runner import CommandTimedOut
+
+        result = self.runner.run(argv, timeout=timeout, **kwargs)  # the exact command
+        if self.seconds is None:
+            self.clock.sleep(timeout)
+            raise CommandTimedOut(f"{argv[0]} did not finish within {timeout:.0f}s")
+        self.clock.sleep(self.seconds)
+        return result
+
+
+def promoted_monitor(tmp_path, closed_ports, fake_runner, fake_clock, monkeypatch, seconds):
+    """A Promoted monitor of a running mariadbd whose SQL status takes ``seconds``."""
+    from fakes import FakeProcess, FakeProcessTable
+
+    table = FakeProcessTable(fake_clock)
+    table.add(4242, FakeProcess("mariadbd"))
+    monkeypatch.setattr(GALERA, "PROCESSES", table)
+    (tmp_path / "mysqld.pid").write_text("4242\n")
+    fake_runner.expect(
+        [
+            "/usr/bin/mariadb",
+            f"--socket={SOCKET}",
+            "--connect-timeout=27",  # the 30 s operation, less 3 s kept to report
+            "--batch",
+            "--skip-column-names",
+            "--execute",
+            GALERA.galera.STATUS_QUERY,
+        ],
+        stdout=SYNCED,
+    )
+    env = environment(
+        tmp_path,
+        closed_ports,
+        OCF_RESKEY_CRM_meta_role="Promoted",
+        OCF_RESKEY_CRM_meta_interval="10000",
+    )
+    err = io.StringIO()
+    code = main(
+        GALERA.AGENT,
+        ["galera", "monitor"],
+        env,
+        runner=TakesItsTime(fake_runner, fake_clock, seconds),
+        clock=fake_clock,
+        stdout=io.StringIO(),
+        stderr=err,
+    )
+    return code, err.getvalue()
+
+
+def test_a_slow_sql_status_of_a_promoted_node_is_logged_not_failed(
+    tmp_path, closed_ports, fake_runner, fake_clock, monkeypatch
+):
+    """8 s under load, where the check used to be cut at 10 s: within the 27 s budget."""
+    code, err = promoted_monitor(tmp_path, closed_ports, fake_runner, fake_clock, monkeypatch, 8)
+    assert code == 8, err
+    assert err == (
+        f"WARNING: the SQL status query on {SOCKET} answered after 8.0 s, slower than 5 s "
+        "(budget 27 s): slow, not failed\n"
+    )
+
+
+def test_a_mariadbd_that_never_answers_fails_promoted_inside_the_budget_saying_so(
+    tmp_path, closed_ports, fake_runner, fake_clock, monkeypatch
+):
+    """The client killed at the budget's end is mariadbd's failure, not an internal error."""
+    code, err = promoted_monitor(tmp_path, closed_ports, fake_runner, fake_clock, monkeypatch, None)
+    assert (code, err.strip().splitlines()[-1]) == (
+        9,
+        f"ocf-exit-reason:mariadbd did not answer on {SOCKET} within 27.0 s",
+    )

@@ -535,6 +535,35 @@ def serve_once(payload):
     return f"http://127.0.0.1:{sock.getsockname()[1]}/"
 
 
+def test_an_answer_trickling_in_is_cut_at_the_timeout_not_at_each_read():
+    """A byte every 0.2 s: each read is quick, the answer never ends; the monitor's budget
+    bounds the whole answer."""
+    import time
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+
+    def trickle():
+        connection, _ = sock.accept()
+        with connection:
+            connection.recv(65536)
+            try:
+                for _ in range(20):
+                    connection.sendall(b"x")
+                    time.sleep(0.2)
+            except OSError:
+                pass  # the client gave up
+        sock.close()
+
+    threading.Thread(target=trickle, daemon=True).start()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    started = time.monotonic()
+    with pytest.raises(NotReachable, match=f"^GET {url}: no answer within 1.0 s$"):
+        api.http_get(url, 1.0)
+    assert time.monotonic() - started < 1.5
+
+
 def test_a_closed_connection_without_an_answer_is_not_reachable():
     """What uwsgi does to an HTTP request on a uwsgi-protocol socket."""
     with pytest.raises(NotReachable, match="Remote end closed connection"):
