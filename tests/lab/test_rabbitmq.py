@@ -94,6 +94,104 @@ def test_a_partitioned_node_pauses_and_rejoins_when_healed(rabbit):
     recover_from(lab, secrets, lambda: fault_partition(lab, rng), "a partition of one node")
 
 
+# An outage of every member (issue 14): Pacemaker does not promise to start a clone's
+# instances together, so each test forces an order instead of hoping for the bad one.
+
+
+def whole_among(lab, secrets, nodes):
+    """Every broker of ``nodes`` answers and sees exactly the members of ``nodes`` running
+    (the others down), with no partition."""
+    for node in nodes:
+        seen = view(lab, node, secrets["monitor"])
+        running = {m for m, (up, parts) in seen.items() if up and not parts}
+        if running != {rabbitmq.node_name(n) for n in nodes}:
+            return False
+        if any(parts for _, parts in seen.values()):
+            return False
+    return True
+
+
+def outage(lab, secrets, down_order, first_back, last_back, what):
+    """Under traffic: ``down_order`` lose power one after another (a pause between, so that
+    the members see each other go), then ``first_back`` are powered on and must form a whole
+    RabbitMQ by themselves while the others stay off; then ``last_back`` comes back and
+    rejoins. Nothing confirmed is lost, the definitions stay; returns seconds to each step."""
+    with Traffic(lab, secrets) as traffic:
+        traffic.wait_for_confirms(20)
+        for number, node in enumerate(down_order):
+            if number:
+                time.sleep(down_order[node])
+            lab.crash(node)
+        for node in down_order:
+            lab.set_power(node, "off")
+        started = time.monotonic()
+        for node in first_back:
+            lab.set_power(node, "on")
+        wait_for(
+            lambda: whole_among(lab, secrets, first_back),
+            f"{what}: RabbitMQ whole on {', '.join(first_back)} with the others off",
+            240,
+        )
+        first = time.monotonic() - started
+        for node in last_back:
+            lab.set_power(node, "on")
+        wait_healthy(lab, secrets, f"{what}: every node back", 240)
+        whole = time.monotonic() - started
+        traffic.wait_for_confirms(20)
+        wait_for(lambda: not traffic.lost(), f"{what}: confirmed ids delivered", 120)
+    assert traffic.lost() == [], f"{what}: confirmed but never delivered"
+    assert_definitions_kept(lab)
+    print(
+        f"{what}: {', '.join(first_back)} whole after {first:.1f}s, every node after "
+        f"{whole:.1f}s; {len(traffic.confirmed)} confirmed, none lost"
+    )
+    return first, whole
+
+
+def test_every_node_loses_power_and_two_come_back_before_the_third(rabbit):
+    """The issue's failure: instances on node1 and node2 start, node3's does not (its node is
+    off): they must not wait for node3's broker; one boots first and the other follows."""
+    lab, secrets = rabbit
+    outage(
+        lab,
+        secrets,
+        {"node1": 0, "node2": 0, "node3": 0},
+        ("node1", "node2"),
+        ("node3",),
+        "every node down at once, node3 back last",
+    )
+
+
+def test_the_last_node_down_comes_back_last(rabbit):
+    """node3 ran last (its data is the newest): node1 and node2 come back without it, one
+    boots first with force_boot, and node3 later rejoins them with its data."""
+    lab, secrets = rabbit
+    outage(
+        lab,
+        secrets,
+        {"node1": 0, "node2": 15, "node3": 15},
+        ("node1", "node2"),
+        ("node3",),
+        "nodes down one by one, the last one back last",
+    )
+
+
+def test_the_last_node_down_comes_back_first_and_boots_first(rabbit):
+    """node3 ran last; node1 and node3 come back: node3 boots first, without force_boot
+    (its data is the newest), although node1's name sorts first; node2 rejoins later."""
+    lab, secrets = rabbit
+    outage(
+        lab,
+        secrets,
+        {"node1": 0, "node2": 15, "node3": 15},
+        ("node1", "node3"),
+        ("node2",),
+        "nodes down one by one, the last one back first",
+    )
+    log = (lab.node("node3").root / "var/log/pacemaker/pacemaker.log").read_text(errors="replace")
+    assert "booting first among" in log and "force_boot" not in log.split("booting first")[-1]
+
+
 def test_a_node_with_another_erlang_cookie_is_refused_alone_and_keeps_its_data(rabbit):
     lab, secrets = rabbit
     pcs(lab, "resource", "ban", "rabbitmq-clone", "node3")
