@@ -32,10 +32,12 @@ def cluster_address(names: Sequence[str]) -> str:
 
 
 def galera_conf(node: str, address: str, members: Sequence[str]) -> str:
-    # Small buffers: three mariadbd share two cores and a few GB here.
+    # Small buffers: three mariadbd share two cores and a few GB here. The node's own address
+    # and 127.0.0.1, not 0.0.0.0: HAProxy binds the database VIP's port 3306 on every node
+    # (a wildcard listener on that port would make its bind fail); a list needs MariaDB 10.11.
     return f"""# written by stackha.lab.galera for {node}
 [mysqld]
-bind-address             = 0.0.0.0
+bind-address             = {address},127.0.0.1
 innodb_buffer_pool_size  = 32M
 innodb_log_file_size     = 16M
 performance_schema       = OFF
