@@ -196,10 +196,11 @@ class Broker:
         )
         self.runner.expect(CRM_MON, stdout=xml)
 
-    def expect_boot(self, seconds_used=0):
-        """Spawn, then `rabbitmqctl wait` with the start timeout left less 10 s."""
-        wait = START_S - seconds_used - 10
-        self.expect_ctl("wait", "--timeout", str(wait), str(self.pid_file))
+    def expect_boot(self, seconds_used=0, rejoining=False, **result):
+        """Spawn, then `rabbitmqctl wait` with the start timeout left less 10 s — or, for a
+        broker rejoining running members with its data, BOOT_CHECK_S at a time."""
+        wait = int(RABBITMQ.BOOT_CHECK_S) if rejoining else START_S - seconds_used - 10
+        self.expect_ctl("wait", "--timeout", str(wait), str(self.pid_file), **result)
 
     def expect_join(self, seed):
         self.expect_ctl("stop_app")
@@ -527,7 +528,7 @@ def test_after_an_outage_a_member_waits_for_the_first_then_rejoins_it_without_fo
     broker.expect_claims(("node1", "first:0:rabbit@node1"))
     broker.expect_peers(("node1", "rabbit@node1"))  # node1 booted
     broker.expect_peers(("node1", "rabbit@node1"))
-    broker.expect_boot(seconds_used=2)
+    broker.expect_boot(seconds_used=2, rejoining=True)
     broker.expect_publish("rabbit@node2")
     broker.expect_withdraw_claim()
     broker.expect_monitoring_user()
@@ -599,7 +600,7 @@ def test_after_an_outage_a_member_defers_to_the_last_member_down(broker):
     broker.expect_claims(("node3", "waiting:1:rabbit@node3"))
     broker.expect_peers(("node3", "rabbit@node3"))
     broker.expect_peers(("node3", "rabbit@node3"))
-    broker.expect_boot(seconds_used=1)
+    broker.expect_boot(seconds_used=1, rejoining=True)
     broker.expect_publish()
     broker.expect_withdraw_claim()
     broker.expect_monitoring_user()
@@ -627,7 +628,7 @@ def test_of_two_instances_that_took_the_first_boot_at_once_the_later_name_gives_
     broker.expect_claim("waiting:0:rabbit@node2")
     broker.expect_peers(("node1", "rabbit@node1"))
     broker.expect_peers(("node1", "rabbit@node1"))
-    broker.expect_boot(seconds_used=polls + 3)
+    broker.expect_boot(seconds_used=polls + 3, rejoining=True)
     broker.expect_publish("rabbit@node2")
     broker.expect_withdraw_claim()
     broker.expect_monitoring_user()
@@ -685,7 +686,7 @@ def test_a_member_with_a_running_peer_rejoins_with_its_data_without_join_cluster
         "json",
         stdout=cluster_status(MEMBERS, ("rabbit@node2",)),
     )
-    broker.expect_boot()
+    broker.expect_boot(rejoining=True)
     broker.expect_publish()
     broker.expect_monitoring_user()
     broker.expect_removed_nodes_check()
@@ -694,6 +695,60 @@ def test_a_member_with_a_running_peer_rejoins_with_its_data_without_join_cluster
     assert code == 0, err
     assert "rabbit@node1 rejoined its cluster with its data" in err
     assert broker.data().is_dir()
+
+
+TIMED_OUT = {"returncode": 69, "stderr": "Error:\ntimed out waiting for the node to start\n"}
+
+
+def test_a_rejoining_broker_keeps_waiting_while_a_member_it_rejoins_runs(broker):
+    broker.has_data(MEMBERS)
+    broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_peer_status(running=("rabbit@node2",))
+    broker.expect_boot(rejoining=True, **TIMED_OUT)  # Mnesia still syncing
+    broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_boot(rejoining=True)
+    broker.expect_publish()
+    broker.expect_monitoring_user()
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    code, err = broker.run("start", broker.env())
+    assert code == 0, err
+
+
+def test_a_rejoining_broker_whose_members_all_went_away_gives_up_and_boots_first(broker):
+    """A crash during the recovery: node2, the only member running, died while node1 waited
+    for it. Mnesia would wait past the start's budget: the boot is given up (the VM stopped)
+    and decided again — no member runs now, node1 is the only instance starting (node2's
+    node is down), so after the settle window it boots first with force_boot."""
+    broker.has_data(MEMBERS)
+    broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_peer_status(running=("rabbit@node2",))
+    broker.expect_boot(rejoining=True, **TIMED_OUT)
+    broker.expect_peers()  # node2 is gone
+    broker.expect_peers()  # deciding again
+    broker.expect_claim("waiting:0:rabbit@node1")
+    polls = int(RABBITMQ.BOOT_SETTLE_S / RABBITMQ.POLL_S)
+    for _ in range(polls + 1):
+        broker.expect_peers()
+        broker.expect_claims()
+    broker.expect_claim("first:0:rabbit@node1")
+    broker.expect_peers()
+    broker.expect_claims()
+    broker.expect_peers()
+    broker.expect_ctl("force_boot")
+    # the first VM took a little over 1 s to stop: 13.x s used, the timeout rounded down
+    broker.expect_boot(seconds_used=1 + polls + 2 + 1)
+    broker.expect_publish()
+    broker.expect_withdraw_claim()
+    broker.expect_monitoring_user()
+    broker.expect_cluster_wide_setup()
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    code, err = broker.run("start", broker.env())
+    assert code == 0, err
+    assert "boot given up: every member it was rejoining (rabbit@node2) went away" in err
+    first, second = broker.runner.spawned
+    assert [(p, sig) for p, sig, _ in broker.processes.signals] == [(4001, signal.SIGTERM)]
 
 
 def test_a_node_its_cluster_forgot_sets_its_data_aside_and_joins_afresh(broker):
