@@ -13,10 +13,12 @@ run from a directory the service users can reach; what the tests start they stop
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -553,6 +555,70 @@ def test_nova_depth_20_without_keystone_is_judged_on_its_version_document(keysto
     result = nova_api.call("monitor", **depth(20))
     assert result.returncode == 0, result.stderr
     assert "depth-20 check skipped" not in result.stderr
+
+
+# -- slow is not dead ------------------------------------------------------------------------------
+
+
+def stopped(api: ApiUnderTest) -> list[int]:
+    """SIGSTOP to every process of the service (uwsgi's master and workers): the kernel still
+    accepts connections on its socket, nothing answers them until SIGCONT."""
+    pids = api.processes()
+    assert pids
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    return pids
+
+
+def resumed(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+
+def test_nova_api_frozen_6_5_s_is_slow_not_failed_and_frozen_for_good_fails_in_time(
+    keystone, nova_api
+):
+    """Issue 14: under load nova-api took ~6.5 s to answer its depth-20 monitor, which gave up
+    at 5 s in a 60 s operation, and Pacemaker restarted it. A real nova-api held still for
+    6.5 s now passes its 60 s depth-20 monitor, which says how long it waited; one that never
+    answers again fails its 10 s depth-10 monitor after its 8 s budget, naming the wait."""
+    keystone.ensure_started()
+    nova_api.ensure_started()
+    pids = stopped(nova_api)
+    outcome: list[AgentRun] = []
+    try:
+        monitor = threading.Thread(
+            target=lambda: outcome.append(
+                nova_api.call("monitor", **depth(20), OCF_RESKEY_CRM_meta_timeout="60000")
+            )
+        )
+        monitor.start()
+        time.sleep(6.5)
+        resumed(pids)
+        monitor.join(60)
+    finally:
+        resumed(pids)
+    (result,) = outcome
+    assert result.returncode == 0, result.stderr
+    slow = re.search(r"WARNING: GET / answered after (\d+\.\d) s, slower than 5 s", result.stderr)
+    assert slow and float(slow.group(1)) > 5, result.stderr  # past the old limit
+    print(f"\n  nova-api frozen 6.5 s: {slow.group(0)}")
+    pids = stopped(nova_api)
+    try:
+        result, seconds = nova_api.timed(
+            "monitor", **depth(10), OCF_RESKEY_CRM_meta_timeout="10000"
+        )
+    finally:
+        resumed(pids)
+    assert result.returncode == 1, result.stderr
+    assert re.fullmatch(
+        r"nova-api: GET http://\S+/: no answer within [78]\.\d s", exit_reason(result)
+    ), exit_reason(result)
+    assert seconds < 10
+    print(f"  nova-api frozen for good: {exit_reason(result)} ({seconds:.1f} s)")
 
 
 # -- the service's own server (mode executable) ---------------------------------------------------
