@@ -5,9 +5,12 @@ is missing, stopped or promoted on one node only are each caught."""
 
 import time
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
+from stackha.cib.render import render_cib
 from stackha.cib.simulate import run_scenarios
+from stackha.cib.site import read_site
 from stackha.runner import SubprocessRunner
 
 NODES = ("node1", "node2", "node3")
@@ -230,3 +233,25 @@ def test_a_galera_promoted_on_one_node_leaves_keystone_on_that_node_only(empty_c
     for node in NODES:
         [problem] = results[f"{node} lost"].problems
         assert problem.startswith(f"{node} lost: keystone-clone runs on ")
+
+
+def test_the_database_path_through_haproxy_passes_and_keeps_the_apis_everywhere(tmp_path):
+    """stackha's own templates with database_path = haproxy (crm-templates/site.example.ini):
+    the database VIP runs where an HAProxy runs, and losing a node — the one holding that VIP
+    among them — leaves keystone and nova-api on every survivor (their orderings after the VIP
+    and Galera are Optional: nothing restarts them)."""
+    example = Path(__file__).resolve().parents[2] / "crm-templates" / "site.example.ini"
+    path = tmp_path / "cib.xml"
+    path.write_text(render_cib(read_site(example.read_text())))
+    results = scenarios(path, tmp_path)
+    assert all_problems(results) == []
+    nodes = ("ctl1", "ctl2", "ctl3")
+    for name, result in results.items():
+        if name == "configuration":
+            continue
+        survivors = set(result.online_nodes)
+        [holder] = result.placement["vip-database"]
+        assert result.placement["haproxy-clone"].get(holder) == "Started", name
+        for api in ("keystone-clone", "nova-api-clone"):
+            assert set(result.placement[api]) == survivors, (name, api)
+    assert list(results) == ["configuration", "start-up", *(f"{n} lost" for n in nodes)]

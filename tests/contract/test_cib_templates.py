@@ -22,6 +22,9 @@ ACTIVE_PASSIVE = (
 SITES = {
     "everything in Pacemaker": EXAMPLE,
     "infrastructure only": EXAMPLE.replace("api_services = pacemaker", "api_services = systemd"),
+    "every API service on its own node's Galera": EXAMPLE.replace(
+        "database_path = haproxy", "database_path = local"
+    ).replace("serves = database", "serves = galera"),
     "with an active/passive service": EXAMPLE.replace(
         "services = haproxy galera rabbitmq keystone nova-api",
         "services = haproxy galera rabbitmq keystone nova-api cinder-volume",
@@ -78,9 +81,8 @@ def test_a_fence_device_allowed_on_its_own_node_is_caught():
 
 
 def test_a_role_name_the_schema_does_not_know_is_caught_by_the_schema_step():
-    text = render_cib(read_site(EXAMPLE)).replace(
-        'with-rsc-role="Promoted"', 'with-rsc-role="Leader"'
-    )
+    site = SITES["every API service on its own node's Galera"]  # its write VIP on a Promoted
+    text = render_cib(read_site(site)).replace('with-rsc-role="Promoted"', 'with-rsc-role="Leader"')
     steps = steps_of(text)
     assert len(steps) == 1 and not steps[0].ok
     assert "rsc_colocation" in " ".join(steps[0].problems)

@@ -63,8 +63,26 @@ def test_the_vip_is_colocated_with_the_haproxy_clone_never_the_reverse():
     assert (order.get("first"), order.get("first-action")) == ("haproxy-clone", "start")
 
 
-def test_the_write_vip_follows_one_promoted_galera_and_starts_after_the_promotion():
+def test_the_database_vip_is_on_haproxy_like_every_vip_on_haproxy():
     cib = rendered()
+    colocation = cib.find("configuration/constraints/rsc_colocation[@rsc='vip-database']")
+    assert (colocation.get("with-rsc"), colocation.get("score")) == ("haproxy-clone", "INFINITY")
+    assert colocation.get("with-rsc-role") is None
+    order = cib.find("configuration/constraints/rsc_order[@then='vip-database']")
+    assert (order.get("first"), order.get("first-action"), order.get("kind")) == (
+        "haproxy-clone",
+        "start",
+        "Mandatory",
+    )
+
+
+def local_writers(site=EXAMPLE):
+    site = site.replace("database_path = haproxy", "database_path = local")
+    return site.replace("serves = database", "serves = galera")
+
+
+def test_the_write_vip_follows_one_promoted_galera_and_starts_after_the_promotion():
+    cib = rendered(local_writers())
     colocation = cib.find("configuration/constraints/rsc_colocation[@rsc='vip-database']")
     assert (colocation.get("with-rsc"), colocation.get("with-rsc-role")) == (
         "galera-clone",
@@ -114,14 +132,31 @@ def test_operations_are_the_agents_own_and_the_deep_monitor_needs_credentials():
     assert "20" not in levels and "10" in levels
 
 
-def test_api_clones_wait_for_their_nodes_galera_and_rabbitmq():
-    cib = rendered()
-    orders = {
+def api_orders(cib):
+    return {
         (o.get("first"), o.get("first-action"), o.get("then"), o.get("kind"))
         for o in cib.iterfind("configuration/constraints/rsc_order")
         if o.get("then", "").endswith("-clone")
     }
-    assert orders == {
+
+
+def test_through_haproxy_api_clones_start_after_the_database_vip_and_galera_but_never_restart():
+    """database_path = haproxy (the default): the APIs do not use their own node's Galera, so
+    neither the VIP moving nor a Galera instance demoted restarts them (Optional orderings)."""
+    assert api_orders(rendered()) == {
+        ("vip-database", "start", "keystone-clone", "Optional"),
+        ("galera-clone", "promote", "keystone-clone", "Optional"),
+        ("rabbitmq-clone", "start", "keystone-clone", "Mandatory"),
+        ("vip-database", "start", "nova-api-clone", "Optional"),
+        ("galera-clone", "promote", "nova-api-clone", "Optional"),
+        ("rabbitmq-clone", "start", "nova-api-clone", "Mandatory"),
+        ("keystone-clone", "start", "nova-api-clone", "Optional"),
+    }
+
+
+def test_with_local_writers_api_clones_wait_for_their_nodes_galera_and_rabbitmq():
+    cib = rendered(local_writers())
+    assert api_orders(cib) == {
         ("galera-clone", "promote", "keystone-clone", "Mandatory"),
         ("rabbitmq-clone", "start", "keystone-clone", "Mandatory"),
         ("galera-clone", "promote", "nova-api-clone", "Mandatory"),

@@ -37,8 +37,9 @@ def test_the_example_site_reads():
     assert site.node_names() == ["ctl1", "ctl2", "ctl3"]
     assert [(v.resource_id, v.serves) for v in site.vips] == [
         ("vip-internal", "haproxy"),
-        ("vip-database", "galera"),
+        ("vip-database", "database"),
     ]
+    assert site.database_path == "haproxy" and site.database_vip() == site.vips[1]
     assert [(p.name, p.outlets) for p in site.pdus] == [
         ("a", (("ctl1", "1"), ("ctl2", "2"), ("ctl3", "3"))),
         ("b", (("ctl1", "1"), ("ctl2", "2"), ("ctl3", "3"))),
@@ -56,8 +57,12 @@ def test_a_small_site_takes_the_defaults():
     assert site.runs("galera") and not site.runs("rabbitmq")
 
 
+DATABASE_VIP = "\n[vip db]\naddress = 192.0.2.99/24\nnic = eth0\nserves = database\n"
+
+
 def test_infrastructure_only_leaves_the_api_services_out():
     text = SMALL.replace("services = haproxy galera", "services = haproxy galera keystone")
+    text += DATABASE_VIP
     site = read_site(
         text.replace("stonith_enabled = false", "stonith_enabled = false\napi_services = systemd")
     )
@@ -114,6 +119,7 @@ def test_sections_keys_and_values_are_checked():
 name = lab
 services = haproxy
 api_services = containers
+database_path = everywhere
 colour = blue
 
 [node n1]
@@ -133,14 +139,17 @@ serves = keystone
         "[cluster]: unknown key 'colour'",
         "[cluster]: api_services = 'containers': pacemaker (the API services are clones in "
         "Pacemaker) or systemd (infrastructure only)",
+        "[cluster]: database_path = 'everywhere': haproxy (through HAProxy on a VIP with "
+        "serves = database, to one Galera node at a time) or local (each API service to its "
+        "own node's Galera)",
         "[node n1]: address '192.0.2.11' needs its prefix length (e.g. /24)",
         "[node n1] bmc: 'not-an-address' is not an IP address",
         "[node n1]: bmc_username is missing",
         "[node n1]: bmc_password_file must be an absolute path (a root-only file on every "
         "node: the password never goes into the CIB)",
         "[vip v]: nic (the interface it goes on) is missing",
-        "[vip v]: serves = 'keystone': haproxy, galera, or an active/passive service with a "
-        "[service NAME] section",
+        "[vip v]: serves = 'keystone': haproxy, database, galera, or an active/passive service "
+        "with a [service NAME] section",
         "stonith_enabled = true but no node has a bmc and there is no [pdu]: nothing could "
         "fence a node",
     ]
@@ -169,3 +178,31 @@ def test_an_active_passive_service_of_ones_own():
     assert service is not None and service.agent == "systemd:cinder-volume"
     assert service.settings == (("start_timeout", "200s"),)
     assert site.runs("cinder-volume")
+
+
+def test_the_database_path_and_the_database_vip_must_agree():
+    """haproxy (the default) needs one VIP that serves the database, on HAProxy in front of
+    Galera; local needs none."""
+    apis = SMALL.replace("services = haproxy galera", "services = haproxy galera keystone")
+    assert problems_of(apis) == [
+        "[cluster]: database_path = haproxy needs a [vip NAME] with serves = database: the "
+        "address HAProxy listens on for the API services' database connections (or "
+        "database_path = local)"
+    ]
+    site = read_site(apis + DATABASE_VIP)
+    assert site.database_vip().resource_id == "vip-db"
+    local = apis.replace("name = lab", "name = lab\ndatabase_path = local")
+    assert read_site(local).database_path == "local" and read_site(local).database_vip() is None
+    assert problems_of(local + DATABASE_VIP) == [
+        "[vip db]: serves = database, but database_path = local: every API service uses its "
+        "own node's Galera (set database_path = haproxy, or remove it)"
+    ]
+    second = DATABASE_VIP.replace("vip db", "vip db2").replace(".99/", ".98/")
+    assert problems_of(apis + DATABASE_VIP + second) == [
+        "[vip db2]: a second VIP with serves = database (one only)"
+    ]
+    no_haproxy = apis.replace("services = haproxy galera", "services = galera")
+    assert problems_of(no_haproxy + DATABASE_VIP)[1] == (
+        "[vip db]: serves database (HAProxy in front of Galera), but haproxy is not in "
+        "[cluster] services"
+    )

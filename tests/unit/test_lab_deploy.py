@@ -48,7 +48,11 @@ def test_the_labs_site_has_every_node_bmc_pdu_and_service(tmp_path, fake_clock):
         (n.bmc_address, 623) for n in lab.load().nodes
     ]
     assert site.pdus[0].outlets == (("node1", "1"), ("node2", "2"), ("node3", "3"))
-    assert [str(v.address) for v in site.vips] == ["192.0.2.100/24"]
+    assert [(str(v.address), v.serves) for v in site.vips] == [
+        ("192.0.2.100/24", "haproxy"),
+        ("192.0.2.98/24", "database"),
+    ]
+    assert site.database_path == "haproxy"
     assert site.stonith_enabled and site.runs("keystone")
     assert not read_site(deploy.site_text(lab, "systemd")).runs("keystone")
     text = render_cib(site, "pacemaker-3.9")

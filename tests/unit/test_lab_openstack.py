@@ -115,6 +115,59 @@ def test_haproxy_binds_the_vip_and_checks_every_node():
 
 def test_the_vip_is_the_address_nothing_else_in_the_lab_has():
     assert openstack.vip_of("192.168.213.0/24") == "192.168.213.100"
+    assert openstack.database_vip_of("192.168.213.0/24") == "192.168.213.98"
+    taken = {n.address for n in plan(64, "192.168.213.0/24")}
+    taken |= {n.bmc_address for n in plan(64, "192.168.213.0/24")}
+    assert "192.168.213.98" not in taken and "192.168.213.100" not in taken
+
+
+def test_through_the_database_vip_every_node_writes_to_the_one_haproxy_picks():
+    """Given the database VIP, every connection string names it (nova's cell mappings too,
+    which are made from them): HAProxy there sends it to one Galera node."""
+    keystone = parsed(openstack.keystone_conf("node2", "kpass", "192.0.2.98"))
+    assert keystone["database"]["connection"] == (
+        "mysql+pymysql://keystone:kpass@192.0.2.98/keystone"
+    )
+    url = openstack.transport_url(["node1"], "r")
+    nova = parsed(
+        openstack.nova_conf("node2", "192.0.2.12", "192.0.2.100", "n", "ks", url, "192.0.2.98")
+    )
+    assert nova["api_database"]["connection"] == "mysql+pymysql://nova:n@192.0.2.98/nova_api"
+    assert nova["database"]["connection"] == "mysql+pymysql://nova:n@192.0.2.98/nova"
+
+
+def test_the_health_checks_user_has_no_privilege_and_comes_from_the_labs_subnet_only():
+    sql = openstack.database_sql("k" * 32, "n" * 32, "c" * 32, "192.0.2.0/24")
+    account = "'stackha-check'@'192.0.2.0/255.255.255.0'"
+    assert f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '{'c' * 32}';" in sql
+    assert f"ALTER USER {account} IDENTIFIED BY '{'c' * 32}' WITH MAX_USER_CONNECTIONS 30;" in sql
+    assert "stackha-check" not in " ".join(line for line in sql.splitlines() if "GRANT" in line)
+    assert "stackha-check" not in openstack.database_sql("k", "n")
+    credentials = parsed(openstack.check_credentials_text("c" * 32))
+    assert dict(credentials["client"]) == {"user": "stackha-check", "password": "c" * 32}
+
+
+def test_haproxy_sends_the_database_vip_to_one_galera_node_with_the_galera_check():
+    text = openstack.haproxy_config(
+        "192.0.2.100", BACKENDS, database_vip="192.0.2.98", check_command="/v/stackha-galera-check"
+    )
+    global_section = text.split("defaults", 1)[0]
+    assert "    external-check\n" in global_section and "insecure-fork-wanted" in global_section
+    assert "chroot" not in text
+    galera = text.split("listen galera", 1)[1]
+    assert "bind 192.0.2.98:3306" in galera
+    assert "external-check command /v/stackha-galera-check" in galera
+    assert [line.split()[1:] for line in galera.splitlines() if "    server " in line] == [
+        ["node1", "192.0.2.11:3306"],
+        ["node2", "192.0.2.12:3306", "backup"],
+        ["node3", "192.0.2.13:3306", "backup"],
+    ]
+    assert "listen galera" not in openstack.haproxy_config("192.0.2.100", BACKENDS)
+    assert "external-check" not in openstack.haproxy_config("192.0.2.100", BACKENDS)
+
+
+def test_the_check_command_is_the_one_beside_stackha():
+    assert openstack.galera_check_command("/opt/v/bin/stackha") == "/opt/v/bin/stackha-galera-check"
 
 
 def test_the_vip_follows_haproxy_and_starts_after_it():

@@ -353,10 +353,15 @@ def render_cib(
         _stackha_service(cib, site, "rabbitmq", "rabbitmq-clone.xml", {}, problems)
 
     apis = [s for s in API_SERVICES if s in site.services and site.runs(s)]
+    database_vip = site.database_vip()
     for service in apis:
         _stackha_service(cib, site, service, "api-clone.xml", {}, problems, service=service)
-        if "galera" in site.services:
+        if "galera" in site.services and site.database_path == "local":
+            # each instance uses its own node's Galera: it needs that one promoted, and stops
+            # before it is demoted (interleaved)
             _order(cib, "galera-clone", "promote", f"{service}-clone", "Mandatory")
+        elif "galera" in site.services and database_vip is not None:
+            _database_path(cib, database_vip.resource_id, service)
         if "rabbitmq" in site.services:
             _order(cib, "rabbitmq-clone", "start", f"{service}-clone", "Mandatory")
     if "keystone" in apis and "nova-api" in apis:
@@ -376,7 +381,7 @@ def render_cib(
             prefix=vip.address.network.prefixlen,
             nic=vip.nic,
         )
-        if vip.serves == "haproxy":
+        if vip.serves in ("haproxy", "database"):
             cib.add("vip-on-haproxy.xml", vip=vip.resource_id)
         elif vip.serves == "galera":
             cib.add("vip-on-galera-primary.xml", vip=vip.resource_id)
@@ -387,6 +392,12 @@ def render_cib(
     if problems:
         raise RenderError(problems)
     return cib.text()
+
+
+def _database_path(cib: CibBuilder, vip: str, service: str) -> None:
+    """``service``'s clone after the database VIP and Galera's promotion, both Optional (see
+    database-path.xml)."""
+    cib.add("database-path.xml", vip=vip, then=f"{service}-clone")
 
 
 def _order(cib: CibBuilder, first: str, action: str, then: str, kind: str) -> None:

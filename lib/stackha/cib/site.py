@@ -25,11 +25,15 @@ INFRASTRUCTURE = ("haproxy", "galera", "rabbitmq")
 API_SERVICES = ("keystone", "nova-api")
 KNOWN_SERVICES = INFRASTRUCTURE + API_SERVICES
 API_MODES = ("pacemaker", "systemd")
+# How the API services reach Galera: haproxy (the default, what the OpenStack HA Guide, TripleO
+# and Kolla do): through HAProxy on a VIP that ``serves = database``, to one Galera node at a
+# time; local: each to its own node's Galera (every node a writer).
+DATABASE_PATHS = ("haproxy", "local")
 PDU_TRANSPORTS = ("telnet", "ssh")
 # Node names as Corosync and Pacemaker take them, and ids as the CIB schema takes them.
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
-CLUSTER_KEYS = {"name", "services", "api_services", "stonith_enabled"}
+CLUSTER_KEYS = {"name", "services", "api_services", "database_path", "stonith_enabled"}
 NODE_KEYS = {"address", "bmc", "bmc_port", "bmc_username", "bmc_password_file"}
 VIP_KEYS = {"address", "nic", "serves"}
 PDU_KEYS = {"address", "port", "transport", "username", "password_file", "outlets"}
@@ -65,7 +69,7 @@ class Vip:
     name: str
     address: Address
     nic: str
-    serves: str  # haproxy, galera, or an active/passive service's name
+    serves: str  # haproxy, database, galera, or an active/passive service's name
 
     @property
     def resource_id(self) -> str:
@@ -106,6 +110,11 @@ class Site:
     pdus: tuple[Pdu, ...]
     service_settings: tuple[Service, ...]
     properties: tuple[tuple[str, str], ...] = field(default=())
+    database_path: str = "haproxy"  # see DATABASE_PATHS
+
+    def database_vip(self) -> Optional[Vip]:
+        """The VIP the API services reach Galera through (``serves = database``), if any."""
+        return next((vip for vip in self.vips if vip.serves == "database"), None)
 
     def node_names(self) -> list[str]:
         return [node.name for node in self.nodes]
@@ -204,6 +213,7 @@ def read_site(text: str, source: str = "site") -> Site:
     if cluster is None:
         problems.append("[cluster] is missing")
         cluster_name, services, api_mode, stonith = "", [], "pacemaker", True
+        database_path = "haproxy"
     else:
         problems += _unknown_keys(cluster, CLUSTER_KEYS, "[cluster]")
         cluster_name = cluster.get("name", "").strip()
@@ -217,6 +227,13 @@ def read_site(text: str, source: str = "site") -> Site:
             problems.append(
                 f"[cluster]: api_services = {api_mode!r}: pacemaker (the API services are "
                 "clones in Pacemaker) or systemd (infrastructure only)"
+            )
+        database_path = cluster.get("database_path", "haproxy").strip()
+        if database_path not in DATABASE_PATHS:
+            problems.append(
+                f"[cluster]: database_path = {database_path!r}: haproxy (through HAProxy on a "
+                "VIP with serves = database, to one Galera node at a time) or local (each API "
+                "service to its own node's Galera)"
             )
         stonith_text = cluster.get("stonith_enabled", "true").strip().lower()
         if stonith_text not in ("true", "false"):
@@ -240,6 +257,7 @@ def read_site(text: str, source: str = "site") -> Site:
     node_names = [node.name for node in nodes]
     vips, vip_problems = _vips(sections.get("vip", []), nodes, services, own_services)
     problems += vip_problems
+    problems += _database_path_problems(database_path, services, vips)
     pdus, pdu_problems = _pdus(
         sections.get("pdu", []), node_names, [n for n, _ in sections.get("node", [])]
     )
@@ -259,6 +277,7 @@ def read_site(text: str, source: str = "site") -> Site:
         name=cluster_name,
         services=tuple(services),
         api_services=api_mode,
+        database_path=database_path,
         stonith_enabled=stonith,
         nodes=tuple(nodes),
         vips=tuple(vips),
@@ -321,11 +340,20 @@ def _vips(
         if not nic:
             problems.append(f"{what}: nic (the interface it goes on) is missing")
         serves = section.get("serves", "haproxy").strip()
-        if serves not in ("haproxy", "galera") and serves not in own_services:
+        if serves not in ("haproxy", "database", "galera") and serves not in own_services:
             problems.append(
-                f"{what}: serves = {serves!r}: haproxy, galera, or an active/passive service "
-                "with a [service NAME] section"
+                f"{what}: serves = {serves!r}: haproxy, database, galera, or an active/passive "
+                "service with a [service NAME] section"
             )
+        elif serves == "database":
+            # HAProxy holds it and sends it to Galera: both must run
+            missing = [s for s in ("haproxy", "galera") if s not in services]
+            if missing:
+                problems.append(
+                    f"{what}: serves database (HAProxy in front of Galera), but "
+                    f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not in "
+                    "[cluster] services"
+                )
         elif serves not in services:
             problems.append(f"{what}: serves {serves!r}, which is not in [cluster] services")
         if address is None:
@@ -338,6 +366,29 @@ def _vips(
             )
         vips.append(Vip(name, address, nic, serves))
     return vips, problems
+
+
+def _database_path_problems(
+    database_path: str, services: Sequence[str], vips: Sequence[Vip]
+) -> list[str]:
+    """The database path and the VIPs agree: haproxy needs one database VIP (when Galera and
+    an API service run), local none."""
+    database_vips = [vip.name for vip in vips if vip.serves == "database"]
+    if len(database_vips) > 1:
+        return [f"[vip {database_vips[1]}]: a second VIP with serves = database (one only)"]
+    uses_galera = "galera" in services and any(s in services for s in API_SERVICES)
+    if database_path == "haproxy" and uses_galera and not database_vips:
+        return [
+            "[cluster]: database_path = haproxy needs a [vip NAME] with serves = database: "
+            "the address HAProxy listens on for the API services' database connections "
+            "(or database_path = local)"
+        ]
+    if database_path == "local" and database_vips:
+        return [
+            f"[vip {database_vips[0]}]: serves = database, but database_path = local: every "
+            "API service uses its own node's Galera (set database_path = haproxy, or remove it)"
+        ]
+    return []
 
 
 def _pdus(

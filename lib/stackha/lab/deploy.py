@@ -6,12 +6,16 @@ In two stages, because the API services' databases live in the Galera that Pacem
 
 1. provisioning of MariaDB Galera and RabbitMQ on every node (stackha.lab.galera, .rabbitmq),
    the fencing passwords (root-only files in the lab's directory, which every node sees; the
-   CIB names them in ``password_script``), HAProxy's configuration; then the site rendered
-   with ``api_services = systemd`` — the infrastructure: HAProxy, the VIP, Galera, RabbitMQ,
+   CIB names them in ``password_script``), HAProxy's configuration (the APIs on the VIP, the
+   database path on the database VIP: one Galera node at a time, checked by
+   ``stackha-galera-check``); then the site rendered with ``api_services = systemd`` — the
+   infrastructure: HAProxy, the two VIPs, Galera, RabbitMQ,
    fencing through ``fence_stackha_ipmi`` (level 1) and ``fence_stackha_pdu`` (level 2) —
    checked and applied, and waited for;
-2. keystone and nova-api provisioned on that Galera (stackha.lab.openstack), then the same
-   site with ``api_services = pacemaker`` applied: ``apply`` shows the diff, the API clones.
+2. keystone and nova-api provisioned on that Galera (stackha.lab.openstack), their database
+   connections to the database VIP (``database_path = haproxy``), the health check's user and
+   credentials with them; then the same site with ``api_services = pacemaker`` applied:
+   ``apply`` shows the diff, the API clones.
 
 Every step reports its seconds through the lab's progress callback. What ``stackha cib apply``
 prints (two whole CIB diffs, a few hundred lines) goes to ``deploy.log`` in the lab's
@@ -58,8 +62,9 @@ CLONES = ("haproxy", "galera", "rabbitmq", openstack.KEYSTONE, openstack.NOVA_AP
 
 
 def site_text(lab: Lab, api_services: str = "pacemaker") -> str:
-    """The lab's site description: its nodes and their BMCs, the PDU, one VIP on HAProxy,
-    every service, fencing on (see crm-templates/site.example.ini)."""
+    """The lab's site description: its nodes and their BMCs, the PDU, the VIP of the APIs and
+    the database VIP on HAProxy, every service, fencing on (see
+    crm-templates/site.example.ini)."""
     state = lab.load()
     inventory = lab.inventory()
     pdu = inventory["pdu"]
@@ -72,6 +77,7 @@ def site_text(lab: Lab, api_services: str = "pacemaker") -> str:
         f"name = {CLUSTER_NAME}",
         f"services = {' '.join(SERVICES)}",
         f"api_services = {api_services}",
+        "database_path = haproxy",
         "stonith_enabled = true",
         "",
         "[properties]",
@@ -101,6 +107,11 @@ def site_text(lab: Lab, api_services: str = "pacemaker") -> str:
         "[vip public]",
         f"address = {openstack.vip_of(state.subnet)}/{prefix}",
         f"nic = {openstack.NIC}",
+        "",
+        "[vip database]",
+        f"address = {openstack.database_vip_of(state.subnet)}/{prefix}",
+        f"nic = {openstack.NIC}",
+        "serves = database",
         "",
         "[service haproxy]",
         f"config = {lab.directory / HAPROXY_CONFIG}",
@@ -235,6 +246,8 @@ def deploy(lab: Lab, stackha: str) -> dict[str, object]:
     deployer.start_log()
     state = lab.load()
     vip = openstack.vip_of(state.subnet)
+    database_vip = openstack.database_vip_of(state.subnet)
+    check_command = openstack.galera_check_command(stackha)
     names = [node.name for node in state.nodes]
     deployer.step("Galera provisioned on every node", lambda: lab_galera.provision(lab))
     shared = deployer.step(
@@ -246,7 +259,11 @@ def deploy(lab: Lab, stackha: str) -> dict[str, object]:
         # HAProxy binds the VIP on every node: before the infrastructure CIB starts it
         lab.node(name).set_sysctls(openstack.SYSCTLS)
     backends = [(name, lab.node(name).address) for name in names]
-    (lab.directory / HAPROXY_CONFIG).write_text(openstack.haproxy_config(vip, backends))
+    (lab.directory / HAPROXY_CONFIG).write_text(
+        openstack.haproxy_config(
+            vip, backends, database_vip=database_vip, check_command=check_command
+        )
+    )
     deployer.step(
         "infrastructure CIB rendered, checked, applied", lambda: deployer.apply("systemd")
     )
@@ -262,7 +279,13 @@ def deploy(lab: Lab, stackha: str) -> dict[str, object]:
     )
     info = deployer.step(
         "keystone and nova-api provisioned",
-        lambda: openstack.provision(lab, rabbitmq_password=str(shared["openstack"]), nodes=names),
+        lambda: openstack.provision(
+            lab,
+            rabbitmq_password=str(shared["openstack"]),
+            nodes=names,
+            database_vip=database_vip,
+            check_command=check_command,
+        ),
     )
     assert isinstance(info, dict)
     deployer.step("full CIB rendered, checked, applied", lambda: deployer.apply("pacemaker"))
@@ -290,6 +313,7 @@ def deploy(lab: Lab, stackha: str) -> dict[str, object]:
     return {
         **info,
         "rabbitmq_monitor_password": shared["monitor"],
+        "database_vip": database_vip,
         "site": str(lab.directory / SITE_FILE),
         "deploy_log": str(deployer.log),
         "deploy_timings": deployer.timings,
@@ -302,6 +326,7 @@ def endpoints_text(info: Mapping[str, object]) -> str:
     return (
         f"keystone  {info['keystone_url']}   (admin credentials: {info['admin_credentials']})\n"
         f"nova-api  {info['nova_url']}\n"
+        f"database  {info['database_vip']}:3306 through HAProxy, to one Galera node at a time\n"
         f"try:      stackha lab exec node1 -- curl -s http://{vip}:{openstack.KEYSTONE_PORT}/v3\n"
         "          stackha lab exec node1 -- stackha status\n"
         "          stackha lab crash NODE   (the cluster fences it through its BMC)\n"

@@ -25,11 +25,22 @@ What :func:`provision` does, and why each step is where it is:
   survives a power cycle): HAProxy binds the virtual IP on every node, the IP itself is on one;
 - the HAProxy configuration, one file for every node, in the lab's directory.
 
-The databases are reached at ``127.0.0.1`` (Galera binds every address in the lab): every
-node's services use their own node's Galera, and the cell mappings nova stores *in* the
-database (``nova_api.cell_mappings``, shared by every node) then mean "this node's Galera"
-wherever they are read; with a node address in them, every node's nova-api would use that one
-node's database for cell0 and cell1.
+Where the databases are reached, given ``database_vip`` (what ``stackha lab deploy`` does, the
+database path OpenStack prescribes): through HAProxy on that VIP, port 3306, which sends every
+connection to one Galera node at a time, the others ``backup``, with a health check
+(``stackha-galera-check``) that asks each node whether it is Synced in the Primary Component —
+the node's Galera binds its own address and 127.0.0.1, so HAProxy can bind the VIP's port 3306
+on every node. The check's user (``stackha-check``, no privilege, from the lab's subnet only) is
+made with the other users, its credentials in ``/etc/mysql/stackha-galera-check.cnf`` on every
+node (root, 0600: the lab's HAProxy runs as root); provisioning waits until the check passes
+through the VIP before it runs ``db_sync``. The cell mappings nova stores *in* the database
+then name the VIP, the same for every node.
+
+Without ``database_vip`` (the pcs-built deployment of ``tests/openstack_checks.deploy``, and
+``database_path = local``) the databases are reached at ``127.0.0.1``: every node's services use
+their own node's Galera (every node a writer), and the cell mappings then mean "this node's
+Galera" wherever they are read; with a node address in them, every node's nova-api would use
+that one node's database for cell0 and cell1.
 
 RabbitMQ is left out: nova-api answers ``GET /`` and authenticated reads
 (``GET /v2.1/servers``, ``/v2.1/flavors``, ``/v2.1/``) from the database alone and never
@@ -95,13 +106,16 @@ import json
 import os
 import secrets
 import shutil
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from stackha import galera_check
 from stackha.lab.lab import HAPROXY_CONFIG, Lab
 from stackha.lab.namespaces import LabError
 from stackha.runner import CommandError, Spawn
+from stackha.services import haproxy
 from stackha.services import openstack_api as api
 
 TYPE_CHECKING = False
@@ -119,6 +133,9 @@ NOVA_PORT = api.NOVA_API.port
 # The virtual IP: the address of the lab's subnet that no one has (.1 the switch, .11… the
 # nodes, .99 the PDU, .101… the BMCs; see stackha.lab.lab.plan).
 VIP_INDEX = 100
+# The database VIP (serves = database): HAProxy on it sends the API services' database
+# connections to one Galera node at a time.
+DATABASE_VIP_INDEX = 98
 NIC = "eth0"  # every node's interface on the lab switch
 REGION = "RegionOne"
 
@@ -148,6 +165,7 @@ MONITOR_PASSWORD = "/etc/keystone/stackha-monitor.password"
 NOVA_DB_PASSWORD = "/etc/nova/database.password"
 NOVA_KEYSTONE_PASSWORD = "/etc/nova/keystone.password"
 RABBITMQ_PASSWORD = "/etc/nova/rabbitmq.password"
+CHECK_PASSWORD = "/etc/mysql/stackha-check.password"
 SECRET_FILES = {
     "keystone_db": KEYSTONE_DB_PASSWORD,
     "admin": ADMIN_PASSWORD,
@@ -155,6 +173,7 @@ SECRET_FILES = {
     "nova_db": NOVA_DB_PASSWORD,
     "nova_keystone": NOVA_KEYSTONE_PASSWORD,
     "rabbitmq": RABBITMQ_PASSWORD,
+    "check": CHECK_PASSWORD,
 }
 # key=value files that stackha.services.openstack_api.read_openstack_credentials reads
 ADMIN_CREDENTIALS = "/etc/keystone/admin.credentials"
@@ -172,6 +191,9 @@ AMQP_PORT = 5672
 HAPROXY_STATS_SOCKET = "/run/haproxy/admin.sock"
 SYSCTLS = {"net.ipv4.ip_nonlocal_bind": "1"}
 NOVA_DATABASES = ("nova_api", "nova", "nova_cell0")
+# HAProxy's health check of the Galera nodes logs in as this user (no privilege).
+CHECK_USER = "stackha-check"
+LOCAL_DATABASE = "127.0.0.1"
 
 
 # -- what goes into the files ---------------------------------------------------------------
@@ -182,13 +204,44 @@ def vip_of(subnet: str) -> str:
     return str(ipaddress.ip_network(subnet)[VIP_INDEX])
 
 
-def database_url(user: str, password: str, database: str) -> str:
-    return f"mysql+pymysql://{user}:{password}@127.0.0.1/{database}"
+def database_vip_of(subnet: str) -> str:
+    """The database VIP of a lab on ``subnet``."""
+    return str(ipaddress.ip_network(subnet)[DATABASE_VIP_INDEX])
 
 
-def database_sql(keystone_password: str, nova_password: str) -> str:
-    """The databases and users, for the mariadb client's stdin (never its command line).
-    Idempotent: the passwords are set again if the users exist."""
+def galera_check_command(stackha: str = "") -> str:
+    """The ``stackha-galera-check`` beside the ``stackha`` command given, else beside this
+    interpreter (the nodes see the host's files)."""
+    return str(Path(stackha or sys.executable).parent / "stackha-galera-check")
+
+
+def database_url(user: str, password: str, database: str, host: str = LOCAL_DATABASE) -> str:
+    return f"mysql+pymysql://{user}:{password}@{host}/{database}"
+
+
+def check_user_sql(password: str, subnet: str) -> list[str]:
+    """The health check's user: from the lab's subnet only (HAProxy checks every node from
+    every node's own address), no privilege (SHOW GLOBAL STATUS needs none), a few connections
+    at most (every HAProxy checks every node every 2 s)."""
+    network = ipaddress.ip_network(subnet)
+    account = f"'{CHECK_USER}'@'{network.network_address}/{network.netmask}'"
+    return [
+        f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '{password}';",
+        f"ALTER USER {account} IDENTIFIED BY '{password}' WITH MAX_USER_CONNECTIONS 30;",
+    ]
+
+
+def check_credentials_text(password: str) -> str:
+    """The client option file HAProxy's health check reads (stackha.galera_check)."""
+    return f"[client]\nuser = {CHECK_USER}\npassword = {password}\n"
+
+
+def database_sql(
+    keystone_password: str, nova_password: str, check_password: str = "", subnet: str = ""
+) -> str:
+    """The databases and users (and the health check's, given ``check_password`` and the lab's
+    ``subnet``), for the mariadb client's stdin (never its command line). Idempotent: the
+    passwords are set again if the users exist."""
     lines = [f"CREATE DATABASE IF NOT EXISTS {db};" for db in ("keystone", *NOVA_DATABASES)]
     for user, password, databases in (
         ("keystone", keystone_password, ("keystone",)),
@@ -198,10 +251,12 @@ def database_sql(keystone_password: str, nova_password: str) -> str:
         lines.append(f"CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY '{password}';")
         lines.append(f"ALTER USER '{user}'@'%' IDENTIFIED BY '{password}';")
         lines += [f"GRANT ALL PRIVILEGES ON {db}.* TO '{user}'@'%';" for db in databases]
+    if check_password:
+        lines += check_user_sql(check_password, subnet)
     return "\n".join(lines) + "\n"
 
 
-def keystone_conf(node: str, database_password: str) -> str:
+def keystone_conf(node: str, database_password: str, database_host: str = LOCAL_DATABASE) -> str:
     return f"""# written by stackha.lab.openstack for {node}
 [DEFAULT]
 log_dir = /var/log/keystone
@@ -215,7 +270,7 @@ enabled = false
 key_repository = /etc/keystone/credential-keys/
 
 [database]
-connection = {database_url("keystone", database_password, "keystone")}
+connection = {database_url("keystone", database_password, "keystone", database_host)}
 
 [fernet_tokens]
 key_repository = /etc/keystone/fernet-keys/
@@ -256,6 +311,7 @@ def nova_conf(
     database_password: str,
     keystone_password: str,
     messaging_url: str,
+    database_host: str = LOCAL_DATABASE,
 ) -> str:
     keystone = api.endpoint_url(vip, KEYSTONE_PORT)
     return f"""# written by stackha.lab.openstack for {node}
@@ -269,10 +325,10 @@ transport_url = {messaging_url}
 auth_strategy = keystone
 
 [api_database]
-connection = {database_url("nova", database_password, "nova_api")}
+connection = {database_url("nova", database_password, "nova_api", database_host)}
 
 [database]
-connection = {database_url("nova", database_password, "nova")}
+connection = {database_url("nova", database_password, "nova", database_host)}
 
 {keystone_authtoken(keystone, keystone_password)}
 [oslo_concurrency]
@@ -334,12 +390,15 @@ def haproxy_config(
     backends: Sequence[tuple[str, str]],
     keystone_port: int = KEYSTONE_PORT,
     nova_port: int = NOVA_PORT,
+    database_vip: Optional[str] = None,
+    check_command: str = "",
 ) -> str:
     """One HAProxy configuration for every node: keystone on ``vip:keystone_port`` and nova-api
     on ``vip:nova_port``, each balanced over ``backends`` ((name, address) of every node) with
-    health checks on the version document. HAProxy binds the virtual IP on every node (the
-    nodes need ``net.ipv4.ip_nonlocal_bind=1``); the stats socket is what the haproxy agent's
-    depth-10 monitor asks."""
+    health checks on the version document; given ``database_vip``, also the database path
+    there (stackha.services.haproxy.galera_listen, checked by ``check_command``). HAProxy binds
+    the virtual IPs on every node (the nodes need ``net.ipv4.ip_nonlocal_bind=1``); the stats
+    socket is what the haproxy agent's depth-10 monitor asks."""
 
     def servers(port: int) -> str:
         return "".join(
@@ -347,11 +406,17 @@ def haproxy_config(
             for name, address in backends
         )
 
+    database = ""
+    external_check = ""
+    if database_vip:
+        command = check_command or galera_check_command()
+        database = "\n" + haproxy.galera_listen(database_vip, backends, command)
+        external_check = "".join(f"    {line}\n" for line in haproxy.EXTERNAL_CHECK_GLOBAL)
     return f"""# written by stackha.lab.openstack
 global
     stats socket {HAPROXY_STATS_SOCKET} mode 600 level admin
     maxconn 1000
-
+{external_check}
 defaults
     mode http
     option httplog
@@ -369,7 +434,7 @@ listen keystone
 listen nova_api
     bind {vip}:{nova_port}
     option httpchk GET /
-{servers(nova_port)}"""
+{servers(nova_port)}{database}"""
 
 
 # -- pcs -------------------------------------------------------------------------------------
@@ -802,7 +867,9 @@ def _shared_secrets(first_root: Path, rabbitmq_password: Optional[str]) -> dict[
     return shared
 
 
-def _write_node_files(lab: Lab, name: str, vip: str, shared: Mapping[str, str]) -> None:
+def _write_node_files(
+    lab: Lab, name: str, vip: str, shared: Mapping[str, str], database_host: str
+) -> None:
     import pwd
 
     handle = lab.node(name)
@@ -833,7 +900,9 @@ def _write_node_files(lab: Lab, name: str, vip: str, shared: Mapping[str, str]) 
     nova_account = pwd.getpwnam(USERS[NOVA_API])
     os.chown(lock_dir, nova_account.pw_uid, nova_account.pw_gid)
     _service_file(
-        root / KEYSTONE_CONF.lstrip("/"), keystone_conf(name, shared["keystone_db"]), "keystone"
+        root / KEYSTONE_CONF.lstrip("/"),
+        keystone_conf(name, shared["keystone_db"], database_host),
+        "keystone",
     )
     members = [node.name for node in state.nodes]
     _service_file(
@@ -845,11 +914,15 @@ def _write_node_files(lab: Lab, name: str, vip: str, shared: Mapping[str, str]) 
             shared["nova_db"],
             shared["nova_keystone"],
             transport_url(members, shared["rabbitmq"]),
+            database_host,
         ),
         "nova",
     )
     for key, path in SECRET_FILES.items():
         _secret_file(root / path.lstrip("/"), shared[key] + "\n")
+    _secret_file(
+        root / galera_check.CREDENTIALS.lstrip("/"), check_credentials_text(shared["check"])
+    )
     keystone_vip = api.endpoint_url(vip, KEYSTONE_PORT) + "/v3"
     keystone_here = api.endpoint_url(handle.address, KEYSTONE_PORT) + "/v3"
     _secret_file(
@@ -891,18 +964,44 @@ class _Timer:
         self.lab.progress(f"openstack: {what}: {seconds:.1f}s")
 
 
+def wait_for_database(
+    lab: Lab, node: str, address: str, check_command: str, timeout: float = 60.0
+) -> None:
+    """Until the Galera node behind HAProxy on ``address`` (the database VIP) passes HAProxy's
+    own health check, asked from ``node``: the path the API services' connections take."""
+    runner = lab.node_runner(node)
+    argv = [check_command, "-", "-", address, str(haproxy.DATABASE_PORT)]
+    last = [""]
+
+    def passes() -> bool:
+        result = runner.run(argv, timeout=10)
+        last[0] = result.output_line()
+        return result.ok
+
+    try:
+        _wait(passes, timeout, f"the database through HAProxy on {address}", interval=1.0)
+    except LabError as err:
+        raise LabError(f"{err} ({last[0]})") from None
+
+
 def provision(
-    lab: Lab, rabbitmq_password: Optional[str] = None, nodes: Sequence[str] = NODES
+    lab: Lab,
+    rabbitmq_password: Optional[str] = None,
+    nodes: Sequence[str] = NODES,
+    database_vip: Optional[str] = None,
+    check_command: str = "",
 ) -> dict[str, object]:
     """Configure keystone and nova-api on every node and initialise their databases through
-    node1, given the lab's Galera up under Pacemaker (see the module docstring). Leaves no API
-    service running. Raises :class:`LabError` naming the step that failed.
+    node1, given the lab's Galera up under Pacemaker (see the module docstring): through
+    HAProxy on ``database_vip`` (checked by ``check_command``) when given, else at each node's
+    own Galera. Leaves no API service running. Raises :class:`LabError` naming the step that
+    failed.
 
     Returns what tests need: ``vip``, ``prefix``, ``keystone_url`` and ``nova_url`` (on the VIP),
     ``keystone_port``, ``nova_port``, ``admin_credentials`` (a host path, root 0600, that
     ``read_openstack_credentials`` reads), ``admin_password``, ``monitor_credentials``
-    ({service: path inside a node}), ``haproxy_config`` (a host path) and ``timings``
-    ({step: seconds}).
+    ({service: path inside a node}), ``haproxy_config`` (a host path), ``database_host``
+    (the database VIP or 127.0.0.1) and ``timings`` ({step: seconds}).
     """
     for program in (KEYSTONE_MANAGE, NOVA_MANAGE, UWSGI, MARIADB, SETPRIV):
         if not os.access(program, os.X_OK):
@@ -911,6 +1010,8 @@ def provision(
     network = ipaddress.ip_network(state.subnet)
     vip = vip_of(state.subnet)
     first = nodes[0]
+    database_host = database_vip or LOCAL_DATABASE
+    check_command = check_command or galera_check_command()
     shared = _shared_secrets(lab.node(first).root, rabbitmq_password)
     hidden = list(shared.values())
     timer = _Timer(lab)
@@ -918,7 +1019,7 @@ def provision(
 
     def files() -> None:
         for name in nodes:
-            _write_node_files(lab, name, vip, shared)
+            _write_node_files(lab, name, vip, shared, database_host)
 
     timer.step("configuration files on every node", files)
     timer.step(
@@ -928,10 +1029,17 @@ def provision(
             [MARIADB, "--batch"],
             "creating the databases",
             60,
-            stdin=database_sql(shared["keystone_db"], shared["nova_db"]),
+            stdin=database_sql(
+                shared["keystone_db"], shared["nova_db"], shared["check"], state.subnet
+            ),
             hidden=hidden,
         ),
     )
+    if database_vip:
+        timer.step(
+            "the database through HAProxy on its VIP",
+            lambda: wait_for_database(lab, first, database_vip, check_command),
+        )
     keystone_url = api.endpoint_url(lab.node(first).address, KEYSTONE_PORT)
 
     def keystone_chain() -> None:
@@ -1022,7 +1130,9 @@ def provision(
     timer.step("keystone and nova databases (side by side)", both)
     config = lab.directory / HAPROXY_CONFIG
     backends = [(name, lab.node(name).address) for name in nodes]
-    config.write_text(haproxy_config(vip, backends))
+    config.write_text(
+        haproxy_config(vip, backends, database_vip=database_vip, check_command=check_command)
+    )
     admin_file = lab.node(first).root / ADMIN_CREDENTIALS.lstrip("/")
     return {
         "vip": vip,
@@ -1035,5 +1145,6 @@ def provision(
         "admin_password": shared["admin"],
         "monitor_credentials": dict(MONITOR_CREDENTIALS),
         "haproxy_config": str(config),
+        "database_host": database_host,
         "timings": timer.timings,
     }

@@ -253,6 +253,13 @@ class WsrepStatus(Record):
         """In the Primary Component and serving: Synced, or a donor or just joined."""
         return self.ready and self.primary and self.state in (DONOR, JOINED, SYNCED)
 
+    @property
+    def takes_writes(self) -> bool:
+        """Serving and Synced: what the agent's promote waits for, and what the one node that
+        OpenStack writes to must be (a donor is busy with a state transfer, blocked for the
+        whole of an rsync one; a joined node is still applying what it missed)."""
+        return self.serving and self.state == SYNCED
+
     def describe(self) -> str:
         return (
             f"cluster status {self.cluster_status}, state {self.comment or self.state}, "
@@ -322,6 +329,47 @@ def query_status(
             source = f"credentials from {credentials}" if credentials else "the client config"
             raise CredentialsError(f"mariadbd refused the SQL check ({source}): {line}")
         raise NotReachable(f"mariadbd does not answer on {socket}: {line}")
+    return parse_status(result.stdout)
+
+
+def query_status_at(
+    runner: Runner,
+    client: str,
+    host: str,
+    port: int,
+    credentials: str,
+    timeout: float,
+) -> WsrepStatus:
+    """Ask the mariadbd at ``host:port`` over TCP, as HAProxy's health check of a database
+    server does (see stackha.galera_check): :data:`STATUS_QUERY`, the one the agent asks its
+    local mariadbd, with the credentials of the client option file ``credentials`` (never on
+    the command line). Raises :class:`CredentialsError` when they are refused,
+    :class:`NotReachable` when nothing answers within ``timeout`` seconds."""
+    from stackha.runner import CommandTimedOut
+
+    argv = [
+        client,
+        f"--defaults-extra-file={credentials}",  # must come first
+        f"--host={host}",
+        f"--port={port}",
+        "--protocol=TCP",
+        f"--connect-timeout={max(1, int(timeout))}",
+        "--batch",
+        "--skip-column-names",
+        "--execute",
+        STATUS_QUERY,
+    ]
+    try:
+        result = runner.run(argv, timeout=timeout)
+    except CommandTimedOut:
+        raise NotReachable(
+            f"mariadbd at {host}:{port} did not answer within {timeout:.1f} s"
+        ) from None
+    if not result.ok:
+        line = result.output_line()
+        if "Access denied" in line:
+            raise CredentialsError(f"mariadbd at {host}:{port} refused {credentials}: {line}")
+        raise NotReachable(f"mariadbd at {host}:{port} does not answer: {line}")
     return parse_status(result.stdout)
 
 

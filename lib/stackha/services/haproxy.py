@@ -19,6 +19,7 @@ from stackha.runner import CommandError
 # typing and the seams' protocols are for the type checker only (see stackha.record).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Optional
 
     from stackha.ocf.daemon import ProcessTable
@@ -205,3 +206,59 @@ def reload(table: ProcessTable, master: int, deadline: Deadline) -> int:
         if deadline.expired():
             raise HaproxyError(f"no new HAProxy worker within {deadline.seconds:.0f}s of reload")
         deadline.sleep(0.05)
+
+
+# -- configuration: the database path --------------------------------------------------------
+
+DATABASE_PORT = 3306
+# What the global section needs for external checks in HAProxy 2.6: "external-check" allows
+# them at all, and since 2.2 HAProxy refuses to fork unless "insecure-fork-wanted" says it may
+# ("'option external-check' will likely fail" otherwise). Nor may it chroot: the check program
+# and the mariadb client must be where their paths say.
+EXTERNAL_CHECK_GLOBAL = ("external-check", "insecure-fork-wanted")
+
+
+def galera_listen(
+    address: str,
+    servers: Sequence[tuple[str, str]],
+    check_command: str,
+    port: int = DATABASE_PORT,
+    name: str = "galera",
+) -> str:
+    """The ``listen`` section that sends every database connection to the VIP ``address`` to
+    ONE Galera node at a time, the way the OpenStack HA Guide, TripleO and Kolla do: the first
+    of ``servers`` ((name, address) in the same order on every node) takes them, the others
+    are ``backup``; multi-writer Galera gives OpenStack deadlock errors when two nodes certify
+    conflicting ``SELECT ... FOR UPDATE`` transactions.
+
+    - the health check is ``check_command`` (stackha-galera-check: wsrep ready, Primary
+      Component, Synced) every 2 s, down after 2 failures, up after 2 successes;
+    - ``on-marked-down shutdown-sessions``: the connections to a node marked down are closed
+      at once, not left to hang on a node that no longer takes writes;
+    - ``stick on dst`` with a one-entry table: every connection to the VIP sticks to the node
+      chosen first, so a node coming back does not take new connections while the old ones
+      still write to its backup (two writers again); it takes them when the one in use fails,
+      or when the VIP moves to another node's HAProxy (whose table starts empty, and whose
+      old connections died with the VIP). TripleO does the same;
+    - long client and server timeouts with TCP keep-alives: oslo.db keeps pooled connections
+      open for an hour (its ``connection_recycle_time``).
+    """
+    lines = [
+        f"listen {name}",
+        f"    bind {address}:{port}",
+        "    mode tcp",
+        "    option tcplog",  # a defaults section's httplog does not apply to TCP
+        "    option tcpka",
+        "    timeout client 90m",
+        "    timeout server 90m",
+        "    timeout check 2s",
+        "    option external-check",
+        f"    external-check command {check_command}",
+        "    stick-table type ip size 1",
+        "    stick on dst",
+        "    default-server check inter 2s fall 2 rise 2 on-marked-down shutdown-sessions",
+    ]
+    for index, (server, server_address) in enumerate(servers):
+        backup = " backup" if index else ""
+        lines.append(f"    server {server} {server_address}:{port}{backup}")
+    return "\n".join(lines) + "\n"
