@@ -397,8 +397,9 @@ class ApiAgent:
     def wait_serving(self, call: Call, pid: int, log_file: str) -> None:
         last_problem = ["no answer yet"]
         # Each try may wait for what is left of the start: a service slow to answer its first
-        # request is starting, not failed. One that dies closes its socket: the try ends then.
-        budget = self.budget(call)
+        # request is starting, not failed (nor worth a warning: the workers load the application
+        # meanwhile). One that dies closes its socket: the try ends then.
+        budget = call.check_budget(slow_after_s=call.context.timeout_s)
 
         def serving() -> bool:
             if not is_alive(PROCESSES, pid):
