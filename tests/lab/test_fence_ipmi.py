@@ -3,6 +3,7 @@ faults, and fencing inside the cluster."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 
 import pytest
 from lab_helpers import inside, node_pids, online_from, pcs, wait_for
+from stackha.lab.bmc import set_busy_power_ons
 from stackha.ocf.daemon import ProcTable, is_alive
 from stackha.runner import Spawn
 
@@ -198,3 +200,116 @@ def test_the_cli_runs_with_options_on_argv(lab):
     )
     assert (result.returncode, result.stdout) == (0, "Status: ON\n"), result.stderr
     assert subprocess.run([AGENT, "--help"], capture_output=True, text=True).returncode == 0
+
+
+# -- fencing that finishes the job (issue 14) --------------------------------------------------
+
+
+def ensure_fence_devices(lab):
+    """One fence_stackha_ipmi device per node, never on its own node, and fencing on."""
+    if "ipmi-node1" in inside(lab, "node1", "pcs", "stonith", "status").stdout:
+        return
+    pcs(lab, "property", "set", "stonith-enabled=false")
+    for index in (1, 2, 3):
+        credentials = bmc(lab, f"node{index}")
+        pcs(
+            lab,
+            "stonith",
+            "create",
+            f"ipmi-node{index}",
+            "fence_stackha_ipmi",
+            f"ip={credentials['address']}",
+            "username=admin",
+            f"password={credentials['password']}",
+            f"pcmk_host_list=node{index}",
+        )
+        pcs(lab, "constraint", "location", f"ipmi-node{index}", "avoids", f"node{index}")
+    pcs(lab, "property", "set", "stonith-enabled=true")
+    wait_for(
+        lambda: inside(lab, "node1", "pcs", "stonith", "status").stdout.count("Started") == 3,
+        "fence devices started",
+    )
+
+
+def all_back(lab):
+    return online_from(lab, "node1") == {"node1", "node2", "node3"}
+
+
+def stonith_reboot(lab, target, fencer="node1"):
+    """stonith_admin --reboot from ``fencer``; its result and wall seconds."""
+    started = time.monotonic()
+    result = inside(
+        lab, fencer, "stonith_admin", "--reboot", target, "--timeout", "90", timeout=120
+    )
+    return result, time.monotonic() - started
+
+
+def daemons_of(lab, name):
+    return next(n for n in lab.status()["nodes"] if n["name"] == name)["daemons"]
+
+
+def test_a_reboot_asks_a_busy_bmc_again_and_the_node_comes_back(lab):
+    """node2's BMC answers Node Busy to its next three power-ons (as the lab's did when its
+    boot failed): the fencing reboot keeps asking within power_timeout, node2 comes back on
+    and rejoins by itself — before the fix it was left off ('powered off, but not back on')."""
+    ensure_fence_devices(lab)
+    wait_for(lambda: all_back(lab), "every node online")
+    before = node_pids(lab, "node2")
+    set_busy_power_ons(str(lab.directory), "node2", 3)
+    result, seconds = stonith_reboot(lab, "node2")
+    assert result.ok, result.stdout + result.stderr
+    assert not any(is_alive(PROCESSES, pid) for pid in before)
+    started = time.monotonic()
+    wait_for(lambda: all_back(lab), "node2 back by itself", timeout=120)
+    print(
+        f"\nreboot through a BMC busy 3 times: stonith_admin {seconds:.1f}s, "
+        f"node2 online {time.monotonic() - started + seconds:.1f}s after the request"
+    )
+    assert lab.power_state("node2") == "on"
+    log = (lab.directory / "bmc-node2.log").read_text()
+    assert log.count("power on: Node Busy (test knob") == 3, log
+    assert re.search(r"node2: power on: on in", log), log
+    assert daemons_of(lab, "node2") == {"corosync": "running", "pacemakerd": "running"}
+
+
+@pytest.fixture
+def old_namespace_held(lab):
+    """Holds node3's network namespace open (as the kernel's slow teardown of a dead node's
+    namespace does for a while): after node3's death its veth stays on the switch."""
+    init = next(n for n in lab.load().nodes if n.name == "node3").init_pid
+    descriptor = os.open(f"/proc/{init}/ns/net", os.O_RDONLY)
+    yield
+    os.close(descriptor)
+
+
+def test_a_node_fenced_right_after_its_crash_comes_back(lab, old_namespace_held):
+    """node3 crashes and is fence-rebooted at once while its old veth is still on the switch:
+    the boot removes it (before the fix: 'ip link add vnode3 … File exists', Node Busy, and
+    node3 left off)."""
+    ensure_fence_devices(lab)
+    wait_for(lambda: all_back(lab), "every node online")
+    lab.crash("node3")
+    assert lab.switch().runner.run(["/sbin/ip", "link", "show", "vnode3"], timeout=10).ok
+    result, seconds = stonith_reboot(lab, "node3")
+    assert result.ok, result.stdout + result.stderr
+    wait_for(lambda: all_back(lab), "node3 back by itself", timeout=120)
+    log = (lab.directory / "bmc-node3.log").read_text()
+    assert "FAILED" not in log and "Node Busy" not in log, log
+    assert daemons_of(lab, "node3") == {"corosync": "running", "pacemakerd": "running"}
+
+
+def test_the_reboot_time_with_a_post_delay(lab):
+    """The time of a fencing reboot through stonith_admin against the lab BMC, the node
+    taking the lab's POST delay to boot: printed for the record."""
+    ensure_fence_devices(lab)
+    wait_for(lambda: all_back(lab), "every node online")
+    result, seconds = stonith_reboot(lab, "node2")
+    assert result.ok, result.stdout + result.stderr
+    started = time.monotonic()
+    wait_for(lambda: all_back(lab), "node2 back", timeout=120)
+    back = time.monotonic() - started + seconds
+    print(
+        f"\nstonith_admin --reboot node2 (POST delay {lab.load().post_delay:g}s): "
+        f"{seconds:.1f}s; node2 online again {back:.1f}s after the request"
+    )
+    assert seconds < 30
