@@ -18,7 +18,7 @@ from galera_checks import sql
 from lab_helpers import wait_for
 from openstack_checks import Client, Request
 from rabbitmq_checks import Traffic
-from stackha.lab.galera import MARIADB, NODES
+from stackha.lab.galera import MARIADB
 from stackha.lab.rabbitmq import OPENSTACK_PASSWORD
 from stackha.runner import CommandError
 from stackha.services import openstack_api as api
@@ -31,10 +31,10 @@ TABLE = "soak.acked"  # galera_checks.prepare_soak_table makes it: (id, via)
 
 
 def database_addresses(deployment):
-    """Where the writer sends its rows: OpenStack's database path. Today each API writes to its
-    own node's Galera, so the writer uses the nodes' addresses in turn; once the stack has a
-    database VIP (HAProxy in front of one Galera node), this line becomes ``[that VIP]``."""
-    return [deployment.lab.node(name).address for name in NODES]
+    """Where the writer sends its rows: OpenStack's database path, HAProxy on the database VIP
+    (to one Galera node at a time). The stack before that path wrote to each node's own
+    Galera: ``[deployment.lab.node(n).address for n in NODES]`` here tries that again."""
+    return [deployment.info["database_vip"]]
 
 
 def create_soak_user(lab, password, node="node1"):
