@@ -228,8 +228,17 @@ class Session:
         except KeyError:
             return "E102: Parameter Error"
         if command in actions:
+            from stackha.lab.namespaces import LabError
+
             for number in numbers:
-                self.outlets.switch(unit, number, actions[command])
+                try:
+                    self.outlets.switch(unit, number, actions[command])
+                except LabError as err:
+                    # A boot that really failed: its reason in the PDU's log, APC's "command
+                    # failed" to the caller (the connection stays up).
+                    sys.stderr.write(f"outlet {number}: {command} FAILED: {err}\n")
+                    sys.stderr.flush()
+                    return "E100: Command failed"
             return "E000: Success"
         lines = ["E000: Success"]
         for number in numbers:
