@@ -17,7 +17,9 @@ class Member:
 
 
 def render(cluster_name: str, members: Sequence[Member], token_ms: int = 3000) -> str:
-    """The corosync.conf text: knet, one ring, votequorum, logging to /var/log/cluster."""
+    """The corosync.conf text: knet, one ring, votequorum, logging to /var/log/cluster with
+    millisecond timestamps (``hires``: a failover's token, consensus and membership lines are a
+    few seconds apart, bench/openstack_stack.py reads them)."""
     nodes = "".join(
         f"""    node {{
         ring0_addr: {member.address}
@@ -49,6 +51,6 @@ logging {{
     logfile: /var/log/cluster/corosync.log
     to_syslog: no
     to_stderr: no
-    timestamp: on
+    timestamp: hires
 }}
 """
