@@ -256,9 +256,10 @@ def _missing(status, resource, roles=("Started", "Promoted")):
 
 
 def _galera_gap(lab, status):
-    wrong = _missing(status, "galera", ("Promoted",))
-    if wrong:
-        return wrong
+    missing = _missing(status, "galera", ("Promoted",))
+    if missing:
+        return missing
+    wrong = []
     for node in NODES:
         wsrep = lab_galera.wsrep_status(lab, node)
         seen = (
@@ -374,10 +375,12 @@ class Watch:
         return bool(self.went_out or self.new_failures() or self.new_fencing())
 
     def back_after(self):
-        return {
-            s: (self.whole_since[s] or 0.0) - self.started if s in self.went_out else None
-            for s in SERVICES
-        }
+        back = {}
+        for service in SERVICES:
+            since = self.whole_since[service]
+            out = service in self.went_out and since is not None
+            back[service] = since - self.started if out else None
+        return back
 
     def report(self):
         """What stayed out, the round's failed actions and fencing, and each node's log lines
