@@ -76,6 +76,7 @@ bench: venv
 	$(PY) bench/openstack_api.py
 	$(PY) bench/openstack_lab.py
 	$(PY) bench/openstack_stack.py
+	$(PY) bench/stack_outage.py
 	$(PY) bench/lab_timing.py
 	$(PY) bench/fence_ipmi.py
 	$(PY) bench/fence_pdu.py
