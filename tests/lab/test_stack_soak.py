@@ -101,8 +101,13 @@ def run_round(number, faults, deployment, writer, traffic, client):
     watch = Watch(lab, deployment.info["rabbitmq_monitor_password"])
     injection = Injection(lab, faults)
     deadline = watch.started + ROUND_TIMEOUT
+    shown = watch.started
     while True:
         whole = watch.poll()
+        if time.monotonic() - shown >= 60:  # what is still out, for whoever watches a long round
+            shown = time.monotonic()
+            out = "; ".join(f"{s}: {gap}" for s, gap in watch.last.items() if gap)
+            print(f"  {shown - watch.started:.0f}s: {out or 'whole'}", flush=True)
         if injection.errors:
             raise AssertionError(
                 f"round {number} ({what}): {injection.errors[0]}\n{watch.report()}"
@@ -111,7 +116,9 @@ def run_round(number, faults, deployment, writer, traffic, client):
             break
         now = time.monotonic()
         if injection.done and not watch.noticed and now > watch.started + NOTICE_TIMEOUT:
-            raise AssertionError(f"round {number} ({what}): the cluster never noticed it")
+            raise AssertionError(
+                f"round {number} ({what}): the cluster never noticed it\n{watch.report()}"
+            )
         if now > deadline:
             raise AssertionError(
                 f"round {number} ({what}): not whole within {ROUND_TIMEOUT:.0f}s (seed {SEED}); "
@@ -137,10 +144,17 @@ def run_round(number, faults, deployment, writer, traffic, client):
         120,
     )
     silence, confirms = traffic.longest_silence(watch.started, ended)
+    notes = [
+        *injection.notes,
+        *(
+            f"{e.action} of {e.target} by {e.delegate or '?'}: {e.status}"
+            for e in watch.new_fencing()
+        ),
+    ]
     result = RoundResult(
         number,
         what,
-        "; ".join(injection.notes),
+        "; ".join(notes),
         whole_after,
         watch.back_after(),
         windows(writer, watch.started, ended),
@@ -150,7 +164,7 @@ def run_round(number, faults, deployment, writer, traffic, client):
     back = ", ".join(f"{s} {t:.0f}s" for s, t in result.back_after.items() if t is not None)
     print(
         f"round {number}: whole after {whole_after:.1f}s ({back or 'nothing seen out'}); "
-        f"{'; '.join(injection.notes) + '; ' if injection.notes else ''}"
+        f"{'; '.join(notes) + '; ' if notes else ''}"
         f"writer {result.writer}, amqp {result.amqp}, api {result.api}; "
         f"{len(acknowledged)} rows acknowledged and {len(traffic.confirmed)} messages "
         "confirmed so far, none lost",
