@@ -58,12 +58,19 @@ class RoundResult:
 
 
 def windows(client, since, until):
-    """A client's failed requests between ``since`` and ``until``: "none of N" or
-    "F of N failed, from A to B s"."""
+    """A client's failed requests between ``since`` and ``until``: "0/N" or "F/N A-Bs" (from
+    A to B seconds after the fault)."""
     seen = client.outcome(since, until)
     if not seen.failed:
         return f"0/{seen.total}"
-    return f"{seen.failed}/{seen.total} {seen.first_failure:.0f}-{seen.last_failure:.0f}s"
+    first = max(seen.first_failure, 0.0)
+    return f"{seen.failed}/{seen.total} {first:.0f}-{seen.last_failure:.0f}s"
+
+
+def reasons(client, since, until):
+    """The most frequent reasons of a client's failed requests, for the round's line."""
+    problems = client.outcome(since, until).problems
+    return "; ".join(f"{n}x {p}" for p, n in problems.most_common(2))
 
 
 def table(results):
@@ -150,7 +157,16 @@ def run_round(number, faults, deployment, writer, traffic, client):
             f"{e.action} of {e.target} by {e.delegate or '?'}: {e.status}"
             for e in watch.new_fencing()
         ),
+        *(
+            f"failed {f.op_key} on {f.node}: {f.exit_reason or f.exit_status}"
+            for f in watch.new_failures()
+        ),
     ]
+    why = {
+        c.name: reasons(c, watch.started, ended)
+        for c in (writer, client)
+        if c.outcome(watch.started, ended).failed
+    }
     result = RoundResult(
         number,
         what,
@@ -170,6 +186,8 @@ def run_round(number, faults, deployment, writer, traffic, client):
         "confirmed so far, none lost",
         flush=True,
     )
+    for name, text in why.items():
+        print(f"  {name} failures: {text}", flush=True)
     return result
 
 
