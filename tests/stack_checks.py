@@ -5,21 +5,35 @@ back on, and it rejoins every service."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from lab_helpers import inside, wait_for
-from openstack_checks import Client, Deployment, Outcome, answers_both, settle, status_from
+from openstack_checks import (
+    Client,
+    Deployment,
+    Outcome,
+    Request,
+    answers_both,
+    settle,
+    short,
+    status_from,
+)
 from stackha.lab import deploy as lab_deploy
 from stackha.lab import galera as lab_galera
+from stackha.lab import openstack
 from stackha.lab import rabbitmq as lab_rabbitmq
+from stackha.services import openstack_api as api
 
 NODES = ("node1", "node2", "node3")
 VIP = "vip-public"
+DATABASE_VIP = "vip-database"
 
 
 def stackha_command():
@@ -38,12 +52,162 @@ def deploy_stack(lab):
     return Deployment(lab, info)
 
 
-def vip_holder(lab, observers=NODES):
+def vip_holder(lab, observers=NODES, vip=VIP):
     status = status_from(lab, observers)
     if status is None:
         return None
-    holders = [r.nodes[0] for r in status.instances(VIP) if r.active and r.nodes]
+    holders = [r.nodes[0] for r in status.instances(vip) if r.active and r.nodes]
     return holders[0] if len(holders) == 1 else None
+
+
+# -- the database path: one writer through HAProxy ------------------------------------------
+
+
+def local_commits(lab, nodes=NODES):
+    """{node: wsrep_local_commits}: the transactions its clients committed on it (what it
+    applies for its peers is not counted), for the nodes that answer."""
+    found = {}
+    for node in nodes:
+        value = lab_galera.wsrep_status(lab, node).get("wsrep_local_commits", "")
+        if value.isdigit():
+            found[node] = int(value)
+    return found
+
+
+def commits_during(lab, work, nodes=NODES):
+    """{node: local commits} while ``work()`` ran (a node that did not answer before or after
+    is left out)."""
+    before = local_commits(lab, nodes)
+    work()
+    after = local_commits(lab, nodes)
+    return {n: after[n] - before[n] for n in nodes if n in before and n in after}
+
+
+def writers(deltas):
+    return sorted(node for node, count in deltas.items() if count > 0)
+
+
+def galera_servers(lab, node):
+    """{server: (status, current sessions, total sessions)} of the ``galera`` proxy, from the
+    stats socket of ``node``'s HAProxy."""
+    result = lab.node_runner(node).run(
+        ["/usr/bin/socat", "-", f"UNIX-CONNECT:{openstack.HAPROXY_STATS_SOCKET}"],
+        timeout=10,
+        stdin="show stat\n",
+    )
+    assert result.ok, result.output_line()
+    header, *rows = result.stdout.splitlines()
+    columns = header.lstrip("# ").split(",")
+    servers = {}
+    for row in rows:
+        fields = dict(zip(columns, row.split(",")))
+        if fields.get("pxname") == "galera" and fields.get("svname") not in (
+            "FRONTEND",
+            "BACKEND",
+        ):
+            servers[fields["svname"]] = (
+                fields["status"],
+                int(fields["scur"] or 0),
+                int(fields["stot"] or 0),
+            )
+    return servers
+
+
+class Writer:
+    """Writes through the APIs without pause, from the lab's network: a project created in
+    keystone through the VIP (an INSERT in Galera, through HAProxy on the database VIP), then
+    a token issued (reads), in turn; ``requests`` records each."""
+
+    def __init__(self, deployment, timeout=5.0, pause=0.1):
+        self.lab = deployment.lab
+        self.url = deployment.keystone_url + "/v3/projects"
+        self.credentials = deployment.admin()
+        self.timeout = timeout
+        self.pause = pause
+        self.requests: list[Request] = []
+        self.crashed: list[BaseException] = []
+        self._token = ""
+        self._names = (f"stackha-writer-{time.time_ns()}-{i}" for i in itertools.count())
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="db-writer", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        wait_for(
+            lambda: sum(r.ok for r in list(self.requests)) >= 4 or self.crashed,
+            "the writer's first requests succeeding",
+            60,
+        )
+        assert not self.crashed, self.crashed
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=self.timeout * 2 + 10)
+        assert not self._thread.is_alive(), "the writer did not stop"
+        assert not self.crashed, self.crashed
+
+    def _run(self):
+        try:
+            self.lab.switch().call(self._loop)
+        except BaseException as err:  # noqa: BLE001 - reported by __exit__
+            self.crashed.append(err)
+
+    def _loop(self):
+        for count in itertools.count():
+            if self._stop.is_set():
+                return
+            kind = "POST /v3/projects" if count % 2 == 0 else "POST /v3/auth/tokens"
+            started = time.monotonic()
+            try:
+                problem = self._create() if count % 2 == 0 else self._login()
+            except api.OpenStackApiError as err:
+                problem = str(err)
+            self.requests.append(Request(kind, started, time.monotonic(), problem))
+            self._stop.wait(self.pause)
+
+    def _login(self):
+        self._token = api.issue_token(self.credentials, self.timeout)
+        return ""
+
+    def _create(self):
+        if not self._token:
+            self._login()
+        body = {"project": {"name": next(self._names), "domain_id": "default"}}
+        headers = {"X-Auth-Token": self._token, "Accept": "application/json"}
+        answer = api.http_post_json(self.url, body, self.timeout, headers)
+        return "" if answer.status == 201 else f"HTTP {answer.status}"
+
+    def succeeded(self, since=0.0):
+        return [r for r in list(self.requests) if r.ok and r.started >= since]
+
+    def wait_steady(self, what, seconds=8.0, timeout=120.0):
+        """Until every request of the last ``seconds`` succeeded, ``seconds`` from now at the
+        earliest."""
+        earliest = time.monotonic() + seconds
+
+        def steady():
+            now = time.monotonic()
+            recent = [r for r in list(self.requests) if r.ended >= now - seconds]
+            return now >= earliest and len(recent) >= 4 and all(r.ok for r in recent)
+
+        wait_for(steady, f"{what}: every write succeeding", timeout + seconds)
+
+    def outcome(self, since):
+        seen = [r for r in list(self.requests) if r.ended >= since]
+        failed = [r for r in seen if not r.ok]
+        if not failed:
+            return f"{len(seen)} requests, none failed"
+        reasons = {short(r.problem) for r in failed}
+        return (
+            f"{len(failed)} of {len(seen)} failed, from {failed[0].started - since:.1f}s to "
+            f"{failed[-1].ended - since:.1f}s ({'; '.join(sorted(reasons)[:3])})"
+        )
+
+    def failed_window(self, since):
+        """Seconds from ``since`` until the last failed request ended (0: none failed)."""
+        failed = [r for r in list(self.requests) if r.ended >= since and not r.ok]
+        return failed[-1].ended - since if failed else 0.0
 
 
 def whole(deployment, nodes=NODES):
