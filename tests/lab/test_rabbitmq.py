@@ -14,6 +14,7 @@ import time
 import pytest
 from lab_helpers import inside, pcs, wait_for
 from rabbitmq_checks import (
+    QUEUE,
     Traffic,
     assert_definitions_kept,
     deploy,
@@ -137,8 +138,12 @@ def outage(lab, secrets, down_order, first_back, last_back, what):
             lab.set_power(node, "on")
         wait_healthy(lab, secrets, f"{what}: every node back", 240)
         whole = time.monotonic() - started
-        traffic.wait_for_confirms(20)
-        wait_for(lambda: not traffic.lost(), f"{what}: confirmed ids delivered", 120)
+        try:
+            traffic.wait_for_confirms(20)
+            wait_for(lambda: not traffic.lost(), f"{what}: confirmed ids delivered", 120)
+        except AssertionError:
+            print(queue_report(lab))
+            raise
     assert traffic.lost() == [], f"{what}: confirmed but never delivered"
     assert_definitions_kept(lab)
     print(
@@ -146,6 +151,39 @@ def outage(lab, secrets, down_order, first_back, last_back, what):
         f"{whole:.1f}s; {len(traffic.confirmed)} confirmed, none lost"
     )
     return first, whole
+
+
+def queue_report(lab):
+    """What each broker says of the queues (the quorum queue's leader and members online)."""
+    lines = []
+    for node in NODES:
+        result = lab.node_runner(node).run(
+            [
+                "/usr/sbin/rabbitmqctl",
+                "list_queues",
+                "name",
+                "type",
+                "leader",
+                "members",
+                "online",
+                "messages",
+            ],
+            timeout=60,
+        )
+        lines.append(f"{node}: {result.stdout.strip()} {result.stderr.strip()}")
+        result = lab.node_runner(node).run(
+            ["/usr/sbin/rabbitmq-diagnostics", "quorum_status", QUEUE], timeout=60
+        )
+        lines.append(f"{node} quorum_status: {result.stdout.strip()} {result.stderr.strip()}")
+        log = lab.node(node).root / f"var/log/rabbitmq/rabbit@{node}.log"
+        if log.exists():
+            interesting = [
+                line
+                for line in log.read_text(errors="replace").splitlines()
+                if "soak" in line and "leader call" not in line and "[error]" not in line
+            ]
+            lines += [f"  {node} log: {line}" for line in interesting[-30:]]
+    return "\n".join(lines)
 
 
 def test_every_node_loses_power_and_two_come_back_before_the_third(rabbit):

@@ -517,27 +517,55 @@ def test_after_an_outage_the_first_by_name_of_every_member_starting_boots_first(
     assert "force_boot" in err
 
 
-def test_after_an_outage_a_member_waits_for_the_first_then_rejoins_it_without_force(broker):
-    """node1 took the first boot: node2 waits until node1 runs, then boots with its data."""
+def test_after_an_outage_a_member_boots_alongside_the_one_that_took_the_first_boot(broker):
+    """node1 took the first boot: node2 boots at once without force_boot (Mnesia loads from
+    node1 once node1 is up), waiting BOOT_CHECK_S at a time while node1 still boots first."""
     broker.has_data(MEMBERS, name="rabbit@node2")
     broker.expect_peers()
     broker.expect_claim("waiting:0:rabbit@node2")
     broker.expect_peers()
     broker.expect_claims(("node1", "first:0:rabbit@node1"))
     broker.expect_peers()
-    broker.expect_claims(("node1", "first:0:rabbit@node1"))
-    broker.expect_peers(("node1", "rabbit@node1"))  # node1 booted
-    broker.expect_peers(("node1", "rabbit@node1"))
-    broker.expect_boot(seconds_used=2, rejoining=True)
+    broker.expect_boot(rejoining=True, **TIMED_OUT)  # node1 not up yet
+    broker.expect_peers()
+    broker.expect_claims(("node1", "first:0:rabbit@node1"), ("node2", "waiting:0:rabbit@node2"))
+    broker.expect_boot(rejoining=True)
     broker.expect_publish("rabbit@node2")
     broker.expect_withdraw_claim()
+    broker.expect_monitoring_user()
+    broker.expect_cluster_wide_setup()
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    code, err = broker.run("start", broker.env(node="node2"))
+    assert code == 0, err
+    assert broker.clock.sleeps == []
+    assert "rabbit@node1 boots first: booting alongside it to rejoin it" in err
+
+
+def test_a_member_booting_alongside_gives_up_when_the_first_one_stops_booting(broker):
+    """node1's first boot failed (its claim withdrawn, nothing runs): node2's Mnesia would wait
+    for ever; node2 stops its VM and decides again — node3 runs by then, and node2 rejoins it."""
+    broker.has_data(MEMBERS, name="rabbit@node2")
+    broker.expect_peers()
+    broker.expect_claim("waiting:0:rabbit@node2")
+    broker.expect_peers()
+    broker.expect_claims(("node1", "first:0:rabbit@node1"))
+    broker.expect_peers()
+    broker.expect_boot(rejoining=True, **TIMED_OUT)
+    broker.expect_peers()
+    broker.expect_claims(("node2", "waiting:0:rabbit@node2"))  # node1's claim is gone
+    broker.expect_withdraw_claim()
+    broker.expect_peers(("node3", "rabbit@node3"))  # deciding again
+    broker.expect_peer_status("rabbit@node3", running=("rabbit@node3",))
+    broker.expect_boot(rejoining=True)
+    broker.expect_publish("rabbit@node2")
     broker.expect_monitoring_user()
     broker.expect_removed_nodes_check()
     broker.boots()
     code, err = broker.run("start", broker.env(node="node2"))
     assert code == 0, err
-    assert broker.clock.sleeps == [RABBITMQ.POLL_S, RABBITMQ.POLL_S]
-    assert "waiting for rabbit@node1 to boot first" in err
+    assert "boot given up: no member runs and none boots first any more" in err
+    assert len(broker.runner.spawned) == 2
 
 
 def test_after_an_outage_a_member_starting_alone_boots_first_after_the_settle_window(broker):
@@ -614,7 +642,8 @@ def test_after_an_outage_a_member_defers_to_the_last_member_down(broker):
 def test_of_two_instances_that_took_the_first_boot_at_once_the_later_name_gives_way(broker):
     """node1's claim reached node2 only after node2's settle window (attrd slow on a loaded
     node): both took the first boot. After BOOT_COMMIT_S node2 sees node1's, goes back to
-    waiting and never force_boots; node1 keeps it (the same rule on both sides)."""
+    waiting and boots alongside node1 without force_boot; node1 keeps it (the same rule on
+    both sides)."""
     broker.has_data(MEMBERS, name="rabbit@node2")
     broker.expect_peers()
     broker.expect_claim("waiting:0:rabbit@node2")
@@ -626,30 +655,30 @@ def test_of_two_instances_that_took_the_first_boot_at_once_the_later_name_gives_
     broker.expect_peers()
     broker.expect_claims(("node1", "first:0:rabbit@node1"), ("node3", "waiting:0:rabbit@node3"))
     broker.expect_claim("waiting:0:rabbit@node2")
-    broker.expect_peers(("node1", "rabbit@node1"))
-    broker.expect_peers(("node1", "rabbit@node1"))
-    broker.expect_boot(seconds_used=polls + 3, rejoining=True)
+    broker.expect_peers()
+    broker.expect_boot(rejoining=True)
     broker.expect_publish("rabbit@node2")
     broker.expect_withdraw_claim()
     broker.expect_monitoring_user()
+    broker.expect_cluster_wide_setup()
     broker.expect_removed_nodes_check()
     broker.boots()
     code, err = broker.run("start", broker.env(node="node2"))
     assert code == 0, err
-    assert "waiting for rabbit@node1 to boot first" in err
+    assert "rabbit@node1 boots first: booting alongside it" in err
 
 
 def test_after_an_outage_a_wait_for_a_first_that_never_boots_ends_inside_the_budget(broker):
-    """node1 holds the first boot and never runs: node2 fails while BOOT_BUDGET_S of its start
-    is left, saying what it waited for and what to do, and withdraws its claim; nothing
-    booted, nothing wiped."""
+    """node1, the last member down, claimed and never takes the first boot (its start hangs):
+    node2 fails while BOOT_BUDGET_S of its start is left, saying what it waited for and what
+    to do, and withdraws its claim; nothing booted, nothing wiped."""
     broker.has_data(MEMBERS, name="rabbit@node2")
     env = broker.env(node="node2", OCF_RESKEY_CRM_meta_timeout="65000")
     broker.expect_peers()
     broker.expect_claim("waiting:0:rabbit@node2")
     for _ in range(7):  # 65 s, 1 s a poll, until less than BOOT_BUDGET_S (60 s) is left
         broker.expect_peers()
-        broker.expect_claims(("node1", "first:0:rabbit@node1"))
+        broker.expect_claims(("node1", "waiting:1:rabbit@node1"))
     broker.expect_withdraw_claim()
     code, err = broker.run("start", env)
     assert code == 1
