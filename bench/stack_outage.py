@@ -47,6 +47,7 @@ the losses. Aim (issue 14, reported, not asserted): ours under 90 s in every rou
 Run as root on a checkout after ``make venv`` (the Debian packages from ``make deps``)::
 
     .venv/bin/python bench/stack_outage.py [--rounds 3] [--pause 2] [--limit 300] [--json FILE]
+        [--keep-logs DIR] [--ours-only]
 
 The lab is torn down with ``Lab.down`` whatever happens (also on Ctrl-C and SIGTERM).
 """
@@ -452,6 +453,16 @@ def render(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
     return "\n".join(lines) + "\n"
 
 
+def keep_logs(lab: Lab, target: Path) -> None:
+    """Every node's pacemaker, corosync, MariaDB and RabbitMQ logs, copied to ``target``."""
+    target.mkdir(parents=True, exist_ok=True)
+    for node in NODES:
+        root = lab.node(node).root
+        for path in ("var/log/pacemaker", "var/log/cluster", "var/log/mysql", "var/log/rabbitmq"):
+            if (root / path).is_dir():
+                shutil.copytree(root / path, target / node / path, dirs_exist_ok=True)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="outages per side (default 3)")
@@ -460,6 +471,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--ours-only", action="store_true", help="skip the incumbents")
     parser.add_argument("--subnet", default=SUBNET)
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--keep-logs", metavar="DIR", help="copy the nodes' logs to DIR at the end")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("the lab needs root: run as root", file=sys.stderr)
@@ -494,6 +506,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         log("the run failed:\n" + traceback.format_exc())
         status = 1
     finally:
+        if args.keep_logs:
+            keep_logs(lab, Path(args.keep_logs))
         log("lab down")
         lab.down()
         shutil.rmtree(workdir, ignore_errors=True)
