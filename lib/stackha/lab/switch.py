@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 
 IP = "/sbin/ip"
 BRIDGE = "br0"
+# The bridge's own MAC, set once: left to the kernel it follows the lowest MAC of its ports, so
+# a crashed node's veth leaving (or a rebooted node's new one joining) changed it, and every
+# node's ARP entry for the simulators' addresses on the bridge went wrong for 5-9 s — the fence
+# devices did not answer just when a node had to be fenced (bench/README.md, openstack_stack.py).
+BRIDGE_MAC = "02:00:5a:1a:b0:01"
 
 
 class Switch:
@@ -58,6 +63,7 @@ class Switch:
         try:
             self._ip("link", "set", "lo", "up")
             self._ip("link", "add", BRIDGE, "type", "bridge")
+            self._ip("link", "set", BRIDGE, "address", BRIDGE_MAC)
             self._ip("addr", "add", f"{address}/{prefix}", "dev", BRIDGE)
             self._ip("link", "set", BRIDGE, "up")
         except BaseException:
