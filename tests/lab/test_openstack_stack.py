@@ -78,7 +78,7 @@ def test_status_shows_the_stack_as_an_operator_thinks_of_it(deployment):
     print(f"\n{text.stdout}")
 
 
-def the_writer(deployment, seconds=6.0):
+def the_writer(deployment, seconds=10.0):
     """The one node the APIs' writes land on while a :class:`Writer` runs ``seconds``, with
     the local commits of every node; fails unless exactly one node took them."""
     lab = deployment.lab
@@ -121,14 +121,14 @@ def test_a_killed_writer_moves_the_writes_to_one_backup_and_the_apis_keep_answer
         writer.wait_steady("after the writer's mariadbd was killed", timeout=90)
         outage = writer.failed_window(killed)
         print(f"\nmariadbd killed on {old}: writes {writer.outcome(killed)}")
-        deltas = commits_during(lab, lambda: time.sleep(6))
+        deltas = commits_during(lab, lambda: time.sleep(10))
         print(f"local commits after the kill: {deltas}")
         assert len(writers(deltas)) == 1 and writers(deltas)[0] != old, deltas
         new = writers(deltas)[0]
         wait_for(lambda: lab_galera.healthy(lab, NODES), f"{old} back in Galera", 300)
         back = time.monotonic() - killed
         writer.wait_steady("after its return")
-        deltas = commits_during(lab, lambda: time.sleep(6))
+        deltas = commits_during(lab, lambda: time.sleep(10))
         print(f"{old} Synced again after {back:.1f}s; local commits then: {deltas}")
         assert writers(deltas) == [new], deltas
     assert outage < 30, f"writes failed for {outage:.1f}s after the kill"
