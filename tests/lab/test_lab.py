@@ -202,6 +202,15 @@ def test_the_cli_shows_status_and_runs_commands_in_nodes(lab):
     )
     assert status.returncode == 0, status.stderr
     assert [n["name"] for n in json.loads(status.stdout)["nodes"]] == ["node1", "node2", "node3"]
+    text = subprocess.run(
+        [stackha, "lab", "--dir", str(lab.directory), "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    for name in ("node1", "node2", "node3"):
+        (line,) = [line for line in text.splitlines() if line.split()[:1] == [name]]
+        assert "power on   running  corosync=running pacemakerd=running" in line, text
     hostname = subprocess.run(
         [stackha, "lab", "--dir", str(lab.directory), "exec", "node2", "--", "hostname"],
         capture_output=True,
@@ -209,6 +218,32 @@ def test_the_cli_shows_status_and_runs_commands_in_nodes(lab):
         timeout=60,
     )
     assert hostname.stdout == "node2\n"
+
+
+def test_status_tells_a_node_whose_pacemaker_stopped(lab):
+    """pacemakerd gone on a powered, running node (as when Pacemaker shuts itself down on
+    learning the node was fenced): status says so, corosync still running; a power cycle
+    brings both back."""
+    wait_for(lambda: online_from(lab, "node1") == {"node1", "node2", "node3"}, "all online")
+    pacemakerd = inside(lab, "node2", "pgrep", "-x", "pacemakerd").stdout.split()
+    assert inside(lab, "node2", "kill", "-TERM", pacemakerd[0]).ok
+
+    def daemons():
+        return next(n for n in lab.status()["nodes"] if n["name"] == "node2")["daemons"]
+
+    wait_for(lambda: daemons()["pacemakerd"] == "stopped", "pacemakerd seen stopped")
+    # node1's view lags node2's shutdown a moment: wait for it, or "back" below is stale
+    wait_for(lambda: "node2" not in online_from(lab, "node1"), "node2 seen offline")
+    node = next(n for n in lab.status()["nodes"] if n["name"] == "node2")
+    assert (node["power"], node["running"], node["daemons"]["corosync"]) == ("on", True, "running")
+    lab.set_power("node2", "cycle")
+    # during the POST the BMC says on, and neither daemon runs yet
+    assert lab.power_state("node2") == "on"
+    assert lab.node("node2").daemons() == {"corosync": "stopped", "pacemakerd": "stopped"}
+    wait_for(
+        lambda: online_from(lab, "node1") == {"node1", "node2", "node3"}, "node2 back", timeout=90
+    )
+    assert daemons() == {"corosync": "running", "pacemakerd": "running"}
 
 
 def host_pids():
