@@ -126,19 +126,19 @@ def outage(lab, secrets, down_order, first_back, last_back, what):
         for node in down_order:
             lab.set_power(node, "off")
         started = time.monotonic()
-        for node in first_back:
-            lab.set_power(node, "on")
-        wait_for(
-            lambda: whole_among(lab, secrets, first_back),
-            f"{what}: RabbitMQ whole on {', '.join(first_back)} with the others off",
-            240,
-        )
-        first = time.monotonic() - started
-        for node in last_back:
-            lab.set_power(node, "on")
-        wait_healthy(lab, secrets, f"{what}: every node back", 240)
-        whole = time.monotonic() - started
         try:
+            for node in first_back:
+                lab.set_power(node, "on")
+            wait_for(
+                lambda: whole_among(lab, secrets, first_back),
+                f"{what}: RabbitMQ whole on {', '.join(first_back)} with the others off",
+                240,
+            )
+            first = time.monotonic() - started
+            for node in last_back:
+                lab.set_power(node, "on")
+            wait_healthy(lab, secrets, f"{what}: every node back", 240)
+            whole = time.monotonic() - started
             traffic.wait_for_confirms(20)
             wait_for(lambda: not traffic.lost(), f"{what}: confirmed ids delivered", 120)
         except AssertionError:
@@ -154,35 +154,39 @@ def outage(lab, secrets, down_order, first_back, last_back, what):
 
 
 def queue_report(lab):
-    """What each broker says of the queues (the quorum queue's leader and members online)."""
+    """What each node says when the brokers do not come back or the queue stops: the queues
+    (the quorum queue's leader and members online), its quorum status, crm_mon, the broker's
+    log and the agent's lines in Pacemaker's log."""
     lines = []
     for node in NODES:
-        result = lab.node_runner(node).run(
-            [
-                "/usr/sbin/rabbitmqctl",
-                "list_queues",
-                "name",
-                "type",
-                "leader",
-                "members",
-                "online",
-                "messages",
-            ],
-            timeout=60,
+        commands = (
+            ["/usr/sbin/rabbitmqctl", "list_queues", "name", "type", "leader", "members", "online"],
+            ["/usr/sbin/rabbitmq-diagnostics", "quorum_status", QUEUE],
+            ["crm_mon", "-1", "-A", "-f"],
         )
-        lines.append(f"{node}: {result.stdout.strip()} {result.stderr.strip()}")
-        result = lab.node_runner(node).run(
-            ["/usr/sbin/rabbitmq-diagnostics", "quorum_status", QUEUE], timeout=60
-        )
-        lines.append(f"{node} quorum_status: {result.stdout.strip()} {result.stderr.strip()}")
+        for argv in commands:
+            try:
+                result = lab.node_runner(node).run(argv, timeout=60)
+            except Exception as err:  # a node that is off: say so and go on
+                lines.append(f"{node} {argv[0]}: {err}")
+                continue
+            lines.append(f"{node} {' '.join(argv[:2])}: {result.stdout.strip()} {result.stderr}")
         log = lab.node(node).root / f"var/log/rabbitmq/rabbit@{node}.log"
         if log.exists():
             interesting = [
                 line
                 for line in log.read_text(errors="replace").splitlines()
-                if "soak" in line and "leader call" not in line and "[error]" not in line
+                if "leader call" not in line and "[error]" not in line and "connection" not in line
             ]
-            lines += [f"  {node} log: {line}" for line in interesting[-30:]]
+            lines += [f"  {node} log: {line}" for line in interesting[-60:]]
+        pacemaker = lab.node(node).root / "var/log/pacemaker/pacemaker.log"
+        if pacemaker.exists():
+            agent = [
+                line
+                for line in pacemaker.read_text(errors="replace").splitlines()
+                if "rabbitmq" in line and ("INFO" in line or "WARNING" in line or "reason" in line)
+            ]
+            lines += [f"  {node} pacemaker: {line}" for line in agent[-40:]]
     return "\n".join(lines)
 
 
