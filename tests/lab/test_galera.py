@@ -103,6 +103,34 @@ def test_every_node_crashes_at_once(galera):
     assert_no_lost_writes(galera, writer)
 
 
+def test_every_node_crashes_and_two_come_back_before_the_third(galera):
+    """The order that broke RabbitMQ (issue 14), for Galera: node1 and node2 come back while
+    node3 stays off. Its position may be the newest, and with bootstrap_with_quorum off
+    nobody may bootstrap from a partial view: node1 and node2 report their positions and wait
+    Unpromoted, not failed; when node3 returns the election runs and all are Promoted."""
+    with Writer(galera) as writer:
+        writer.wait_for_commits(5)
+    for node in NODES:
+        galera.crash(node)
+    for node in NODES:
+        galera.set_power(node, "off")
+    for node in ("node1", "node2"):
+        galera.set_power(node, "on")
+    wait_for(
+        lambda: (roles(galera, ("node1", "node2")) or {}).get("node2") == ("Unpromoted", False),
+        "node2's instance started, Unpromoted",
+        180,
+    )
+    shown = attributes(galera)
+    assert shown.count("galera-position") == 2, shown  # both reported, waiting for node3
+    seen = roles(galera, ("node1", "node2"))
+    assert seen["node1"] == ("Unpromoted", False) and seen["node2"] == ("Unpromoted", False), seen
+    galera.set_power("node3", "on")
+    seconds = wait_all_promoted(galera, "node3 back last")
+    print(f"every node crashed, node3 back last: all Promoted {seconds:.1f}s after it")
+    assert_no_lost_writes(galera, writer)
+
+
 def test_whole_lab_powered_off_and_on(galera):
     with Writer(galera) as writer:
         writer.wait_for_commits(5)
