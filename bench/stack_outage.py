@@ -434,6 +434,7 @@ def render(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
         ("galera_rabbitmq_s", "both"),
     ):
         a, b = median(ours, key), median(theirs, key)
+        shown_b = seconds(b) if theirs else "-"  # "-": not run (--ours-only)
         if a is not None and b:
             ratio = f"{a / b:.2f}x"
         elif a is not None and theirs:  # the incumbent capped: at most this
@@ -441,7 +442,7 @@ def render(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
         else:
             ratio = "-"
         lines.append(
-            f"median {title:<28} ours {seconds(a):>7}  incumbent {seconds(b):>7}  ratio {ratio}"
+            f"median {title:<28} ours {seconds(a):>7}  incumbent {shown_b:>7}  ratio {ratio}"
         )
     a = median(ours, "all_s")
     lines.append(f"median ours with keystone through the VIP {seconds(a):>7} (incumbent: not run)")
