@@ -71,7 +71,7 @@ integration: venv
 	$(PYTEST) tests/integration
 
 lab-tests: venv
-	$(PYTEST) tests/lab
+	$(PYTEST) -m "not outage" tests/lab
 
 bench: venv
 	$(PY) bench/monitor_haproxy.py
