@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
     from typing import Optional
 
-    from stackha.runner import Runner
+    from stackha.runner import Result, Runner
 
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
 UNKNOWN_SEQNO = -1
@@ -295,6 +295,36 @@ def parse_status(text: str) -> WsrepStatus:
     )
 
 
+def _ask_status(
+    runner: Runner,
+    client: str,
+    credentials: Optional[str],
+    where: list[str],
+    timeout: float,
+    silent: str,
+) -> Result:
+    """Run :data:`STATUS_QUERY` with the client against the server ``where`` names; its
+    result, or :class:`NotReachable` (``silent`` and the wait) when it does not answer in time."""
+    from stackha.runner import CommandTimedOut
+
+    argv = [client]
+    if credentials:
+        argv.append(f"--defaults-extra-file={credentials}")  # must come first
+    argv += [
+        *where,
+        f"--connect-timeout={max(1, int(timeout))}",
+        "--batch",
+        "--skip-column-names",
+        "--execute",
+        STATUS_QUERY,
+    ]
+    try:
+        return runner.run(argv, timeout=timeout)
+    except CommandTimedOut:
+        # a mariadbd that accepts and never answers (a stuck server, a node swapping)
+        raise NotReachable(f"{silent} within {timeout:.1f} s") from None
+
+
 def query_status(
     runner: Runner,
     client: str,
@@ -305,24 +335,14 @@ def query_status(
     """Ask the local mariadbd over its UNIX socket, within ``timeout`` seconds. Credentials come
     from ``credentials`` (a client option file) or the client's own configuration — never from
     the command line. Raises :class:`NotReachable` when it does not answer in time."""
-    from stackha.runner import CommandTimedOut
-
-    argv = [client]
-    if credentials:
-        argv.append(f"--defaults-extra-file={credentials}")  # must come first
-    argv += [
-        f"--socket={socket}",
-        f"--connect-timeout={max(1, int(timeout))}",
-        "--batch",
-        "--skip-column-names",
-        "--execute",
-        STATUS_QUERY,
-    ]
-    try:
-        result = runner.run(argv, timeout=timeout)
-    except CommandTimedOut:
-        # a mariadbd that accepts and never answers (a stuck server, a node swapping)
-        raise NotReachable(f"mariadbd did not answer on {socket} within {timeout:.1f} s") from None
+    result = _ask_status(
+        runner,
+        client,
+        credentials,
+        [f"--socket={socket}"],
+        timeout,
+        f"mariadbd did not answer on {socket}",
+    )
     if not result.ok:
         line = result.output_line()
         if "Access denied" in line:
@@ -345,26 +365,9 @@ def query_status_at(
     local mariadbd, with the credentials of the client option file ``credentials`` (never on
     the command line). Raises :class:`CredentialsError` when they are refused,
     :class:`NotReachable` when nothing answers within ``timeout`` seconds."""
-    from stackha.runner import CommandTimedOut
-
-    argv = [
-        client,
-        f"--defaults-extra-file={credentials}",  # must come first
-        f"--host={host}",
-        f"--port={port}",
-        "--protocol=TCP",
-        f"--connect-timeout={max(1, int(timeout))}",
-        "--batch",
-        "--skip-column-names",
-        "--execute",
-        STATUS_QUERY,
-    ]
-    try:
-        result = runner.run(argv, timeout=timeout)
-    except CommandTimedOut:
-        raise NotReachable(
-            f"mariadbd at {host}:{port} did not answer within {timeout:.1f} s"
-        ) from None
+    where = [f"--host={host}", f"--port={port}", "--protocol=TCP"]
+    silent = f"mariadbd at {host}:{port} did not answer"
+    result = _ask_status(runner, client, credentials, where, timeout, silent)
     if not result.ok:
         line = result.output_line()
         if "Access denied" in line:
