@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
-from stackha.runner import CommandError, Result, Spawn
+from stackha.runner import CommandError, CommandTimedOut, Result, Spawn
 
 
 @dataclass
@@ -17,6 +17,7 @@ class Expected:
     stdout: str = ""
     stderr: str = ""
     stdin: Optional[str] = None
+    timed_out: bool = False  # the command overran its timeout (the real runner kills it)
 
 
 class FakeRunner:
@@ -38,8 +39,9 @@ class FakeRunner:
         stdout: str = "",
         stderr: str = "",
         stdin: Optional[str] = None,
+        timed_out: bool = False,
     ) -> None:
-        self.expected.append(Expected(tuple(argv), returncode, stdout, stderr, stdin))
+        self.expected.append(Expected(tuple(argv), returncode, stdout, stderr, stdin, timed_out))
 
     def run(
         self,
@@ -55,6 +57,8 @@ class FakeRunner:
         want = self.expected.pop(0)
         assert tuple(argv) == want.argv, f"expected {list(want.argv)}, got {list(argv)}"
         assert stdin == want.stdin, f"stdin for {argv[0]}: expected {want.stdin!r}, got {stdin!r}"
+        if want.timed_out:
+            raise CommandTimedOut(f"{argv[0]} did not finish within {timeout:.0f}s")
         result = Result(tuple(argv), want.returncode, want.stdout, want.stderr)
         if check and not result.ok:
             raise CommandError(f"{argv[0]} failed (exit {result.returncode})", result)

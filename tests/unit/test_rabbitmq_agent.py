@@ -744,6 +744,39 @@ def test_a_rejoining_broker_keeps_waiting_while_a_member_it_rejoins_runs(broker)
     assert code == 0, err
 
 
+def test_a_rejoining_broker_keeps_waiting_when_rabbitmqctl_overruns_its_own_timeout(broker):
+    """Seen in the lab on a loaded node: `rabbitmqctl wait --timeout 15` still running after
+    20 s. That is one more chunk without an answer, not a start failure with a traceback."""
+    broker.has_data(MEMBERS)
+    broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_peer_status(running=("rabbit@node2",))
+    broker.expect_boot(rejoining=True, timed_out=True)
+    broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_boot(rejoining=True)
+    broker.expect_publish()
+    broker.expect_monitoring_user()
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    code, err = broker.run("start", broker.env())
+    assert code == 0, err
+    assert "Traceback" not in err
+
+
+def test_a_boot_whose_rabbitmqctl_wait_overruns_fails_with_a_reason(broker):
+    """A broker booting alone (no chunks): its one `wait` overran the start's budget. The
+    start fails with a reason naming it, and the VM it spawned is stopped."""
+    broker.has_data(("rabbit@node1",))
+    broker.expect_peers()
+    broker.expect_boot(timed_out=True)
+    broker.boots()
+    code, err = broker.run("start", broker.env())
+    assert code == 1, err
+    assert "Traceback" not in err
+    assert reason(err).startswith("rabbit@node1 did not boot: boot:")
+    assert "did not finish within" in reason(err)
+    assert [(p, sig) for p, sig, _ in broker.processes.signals] == [(4001, signal.SIGTERM)]
+
+
 def test_a_rejoining_broker_whose_members_all_went_away_gives_up_and_boots_first(broker):
     """A crash during the recovery: node2, the only member running, died while node1 waited
     for it. Mnesia would wait past the start's budget: the boot is given up (the VM stopped)
