@@ -32,6 +32,8 @@ def deploy(lab):
     it, fencing off; returns (secrets, seconds from create to a whole cluster)."""
     secrets = lab_rabbitmq.provision(lab)
     pcs(lab, "property", "set", "stonith-enabled=false")
+    # as stackha's cluster-properties.xml sets it (docs/rabbitmq.md says why)
+    pcs(lab, "property", "set", "start-failure-is-fatal=false")
     started = time.monotonic()
     pcs(
         lab, "resource", "create", "rabbitmq", "ocf:stackha:rabbitmq", *lab_rabbitmq.clone_options()
