@@ -9,8 +9,8 @@
 #   make soak      Galera, RabbitMQ and the whole stack (fencing on) under random faults: no
 #                  acknowledged write, no confirmed message lost, every service back by itself
 #                  (ROUNDS=10 SEED=...)
-#   make outage    RabbitMQ after an outage of every member, each start order forced (not yet in
-#                  make check: see tests/lab/test_rabbitmq_outage.py)
+#   make outage    RabbitMQ after an outage of every member, each start order forced (make check
+#                  runs them too; this runs them alone)
 #   make docs      regenerate docs/agents/*.md from the agents' declarations
 
 PYTHON     ?= /usr/bin/python3
@@ -41,7 +41,7 @@ check: deps venv lint types test
 
 # Every tier in one pytest run, so the closing line counts them all.
 test: venv
-	$(PYTEST) -m "not outage" tests/unit tests/contract tests/integration tests/lab
+	$(PYTEST) tests/unit tests/contract tests/integration tests/lab
 
 deps:
 	@scripts/install-debian-packages $(APT_PACKAGES)
@@ -71,7 +71,7 @@ integration: venv
 	$(PYTEST) tests/integration
 
 lab-tests: venv
-	$(PYTEST) -m "not outage" tests/lab
+	$(PYTEST) tests/lab
 
 bench: venv
 	$(PY) bench/monitor_haproxy.py

