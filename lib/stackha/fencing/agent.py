@@ -14,7 +14,8 @@ power_timeout deadline of that step, and so for the status reads that verify it.
 ``monitor`` and ``list`` report what they get at once: the fencer and the operator ask again.
 
 Exit codes are fence-agents': 0 success (``status``: on), 2 ``status`` off, 1 anything else,
-with a one-line message on stderr.
+with a one-line message on stderr. Every line on stderr goes through
+:class:`~stackha.fencing.messages.Messages`: one line whatever the input, no secret.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import threading
 from functools import partial
 
 from stackha.clock import Deadline, SystemClock
+from stackha.fencing.messages import Messages, cut
 from stackha.fencing.options import OptionsError, parse, read_argv, read_stdin_lines
 from stackha.record import Record
 from stackha.runner import SubprocessRunner
@@ -146,13 +148,13 @@ class PowerControl:
     """The state machine, over one device, on one clock."""
 
     def __init__(
-        self, device: Device, config: Config, clock: Clock, out: TextIO, err: TextIO
+        self, device: Device, config: Config, clock: Clock, out: TextIO, messages: Messages
     ) -> None:
         self.device = device
         self.config = config
         self.clock = clock
         self.out = out
-        self.err = err
+        self.messages = messages
         self.call_timeout = float(config.shell_timeout or 5)
         self.login_timeout = float(config.login_timeout or 5)
         self.power_timeout = float(config.power_timeout or 20)
@@ -195,7 +197,7 @@ class PowerControl:
                             f"{error} (asked {attempts} times in {deadline.seconds:.0f}s)"
                         ) from error
                     raise
-                self._say_once(f"WARNING: {what}: {error}; asking again\n")
+                self._say_once(f"{what}: {error}; asking again")
                 deadline.sleep(RETRY_PAUSE_S)
 
     def _login_again(self, deadline: Deadline) -> None:
@@ -206,11 +208,11 @@ class PowerControl:
         seconds = min(self.login_timeout, max(deadline.remaining(), 0.1))
         call_with_deadline(self.device.login, seconds, "login")
 
-    def _say_once(self, line: str) -> None:
+    def _say_once(self, warning: str) -> None:
         # One line per distinct failure: twenty "Node Busy" lines would bury the outcome.
-        if line not in self._said:
-            self._said.add(line)
-            self.err.write(line)
+        if warning not in self._said:
+            self._said.add(warning)
+            self.messages.warning(warning)
 
     def plugs(self) -> list[Optional[str]]:
         plug = self.config.get("plug")
@@ -312,7 +314,7 @@ class PowerControl:
                 # that has already succeeded and block recovery; say what happened instead
                 # (fence-agents does the same). A busy or refused power-on was asked again
                 # until power_timeout before this.
-                self.err.write(f"WARNING: powered off, but not back on: {error}\n")
+                self.messages.warning(f"powered off, but not back on: {error}")
             self.out.write("Success: Rebooted\n")
             return EXIT_OK
         raise FenceError(f"unknown action {action}")
@@ -330,14 +332,11 @@ def main(
 ) -> int:
     """Run the agent once; returns the exit code. Never raises."""
     out = stdout if stdout is not None else sys.stdout
-    err = stderr if stderr is not None else sys.stderr
+    messages = Messages(stderr if stderr is not None else sys.stderr)
     clock = clock or SystemClock()
-    secrets: list[str] = []
 
     def fail(message: str) -> int:
-        for secret in secrets:
-            message = message.replace(secret, "***")
-        err.write(f"ERROR: {message}\n")
+        messages.error(message)
         return EXIT_ERROR
 
     try:
@@ -357,15 +356,17 @@ def main(
             out.write(render_metadata(spec))
             return EXIT_OK
         if action not in spec.actions:
-            return fail(f"unknown action {action} (one of: {', '.join(spec.actions)})")
+            return fail(f"unknown action {cut(action)} (one of: {', '.join(spec.actions)})")
+        # Secrets are masked from here on, even in a message about a bad option.
+        messages.secrets.extend(value for name, value in pairs if value and _is_secret(spec, name))
         runner = runner or SubprocessRunner()
         parsed = parse(spec, pairs, runner)
-        secrets.extend(parsed.config.secret_values)
+        messages.secrets.extend(parsed.config.secret_values)
         for warning in parsed.warnings:
-            err.write(f"WARNING: {warning}\n")
+            messages.warning(warning)
         if action == "validate-all":
             for warning in agent.validate(parsed.config, parsed.extra) if agent.validate else []:
-                err.write(f"WARNING: {warning}\n")
+                messages.warning(warning)
             # Building the device checks its settings (lanplus, kg, a chain unit) without
             # contacting it: a device that could never be used fails validation.
             agent.make_device(parsed.config, Deadline(clock, 0.0))
@@ -374,7 +375,7 @@ def main(
             clock.sleep(float(parsed.config.delay or 0))
         login_deadline = Deadline(clock, float(parsed.config.login_timeout or 5))
         device = agent.make_device(parsed.config, login_deadline)
-        control = PowerControl(device, parsed.config, clock, out, err)
+        control = PowerControl(device, parsed.config, clock, out, messages)
         control.login(login_deadline)
         try:
             return control.run(action)
@@ -387,6 +388,13 @@ def main(
         return fail(str(error))
     except Exception as error:  # noqa: BLE001 - the one place that turns any failure into a message
         return fail(f"{type(error).__name__}: {error}")
+
+
+def _is_secret(spec: FenceAgentSpec, name: str) -> bool:
+    try:
+        return spec.option(name).secret
+    except KeyError:
+        return False
 
 
 def usage(spec: FenceAgentSpec) -> str:

@@ -9,6 +9,7 @@ program is started, nothing reaches a command line.
 from __future__ import annotations
 
 from stackha.fencing.agent import FenceError, TransientDeviceError
+from stackha.fencing.messages import cut
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class IpmiDevice:
         kg: Optional[bytes] = None,
     ) -> None:
         self.address = address
+        self.shown = cut(address)  # in messages: an address of 100 KB is not read
         self.port = port
         self.username = username
         self.password = password
@@ -99,14 +101,14 @@ class IpmiDevice:
             )
         except exceptions.IpmiException as err:
             reason = str(err) if str(err) != NO_ANSWER else "no answer"
-            message = f"login to BMC {self.address}:{self.port} failed: {reason}"
+            message = f"login to BMC {self.shown}:{self.port} failed: {reason}"
             if str(err) == NO_ANSWER or reason.startswith(TRANSIENT_LOGIN):
                 raise TransientDeviceError(message) from err
             # Bad credentials, an unknown user, a privilege not granted: asking again with the
             # same options cannot help, and would lock accounts on some BMCs.
             raise IpmiError(message) from err
         if getattr(self.session, "broken", False):
-            raise TransientDeviceError(f"login to BMC {self.address}:{self.port} failed")
+            raise TransientDeviceError(f"login to BMC {self.shown}:{self.port} failed")
 
     def _raw(self, command: int, data: tuple[int, ...] = ()) -> list[int]:
         from pyghmi import exceptions
@@ -115,10 +117,10 @@ class IpmiDevice:
             response = self.session.raw_command(netfn=CHASSIS_NETFN, command=command, data=data)
         except exceptions.IpmiException as err:
             if SESSION_LOST in str(err):
-                raise TransientDeviceError(f"BMC {self.address}: {err}", session_lost=True) from err
-            raise IpmiError(f"BMC {self.address}: {err}") from err
+                raise TransientDeviceError(f"BMC {self.shown}: {err}", session_lost=True) from err
+            raise IpmiError(f"BMC {self.shown}: {err}") from err
         if "error" in response:
-            message = f"BMC {self.address}: {response['error']}"
+            message = f"BMC {self.shown}: {response['error']}"
             if response.get("code") in TRANSIENT_CODES:
                 raise TransientDeviceError(message)
             raise IpmiError(message)
@@ -127,7 +129,7 @@ class IpmiDevice:
     def get_power(self, plug: Optional[str]) -> str:
         data = self._raw(GET_CHASSIS_STATUS)
         if not data:
-            raise IpmiError(f"BMC {self.address}: empty chassis status")
+            raise IpmiError(f"BMC {self.shown}: empty chassis status")
         return "on" if data[0] & 0x01 else "off"
 
     def set_power(self, plug: Optional[str], state: str) -> None:

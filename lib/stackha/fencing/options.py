@@ -4,9 +4,10 @@ stdin is not read — as in fence-agents."""
 
 from __future__ import annotations
 
+from stackha.fencing.messages import cut, quoted
 from stackha.ocf.spec import Config
 from stackha.record import Record
-from stackha.runner import CommandError
+from stackha.runner import CommandError, CommandNotFound, CommandTimedOut
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 # nodename (the target, sent by pacemaker-fenced), and pcmk_* (which pcs passes to validate-all).
 QUIET_PREFIXES = ("pcmk_",)
 QUIET_NAMES = ("nodename",)
+# The password_script's budget when the agent has no login_timeout (every stackha agent has).
+LOGIN_TIMEOUT_S = 5.0
 
 
 class OptionsError(Exception):
@@ -64,12 +67,12 @@ def read_argv(spec: FenceAgentSpec, argv: Sequence[str]) -> list[tuple[str, str]
             try:
                 option = spec.option(name)
             except KeyError:
-                raise OptionsError(f"unknown option --{name}") from None
+                raise OptionsError(f"unknown option {quoted('--' + name)}") from None
         elif word in shorts:
             option, has_value, value = shorts[word], "", ""
             name = option.name
         else:
-            raise OptionsError(f"unexpected argument {word!r} (options are --name=value)")
+            raise OptionsError(f"unexpected argument {quoted(word)} (options are --name=value)")
         if not has_value:
             if option.type == "boolean":
                 value = "1"
@@ -77,7 +80,7 @@ def read_argv(spec: FenceAgentSpec, argv: Sequence[str]) -> list[tuple[str, str]
                 value = argv[index]
                 index += 1
             else:
-                raise OptionsError(f"option {word} needs a value")
+                raise OptionsError(f"option {quoted(word)} needs a value")
         pairs.append((name, value))
     return pairs
 
@@ -91,8 +94,8 @@ def parse(
     """Typed options from ``pairs``. Raises OptionsError listing every problem at once.
 
     Legacy names map to their option; ``-`` and ``_`` are alike. ``password_script`` is run
-    (without a shell) when no password is given. With ``require=False`` missing required
-    options are not problems (meta-data and help need none).
+    (without a shell) when no password is given, with ``login_timeout`` to print it. With
+    ``require=False`` missing required options are not problems (meta-data and help need none).
     """
     raw: dict[str, str] = {}
     warnings: list[str] = []
@@ -105,7 +108,7 @@ def parse(
         try:
             raw[spec.option(key).name] = value
         except KeyError:
-            warnings.append(f"ignoring unknown option {name}")
+            warnings.append(f"ignoring unknown option {cut(name)}")
     values: dict[str, object] = {}
     problems: list[str] = []
     for option in spec.options:
@@ -122,14 +125,19 @@ def parse(
     names = {o.name for o in spec.options}
     if "password" in names and not values.get("password") and values.get("password_script"):
         try:
-            values["password"] = run_password_script(runner, str(values["password_script"]))
+            # The script is the first step of logging in: it gets the login's budget (a
+            # vault that does not answer must not hold a fencing action for long).
+            budget = values.get("login_timeout") or LOGIN_TIMEOUT_S
+            script = str(values["password_script"])
+            values["password"] = run_password_script(runner, script, float(budget))  # type: ignore[arg-type]
         except OptionsError as err:
             problems.append(str(err))
     if require:
         for option in spec.options:
             if option.required and values.get(option.name) in (None, ""):
                 problems.append(f"option {option.name} is required but not set")
-        if "password" in names and not values.get("password"):
+        # A password_script that failed has said why already.
+        if "password" in names and not values.get("password") and not values.get("password_script"):
             problems.append("a password (password or password_script) is required")
     if problems:
         raise OptionsError("; ".join(problems))
@@ -138,20 +146,46 @@ def parse(
     return Parsed(config, tuple(warnings), extra)
 
 
-def run_password_script(runner: Optional[Runner], script: str) -> str:
-    """The first line the script prints. Run as an argument list: no shell ever sees it."""
+def run_password_script(runner: Optional[Runner], script: str, timeout: float) -> str:
+    """The first line the script prints. Run as an argument list: no shell ever sees it.
+
+    A script that does not finish within ``timeout`` seconds is killed. Raises OptionsError;
+    its message never holds what the script printed (a failing script may have printed the
+    password, or a part of it, on either stream), only its exit status and how much it printed.
+    """
     if runner is None:
         raise OptionsError("password_script given but nothing can run it")
     import shlex  # only here: 3 ms of every fencing call otherwise
 
-    argv = shlex.split(script)
+    try:
+        argv = shlex.split(script)
+    except ValueError as err:
+        raise OptionsError(f"password_script cannot be split into words: {err}") from None
     if not argv:
         raise OptionsError("password_script is empty")
+    name = f"password_script {cut(argv[0])}"
     try:
-        result = runner.run(argv, timeout=30, check=True)
-    except CommandError as err:
-        raise OptionsError(f"password_script {argv[0]}: {err}") from err
+        result = runner.run(argv, timeout=timeout)
+    except CommandTimedOut:
+        raise OptionsError(
+            f"{name} did not finish within {timeout:g}s (login_timeout): killed"
+        ) from None
+    except CommandNotFound:
+        raise OptionsError(f"{name}: not found or not executable") from None
+    except CommandError:
+        raise OptionsError(f"{name} could not be run") from None
+    if not result.ok:
+        raise OptionsError(
+            f"{name} failed (exit {result.returncode}); what it printed "
+            f"({_lines(result.stdout)} on stdout, {_lines(result.stderr)} on stderr) is not "
+            "shown: it may hold the password"
+        )
     lines = result.stdout.splitlines()
     if not lines or not lines[0]:
-        raise OptionsError(f"password_script {argv[0]} printed no password")
+        raise OptionsError(f"{name} printed no password on its first line")
     return lines[0]
+
+
+def _lines(text: str) -> str:
+    count = len(text.splitlines())
+    return f"{count} line" if count == 1 else f"{count} lines"

@@ -16,6 +16,7 @@ import re
 import shlex
 
 from stackha.fencing.agent import FenceError, TransientDeviceError
+from stackha.fencing.messages import cut, quoted
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class ApcPdu:
         unit: Optional[str] = None,
     ) -> None:
         self.address = address
+        self.shown = cut(address)  # in messages: an address of 100 KB is not read
         self.port = port
         self.username = username
         self.password = password
@@ -90,7 +92,7 @@ class ApcPdu:
             index = self._expect([r"(?i)password:", r"(?i)are you sure you want to continue"])
             if index == 1:
                 raise PduError(
-                    f"PDU {self.address}: unknown SSH host key (add it to known_hosts, or pass "
+                    f"PDU {self.shown}: unknown SSH host key (add it to known_hosts, or pass "
                     "ssh_options)"
                 )
             self.connection.sendline(self.password)
@@ -107,15 +109,15 @@ class ApcPdu:
             self.connection.sendline(self.password)
         index = self._expect([re.escape(self.prompt), r"(?i)(authentication failed|denied)"])
         if index == 1:
-            raise PduError(f"PDU {self.address}: login refused for {self.username}")
+            raise PduError(f"PDU {self.shown}: login refused for {cut(self.username)}")
         banner = self.connection.before or ""
         match = FIRMWARE.search(banner)
         if not match:
-            raise PduError(f"PDU {self.address}: no firmware version in the login banner")
+            raise PduError(f"PDU {self.shown}: no firmware version in the login banner")
         self.firmware = (int(match.group(1)), int(match.group(2)), int(match.group(3)))
         if self.firmware[0] < COMMAND_LINE_FIRMWARE:
             raise PduError(
-                f"PDU {self.address}: firmware v{'.'.join(map(str, self.firmware))} has only "
+                f"PDU {self.shown}: firmware v{'.'.join(map(str, self.firmware))} has only "
                 "the menu interface; command-line firmware (v5 or newer) is needed"
             )
 
@@ -128,10 +130,10 @@ class ApcPdu:
             said = (self.connection.before or "").strip().splitlines()
             # telnet and ssh say why they could not connect ("Connection refused") and exit.
             why = f" ({said[-1].strip()})" if said and "connect" in said[-1].lower() else ""
-            raise PduUnavailable(f"PDU {self.address}: connection closed{why}") from None
+            raise PduUnavailable(f"PDU {self.shown}: connection closed{why}") from None
         except pexpect.TIMEOUT:
             raise PduUnavailable(
-                f"PDU {self.address}: no answer within {self.timeout:.0f}s"
+                f"PDU {self.shown}: no answer within {self.timeout:.0f}s"
             ) from None
         return index
 
@@ -141,7 +143,7 @@ class ApcPdu:
         output = (self.connection.before or "").replace("\r", "")
         if "E000" not in output:
             error = next((line for line in output.splitlines() if re.match(r"E\d{3}", line)), "")
-            message = f"PDU {self.address}: {command}: {error or 'no success reply'}"
+            message = f"PDU {self.shown}: {cut(command)}: {error or 'no success reply'}"
             if error.startswith(TRANSIENT_ERRORS):
                 raise TransientDeviceError(message)
             raise PduError(message)
@@ -164,15 +166,15 @@ class ApcPdu:
             raise PduError("a plug (outlet number or name) is needed")
         unit = self.unit
         head, colon, tail = plug.partition(":")
-        if colon and head.isdigit() and tail:
+        if colon and head.isascii() and head.isdigit() and tail:
             unit, plug = check_unit(head), tail  # fence_apc's switch:plug notation
-        if plug.isdigit():
+        if plug.isascii() and plug.isdigit():
             return unit, plug
         for number, name in self._outlets_of(unit).items():
             if name == plug:
                 return unit, number
         where = f" on unit {unit}" if unit else ""
-        raise PduError(f"PDU {self.address}: no outlet named {plug}{where}")
+        raise PduError(f"PDU {self.shown}: no outlet named {cut(plug)}{where}")
 
     def get_power(self, plug: Optional[str]) -> str:
         unit, outlet = self._outlet(plug)
@@ -180,7 +182,7 @@ class ApcPdu:
         for number, _, state in OUTLET_LINE.findall(output):
             if number == outlet:
                 return str(state).lower()
-        raise PduError(f"PDU {self.address}: no status for outlet {self._on_unit(outlet, unit)}")
+        raise PduError(f"PDU {self.shown}: no status for outlet {cut(self._on_unit(outlet, unit))}")
 
     def set_power(self, plug: Optional[str], state: str) -> None:
         unit, outlet = self._outlet(plug)
@@ -197,8 +199,8 @@ class ApcPdu:
 
 def check_unit(text: str) -> str:
     """A daisy-chained unit's display id, checked: 1 (the host) to 4."""
-    if not text.isdigit() or int(text) not in CHAIN_UNITS:
+    if not (text.isascii() and text.isdigit()) or int(text) not in CHAIN_UNITS:
         raise PduError(
-            f"switch {text!r}: a unit of a PDU chain is its display id, 1 (the host) to 4"
+            f"switch {quoted(text)}: a unit of a PDU chain is its display id, 1 (the host) to 4"
         )
     return str(int(text))

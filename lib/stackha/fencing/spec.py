@@ -7,6 +7,9 @@ changing one word in ``pcs stonith create``.
 
 from __future__ import annotations
 
+import math
+
+from stackha.fencing.messages import quoted
 from stackha.record import Record
 
 TYPE_CHECKING = False
@@ -18,6 +21,8 @@ if TYPE_CHECKING:
 OPTION_TYPES = ("string", "integer", "second", "boolean", "select")
 TRUE_WORDS = frozenset({"1", "yes", "true", "on", "y"})
 FALSE_WORDS = frozenset({"0", "no", "false", "off", "n"})
+INTEGER_DIGITS = 18  # past this, a number of anything an agent counts is not meant
+MAX_SECONDS = 86400.0  # no step of a fencing action waits a day
 
 
 class FenceOption(Record):
@@ -34,6 +39,9 @@ class FenceOption(Record):
         "short",
         "choices",
         "metavar",
+        "minimum",
+        "maximum",
+        "positive",
     )
     name: str
     shortdesc: str
@@ -45,6 +53,9 @@ class FenceOption(Record):
     short: Optional[str]
     choices: tuple[str, ...]
     metavar: str
+    minimum: Optional[int]  # an integer's bounds, inclusive
+    maximum: Optional[int]
+    positive: bool  # a number of seconds that must be more than 0 (a timeout)
 
     def __init__(
         self,
@@ -58,6 +69,9 @@ class FenceOption(Record):
         short: Optional[str] = None,
         choices: tuple[str, ...] = (),
         metavar: str = "",
+        minimum: Optional[int] = None,
+        maximum: Optional[int] = None,
+        positive: bool = False,
     ) -> None:
         self._freeze(locals())
         if self.type not in OPTION_TYPES:
@@ -70,7 +84,40 @@ class FenceOption(Record):
         return "--" + self.name.replace("_", "-")
 
     def convert(self, text: str) -> Value:
-        """The typed value; ValueError says why not (without the value, for secrets)."""
+        """The typed value; ValueError says why not (without the value, for secrets).
+
+        Numbers are ASCII decimal, without spaces; an integer within its bounds; seconds
+        finite, not negative, at most a day, and more than 0 for a timeout.
+        """
+        if self.type == "integer":
+            if not _is_decimal(text):
+                raise ValueError(f"{quoted(text)} is not an integer")
+            if len(text.lstrip("-")) > INTEGER_DIGITS:
+                # int() of 5,000 digits raises; none of the bounds is that far.
+                raise ValueError(f"{quoted(text)} is out of range")
+            number = int(text)
+            low = self.minimum if self.minimum is not None else number
+            high = self.maximum if self.maximum is not None else number
+            if not low <= number <= high:
+                bounds = f"{self.minimum}-{self.maximum}"
+                if self.maximum is None:
+                    bounds = f"at least {self.minimum}"
+                elif self.minimum is None:
+                    bounds = f"at most {self.maximum}"
+                raise ValueError(f"{quoted(text)} is not in {bounds}")
+            return number
+        if self.type == "second":
+            whole, _, fraction = text.partition(".")
+            seconds = float(text) if _is_decimal(whole + fraction) else math.nan
+            if not math.isfinite(seconds):
+                raise ValueError(f"{quoted(text)} is not a number of seconds")
+            if seconds < 0:
+                raise ValueError(f"{quoted(text)} is negative")
+            if self.positive and seconds == 0:
+                raise ValueError(f"{quoted(text)} is not a positive number of seconds")
+            if seconds > MAX_SECONDS:
+                raise ValueError(f"{quoted(text)} is more than {MAX_SECONDS:.0f} seconds (a day)")
+            return seconds
         text = text.strip()
         if self.type == "boolean":
             word = text.lower()
@@ -78,26 +125,20 @@ class FenceOption(Record):
                 return True
             if word in FALSE_WORDS:
                 return False
-            raise ValueError(f"{text!r} is not a boolean (use 1 or 0)")
-        if self.type == "integer":
-            try:
-                return int(text)
-            except ValueError:
-                raise ValueError(f"{text!r} is not an integer") from None
-        if self.type == "second":
-            try:
-                seconds = float(text)
-            except ValueError:
-                raise ValueError(f"{text!r} is not a number of seconds") from None
-            if seconds < 0:
-                raise ValueError(f"{text!r} is negative")
-            return seconds
+            raise ValueError(f"{quoted(text)} is not a boolean (use 1 or 0)")
         if self.type == "select":
             for choice in self.choices:
                 if choice.lower() == text.lower():
                     return choice
-            raise ValueError(f"{text!r} is not one of {', '.join(self.choices)}")
+            raise ValueError(f"{quoted(text)} is not one of {', '.join(self.choices)}")
         return text
+
+
+def _is_decimal(text: str) -> bool:
+    """ASCII digits, a minus sign before them allowed. int() and float() also take "٣", "1_0",
+    " 7 ", "+7", and float() "nan", "inf" and "1e999"."""
+    digits = text[1:] if text.startswith("-") else text
+    return digits.isascii() and digits.isdigit()
 
 
 class FenceAgentSpec(Record):
@@ -179,7 +220,11 @@ PASSWORD_SCRIPT = FenceOption(
     metavar="script",
 )
 POWER_TIMEOUT = FenceOption(
-    "power_timeout", "Test X seconds for status change after ON/OFF", type="second", default=20
+    "power_timeout",
+    "Test X seconds for status change after ON/OFF",
+    type="second",
+    default=20,
+    positive=True,
 )
 POWER_WAIT = FenceOption(
     "power_wait", "Wait X seconds after issuing ON/OFF", type="second", default=0
@@ -189,12 +234,14 @@ LOGIN_TIMEOUT = FenceOption(
     "Wait X seconds for the login to the device to finish",
     type="second",
     default=5,
+    positive=True,
 )
 SHELL_TIMEOUT = FenceOption(
     "shell_timeout",
     "Wait X seconds for the device to answer a command",
     type="second",
     default=5,
+    positive=True,
 )
 DELAY = FenceOption("delay", "Wait X seconds before fencing is started", type="second", default=0)
 VERBOSE = FenceOption("verbose", "Verbose mode", type="boolean", default=False, short="-v")
