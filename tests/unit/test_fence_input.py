@@ -130,6 +130,7 @@ def test_the_password_script_gets_the_login_timeout_not_30_seconds(fake_clock):
 
 
 def test_a_password_script_that_overruns_is_one_line_and_exit_1(fake_clock):
+    """A script killed at the end of its budget is one ERROR line naming it and the budget."""
     runner = RunnerLikeTheRealOne()
     runner.expect(["/usr/local/bin/bmc-pass", "node1"], timed_out=True)
     code, _, err = run_main(SCRIPT + "login_timeout=2\n", runner=runner, clock=fake_clock)
@@ -162,6 +163,7 @@ def test_a_real_hanging_password_script_is_killed_when_the_login_budget_is_spent
     ],
 )
 def test_a_newline_on_argv_cannot_forge_a_second_error_line(fake_clock, argv):
+    """A newline in an option name, an action or a value on argv is written as \\n."""
     code, _, err = run_main("", argv=argv, clock=fake_clock)
     assert code == 1
     one_error_line(err)
@@ -182,6 +184,8 @@ def test_control_characters_in_stdin_names_and_values_are_escaped(fake_clock):
 
 
 def test_a_secret_is_masked_in_warnings_and_in_its_escaped_form(fake_clock):
+    """A password holding a newline is masked as given, escaped and quoted."""
+
     class Chatty(FakePowerDevice):
         def login(self):
             raise RuntimeError(f"refused {PASSWORD}\n{PASSWORD!r}")
@@ -195,6 +199,7 @@ def test_a_secret_is_masked_in_warnings_and_in_its_escaped_form(fake_clock):
 
 @pytest.mark.parametrize("value", ["٣", "1_0", " 7 ", "7 ", "+7", "0x10", "", "1e3"])
 def test_integers_are_ascii_decimal_only(value):
+    """Only ASCII digits make an integer; int() alone takes Arabic-Indic digits, _ and spaces."""
     if value == "":
         assert parse(SPEC, BASE + [("ipport", value)]).config.ipport == 623  # unset: the default
         return
@@ -204,6 +209,7 @@ def test_integers_are_ascii_decimal_only(value):
 
 @pytest.mark.parametrize("value", ["-1", "0", "65536", "70000", "99999999999"])
 def test_ipport_is_1_to_65535(value):
+    """A port outside 1-65535 is refused with the range it must be in."""
     with pytest.raises(OptionsError, match=r"option ipport: .* is not in 1-65535"):
         parse(SPEC, BASE + [("ipport", value)])
     assert parse(SPEC, BASE + [("ipport", "65535")]).config.ipport == 65535
@@ -212,6 +218,7 @@ def test_ipport_is_1_to_65535(value):
 
 
 def test_the_agents_refuse_ipport_0_rather_than_use_623():
+    """Both agents declare ipport's range: 0 is an error, not the default port."""
     from stackha.install import load_agent_module
 
     for name in ("fence_stackha_ipmi", "fence_stackha_pdu"):
@@ -223,12 +230,14 @@ def test_the_agents_refuse_ipport_0_rather_than_use_623():
 @pytest.mark.parametrize("name", ["login_timeout", "power_timeout", "shell_timeout"])
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e999", "0", "0.0", "-1", "١"])
 def test_timeouts_are_finite_and_positive(name, value):
+    """A timeout of 0, a negative, a non-finite or a non-ASCII number is refused."""
     with pytest.raises(OptionsError, match=f"option {name}: "):
         parse(SPEC, BASE + [(name, value)])
 
 
 @pytest.mark.parametrize("name", ["delay", "power_wait"])
 def test_waits_may_be_zero_but_must_be_finite(name):
+    """delay and power_wait may be 0, but nothing infinite or negative."""
     assert parse(SPEC, BASE + [(name, "0")]).config[name] == 0.0
     for value in ("nan", "inf", "1e999", "-1"):
         with pytest.raises(OptionsError, match=f"option {name}: "):
@@ -236,6 +245,7 @@ def test_waits_may_be_zero_but_must_be_finite(name):
 
 
 def test_a_timeout_of_0_is_refused_at_validate_all_not_turned_into_5s(fake_clock):
+    """validate-all (what pcs runs) refuses login_timeout=0 in one line."""
     code, _, err = run_main(
         "ip=bmc\nusername=a\npassword=pw\nlogin_timeout=0\naction=validate-all\n",
         clock=fake_clock,
@@ -324,6 +334,7 @@ def test_pdu_units_and_outlet_numbers_are_ascii_digits():
 
 
 def test_device_messages_cut_a_100kb_address_and_plug():
+    """A device error shows a 100 KB address and plug as 100 characters and their length."""
     from stackha.fencing.pdu import ApcPdu, PduError
 
     pdu = ApcPdu("a" * 100_000, 23, "apc", "pw", ssh=False)
