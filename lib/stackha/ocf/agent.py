@@ -14,8 +14,8 @@ from collections.abc import Mapping
 
 from stackha.clock import Deadline, SystemClock
 from stackha.ocf.context import Context, read_context
-from stackha.ocf.log import AgentLog
-from stackha.ocf.spec import AgentSpec, Config, parse_parameters
+from stackha.ocf.log import AgentLog, one_line
+from stackha.ocf.spec import SHOWN_CHARS, AgentSpec, Config, parse_parameters, shown
 from stackha.ocf.status import (
     InvalidArgs,
     NotConfigured,
@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 BUILTIN_ACTIONS = ("meta-data", "validate-all", "usage", "help")
 # Actions that must check the local environment (binaries, files) before acting.
 LOCALLY_VALIDATED = ("start", "validate-all", "reload", "reload-agent", "promote")
+# An exit reason names every bad parameter with at most 100 characters of its value; Pacemaker
+# shows it in crm_mon's one line per failure, so whatever else a reason holds is cut here.
+MAX_REASON_CHARS = 1000
 
 
 class Call(Record):
@@ -133,42 +136,88 @@ def main(
     stdout: Optional[TextIO] = None,
     stderr: Optional[TextIO] = None,
 ) -> int:
-    """Run one action of ``agent`` and return its OCF exit code. Never raises."""
+    """Run one action of ``agent`` and return its OCF exit code. Never raises.
+
+    Whatever goes wrong — reading the environment, logging, meta-data, validate-all, a handler —
+    ends in an OCF exit code and exactly one ``ocf-exit-reason:`` line, the last on stderr.
+    """
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
-    context = read_context(argv, environ)
-    log = AgentLog(
-        f"{context.resource_type}({context.instance})",
-        facility=context.log_facility,
-        log_file=context.log_file,
-        debug_log_file=context.debug_log_file,
-        debug=context.debug,
-        stderr=err,
-    )
+    context: Optional[Context] = None
+    log: Optional[AgentLog] = None
     try:
+        context = read_context(argv, environ)
+        log = AgentLog(
+            f"{context.resource_type}({context.instance})",
+            facility=context.log_facility,
+            log_file=context.log_file,
+            debug_log_file=context.debug_log_file,
+            debug=context.debug,
+            stderr=err,
+        )
+        for warning in context.warnings:
+            log.warning(warning)
         return int(_dispatch(agent, context, log, runner, clock or SystemClock(), out, err))
     except OcfError as error:
-        return _fail(context, log, err, error.status, error.reason)
+        return _fail(agent, context, log, err, error.status, error.reason)
     except Exception as error:  # noqa: BLE001 - the one place that turns any bug into a reason
-        import traceback
-
-        log.error("".join(traceback.format_exception(type(error), error, error.__traceback__)))
-        return _fail(
-            context,
-            log,
-            err,
-            OcfStatus.ERR_GENERIC,
-            f"internal error: {type(error).__name__}: {error}",
-        )
+        return _fail(agent, context, log, err, OcfStatus.ERR_GENERIC, _internal_error(log, error))
 
 
-def _fail(context: Context, log: AgentLog, err: TextIO, status: int, reason: str) -> int:
-    reason = log.mask(reason)
-    log.error(f"{context.action or 'no action'} failed ({OcfStatus(status).name}): {reason}")
-    # The exit reason is the last line on stderr: Pacemaker shows it in crm_mon and pcs status.
-    err.write(f"{context.exit_reason_prefix}{reason}\n")
-    err.flush()
+def _internal_error(log: Optional[AgentLog], error: Exception) -> str:
+    """The exit reason for a bug: its type and message. The log gets where it was raised and,
+    at debug level (HA_debug=1), the traceback, one message per line."""
+    import traceback
+
+    # str() of an error can hold a whole parameter value (a 100 KB path): cut it.
+    reason = f"internal error: {type(error).__name__}: {one_line(str(error), SHOWN_CHARS)}"
+    if log is not None:
+        frames = traceback.extract_tb(error.__traceback__)
+        if frames:
+            last = frames[-1]
+            where = f"{os.path.basename(last.filename)}:{last.lineno} in {last.name}"
+            log.error(f"{reason} (raised at {where}; HA_debug=1 logs the traceback)")
+        for chunk in traceback.format_exception(type(error), error, error.__traceback__):
+            for line in chunk.rstrip("\n").split("\n"):
+                log.debug(line)
+    return reason
+
+
+def _fail(
+    agent: Agent,
+    context: Optional[Context],
+    log: Optional[AgentLog],
+    err: TextIO,
+    status: int,
+    reason: str,
+) -> int:
+    """Log the failure and write the exit reason. Never raises: it is the last resort."""
+    prefix = "ocf-exit-reason:"
+    try:
+        if context is not None:
+            prefix = one_line(context.exit_reason_prefix, MAX_REASON_CHARS)
+        if log is None:  # the environment could not even be read: log to stderr only
+            log = AgentLog(agent.spec.name, stderr=err)
+        reason = one_line(log.mask(reason), MAX_REASON_CHARS)
+        action = one_line(context.action, SHOWN_CHARS) if context is not None else ""
+        log.error(f"{action or 'no action'} failed ({_status_name(status)}): {reason}")
+    except Exception:  # noqa: BLE001 - nothing may stop the exit reason from being written
+        reason = one_line(reason, MAX_REASON_CHARS)
+    try:
+        # The exit reason is the last line on stderr: Pacemaker shows it in crm_mon and pcs
+        # status.
+        err.write(f"{prefix}{reason}\n")
+        err.flush()
+    except (OSError, ValueError):
+        pass  # no stderr to write to: the exit code must still be returned
     return status
+
+
+def _status_name(status: int) -> str:
+    try:
+        return OcfStatus(status).name
+    except ValueError:
+        return str(status)
 
 
 def _dispatch(
@@ -194,7 +243,14 @@ def _dispatch(
         err.write(usage(agent))
         raise InvalidArgs("no action given")
     if action not in agent.handlers and action != "validate-all":
-        raise Unimplemented(f"action {action} is not supported by {agent.spec.name}")
+        raise Unimplemented(
+            f"action {one_line(action, SHOWN_CHARS)} is not supported by {agent.spec.name}"
+        )
+    problem = context.instance_problem
+    if problem is not None:
+        # Not from Pacemaker (an XML ID): the agent would name files and node attributes
+        # after it. Refused cleanly, whatever the action.
+        raise NotConfigured(f"OCF_RESOURCE_INSTANCE {shown(context.instance)} {problem}")
 
     parsed = parse_parameters(agent.spec, context.parameters)
     log.add_secrets(parsed.config.secret_values)

@@ -3,10 +3,16 @@
 Pacemaker passes everything through the environment: parameters as ``OCF_RESKEY_<name>``, meta
 attributes as ``OCF_RESKEY_CRM_meta_<name>`` (times in milliseconds), notify data as
 ``OCF_RESKEY_CRM_meta_notify_*``. Nothing else in stackha reads ``os.environ``.
+
+Reading never fails: a meta attribute Pacemaker would never send (``clone_max=abc``, a 30-digit
+``timeout``, bytes that are not UTF-8, a 100 KB node name) is left out of :attr:`Context.meta`,
+as if absent, and named in :attr:`Context.warnings` for ``main()`` to log. Failing instead would
+fail a stop, and a failed stop gets the node fenced.
 """
 
 from __future__ import annotations
 
+from stackha.ocf.spec import is_utf8, shown
 from stackha.record import Record
 
 # typing is for the type checker only, and notify data is parsed only for notify actions
@@ -24,15 +30,44 @@ DEFAULT_OCF_ROOT = "/usr/lib/ocf"
 DEFAULT_RSCTMP = "/run/resource-agents"  # resource-agents' HA_RSCTMP: agents' scratch state
 # Used when Pacemaker gives no op timeout (an agent run by hand): long enough for a slow start.
 DEFAULT_TIMEOUT_S = 20.0
+# Meta attributes stackha reads as numbers. Pacemaker sends them as decimal integers (intervals
+# and timeouts in ms) that fit its C int; anything else did not come from Pacemaker.
+NUMERIC_META = (
+    "interval",
+    "timeout",
+    "clone_max",
+    "clone_node_max",
+    "promoted_max",
+    "promoted_node_max",
+    "master_max",
+    "master_node_max",
+)
+MAX_META_NUMBER = 2**31 - 1
+# A node name is a host name (at most 253 characters); other meta values are short words or
+# lists of resource and node names: 64 KiB is far more than any cluster's.
+MAX_NODE_NAME_CHARS = 255
+MAX_META_CHARS = 65536
+# A resource id is an XML ID, and stackha names files (up to 255 bytes) after it.
+MAX_INSTANCE_CHARS = 200
 
 
 def _int_or_none(text: Optional[str]) -> Optional[int]:
-    if text is None or text.strip() == "":
+    """A non-negative decimal number of ASCII digits that fits Pacemaker's int, else None."""
+    if not text or len(text) > 10 or not (text.isascii() and text.isdigit()):
         return None
-    try:
-        return int(text.strip())
-    except ValueError:
-        return None
+    number = int(text, 10)
+    return number if number <= MAX_META_NUMBER else None
+
+
+def _meta_problem(name: str, value: str) -> Optional[str]:
+    """Why Pacemaker would never send this meta attribute value; None when it might."""
+    if not is_utf8(value):
+        return "not UTF-8"
+    if len(value) > (MAX_NODE_NAME_CHARS if name == "on_node" else MAX_META_CHARS):
+        return f"{len(value)} characters long"
+    if name in NUMERIC_META and value != "" and _int_or_none(value) is None:
+        return f"not a number of at most {MAX_META_NUMBER}"
+    return None
 
 
 def _is_true(text: Optional[str]) -> bool:
@@ -74,6 +109,7 @@ class Context(Record):
         "debug_log_file",
         "debug",
         "rsctmp",
+        "warnings",
     )
     action: str
     instance: str
@@ -94,6 +130,7 @@ class Context(Record):
     debug_log_file: Optional[str]
     debug: bool
     rsctmp: str
+    warnings: tuple[str, ...]
 
     def __init__(
         self,
@@ -116,6 +153,7 @@ class Context(Record):
         debug_log_file: Optional[str] = None,
         debug: bool = False,
         rsctmp: str = DEFAULT_RSCTMP,
+        warnings: tuple[str, ...] = (),
     ) -> None:
         self._freeze(locals())
 
@@ -125,8 +163,24 @@ class Context(Record):
         return self.action == "monitor" and not self.interval_ms
 
     @property
+    def instance_problem(self) -> Optional[str]:
+        """Why ``instance`` cannot be a Pacemaker resource id; None when it can be one."""
+        if not is_utf8(self.instance):
+            return "is not UTF-8"
+        if len(self.instance) > MAX_INSTANCE_CHARS:
+            return f"is {len(self.instance)} characters long, more than {MAX_INSTANCE_CHARS}"
+        if "/" in self.instance or not self.instance.isprintable() or " " in self.instance:
+            return "holds a slash, a space or a control character"
+        return None
+
+    @property
+    def clone_max(self) -> Optional[int]:
+        """How many instances the clone has (None: not a clone)."""
+        return _int_or_none(self.meta.get("clone_max"))
+
+    @property
     def is_clone(self) -> bool:
-        return _int_or_none(self.meta.get("clone_max")) is not None
+        return self.clone_max is not None
 
     @property
     def is_promotable(self) -> bool:
@@ -163,11 +217,16 @@ def read_context(argv: list[str], environ: Mapping[str, str]) -> Context:
         for key, value in environ.items()
         if key.startswith(PARAMETER_PREFIX) and not key.startswith("OCF_RESKEY_CRM_meta_")
     }
-    meta = {
-        key[len(META_PREFIX) :]: value
-        for key, value in environ.items()
-        if key.startswith(META_PREFIX)
-    }
+    meta = {}
+    warnings = []
+    for key, value in environ.items():
+        if key.startswith(META_PREFIX):
+            name = key[len(META_PREFIX) :]
+            problem = _meta_problem(name, value)
+            if problem is None:
+                meta[name] = value
+            else:
+                warnings.append(f"ignoring {key}={shown(value)}: {problem}, not from Pacemaker")
     check_level = _int_or_none(environ.get("OCF_CHECK_LEVEL"))
     if check_level is None:
         check_level = _int_or_none(parameters.get("OCF_CHECK_LEVEL")) or 0
@@ -208,4 +267,5 @@ def read_context(argv: list[str], environ: Mapping[str, str]) -> Context:
         # this wrong and turns debug on for any string, "0" included).
         debug=_is_true(debug_text) or (_int_or_none(debug_text) or 0) > 0,
         rsctmp=environ.get("HA_RSCTMP") or DEFAULT_RSCTMP,
+        warnings=tuple(warnings),
     )

@@ -5,6 +5,10 @@ the file ``HA_LOGFILE`` when set, and stderr when neither is (an agent run by ha
 Warnings and errors always reach stderr too, where pacemaker-execd records them. Debug lines are
 written only with ``HA_debug`` on (to ``HA_DEBUGLOG`` as well when set). Every line has every
 secret the agent knows of replaced by ``***``.
+
+Whatever a message holds, it is logged as one line of valid UTF-8 (:func:`one_line`) and logging
+never raises: a value Pacemaker passes can hold any byte but NUL, and a log line an agent cannot
+write must not turn into a traceback instead of an exit reason.
 """
 
 from __future__ import annotations
@@ -20,6 +24,36 @@ if TYPE_CHECKING:
     from typing import Optional, TextIO
 
 LEVELS = ("debug", "info", "warning", "error")
+# Longer messages are cut: syslog drops what is past its own limit (8 KiB in rsyslog) anyway.
+MAX_MESSAGE_CHARS = 4000
+MAX_TAG_CHARS = 100
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` as one printable line of valid UTF-8, at most about ``limit`` characters.
+
+    A byte that was not UTF-8 (Python decodes the environment and argv with surrogateescape)
+    becomes ``\\xNN``; a newline ``\\n`` (one message never forges a second line), any other
+    control or unprintable character ``\\xNN``/``\\uNNNN``. Printable text is unchanged.
+    """
+    if len(text) > limit:
+        text = f"{text[:limit]}... ({len(text) - limit} more characters)"
+    if text.isprintable():
+        return text
+    escaped = []
+    for char in text:
+        if char.isprintable():
+            escaped.append(char)
+        elif char in _ESCAPES:
+            escaped.append(_ESCAPES[char])
+        elif "\udc80" <= char <= "\udcff":
+            escaped.append(f"\\x{ord(char) - 0xDC00:02x}")
+        elif ord(char) < 0x100:
+            escaped.append(f"\\x{ord(char):02x}")
+        else:
+            escaped.append(f"\\u{ord(char):04x}" if ord(char) < 0x10000 else f"\\U{ord(char):08x}")
+    return "".join(escaped)
 
 
 class AgentLog:
@@ -35,7 +69,7 @@ class AgentLog:
         debug: bool = False,
         stderr: Optional[TextIO] = None,
     ) -> None:
-        self.tag = tag
+        self.tag = one_line(tag, MAX_TAG_CHARS)
         self.facility = facility
         self.log_file = log_file
         self.debug_log_file = debug_log_file
@@ -67,7 +101,12 @@ class AgentLog:
     def _emit(self, level: str, message: str) -> None:
         if level == "debug" and not self.debug_enabled:
             return
-        message = self.mask(message)
+        try:
+            self._write(level, one_line(self.mask(message)))
+        except (OSError, ValueError):
+            pass  # a log we cannot write (stderr closed, a full disk) must not fail the action
+
+    def _write(self, level: str, message: str) -> None:
         line = f"{self.tag}[{os.getpid()}]: {level.upper()}: {message}"
         wrote_elsewhere = False
         if self.facility:

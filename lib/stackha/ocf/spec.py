@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from stackha.ocf.log import one_line
 from stackha.record import Record
 
 # typing is imported for the type checker only: agents start fast (see stackha.record).
@@ -23,6 +24,62 @@ TRUE_WORDS = frozenset({"1", "yes", "true", "on", "y"})
 FALSE_WORDS = frozenset({"0", "no", "false", "off", "n"})
 
 PARAMETER_TYPES = ("string", "integer", "boolean", "select")
+# Longer values are refused: 4096 is PATH_MAX, the longest a path parameter can usefully be.
+MAX_VALUE_CHARS = 4096
+SHOWN_CHARS = 100  # how much of a bad value a problem shows
+MAX_INTEGER_DIGITS = 18
+
+
+def shown(text: str) -> str:
+    """``text`` quoted for a message, cut to its first :data:`SHOWN_CHARS` characters, on one
+    line and with each byte that was not UTF-8 as ``\\xNN``."""
+    if len(text) <= SHOWN_CHARS:
+        return f"'{one_line(text)}'"
+    return f"'{one_line(text[:SHOWN_CHARS])}'... ({len(text)} characters)"
+
+
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` came from valid UTF-8: Python keeps each byte that was not as a lone
+    surrogate (surrogateescape), which nothing can print or write as UTF-8."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def ascii_decimal(text: str) -> int:
+    """An integer written with ASCII digits and an optional leading ``-``, nothing else: not
+    ``٣`` or ``1_0`` or `` 7 `` (which ``int()`` takes). ValueError otherwise."""
+    digits = text[1:] if text.startswith("-") else text
+    if not (0 < len(digits) <= MAX_INTEGER_DIGITS and digits.isascii() and digits.isdigit()):
+        raise ValueError(f"{shown(text)} is not an integer")
+    return int(text, 10)
+
+
+def nesting_depth(text: str) -> int:
+    """How deep the arrays and objects of a JSON text nest, counted without parsing it (the
+    parser recurses: 100,000 nested brackets would raise RecursionError)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 class Parameter(Record):
@@ -42,6 +99,8 @@ class Parameter(Record):
         "maximum",
         "unique_group",
         "replaced_by",
+        "max_length",
+        "json_depth",
     )
     name: str
     shortdesc: str
@@ -56,6 +115,8 @@ class Parameter(Record):
     maximum: Optional[int]
     unique_group: Optional[str]
     replaced_by: Optional[str]
+    max_length: int
+    json_depth: Optional[int]  # set: the value is JSON nested at most this deep
 
     def __init__(
         self,
@@ -72,6 +133,8 @@ class Parameter(Record):
         maximum: Optional[int] = None,
         unique_group: Optional[str] = None,
         replaced_by: Optional[str] = None,
+        max_length: int = MAX_VALUE_CHARS,
+        json_depth: Optional[int] = None,
     ) -> None:
         self._freeze(locals())
         if self.type not in PARAMETER_TYPES:
@@ -80,6 +143,8 @@ class Parameter(Record):
             raise ValueError(f"parameter {self.name}: a select needs choices")
         if self.required and self.default is not None:
             raise ValueError(f"parameter {self.name}: a required parameter has no default")
+        if self.json_depth is not None and self.type != "string":
+            raise ValueError(f"parameter {self.name}: only a string holds JSON")
 
     def default_text(self) -> Optional[str]:
         """The default as the text an operator would type."""
@@ -90,12 +155,16 @@ class Parameter(Record):
         return str(self.default)
 
     def convert(self, text: str) -> Value:
-        """Turn the text Pacemaker passes into the declared type; ValueError names the problem."""
+        """Turn the text Pacemaker passes into the declared type; ValueError names the problem,
+        showing at most the first :data:`SHOWN_CHARS` characters of the value."""
+        if len(text) > self.max_length:
+            raise ValueError(f"is {len(text)} characters long, more than {self.max_length}")
+        if not is_utf8(text):
+            raise ValueError(f"{shown(text)} is not valid UTF-8")
+        if self.json_depth is not None:
+            return self._check_json(text)
         if self.type == "integer":
-            try:
-                number = int(text.strip(), 10)
-            except ValueError:
-                raise ValueError(f"{text!r} is not an integer") from None
+            number = ascii_decimal(text)
             if self.minimum is not None and number < self.minimum:
                 raise ValueError(f"{number} is below the minimum {self.minimum}")
             if self.maximum is not None and number > self.maximum:
@@ -107,9 +176,21 @@ class Parameter(Record):
                 return True
             if word in FALSE_WORDS:
                 return False
-            raise ValueError(f"{text!r} is not a boolean (use true or false)")
+            raise ValueError(f"{shown(text)} is not a boolean (use true or false)")
         if self.type == "select" and text not in self.choices:
-            raise ValueError(f"{text!r} is not one of {', '.join(self.choices)}")
+            raise ValueError(f"{shown(text)} is not one of {', '.join(self.choices)}")
+        return text
+
+    def _check_json(self, text: str) -> str:
+        import json
+
+        assert self.json_depth is not None
+        if nesting_depth(text) > self.json_depth:
+            raise ValueError(f"nests deeper than {self.json_depth} levels")
+        try:
+            json.loads(text)
+        except ValueError as err:  # JSONDecodeError names the line and column
+            raise ValueError(f"is not JSON: {err}") from None
         return text
 
 
