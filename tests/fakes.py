@@ -95,6 +95,8 @@ class FakeProcess:
     children: list[int] = field(default_factory=list)
     # Signals after which the process exits, and how many seconds later.
     dies_on: dict[int, float] = field(default_factory=dict)
+    arguments: list[str] = field(default_factory=list)  # its command line
+    local: bool = True  # in the caller's mount namespace
 
 
 class FakeProcessTable:
@@ -129,6 +131,19 @@ class FakeProcessTable:
         self._reap()
         process = self.processes.get(pid)
         return [c for c in process.children if c in self.processes] if process else []
+
+    def pids(self) -> list[int]:
+        self._reap()
+        return sorted(self.processes)
+
+    def arguments(self, pid: int) -> list[str]:
+        self._reap()
+        process = self.processes.get(pid)
+        return list(process.arguments) if process else []
+
+    def local(self, pid: int) -> bool:
+        process = self.processes.get(pid)
+        return bool(process and process.local)
 
     def signal(self, pid: int, signum: int) -> None:
         self._reap()

@@ -85,6 +85,52 @@ def test_stop_that_cannot_work_unconfigured_reports_stopped():
     )
 
 
+def test_stop_that_cannot_work_unconfigured_stops_what_its_leftovers_find():
+    """Issue 15: stop may not fail for a configuration problem, nor lie. The agent's
+    leftovers find what still runs without that parameter and stop it; a probe that finds
+    it says it runs (failed), never 7."""
+    running = [4321]
+    stopped = []
+
+    def broken(call):
+        raise NotInstalled("user nosuchuser does not exist")
+
+    def leftovers(call, stop):
+        found = list(running)
+        if stop:
+            stopped.extend(found)
+            running.clear()
+        return found
+
+    agent = Agent(SPEC, {"stop": broken, "monitor": broken}, leftovers=leftovers)
+    code, _, err = run(agent, "monitor")
+    assert code == 1
+    assert last_line(err) == (
+        "ocf-exit-reason:runs here (pid 4321) but user nosuchuser does not exist"
+    )
+    code, _, err = run(agent, "stop")
+    assert code == 0, err
+    assert stopped == [4321]
+    assert "stopped what still ran (pid 4321)" in err
+    assert run(agent, "monitor")[0] == 7
+    assert run(agent, "stop")[0] == 0
+
+
+def test_stop_whose_leftovers_will_not_die_fails_with_both_reasons():
+    def broken(call):
+        raise NotInstalled("user nosuchuser does not exist")
+
+    def leftovers(call, stop):
+        raise GenericError("the broker (pid 4321) still running after SIGKILL")
+
+    code, _, err = run(Agent(SPEC, {"stop": broken}, leftovers=leftovers), "stop")
+    assert code == 1
+    assert last_line(err) == (
+        "ocf-exit-reason:stop: user nosuchuser does not exist; "
+        "the broker (pid 4321) still running after SIGKILL"
+    )
+
+
 def test_wrong_type_names_parameter_and_value():
     code, _, err = run(
         recording_agent([]), "start", {"OCF_RESKEY_address": "a", "OCF_RESKEY_retries": "lots"}

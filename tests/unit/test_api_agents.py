@@ -957,9 +957,17 @@ def test_a_master_that_survives_kill_fails_the_stop(node):
     )
 
 
+def unix_socket(path):
+    """A UNIX socket left on disk by a server that died (bound, then closed)."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(path))
+    return path
+
+
 def test_stop_removes_a_stale_unix_socket_the_ini_names(node, tmp_path):
-    sock = tmp_path / f"{node.name}.sock"
-    sock.write_text("")
+    sock = unix_socket(tmp_path / f"{node.name}.sock")
     node.ini.write_text(node.ini.read_text() + f"socket = {sock}\n")
     node.running()
     code, err = node.run("stop", node.env())
@@ -968,8 +976,7 @@ def test_stop_removes_a_stale_unix_socket_the_ini_names(node, tmp_path):
 
 
 def test_stop_of_a_stopped_service_cleans_up_and_succeeds(node, tmp_path):
-    sock = tmp_path / f"{node.name}.sock"
-    sock.write_text("")
+    sock = unix_socket(tmp_path / f"{node.name}.sock")
     node.ini.write_text(node.ini.read_text() + f"socket = {sock}\n")
     node.pidfile.parent.mkdir(parents=True)
     node.pidfile.write_text(f"{MASTER}\n")  # no such process
@@ -977,6 +984,32 @@ def test_stop_of_a_stopped_service_cleans_up_and_succeeds(node, tmp_path):
     assert code == 0, err
     assert node.processes.signals == []
     assert not sock.exists() and not node.pidfile.exists()
+
+
+def test_stop_leaves_what_is_not_its_own_where_the_parameters_point(node, tmp_path):
+    """Issue 15: a pidfile parameter naming a file that holds text, not a pid; a regular file
+    where the ini names a socket; a listen file without this agent's header. Stop removes
+    none of them."""
+    text = tmp_path / "notes.txt"
+    text.write_text("not a pid\n")
+    listen = tmp_path / "notes.txt.listen.conf"
+    listen.write_text("[DEFAULT]\nsomeone = else\n")
+    sock = tmp_path / f"{node.name}.sock"
+    sock.write_text("a regular file\n")
+    node.ini.write_text(node.ini.read_text() + f"socket = {sock}\n")
+    code, err = node.run("stop", node.env(OCF_RESKEY_pidfile=str(text)))
+    assert code == 0, err
+    assert text.read_text() == "not a pid\n"
+    assert listen.read_text() == "[DEFAULT]\nsomeone = else\n"
+    assert sock.read_text() == "a regular file\n"
+
+
+def test_stop_with_a_directory_or_an_overlong_pidfile_succeeds_without_a_traceback(node, tmp_path):
+    for pidfile in (str(tmp_path), "/tmp/" + "x" * 5000):
+        code, err = node.run("stop", node.env(OCF_RESKEY_pidfile=pidfile))
+        assert code == 0, err
+        assert "Traceback" not in err
+    assert tmp_path.is_dir()
 
 
 def test_stop_of_a_service_that_never_ran_succeeds(node):

@@ -373,3 +373,49 @@ def test_a_mariadbd_that_never_answers_fails_promoted_inside_the_budget_saying_s
         9,
         f"ocf-exit-reason:mariadbd did not answer on {SOCKET} within 27.0 s",
     )
+
+
+def test_stop_with_the_cluster_address_unset_still_stops_a_running_mariadbd(
+    tmp_path, fake_runner, fake_clock, monkeypatch
+):
+    """Issue 15: with wsrep_cluster_address unset (an operator's mistaken `pcs resource
+    update`), stop said "nothing can be running here" and left mariadbd running: Pacemaker
+    could then start it elsewhere, two writers. Its pid file still names it: stop stops it."""
+    import signal
+
+    from fakes import FakeProcess, FakeProcessTable
+
+    table = FakeProcessTable(fake_clock)
+    monkeypatch.setattr(GALERA, "PROCESSES", table)
+    table.add(4242, FakeProcess("mariadbd", dies_on={signal.SIGTERM: 2.0}))
+    env = environment(tmp_path, [1, 2, 3])
+    del env["OCF_RESKEY_wsrep_cluster_address"]
+    (tmp_path / "mysqld.pid").write_text("4242\n")
+    code, err = run(
+        "monitor", {**env, "OCF_RESKEY_CRM_meta_interval": "0"}, fake_runner, fake_clock
+    )
+    assert code == 1, err  # a probe says it runs: never 7
+    code, err = run("stop", env, fake_runner, fake_clock)
+    assert code == 0, err
+    assert [(pid, sig) for pid, sig, _ in table.signals] == [(4242, signal.SIGTERM)]
+    assert "stopped what still ran (pid 4242)" in err
+
+
+def test_stop_finds_mariadbd_by_its_datadir_when_the_pid_file_is_wrong(
+    tmp_path, fake_runner, fake_clock, monkeypatch
+):
+    import signal
+
+    from fakes import FakeProcess, FakeProcessTable
+
+    table = FakeProcessTable(fake_clock)
+    monkeypatch.setattr(GALERA, "PROCESSES", table)
+    datadir = tmp_path / "data"
+    argv = ["/usr/sbin/mariadbd", f"--datadir={datadir}"]
+    table.add(4243, FakeProcess("mariadbd", dies_on={signal.SIGTERM: 2.0}, arguments=argv))
+    env = environment(tmp_path, [1, 2, 3], OCF_RESKEY_datadir=str(datadir))
+    env["OCF_RESKEY_pid"] = str(tmp_path)  # a directory, not the pid file
+    del env["OCF_RESKEY_wsrep_cluster_address"]
+    code, err = run("stop", env, fake_runner, fake_clock)
+    assert code == 0, err
+    assert [(pid, sig) for pid, sig, _ in table.signals] == [(4243, signal.SIGTERM)]

@@ -140,3 +140,31 @@ def test_the_health_url_gets_what_the_stats_socket_left(site, fake_clock):
         1,
         f"health URL {health.url}/healthz does not answer: no answer within 1.0 s",
     )
+
+
+def test_stop_never_deletes_a_file_that_is_not_a_pid_file(site, fake_clock):
+    """Issue 15: `pidfile` naming a file that holds text, not a pid: stop removed it (exit
+    0) and left HAProxy running. It leaves the file alone, and finds HAProxy by the -f
+    configuration on its command line."""
+    import signal
+
+    tmp_path, env = site
+    table = HAPROXY.PROCESSES
+    for pid in (MASTER, WORKER):
+        table.processes[pid].arguments = ["haproxy", "-W", "-D", "-f", env["OCF_RESKEY_config"]]
+        table.processes[pid].dies_on = {signal.SIGTERM: 0.5}
+    notes = tmp_path / "notes.txt"
+    notes.write_text("an operator's notes\n")
+    err = io.StringIO()
+    code = main(
+        HAPROXY.AGENT,
+        ["haproxy", "stop"],
+        {**env, "OCF_RESKEY_pidfile": str(notes)},
+        clock=fake_clock,
+        stdout=io.StringIO(),
+        stderr=err,
+    )
+    assert code == 0, err.getvalue()
+    assert notes.read_text() == "an operator's notes\n"
+    assert sorted(pid for pid, _, _ in table.signals) == [MASTER, WORKER]
+    assert not table.pids()

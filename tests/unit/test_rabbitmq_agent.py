@@ -1241,3 +1241,23 @@ def test_notifications_other_than_post_stop_do_nothing(broker):
     env["OCF_RESKEY_CRM_meta_notify_type"] = "post"
     env["OCF_RESKEY_CRM_meta_notify_operation"] = "start"
     assert broker.run("notify", env)[0] == 0
+
+
+def test_stop_with_a_user_that_does_not_exist_still_stops_the_broker(broker):
+    """Issue 15: `pcs resource update rabbitmq user=nosuchuser` (a mistake) while the broker
+    runs. The stop that followed said 0 and left beam.smp running; it must stop it."""
+    pid = broker.running()
+    env = broker.env(OCF_RESKEY_user="nosuchuser")
+    del env["OCF_RESKEY_home"]
+    code, err = broker.run("stop", env)
+    assert code == 0, err
+    assert [(p, s) for p, s, _ in broker.processes.signals] == [(pid, signal.SIGTERM)]
+
+
+def test_a_probe_with_a_user_that_does_not_exist_does_not_call_a_running_broker_stopped(broker):
+    broker.running()
+    env = broker.env(OCF_RESKEY_user="nosuchuser", OCF_RESKEY_CRM_meta_interval="0")
+    del env["OCF_RESKEY_home"]
+    code, err = broker.run("monitor", env)
+    assert code == 1, err
+    assert reason(err).startswith("runs here (pid 4321) but ")

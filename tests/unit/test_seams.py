@@ -149,3 +149,13 @@ def test_docs_page_is_generated_from_the_declaration(agent):
 def test_tests_never_import_a_conftest(path):
     """All tiers run in one pytest session, where "conftest" names several modules."""
     assert "conftest" not in set(imported_modules(path)), "put shared helpers in a named module"
+
+
+@pytest.mark.parametrize("agent", agent_files(), ids=lambda p: p.name)
+def test_every_agent_with_a_stop_can_find_what_runs_without_its_configuration(agent):
+    """Issue 15: stop and a probe never answer "nothing runs" because a parameter is bad;
+    the framework asks the agent's leftovers (stackha.ocf.agent) — so every agent that stops
+    something declares them, present and future."""
+    module = load_agent_module(agent)
+    if "stop" in module.AGENT.handlers:
+        assert module.AGENT.leftovers is not None

@@ -17,6 +17,7 @@ from stackha.ocf.context import Context, read_context
 from stackha.ocf.log import AgentLog, one_line
 from stackha.ocf.spec import SHOWN_CHARS, AgentSpec, Config, parse_parameters, shown
 from stackha.ocf.status import (
+    GenericError,
     InvalidArgs,
     NotConfigured,
     NotInstalled,
@@ -105,18 +106,28 @@ class Agent(Record):
 
     ``validate`` makes the local checks (a binary present, a file readable) and raises an
     OcfError; it runs before start, reload and validate-all, never before stop or a probe.
+
+    ``leftovers`` is how stop and a probe still tell the truth when their handler cannot work
+    with the configuration given (a parameter unset, a user that does not exist): called with
+    ``stop=True`` it finds the resource's processes by means that do not depend on every
+    parameter (the pid file checked against the program's name, the instance's own
+    arguments on its command line — stackha.ocf.daemon.find_instance), stops them, and
+    returns their pids; with ``stop=False`` it only finds them. Every agent in ``agents/`` that
+    runs a process declares one (tests/unit/test_seams.py).
     """
 
-    __slots__ = ("spec", "handlers", "validate")
+    __slots__ = ("spec", "handlers", "validate", "leftovers")
     spec: AgentSpec
     handlers: Mapping[str, Handler]
     validate: Optional[Callable[[Call], None]]
+    leftovers: Optional[Callable[[Call, bool], list[int]]]
 
     def __init__(
         self,
         spec: AgentSpec,
         handlers: Mapping[str, Handler],
         validate: Optional[Callable[[Call], None]] = None,
+        leftovers: Optional[Callable[[Call, bool], list[int]]] = None,
     ) -> None:
         self._freeze(locals())
 
@@ -282,7 +293,31 @@ def _dispatch(
     except (NotConfigured, InvalidArgs, NotInstalled) as error:
         if not lenient:
             raise
-        # Not configured or not installed here: nothing of it can be running on this node.
-        log.warning(f"{action}: {error.reason}; nothing can be running here")
-        return OcfStatus.SUCCESS if action == "stop" else OcfStatus.NOT_RUNNING
+        return _unconfigured(agent, call, action, error)
     return OcfStatus.SUCCESS if result is None else result
+
+
+def _unconfigured(agent: Agent, call: Call, action: str, error: OcfError) -> int:
+    """Stop or a probe whose handler could not work with this configuration. Neither may fail
+    for a configuration problem (a failed stop escalates to fencing), and neither may lie: a
+    stop that says 0 while the service runs lets Pacemaker start it elsewhere — two writers on
+    one database. So the agent's ``leftovers`` look for what still runs and stop it."""
+    if agent.leftovers is None:
+        # An agent without processes of its own (or one that declared none): nothing can run.
+        call.log.warning(f"{action}: {error.reason}; nothing can be running here")
+        return OcfStatus.SUCCESS if action == "stop" else OcfStatus.NOT_RUNNING
+    stopping = action == "stop"
+    try:
+        found = agent.leftovers(call, stopping)
+    except OcfError as failure:  # it could not look, or what it found would not stop
+        raise GenericError(f"{action}: {error.reason}; {failure.reason}") from None
+    if not found:
+        call.log.warning(f"{action}: {error.reason}; none of its processes runs here")
+        return OcfStatus.SUCCESS if stopping else OcfStatus.NOT_RUNNING
+    pids = ", ".join(str(pid) for pid in found)
+    if stopping:
+        call.log.warning(f"stop: {error.reason}; stopped what still ran (pid {pids})")
+        return OcfStatus.SUCCESS
+    # A probe: it runs, with a configuration this agent cannot work with. Failed, so that
+    # Pacemaker stops it (and the stop above finds it) rather than trusting it.
+    raise GenericError(f"runs here (pid {pids}) but {error.reason}")

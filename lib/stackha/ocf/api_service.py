@@ -26,10 +26,14 @@ from stackha.ocf.agent import Agent, Call
 from stackha.ocf.daemon import (
     KILL_RESERVE_S,
     ProcTable,
+    find_instance,
     is_alive,
+    remove_own_file,
     remove_stale_pidfile,
+    remove_stale_socket,
     running_pid,
     start_daemon,
+    stop_all,
     stop_process,
     wait_until,
 )
@@ -294,10 +298,13 @@ class ApiAgent:
 
     # -- state -----------------------------------------------------------------------------
 
+    def process_name(self, call: Call) -> str:
+        """The master's command name (/proc/PID/comm keeps 15 characters)."""
+        return os.path.basename(self.program(call))[:15]
+
     def master(self, call: Call) -> Optional[int]:
         # The name guards against a stale pid file whose number another process now has.
-        name = os.path.basename(self.program(call))[:15]
-        return running_pid(PROCESSES, str(call.config.pidfile), name)
+        return running_pid(PROCESSES, str(call.config.pidfile), self.process_name(call))
 
     def status(self, call: Call, depth: int) -> Optional[int]:
         """The master's pid, or None when the service is not running; raises on a failure."""
@@ -440,13 +447,26 @@ class ApiAgent:
                     reserve=KILL_RESERVE_S,
                 )
             call.log.info(f"{self.service.name} stopped")
+        if self.leftovers(call, stop=True):  # a master its pid file did not name
+            call.log.warning(f"stopped a {self.service.name} its pid file did not name")
         self.clean_up(call)
         return OcfStatus.SUCCESS
 
+    def leftovers(self, call: Call, stop: bool) -> list[int]:
+        """The master (and its workers) when stop or a probe cannot use the configuration:
+        found by the pid file or by the uwsgi ini / configuration file on its command line
+        (stackha.ocf.agent)."""
+        mark = str(call.config.uwsgi_ini if self.uses_uwsgi(call) else call.config.config)
+        found = find_instance(PROCESSES, str(call.config.pidfile), self.process_name(call), [mark])
+        if stop:
+            stop_all(PROCESSES, found, call.deadline, self.service.name)
+        return found
+
     def clean_up(self, call: Call) -> None:
-        """Remove what a dead service left: its pid file and UNIX sockets."""
-        remove_stale_pidfile(str(call.config.pidfile))
-        remove_stale_pidfile(self.listen_config_path(call))
+        """Remove what a dead service left: its pid file, its listen file and UNIX sockets —
+        each only when it is what the service or this agent wrote (stackha.ocf.daemon)."""
+        remove_stale_pidfile(PROCESSES, str(call.config.pidfile), self.process_name(call))
+        remove_own_file(self.listen_config_path(call), api.listen_config_header(self.service))
         if not self.uses_uwsgi(call) or not os.path.isfile(str(call.config.uwsgi_ini)):
             return
         try:
@@ -455,7 +475,7 @@ class ApiAgent:
             return
         for listener in ini.listeners:
             if listener.is_unix and listener.host.startswith("/"):
-                remove_stale_pidfile(listener.host)
+                remove_stale_socket(listener.host)
 
     def monitor(self, call: Call) -> int:
         if self.status(call, depth=call.context.check_level) is None:
@@ -495,4 +515,5 @@ def make_agent(service: ApiService, shortdesc: str, longdesc: str, example: str)
             "reload-agent": handlers.reload_agent,
         },
         validate=handlers.validate,
+        leftovers=handlers.leftovers,
     )

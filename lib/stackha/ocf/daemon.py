@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 
 from stackha.clock import Deadline
 from stackha.ocf.status import GenericError
@@ -16,6 +17,7 @@ from stackha.runner import Spawn
 # typing and the seams' protocols are for the type checker only (see stackha.record).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Callable, Optional, Protocol
 
     from stackha.runner import Runner
@@ -39,6 +41,16 @@ if TYPE_CHECKING:
         def children(self, pid: int) -> list[int]: ...
 
         def signal(self, pid: int, signum: int) -> None: ...
+
+        def pids(self) -> list[int]:
+            """Every process's pid."""
+
+        def arguments(self, pid: int) -> list[str]:
+            """The process's command line (``/proc/PID/cmdline``), [] if it has gone."""
+
+        def local(self, pid: int) -> bool:
+            """Whether the process sees the same files as this one (its mount namespace):
+            only then does a path on its command line mean the same directory."""
 
 
 class ProcTable:
@@ -76,6 +88,25 @@ class ProcTable:
         except ProcessLookupError:
             pass
 
+    def pids(self) -> list[int]:
+        return [int(entry) for entry in os.listdir(self.proc) if entry.isdigit()]
+
+    def arguments(self, pid: int) -> list[str]:
+        try:
+            with open(f"{self.proc}/{pid}/cmdline", "rb") as handle:
+                raw = handle.read()
+        except OSError:
+            return []
+        return [word.decode("utf-8", "replace") for word in raw.split(b"\0")[:-1]]
+
+    def local(self, pid: int) -> bool:
+        try:
+            return os.readlink(f"{self.proc}/{pid}/ns/mnt") == os.readlink(
+                f"{self.proc}/self/ns/mnt"
+            )
+        except OSError:
+            return False
+
 
 def is_alive(table: ProcessTable, pid: int) -> bool:
     """Running and not a zombie (a zombie still passes ``kill -0``)."""
@@ -84,15 +115,18 @@ def is_alive(table: ProcessTable, pid: int) -> bool:
 
 
 def read_pidfile(path: str) -> Optional[int]:
-    """The pid in ``path``, or None when the file is missing, empty or not a number."""
+    """The pid in ``path``, or None when it is not a regular file holding a pid (missing,
+    empty, a directory, a FIFO that would block the read, a name the kernel refuses)."""
+    if not _regular_file(path):
+        return None
     try:
-        with open(path, encoding="ascii", errors="replace") as handle:
-            text = handle.read().split()
+        with open(path, "rb") as handle:
+            words = handle.read(PIDFILE_MAX_BYTES + 1).split()
     except OSError:
         return None
-    if not text or not text[0].isdigit():
+    if not words or not _ascii_number(words[0]):
         return None
-    return int(text[0])
+    return int(words[0])
 
 
 def running_pid(table: ProcessTable, pidfile: str, name: Optional[str] = None) -> Optional[int]:
@@ -108,11 +142,116 @@ def running_pid(table: ProcessTable, pidfile: str, name: Optional[str] = None) -
     return pid
 
 
-def remove_stale_pidfile(path: str) -> None:
+def find_processes(table: ProcessTable, name: str, arguments: Sequence[str]) -> list[int]:
+    """Live processes called ``name`` that have each of ``arguments`` as a whole word of their
+    command line: how a stop finds its service when the pid file cannot say (a parameter
+    naming the wrong file, a pid file removed by hand). ``arguments`` must identify this
+    resource's instance (its data directory, its configuration file), never just the program;
+    none at all finds nothing."""
+    wanted = [word for word in arguments if word]
+    if not wanted:
+        return []
+    found = []
+    for pid in table.pids():
+        # A container's mariadbd with the same --datadir is another directory: never ours.
+        if table.name(pid) != name or not is_alive(table, pid) or not table.local(pid):
+            continue
+        words = table.arguments(pid)
+        if all(word in words for word in wanted):
+            found.append(pid)
+    return sorted(found)
+
+
+def stop_all(table: ProcessTable, pids: Sequence[int], deadline: Deadline, what: str) -> None:
+    """``stop_process`` for each of ``pids``, in the one budget; raises if one survives."""
+    for pid in pids:
+        stop_process(table, pid, deadline, what=what)
+
+
+def find_instance(
+    table: ProcessTable, pidfile: str, name: str, arguments: Sequence[str]
+) -> list[int]:
+    """The processes of one service instance: the one its pid file names (when it is called
+    ``name``) and any other ``find_processes`` finds. The pid file may be wrong, a directory,
+    or gone; the command line is the second witness."""
+    pid = running_pid(table, pidfile, name)
+    found = set(find_processes(table, name, arguments))
+    if pid is not None:
+        found.add(pid)
+    return sorted(found)
+
+
+# A pid file holds a pid and a newline; anything bigger is not one.
+PIDFILE_MAX_BYTES = 32
+
+
+def _regular_file(path: str) -> bool:
+    """A regular file (not a link, a directory, a device); False for any path that cannot be
+    looked at (missing, a name too long, a component that is not a directory)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def remove_stale_pidfile(table: ProcessTable, path: str, name: str) -> bool:
+    """Remove ``path`` only when it is a pid file of ``name`` gone stale: a regular file holding
+    nothing but a pid, whose process is gone or is another program. Anything else — a file that
+    does not look like a pid file, a directory, a link, a pid file of ``name`` still running — is
+    left where it is: a parameter naming the wrong file must never cost that file. Returns
+    whether it removed ``path``."""
+    if not _regular_file(path):
+        return False
+    try:
+        with open(path, "rb") as handle:
+            content = handle.read(PIDFILE_MAX_BYTES + 1)
+    except OSError:
+        return False
+    words = content.split()
+    if len(content) > PIDFILE_MAX_BYTES or len(words) != 1 or not _ascii_number(words[0]):
+        return False
+    pid = int(words[0])
+    if is_alive(table, pid) and table.name(pid) == name:
+        return False
+    return _unlink(path)
+
+
+def remove_own_file(path: str, first_line: str) -> bool:
+    """Remove ``path`` only when it is a regular file that starts with ``first_line`` (the
+    header the agent writes into its own files); returns whether it did."""
+    if not _regular_file(path):
+        return False
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(first_line.encode()) + 1)
+    except OSError:
+        return False
+    if not head.startswith(first_line.encode() + b"\n"):
+        return False
+    return _unlink(path)
+
+
+def remove_stale_socket(path: str) -> bool:
+    """Remove ``path`` only when it is a UNIX socket (a dead server's leftover); returns whether
+    it did."""
+    try:
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            return False
+    except (OSError, ValueError):
+        return False
+    return _unlink(path)
+
+
+def _ascii_number(word: bytes) -> bool:
+    return 0 < len(word) <= 10 and all(48 <= byte <= 57 for byte in word)
+
+
+def _unlink(path: str) -> bool:
     try:
         os.unlink(path)
-    except FileNotFoundError:
-        pass
+    except OSError:  # gone already, or not ours to remove after all
+        return False
+    return True
 
 
 def start_daemon(

@@ -564,9 +564,14 @@ def listen_config_text(service: ApiService, host: str, port: int) -> str:
     section, host_key, port_key = service.listen_options
     settings = "".join(f"{key} = {value}\n" for key, value in service.listen_settings)
     return (
-        f"# written by ocf:stackha:{service.name}\n"
+        f"{listen_config_header(service)}\n"
         f"[{section}]\n{host_key} = {host}\n{port_key} = {port}\n{settings}"
     )
+
+
+def listen_config_header(service: ApiService) -> str:
+    """The first line of the listen file: what tells the agent the file is its own."""
+    return f"# written by ocf:stackha:{service.name}"
 
 
 def check_service_config(path: str) -> None:
