@@ -443,3 +443,89 @@ def test_each_agent_with_non_utf8_bytes_everywhere_exits_cleanly(tmp_path, name)
         )
         assert result.returncode == 6
         assert_one_reason_last(result.stderr.decode("utf-8"))
+
+
+# -- class 4: what else raised out of an agent --------------------------------------------------
+
+
+def test_credentials_and_password_files_that_are_not_utf8_are_named_not_raised(tmp_path):
+    from stackha.services import rabbitmq
+
+    path = tmp_path / "credentials"
+    path.write_bytes(b"username=stackha\npassword=\xff\xfe\n")
+    with pytest.raises(rabbitmq.CredentialsError, match="is not UTF-8 text"):
+        rabbitmq.read_credentials(str(path))
+    with pytest.raises(rabbitmq.CredentialsError, match="is not UTF-8 text"):
+        rabbitmq.read_password(str(path))
+
+
+def test_rabbitmq_validate_all_refuses_a_user_that_does_not_exist_even_with_home_set(tmp_path):
+    """validate-all said 0, then start failed with KeyError when it chowned the directories."""
+    rabbitmq = load_agent_module(ROOT / "agents" / "rabbitmq")
+    binaries = {}
+    for name in ("rabbitmq-server", "rabbitmqctl"):
+        binaries[name] = tmp_path / name
+        binaries[name].write_text("#!/bin/sh\nexit 99\n")  # never run
+        binaries[name].chmod(0o755)
+    err = io.StringIO()
+    code = main(
+        rabbitmq.AGENT,
+        ["rabbitmq", "validate-all"],
+        {
+            "OCF_RESOURCE_INSTANCE": "rabbitmq:0",
+            "OCF_RESKEY_server": str(binaries["rabbitmq-server"]),
+            "OCF_RESKEY_ctl": str(binaries["rabbitmqctl"]),
+            "OCF_RESKEY_user": "nosuchuser-stackha",
+            "OCF_RESKEY_home": str(tmp_path),
+        },
+        stdout=io.StringIO(),
+        stderr=err,
+    )
+    assert code == OcfStatus.ERR_INSTALLED
+    assert reasons(err.getvalue()) == [f"{PREFIX}user nosuchuser-stackha does not exist"]
+
+
+@pytest.mark.parametrize("kind", ["directory", "parent is a file"])
+def test_an_api_agents_log_file_that_cannot_be_one_is_not_installed(tmp_path, kind):
+    from stackha.ocf.api_service import create_log
+    from stackha.ocf.status import NotInstalled
+
+    if kind == "directory":
+        path = tmp_path / "keystone.log"
+        path.mkdir()
+    else:
+        (tmp_path / "file").write_text("")
+        path = tmp_path / "file" / "keystone.log"
+    with pytest.raises(NotInstalled, match=f"log_file {path}"):
+        create_log(str(path), pwd.getpwuid(os.getuid()).pw_name)
+
+
+def test_galera_quorum_bootstrap_outside_pacemaker_asks_no_crm_mon(tmp_path, fake_runner):
+    """bootstrap_with_quorum=true run by hand: no cluster fenced anyone, so crm_mon is not run
+    (it failed the action with CommandError). One member of three reported: no bootstrap."""
+    galera = load_agent_module(ROOT / "agents" / "galera")
+    rsctmp = tmp_path / "rsctmp"
+    rsctmp.mkdir()
+    uuid = "8d6a3f38-5c2e-11ee-9b4a-2a4c1e0f0a12"
+    (rsctmp / "stackha-galera.attributes.json").write_text(f'{{"galera-position": "{uuid}:12"}}')
+    err = io.StringIO()
+    code = main(
+        galera.AGENT,
+        ["galera", "monitor"],
+        {
+            "OCF_RESOURCE_INSTANCE": "galera:0",
+            "HA_RSCTMP": str(rsctmp),
+            "OCF_RESKEY_wsrep_cluster_address": "gcomm://127.0.0.1:1,127.0.0.2:1,127.0.0.3:1",
+            "OCF_RESKEY_cluster_host_map": "node1:127.0.0.1;node2:127.0.0.2;node3:127.0.0.3",
+            "OCF_RESKEY_pid": str(tmp_path / "mysqld.pid"),
+            "OCF_RESKEY_bootstrap_with_quorum": "true",
+            "OCF_RESKEY_CRM_meta_on_node": "node1",
+            "OCF_RESKEY_CRM_meta_interval": "20000",
+            "OCF_RESKEY_CRM_meta_role": "Unpromoted",
+        },
+        runner=fake_runner,
+        stdout=io.StringIO(),
+        stderr=err,
+    )
+    assert code == 0, err.getvalue()
+    assert reasons(err.getvalue()) == []

@@ -494,11 +494,15 @@ def create_log(path: str, user: str) -> None:
     of uwsgi's ``logto`` (or the service's own log), the service must be able to open it too."""
     import pwd
 
-    os.makedirs(os.path.dirname(path) or "/", mode=0o750, exist_ok=True)
     try:
+        os.makedirs(os.path.dirname(path) or "/", mode=0o750, exist_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
     except FileExistsError:
+        if not os.path.isfile(path):  # a directory, a FIFO: the service could not write to it
+            raise NotInstalled(f"log_file {path} is not a regular file") from None
         return
+    except OSError as err:  # a parent that is a file, a name too long
+        raise NotInstalled(f"log_file {path}: {err.strerror}") from None
     os.close(descriptor)
     account = pwd.getpwnam(user)
     os.chown(path, account.pw_uid, account.pw_gid)

@@ -183,6 +183,8 @@ def read_credentials(path: str) -> tuple[str, str]:
             lines = handle.read().splitlines()
     except OSError as err:
         raise CredentialsError(f"credentials file {path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise CredentialsError(f"credentials file {path} is not UTF-8 text") from None
     fields = {}
     for line in lines:
         key, sep, value = line.partition("=")
@@ -665,6 +667,8 @@ def read_password(path: str) -> str:
             password = handle.readline().rstrip("\r\n")
     except OSError as err:
         raise CredentialsError(f"password file {path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise CredentialsError(f"password file {path} is not UTF-8 text") from None
     if not password:
         raise CredentialsError(f"password file {path} is empty")
     return password
