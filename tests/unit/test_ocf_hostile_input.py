@@ -529,3 +529,10 @@ def test_galera_quorum_bootstrap_outside_pacemaker_asks_no_crm_mon(tmp_path, fak
     )
     assert code == 0, err.getvalue()
     assert reasons(err.getvalue()) == []
+
+
+def test_a_check_level_that_is_not_a_number_is_depth_0_with_a_warning():
+    context = read_context(["x", "monitor"], {"OCF_CHECK_LEVEL": "1_0"})
+    assert context.check_level == 0
+    assert context.warnings == ("ignoring OCF_CHECK_LEVEL='1_0': not a number",)
+    assert read_context(["x", "monitor"], {"OCF_RESKEY_OCF_CHECK_LEVEL": "10"}).check_level == 10

@@ -227,9 +227,12 @@ def read_context(argv: list[str], environ: Mapping[str, str]) -> Context:
                 meta[name] = value
             else:
                 warnings.append(f"ignoring {key}={shown(value)}: {problem}, not from Pacemaker")
-    check_level = _int_or_none(environ.get("OCF_CHECK_LEVEL"))
+    check_level_text = environ.get("OCF_CHECK_LEVEL") or parameters.get("OCF_CHECK_LEVEL") or ""
+    check_level = _int_or_none(check_level_text)
     if check_level is None:
-        check_level = _int_or_none(parameters.get("OCF_CHECK_LEVEL")) or 0
+        if check_level_text:
+            warnings.append(f"ignoring OCF_CHECK_LEVEL={shown(check_level_text)}: not a number")
+        check_level = 0
     resource_type = environ.get("OCF_RESOURCE_TYPE") or (argv[0].rsplit("/", 1)[-1] if argv else "")
 
     def first(*names: str) -> Optional[str]:
