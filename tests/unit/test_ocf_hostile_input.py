@@ -536,3 +536,18 @@ def test_a_check_level_that_is_not_a_number_is_depth_0_with_a_warning():
     assert context.check_level == 0
     assert context.warnings == ("ignoring OCF_CHECK_LEVEL='1_0': not a number",)
     assert read_context(["x", "monitor"], {"OCF_RESKEY_OCF_CHECK_LEVEL": "10"}).check_level == 10
+
+
+@pytest.mark.parametrize("name", AGENT_NAMES)
+def test_a_relative_path_parameter_is_refused_naming_it(name):
+    """A path parameter (its default is an absolute path) given as a relative path would name
+    a file in whatever directory Pacemaker runs the agent from: haproxy wrote its pid file
+    into the working directory. Refused with 6 on validate-all, naming the parameter."""
+    module = load_agent_module(ROOT / "agents" / name)
+    parameter = next(p for p in module.AGENT.spec.parameters if p.is_path())
+    out, err = io.StringIO(), io.StringIO()
+    environ = {"OCF_RESOURCE_INSTANCE": f"{name}:0", f"OCF_RESKEY_{parameter.name}": "run/x.pid"}
+    code = main(module.AGENT, [name, "validate-all"], environ, stdout=out, stderr=err)
+    assert code == 6, err.getvalue()
+    assert_one_reason_last(err.getvalue())
+    assert f"parameter {parameter.name}: 'run/x.pid' is not an absolute path" in err.getvalue()

@@ -179,7 +179,14 @@ class Parameter(Record):
             raise ValueError(f"{shown(text)} is not a boolean (use true or false)")
         if self.type == "select" and text not in self.choices:
             raise ValueError(f"{shown(text)} is not one of {', '.join(self.choices)}")
+        if text and self.is_path() and not text.startswith("/"):
+            # relative to whatever directory Pacemaker runs the agent in: never what was meant
+            raise ValueError(f"{shown(text)} is not an absolute path")
         return text
+
+    def is_path(self) -> bool:
+        """A file or directory parameter: a string whose default is an absolute path."""
+        return self.type == "string" and str(self.default or "").startswith("/")
 
     def _check_json(self, text: str) -> str:
         import json
