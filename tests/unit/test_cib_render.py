@@ -32,7 +32,13 @@ def nvpairs(element, path="instance_attributes/nvpair"):
 def test_the_example_composes_every_building_block():
     cib = rendered()
     assert cib.get("validate-with") == SCHEMA
+    # fencing first: Pacemaker runs a transition's ready actions in this order (see render.py)
     assert ids(cib, "configuration/resources/*") == [
+        "fence-ipmi-ctl1",
+        "fence-ipmi-ctl2",
+        "fence-ipmi-ctl3",
+        "fence-pdu-a",
+        "fence-pdu-b",
         "haproxy-clone",
         "galera-clone",
         "rabbitmq-clone",
@@ -40,11 +46,6 @@ def test_the_example_composes_every_building_block():
         "nova-api-clone",
         "vip-internal",
         "vip-database",
-        "fence-ipmi-ctl1",
-        "fence-ipmi-ctl2",
-        "fence-ipmi-ctl3",
-        "fence-pdu-a",
-        "fence-pdu-b",
     ]
     assert [n.get("uname") for n in cib.iterfind("configuration/nodes/node")] == [
         "ctl1",

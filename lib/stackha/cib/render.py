@@ -335,6 +335,11 @@ def render_cib(
     nodes = cib.section("nodes")
     for number, name in enumerate(names, start=1):
         etree.SubElement(nodes, "node", id=str(number), uname=name)
+    # Fencing first in <resources>: Pacemaker runs a transition's ready actions in that order,
+    # and under load it throttles them (one or two at a time per node). After a site-wide
+    # outage every resource is probed and started in one transition: with the fence devices
+    # last, the lab saw them still stopped two minutes later, behind the API services' starts.
+    _fencing(cib, site)
 
     if "haproxy" in site.services:
         _stackha_service(cib, site, "haproxy", "haproxy-clone.xml", {}, problems)
@@ -388,7 +393,6 @@ def render_cib(
         else:
             cib.add("vip-with-service.xml", vip=vip.resource_id, service=vip.serves)
 
-    _fencing(cib, site)
     if problems:
         raise RenderError(problems)
     return cib.text()
