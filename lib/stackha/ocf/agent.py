@@ -21,6 +21,7 @@ from stackha.ocf.status import (
     InvalidArgs,
     NotConfigured,
     NotInstalled,
+    NotRunning,
     OcfError,
     OcfStatus,
     Unimplemented,
@@ -294,7 +295,24 @@ def _dispatch(
         if not lenient:
             raise
         return _unconfigured(agent, call, action, error)
+    except NotRunning:
+        _none_left(agent, call)
+        raise
+    if result == OcfStatus.NOT_RUNNING:
+        _none_left(agent, call)
     return OcfStatus.SUCCESS if result is None else result
+
+
+def _none_left(agent: Agent, call: Call) -> None:
+    """A monitor about to say 7 asks the agent's ``leftovers`` first: a handler that looked
+    only at its pid file (missing, or naming another process) would otherwise say "not running"
+    while the instance runs, and Pacemaker would start a second one. Found by the fuzz tier."""
+    if agent.leftovers is None:
+        return
+    found = agent.leftovers(call, False)
+    if found:
+        pids = ", ".join(str(pid) for pid in found)
+        raise GenericError(f"runs here (pid {pids}) though its pid file does not name it")
 
 
 def _unconfigured(agent: Agent, call: Call, action: str, error: OcfError) -> int:
