@@ -5,6 +5,7 @@
 #   make lab-down  remove the lab (every namespace, process and file it made)
 #   make check     install what the tests need (idempotent) and run every test tier
 #   make unit      the unit tier only (no root, no packages beyond the virtualenv)
+#   make fuzz      the fuzz tier with many more generated cases (make check runs it short)
 #   make bench     benchmarks against the incumbents, printed as ratios
 #   make soak      Galera, RabbitMQ and the whole stack (fencing on) under random faults: no
 #                  acknowledged write, no confirmed message lost, every service back by itself
@@ -25,7 +26,7 @@ LAB_NODES  ?= 3
 ROUNDS     ?= 10
 SEED       ?=
 
-.PHONY: check deps venv lint types test unit contract integration lab lab-down lab-tests \
+.PHONY: check deps venv lint types test unit fuzz contract integration lab lab-down lab-tests \
 	bench soak outage docs clean
 
 # The README's main command.
@@ -39,9 +40,11 @@ lab-down: venv
 
 check: deps venv lint types test
 
-# Every tier in one pytest run, so the closing line counts them all.
+# Every tier in one pytest run, so the closing line counts them all. The fuzz tier runs its
+# short, derandomized profile here (tests/fuzz/conftest.py).
 test: venv
-	$(PYTEST) tests/unit tests/contract tests/integration tests/lab
+	HYPOTHESIS_PROFILE=ci $(PYTEST) tests/unit tests/fuzz tests/contract tests/integration \
+		tests/lab
 
 deps:
 	@scripts/install-debian-packages $(APT_PACKAGES)
@@ -63,6 +66,10 @@ types: venv
 
 unit: venv
 	$(PYTEST) tests/unit
+
+# 25 times the examples of make check, random, the seed printed (replay: --hypothesis-seed=N).
+fuzz: venv
+	HYPOTHESIS_PROFILE=long $(PYTEST) tests/fuzz
 
 contract: venv
 	$(PYTEST) tests/contract
