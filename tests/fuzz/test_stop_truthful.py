@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from hostile import GUARD, FailingRunner, any_value, counted, decoy_paths, make_run_dir
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from stackha.clock import SystemClock
 from stackha.ocf.agent import main
@@ -136,6 +136,7 @@ def test_stop_and_probe_are_truthful_against_a_running_stand_in(name, action, da
                 stderr=err,
             )
             alive = stand_in.poll() is None
+            event(f"{action} exit {code}, stand-in {'alive' if alive else 'gone'}")
             if action == "stop":
                 assert code != 0 or not alive, f"stop said 0 while {comm} runs:\n{err.text}"
             else:
