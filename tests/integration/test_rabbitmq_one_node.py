@@ -154,7 +154,7 @@ def test_a_policy_rabbitmq_refuses_fails_start_with_6_naming_it(broker):
 @pytest.mark.parametrize(
     ("override", "code", "reason"),
     [
-        ({"OCF_RESKEY_policies": "[{"}, 6, "policies is not JSON"),
+        ({"OCF_RESKEY_policies": "[{"}, 6, "parameter policies: is not JSON"),
         ({"OCF_RESKEY_nodename": "rabbit@no-such-host.invalid"}, 6, "does not resolve"),
         ({"OCF_RESKEY_monitor_credentials": "/nonexistent/creds"}, 5, "/nonexistent/creds"),
         ({"OCF_RESKEY_home": "/nonexistent"}, 5, "Erlang cookie /nonexistent/.erlang.cookie"),
