@@ -13,6 +13,8 @@
 #   make outage    RabbitMQ after an outage of every member, each start order forced (make check
 #                  runs them too; this runs them alone)
 #   make docs      regenerate docs/agents/*.md from the agents' declarations
+#   make deb       build the Debian packages stackha and stackha-lab into build/deb/ (as root
+#                  or not; make deps installs the tools)
 
 PYTHON     ?= /usr/bin/python3
 VENV       ?= .venv
@@ -20,6 +22,8 @@ PY         := $(VENV)/bin/python
 PYTEST     := $(PY) -m pytest
 # The Debian packages the tiers and the lab use (one list, shared with the Vagrant lab).
 APT_PACKAGES := $(shell grep -v '^\#' scripts/debian-packages)
+# What builds, lints and tests stackha's own Debian packages.
+BUILD_PACKAGES := $(shell grep -v '^\#' scripts/debian-build-packages)
 
 LAB_DIR    ?= /var/lib/stackha/lab
 LAB_NODES  ?= 3
@@ -27,7 +31,7 @@ ROUNDS     ?= 10
 SEED       ?=
 
 .PHONY: check deps venv lint types test unit fuzz contract integration lab lab-down lab-tests \
-	bench soak outage docs clean
+	bench soak outage docs deb clean
 
 # The README's main command.
 lab: deps venv
@@ -43,11 +47,14 @@ check: deps venv lint types test
 # Every tier in one pytest run, so the closing line counts them all. The fuzz tier runs its
 # short, derandomized profile here (tests/fuzz/conftest.py).
 test: venv
-	HYPOTHESIS_PROFILE=ci $(PYTEST) tests/unit tests/fuzz tests/contract tests/integration \
+	HYPOTHESIS_PROFILE=ci $(PYTEST) tests/unit tests/fuzz tests/contract tests/integration tests/package \
 		tests/lab
 
 deps:
-	@scripts/install-debian-packages $(APT_PACKAGES)
+	@scripts/install-debian-packages $(APT_PACKAGES) $(BUILD_PACKAGES)
+
+deb:
+	scripts/build-deb build/deb
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -32,7 +32,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"stackha {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     ocf_root_help = "OCF root (default: $OCF_ROOT or /usr/lib/ocf)"
-    p_install = commands.add_parser("install", help="install the agents for Pacemaker")
+    p_install = commands.add_parser(
+        "install",
+        help="development: install a checkout's agents for Pacemaker (nodes: the Debian package)",
+        description=(
+            "Install the OCF and fence agents of this checkout, with interpreter lines naming "
+            "this Python (a virtualenv), for development and the tests. On cluster nodes, "
+            "install the Debian package instead (apt install ./stackha_VERSION_all.deb): "
+            "install refuses to overwrite the package's files."
+        ),
+    )
     p_install.add_argument("--ocf-root", help=ocf_root_help)
     p_install.add_argument(
         "--sbin-dir", default=DEFAULT_SBIN, help=f"where fence agents go ({DEFAULT_SBIN})"
@@ -77,9 +86,19 @@ def _cib_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     )
 
 
-def _lab_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from stackha.lab.lab import DEFAULT_DIR, DEFAULT_POST_DELAY, DEFAULT_SUBNET
+LAB_PACKAGE_MISSING = "the lab is in the stackha-lab package: apt install stackha-lab"
 
+
+def _lab_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    try:
+        from stackha.lab.lab import DEFAULT_DIR, DEFAULT_POST_DELAY, DEFAULT_SUBNET
+    except ImportError:
+        # The Debian package stackha leaves the lab and its simulators out of production nodes
+        # (they are in stackha-lab): the command still exists, to say where it is.
+        lab = commands.add_parser("lab", help="the namespace lab (package stackha-lab)")
+        lab.add_argument("argv", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        lab.set_defaults(lab_missing=True)
+        return
     lab = commands.add_parser("lab", help="a real Pacemaker cluster of namespace nodes")
     lab.add_argument("--dir", default=DEFAULT_DIR, help=f"the lab's directory ({DEFAULT_DIR})")
     verbs = lab.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -138,6 +157,9 @@ def main(
             for path in removal.kept:
                 out.write(f"kept {path}: changed since it was installed\n")
         elif args.command == "lab":
+            if getattr(args, "lab_missing", False):
+                sys.stderr.write(f"stackha lab: error: {LAB_PACKAGE_MISSING}\n")
+                return 1
             return _lab(args, out)
         elif args.command == "docs":
             from stackha.ocf.docs import render_docs

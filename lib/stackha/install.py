@@ -29,18 +29,40 @@ class InstallError(Exception):
 
 
 DEFAULT_SBIN = "/usr/sbin"  # where pacemaker-fenced and pcs look for fence agents
+# What dpkg says the Debian package stackha installed (one path per line).
+PACKAGE_LIST = "/var/lib/dpkg/info/stackha.list"
+
+
+def packaged_paths(list_file: str = PACKAGE_LIST) -> frozenset[str]:
+    """The files of the installed Debian package stackha (none when it is not installed)."""
+    try:
+        with open(list_file, encoding="utf-8") as handle:
+            return frozenset(line.rstrip("\n") for line in handle if line.strip())
+    except FileNotFoundError:
+        return frozenset()
+    except OSError as err:
+        raise InstallError(f"cannot read {list_file}: {err.strerror}") from err
+
+
+PACKAGED_OCF_ROOT = "/usr/lib/ocf"  # where the Debian package puts the OCF agents
 
 
 def source_dir(kind: str = "agents") -> Path:
-    """Where the ``agents`` or ``fence`` sources are: the source tree beside ``lib/``, else the
-    copy installed with the package."""
-    checkout = Path(__file__).resolve().parents[2] / kind
-    if checkout.is_dir():
-        return checkout
-    installed = Path(sys.prefix) / "share" / "stackha" / kind
-    if installed.is_dir():
-        return installed
-    raise InstallError(f"no {kind} sources found (looked in {checkout} and {installed})")
+    """Where the ``agents``, ``fence`` or ``crm-templates`` sources are: the source tree beside
+    ``lib/``, else the copy a wheel installs under ``share/stackha``, else (agents only) the
+    Debian package's agents, whose declarations the renderer and the docs read."""
+    candidates = [
+        Path(__file__).resolve().parents[2] / kind,
+        Path(sys.prefix) / "share" / "stackha" / kind,
+    ]
+    if kind == "agents":
+        candidates.append(provider_dir(PACKAGED_OCF_ROOT))
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    raise InstallError(
+        f"no {kind} sources found (looked in {', '.join(str(c) for c in candidates)})"
+    )
 
 
 def agent_source_dir() -> Path:
@@ -127,18 +149,35 @@ def install(
     sbin_dir: str = DEFAULT_SBIN,
     source: Optional[Path] = None,
     fence_source: Optional[Path] = None,
+    package_list: str = PACKAGE_LIST,
 ) -> list[Installed]:
     """Install every OCF agent into the provider directory and every fence agent into
-    ``sbin_dir``; returns what was written. Re-running replaces the files in place."""
+    ``sbin_dir``; returns what was written. Re-running replaces the files in place.
+
+    For development and the tests: on a node the Debian package installs the agents, and
+    this refuses to overwrite a file the package owns (dpkg would then check a file it no
+    longer knows, and purge would leave this install's manifest behind)."""
     target = provider_dir(ocf_root)
+    plan = [(path, target) for path in agent_files(source)]
+    plan += [(path, Path(sbin_dir)) for path in fence_agent_files(fence_source)]
+    packaged = packaged_paths(package_list)
+    owned = [
+        str(d / f.name)
+        for f, d in plan
+        if {str(d / f.name), os.path.realpath(d / f.name)} & packaged
+    ]
+    if owned:
+        raise InstallError(
+            f"{owned[0]} belongs to the Debian package stackha, whose agents Pacemaker runs "
+            "on this node; stackha install is for development (apt remove stackha first, or "
+            "give --ocf-root and --sbin-dir elsewhere)"
+        )
     try:
         target.mkdir(mode=0o755, parents=True, exist_ok=True)
     except PermissionError as err:
         raise InstallError(f"cannot create {target}: permission denied (run as root)") from err
     previous = {entry.path: entry for entry in read_manifest(ocf_root)}
     written = []
-    plan = [(path, target) for path in agent_files(source)]
-    plan += [(path, Path(sbin_dir)) for path in fence_agent_files(fence_source)]
     try:
         for source_file, directory in plan:
             data = _with_interpreter(source_file.read_text(encoding="utf-8")).encode("utf-8")

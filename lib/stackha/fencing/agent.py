@@ -350,10 +350,17 @@ def main(
         action = (action or str(spec.option("action").default)).strip().lower()
         if action == "meta-data":
             action = "metadata"
-        if action in ("metadata", "manpage"):
+        if action == "metadata":
             from stackha.fencing.metadata import render_metadata
 
             out.write(render_metadata(spec))
+            return EXIT_OK
+        if action == "manpage":
+            from stackha import __version__
+            from stackha.fencing.manpage import fence_page
+            from stackha.manpage import render
+
+            out.write(render(fence_page(spec), __version__))
             return EXIT_OK
         if action not in spec.actions:
             return fail(f"unknown action {cut(action)} (one of: {', '.join(spec.actions)})")
