@@ -15,7 +15,6 @@ import json
 import resource
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -55,9 +54,7 @@ def main() -> int:
     parser.add_argument("--reboot-runs", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    subprocess.run(
-        [str(Path(sys.executable).parent / "stackha"), "install"], check=True, capture_output=True
-    )
+    # the lab installs the stackha package (built from this checkout) on its nodes
     with tempfile.TemporaryDirectory(prefix="stackha-fence-pdu-") as directory:
         lab = Lab(directory + "/lab")
         lab.up(nodes=2, subnet="192.168.221.0/24", timeout=300)

@@ -34,7 +34,6 @@ import re
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -181,9 +180,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("the lab needs root: run as root", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, terminate)
-    subprocess.run(
-        [str(Path(sys.executable).parent / "stackha"), "install"], check=True, capture_output=True
-    )
+    # the lab installs the stackha package (built from this checkout) on its nodes
     workdir = Path(tempfile.mkdtemp(prefix="stackha-bench-stack-"))
     lab = Lab(str(workdir / "lab"), progress=log)
     timings: dict[str, float] = {}

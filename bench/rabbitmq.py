@@ -501,9 +501,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("the lab needs root: run as root", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, terminate)
-    subprocess.run(
-        [str(Path(sys.executable).parent / "stackha"), "install"], check=True, capture_output=True
-    )
+    # the lab installs the stackha package (built from this checkout) on its nodes
     workdir = Path(tempfile.mkdtemp(prefix="stackha-bench-rabbitmq-"))
     lab = Lab(str(workdir / "lab"), progress=log)
     results: dict[str, dict[str, Any]] = {}

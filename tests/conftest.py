@@ -1,3 +1,5 @@
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -38,3 +40,22 @@ def installed():
 def agent_env():
     """A minimal environment, as an agent gets it outside Pacemaker."""
     return dict(BASE_ENV)
+
+
+@pytest.fixture(scope="session")
+def stackha_deb(tmp_path_factory):
+    """The stackha Debian package of this working tree, built once per test run
+    (scripts/build-deb), or the one in $STACKHA_DEB_DIR."""
+    given = os.environ.get("STACKHA_DEB_DIR")
+    directory = Path(given) if given else tmp_path_factory.mktemp("deb")
+    if not given:
+        result = subprocess.run(
+            [str(ROOT / "scripts" / "build-deb"), str(directory)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+    debs = sorted(directory.glob("stackha_*_all.deb"))
+    assert len(debs) == 1, f"{directory}: {debs}"
+    return debs[0]

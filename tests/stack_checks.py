@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import shutil
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ from openstack_checks import (
 )
 from stackha.lab import deploy as lab_deploy
 from stackha.lab import galera as lab_galera
-from stackha.lab import openstack
+from stackha.lab import openstack, package
 from stackha.lab import rabbitmq as lab_rabbitmq
 from stackha.services import openstack_api as api
 
@@ -37,12 +35,9 @@ DATABASE_VIP = "vip-database"
 
 
 def stackha_command():
-    """The stackha command of this interpreter's environment (the nodes see the host's
-    files)."""
-    beside = Path(sys.executable).parent / "stackha"
-    found = str(beside) if beside.exists() else shutil.which("stackha")
-    assert found, "no stackha command: pip install -e ."
-    return found
+    """The package's stackha, which the lab installs and its nodes run."""
+    assert Path(package.STACKHA).exists(), "no stackha package installed: the lab installs it"
+    return package.STACKHA
 
 
 def deploy_stack(lab):

@@ -113,6 +113,11 @@ def _lab_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         metavar="S",
         help=f"seconds from power-on to the cluster daemons (POST; {DEFAULT_POST_DELAY:g})",
     )
+    up.add_argument(
+        "--deb",
+        metavar="FILE",
+        help="the stackha package the nodes run (default: built from this checkout)",
+    )
     status = verbs.add_parser("status", help="nodes, power, membership, resources")
     status.add_argument("--json", action="store_true", help="as JSON")
     run = verbs.add_parser("exec", help="run a command inside a node: exec NODE -- CMD …")
@@ -281,6 +286,7 @@ def _lab(args: argparse.Namespace, out: TextIO) -> int:
                 subnet=args.subnet,
                 timeout=args.timeout,
                 post_delay=args.post_delay,
+                deb=args.deb,
             )
             _print_status(lab.status(), out)
         elif args.verb == "status":
@@ -314,9 +320,10 @@ def _lab(args: argparse.Namespace, out: TextIO) -> int:
                 out.write(f"removed {name}\n")
         elif args.verb == "deploy":
             from stackha.lab.deploy import deploy, endpoints_text
+            from stackha.lab.package import STACKHA
 
-            # the nodes see the host's files: they run this very stackha
-            command = str(Path(sys.executable).parent / "stackha")
+            # the nodes run the package's stackha, as a cluster node would
+            command = STACKHA
             info = deploy(lab, command)
             shown = lab.node_runner("node1").run([command, "status"], timeout=60)
             out.write(shown.stdout)

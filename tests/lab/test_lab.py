@@ -255,10 +255,10 @@ def net_namespace(pid):
         return None  # gone meanwhile, or a kernel thread
 
 
-def test_down_leaves_no_process_namespace_or_file(installed, tmp_path):
+def test_down_leaves_no_process_namespace_or_file(packaged, tmp_path):
     directory = tmp_path / "lab"
     lab = Lab(str(directory))
-    lab.up(nodes=2, subnet="192.168.214.0/24", timeout=120)
+    lab.up(nodes=2, subnet="192.168.214.0/24", timeout=120, deb=str(packaged))
     state = lab.load()
     pids = [state.switch_init_pid, state.switch_holder_pid] + [
         p for n in state.nodes for p in [n.init_pid, n.bmc_pid, *n.helper_pids] if p

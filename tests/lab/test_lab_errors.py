@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from stackha.lab import lab as lab_module
+from stackha.lab import package
 from stackha.lab.lab import Lab
 from stackha.lab.namespaces import LabError
 from stackha.ocf.daemon import ProcTable, is_alive
@@ -96,12 +97,49 @@ def live_lab_processes():
     ["/bin/hostname", "/usr/bin/ssh-keygen"],
     ids=["inside-node-boot", "after-nodes-before-pdu"],
 )
-def test_a_bring_up_that_fails_half_way_leaves_nothing(tmp_path, program):
+def test_a_bring_up_that_fails_half_way_leaves_nothing(packaged, tmp_path, program):
     """Fail inside node1's boot, or after every node and BMC runs: nothing may stay."""
     before = live_lab_processes()
     directory = tmp_path / "lab"
     lab = Lab(str(directory), runner=FailingRunner(program))
     with pytest.raises(LabError, match="injected"):
-        lab.up(nodes=2, subnet="192.168.217.0/24", timeout=60)
+        lab.up(nodes=2, subnet="192.168.217.0/24", timeout=60, deb=str(packaged))
     assert live_lab_processes() - before == set()
     assert not directory.exists()
+
+
+def test_a_package_apt_refuses_is_named_and_nothing_is_left(packaged, tmp_path):
+    """A .deb that is not a package: apt's reason in one line, and no lab."""
+    bogus = tmp_path / "stackha_9.9.9_all.deb"
+    bogus.write_bytes(b"not a Debian package\n")
+    before = live_lab_processes()
+    with pytest.raises(LabError, match=r"^apt could not install stackha_9.9.9_all.deb: "):
+        Lab(str(tmp_path / "lab")).up(nodes=1, subnet="192.168.217.0/24", deb=str(bogus))
+    assert live_lab_processes() - before == set()
+    assert not (tmp_path / "lab").exists()
+    assert package.installed_version(SubprocessRunner()) == package.deb_version(packaged)
+
+
+def test_up_installs_the_package_and_down_purges_what_up_installed(packaged, tmp_path):
+    """With no stackha package on the host, up installs the one given (the nodes run its
+    agents) and down takes it away again; a package that was there before stays (the other
+    lab tests' labs)."""
+    runner = SubprocessRunner()
+    package.remove(runner)
+    try:
+        lab = Lab(str(tmp_path / "lab"))
+        lab.up(nodes=1, subnet="192.168.217.0/24", timeout=120, deb=str(packaged))
+        try:
+            assert package.installed_version(runner) == package.deb_version(packaged)
+            agent = "/usr/lib/ocf/resource.d/stackha/haproxy"
+            owner = runner.run(["dpkg-query", "-S", agent], timeout=30)
+            assert owner.stdout.startswith("stackha: "), owner
+            inside = lab.node_runner("node1").run([agent, "meta-data"], timeout=30)
+            assert inside.ok and 'name="haproxy"' in inside.stdout
+            assert Path(agent).read_text().splitlines()[0] == "#!/usr/bin/python3 -I"
+        finally:
+            lab.down()
+        assert package.installed_version(runner) is None
+        assert not Path("/usr/lib/ocf/resource.d/stackha").exists()
+    finally:
+        package.install(runner, packaged)

@@ -40,10 +40,10 @@ class OneNode:
 
 
 @pytest.fixture(scope="module")
-def node(installed, tmp_path_factory):
+def node(packaged, tmp_path_factory):
     lab = Lab(str(tmp_path_factory.mktemp("cluster") / "lab"))
     try:
-        lab.up(nodes=1, subnet="192.168.215.0/24", timeout=120)
+        lab.up(nodes=1, subnet="192.168.215.0/24", timeout=120, deb=str(packaged))
         yield OneNode(lab)
     finally:
         lab.down()

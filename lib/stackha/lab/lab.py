@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from stackha.clock import Deadline, SystemClock
-from stackha.lab import corosync_conf
+from stackha.lab import corosync_conf, package
 from stackha.lab.namespaces import LabError, NamespaceRunner, end_processes, start_init
 from stackha.lab.node import Node, daemons_by_pid_namespace
 from stackha.lab.switch import Switch
@@ -75,6 +75,8 @@ SITE_FILE = "site.ini"
 RENDERED_CIBS = ("cib-infrastructure.xml", "cib-everything.xml")
 DEPLOY_LOG = "deploy.log"
 FENCING_DIR = "fencing"
+# Where up builds the stackha package when it is given none (stackha.lab.package).
+PACKAGE_DIR = "deb"
 # Seconds between a node's power-on and the start of its cluster daemons (its POST). Real
 # servers take minutes; a lab node would be back in one second, before the survivors have
 # finished fencing it: the fencer's result reaches the cluster only once corosync has formed
@@ -112,6 +114,10 @@ class LabState:
     pdu_ssh_pids: list[int] = field(default_factory=list)
     # Every boot's POST (see DEFAULT_POST_DELAY), recorded here for the BMC processes.
     post_delay: float = DEFAULT_POST_DELAY
+    # The stackha package the nodes run (stackha.lab.package), and whether up installed it
+    # (then down purges it; a package that was there before stays).
+    package_version: Optional[str] = None
+    package_installed: bool = False
 
 
 def seed_cib(empty_cib: str, properties: dict[str, str]) -> str:
@@ -243,10 +249,13 @@ class Lab:
         subnet: str = DEFAULT_SUBNET,
         timeout: float = 300.0,
         post_delay: float = DEFAULT_POST_DELAY,
+        deb: Optional[str] = None,
     ) -> None:
         """Build the lab and wait until every node is online with a DC. On failure nothing stays.
 
         ``post_delay``: seconds from a node's power-on to the start of its cluster daemons.
+        ``deb``: the stackha package the nodes run (installed with apt); None builds it from
+        this checkout's working tree.
         """
         if post_delay < 0:
             raise LabError(f"post delay {post_delay}: a number of seconds, 0 or more")
@@ -276,11 +285,23 @@ class Lab:
         with self.locked():
             self.save(state)
         try:
+            self._install_package(state, deb)
             self._build(state, Deadline(self.clock, timeout))
         except BaseException:
             self.progress("bring-up failed: removing what was made")
             self.down()
             raise
+
+    def _install_package(self, state: LabState, deb: Optional[str]) -> None:
+        if deb is None:
+            self.progress("package: building stackha from this checkout (scripts/build-deb)")
+            path = package.build(self.runner, self.directory / PACKAGE_DIR)
+        else:
+            path = Path(deb)
+        state.package_installed = package.install(self.runner, path, self.progress)
+        state.package_version = package.deb_version(path)
+        with self.locked():
+            self.save(state)
 
     def _build(self, state: LabState, deadline: Deadline) -> None:
         prefix = ipaddress.ip_network(state.subnet).prefixlen
@@ -559,6 +580,13 @@ ForceCommand {sys.executable} -I -m stackha.lab.pdu relay
         for node_state in state.nodes:
             shutil.rmtree(self.directory / node_state.name, ignore_errors=True)
         shutil.rmtree(self.directory / "pdu", ignore_errors=True)
+        shutil.rmtree(self.directory / PACKAGE_DIR, ignore_errors=True)
+        if state.package_installed:
+            # before lab.json goes: if apt fails, a second down tries again
+            package.remove(self.runner)
+            state.package_installed = False
+            with self.locked():
+                self.save(state)
         for name in (
             "authkey",
             "inventory.json",

@@ -106,7 +106,6 @@ import json
 import os
 import secrets
 import shutil
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -210,9 +209,11 @@ def database_vip_of(subnet: str) -> str:
 
 
 def galera_check_command(stackha: str = "") -> str:
-    """The ``stackha-galera-check`` beside the ``stackha`` command given, else beside this
-    interpreter (the nodes see the host's files)."""
-    return str(Path(stackha or sys.executable).parent / "stackha-galera-check")
+    """The ``stackha-galera-check`` beside the ``stackha`` command given, else the package's
+    (which the lab installs; the nodes see the host's files)."""
+    from stackha.lab.package import GALERA_CHECK
+
+    return str(Path(stackha).parent / "stackha-galera-check") if stackha else GALERA_CHECK
 
 
 def database_url(user: str, password: str, database: str, host: str = LOCAL_DATABASE) -> str:
