@@ -142,10 +142,41 @@ def _lab_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         planned.add_argument("--subnet", default=DEFAULT_SUBNET, help="the lab's private subnet")
 
 
+# The Debian package of each program stackha runs that a node may lack (the stackha package
+# only Recommends Pacemaker: a node without it gets one line naming what to install).
+PROVIDED_BY = {
+    "cibadmin": "pacemaker-cli-utils",
+    "crm_attribute": "pacemaker-cli-utils",
+    "crm_mon": "pacemaker-cli-utils",
+    "crm_resource": "pacemaker-cli-utils",
+    "crm_simulate": "pacemaker-cli-utils",
+    "crm_verify": "pacemaker-cli-utils",
+    "attrd_updater": "pacemaker-cli-utils",
+    "stonith_admin": "pacemaker-cli-utils",
+    "rabbitmqctl": "rabbitmq-server",
+    "mariadb": "mariadb-client",
+}
+
+
 def main(
     argv: Optional[list[str]] = None, out: TextIO = sys.stdout, runner: Optional[Runner] = None
 ) -> int:
     args = _parser().parse_args(argv)
+    from stackha.runner import CommandNotFound
+
+    try:
+        return _command(args, out, runner)
+    except CommandNotFound as err:
+        # A program the command needs is not installed here: say which, and where it comes from.
+        program = str(err).split(":", 1)[0]
+        package = PROVIDED_BY.get(os.path.basename(program))
+        where = f" (apt install {package})" if package else ""
+        command = " ".join(str(w) for w in (args.command, getattr(args, "verb", None)) if w)
+        sys.stderr.write(f"stackha {command}: error: {err}{where}\n")
+        return 1
+
+
+def _command(args: argparse.Namespace, out: TextIO, runner: Optional[Runner]) -> int:
     if args.command == "status":
         return _status(args, out, runner)
     if args.command == "cib":

@@ -125,3 +125,42 @@ def test_stackha_lab_without_the_lab_package_says_where_it_is(tmp_path):
         "stackha lab: error: the lab is in the stackha-lab package: apt install stackha-lab\n"
     )
     assert subprocess.run([*command, "--help"], capture_output=True, text=True).returncode == 0
+
+
+class NothingInstalled:
+    """A node without Pacemaker (or anything else): every program is missing."""
+
+    def run(self, argv, **kwargs):
+        from stackha.runner import CommandNotFound
+
+        raise CommandNotFound(f"{argv[0]}: not found")
+
+    def spawn(self, spec):
+        from stackha.runner import CommandNotFound
+
+        raise CommandNotFound(f"{spec.argv[0]}: not found")
+
+
+@pytest.mark.parametrize("verb", ["check", "apply"])
+def test_cib_commands_without_pacemaker_name_what_is_missing(tmp_path, capsys, verb):
+    from stackha.cli import main
+
+    cib = tmp_path / "cib.xml"
+    site = ROOT / "crm-templates" / "site.example.ini"
+    assert main(["cib", "render", str(site), "--output", str(cib)]) == 0
+    capsys.readouterr()
+    assert main(["cib", verb, str(cib)], runner=NothingInstalled()) == 1
+    err = capsys.readouterr().err
+    assert re.fullmatch(
+        rf"stackha cib {verb}: error: /usr/sbin/crm_\w+: not found "
+        r"\(apt install pacemaker-cli-utils\)\n",
+        err,
+    ), err
+
+
+def test_status_without_pacemaker_names_what_is_missing(capsys):
+    from stackha.cli import main
+
+    assert main(["status"], runner=NothingInstalled()) == 1
+    err = capsys.readouterr().err
+    assert err == "stackha status: error: /usr/sbin/crm_mon: not found: is Pacemaker installed?\n"
