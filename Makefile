@@ -1,7 +1,8 @@
 # stackha — every command a developer or CI needs. Run as root on Debian 12.
 #
-#   make lab       install what it needs, bring up a 3-node lab cluster and deploy the OpenStack
-#                  control plane on it (stackha cib render/check/apply), print stackha status
+#   make lab       install what it needs, bring up a 3-node lab cluster running the stackha
+#                  Debian package built from this tree, deploy the OpenStack control plane on it
+#                  (stackha cib render/check/apply), print stackha status
 #   make lab-down  remove the lab (every namespace, process and file it made)
 #   make check     install what the tests need (idempotent) and run every test tier
 #   make unit      the unit tier only (no root, no packages beyond the virtualenv)
@@ -35,7 +36,6 @@ SEED       ?=
 
 # The README's main command.
 lab: deps venv
-	$(VENV)/bin/stackha install
 	$(VENV)/bin/stackha lab --dir $(LAB_DIR) up --nodes $(LAB_NODES)
 	$(VENV)/bin/stackha lab --dir $(LAB_DIR) deploy
 
