@@ -167,14 +167,25 @@ class PowerControl:
     def login(self, deadline: Deadline) -> None:
         """Log in, asking again after a transient failure (no answer, a refused connection, a
         BMC out of sessions) until ``deadline``; bad credentials fail at once."""
-        # The last attempt, at the deadline, still gets a moment to answer.
-        self._patiently(
-            lambda: call_with_deadline(
-                self.device.login, max(deadline.remaining(), LAST_LOGIN_S), "login"
-            ),
-            "login",
-            deadline,
-        )
+
+        def attempt() -> None:
+            try:
+                # The last attempt, at the deadline, still gets a moment to answer.
+                call_with_deadline(
+                    self.device.login, max(deadline.remaining(), LAST_LOGIN_S), "login"
+                )
+            finally:
+                self.say_notes()
+
+        self._patiently(attempt, "login", deadline)
+
+    def say_notes(self) -> None:
+        """A device's notes for the log, each once, said as soon as the device has them,
+        whatever becomes of the login (fence_stackha_ipmi: pyghmi's AES through the
+        cryptography package, not libcrypto's). Devices without ``notes`` have none."""
+        notes = getattr(self.device, "notes", None) or []
+        while notes:
+            self._say_once(notes.pop(0))
 
     def _patiently(self, attempt: Callable[[], T], what: str, deadline: Deadline) -> T:
         """``attempt()`` (a deadline-bound device call); after a TransientDeviceError, a pause

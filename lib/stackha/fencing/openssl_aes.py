@@ -7,7 +7,9 @@ session module imports (``default_backend``, ``Cipher``, ``algorithms``, ``modes
 ``libcrypto``'s EVP interface, loaded in about 3 ms. pyghmi hands it whole blocks (it pads
 payloads itself), so padding is off.
 
-Where ``libcrypto.so.3`` cannot be loaded, :func:`session_module` imports pyghmi as it is.
+Where ``libcrypto.so.3`` cannot be loaded, or the stand-in does not fit the pyghmi installed (a
+release that imports a name it lacks, or calls it differently at import time),
+:func:`session_module` imports pyghmi as it is and says why, for the agent's log.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import ModuleType
-    from typing import Any
+    from typing import Any, Optional
 
 LIBCRYPTO = "libcrypto.so.3"  # OpenSSL 3: Debian 12 and newer, RHEL 9
 BLOCK = 16
+FALLBACK = "AES through the cryptography package"
 _SHIMMED = (
     "cryptography",
     "cryptography.hazmat",
@@ -151,21 +154,29 @@ def default_backend() -> None:
     return None
 
 
-def session_module() -> ModuleType:
-    """pyghmi's ``pyghmi.ipmi.private.session``, with AES from libcrypto when it loads.
+def session_module() -> tuple[ModuleType, Optional[str]]:
+    """pyghmi's ``pyghmi.ipmi.private.session``, with AES from libcrypto where it fits.
 
-    The stand-in ``cryptography`` modules exist only while pyghmi's session module is imported
-    (it binds the names it needs then); afterwards ``import cryptography`` finds the real one.
+    Returns the module and a note for the log when pyghmi's AES is the ``cryptography``
+    package's after all (None when libcrypto's is used, or when the module or the real package
+    was imported before: no choice was made here). The stand-in ``cryptography`` modules exist
+    only while pyghmi's session module is imported (it binds the names it needs then);
+    afterwards ``import cryptography`` finds the real one. Raises what importing pyghmi as
+    shipped raises (ImportError when it or a module it needs is missing).
     """
     name = "pyghmi.ipmi.private.session"
-    if name in sys.modules or "cryptography" in sys.modules:
-        return _import(name)
+    if name in sys.modules:
+        return sys.modules[name], None
+    if "cryptography" in sys.modules:
+        return _import(name), None  # the real package is loaded already: nothing to save
     try:
         library()
-    except (OSError, AttributeError):
-        return _import(name)  # no usable OpenSSL 3: pyghmi with the cryptography package
+    except (OSError, AttributeError) as error:
+        # No usable OpenSSL 3: pyghmi with the cryptography package.
+        return _import(name), f"{FALLBACK} ({LIBCRYPTO} does not load: {error})"
     import types
 
+    before = set(sys.modules)
     shims = {}
     for module_name in _SHIMMED:
         shim = types.ModuleType(module_name)
@@ -178,11 +189,18 @@ def session_module() -> ModuleType:
     ciphers.modes = types.SimpleNamespace(CBC=CBC)  # type: ignore[attr-defined]
     sys.modules.update(shims)
     try:
-        return _import(name)
+        return _import(name), None
+    except Exception as error:  # noqa: BLE001 - any misfit of the stand-in: pyghmi as shipped below
+        misfit = f"{type(error).__name__}: {error}"
     finally:
         for module_name in _SHIMMED:
             if sys.modules.get(module_name) is shims[module_name]:
                 del sys.modules[module_name]
+    # pyghmi modules imported before the failure may hold stand-in names: import them afresh.
+    for module_name in set(sys.modules) - before:
+        if module_name.split(".")[0] in ("pyghmi", "cryptography"):
+            del sys.modules[module_name]
+    return _import(name), f"{FALLBACK} (the libcrypto shortcut does not fit: {misfit})"
 
 
 def _import(name: str) -> ModuleType:

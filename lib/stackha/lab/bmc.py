@@ -61,13 +61,48 @@ def log(line: str) -> None:
     sys.stderr.flush()
 
 
-def make_bmc_class() -> type:
-    """Build the pyghmi Bmc subclass (pyghmi is imported only in the simulator process)."""
-    import pyghmi.ipmi.bmc as bmc
-    import pyghmi.ipmi.private.serversession as serversession
+# What the lab's BMC overrides or calls in pyghmi's Bmc: the same in pyghmi 1.5.34, 1.5.70 and
+# 1.6.19 (tests/package proves each). Without them the BMC could not power anything.
+BMC_HOOKS = (
+    "listen",
+    "get_power_state",
+    "power_off",
+    "power_on",
+    "power_cycle",
+    "power_reset",
+    "power_shutdown",
+)
+BMC_ARGUMENTS = ("authdata", "port", "address")
 
+
+def make_bmc_class() -> type:
+    """Build the pyghmi Bmc subclass (pyghmi is imported only in the simulator process).
+
+    Raises LabError, naming what is missing, when pyghmi is not installed or its Bmc lacks what
+    the lab's BMC overrides. Where pyghmi's server session has no Open Session hook to refuse
+    cipher suites other than 3, the BMC runs without the refusal and logs a line saying so.
+    """
+    from stackha.fencing.ipmi import MINIMUM_PYGHMI, lacking_arguments, pyghmi_version
     from stackha.lab.lab import Lab
     from stackha.lab.namespaces import LabError
+
+    try:
+        import pyghmi.ipmi.bmc as bmc
+        import pyghmi.ipmi.private.serversession as serversession
+    except ImportError as error:
+        if getattr(error, "name", None) == "pyghmi":
+            raise LabError("pyghmi is not installed (apt install python3-pyghmi)") from None
+        raise LabError(f"pyghmi {pyghmi_version()} cannot be imported: {error}") from None
+    lacks = [f"Bmc.{name}()" for name in BMC_HOOKS if not callable(getattr(bmc.Bmc, name, None))]
+    lacks += [
+        f"Bmc({name}=...)"
+        for name in lacking_arguments(getattr(bmc.Bmc, "__init__", None), BMC_ARGUMENTS)
+    ]
+    if lacks:
+        raise LabError(
+            f"pyghmi {pyghmi_version()} lacks {', '.join(lacks)}; the lab's BMC needs pyghmi >= "
+            f"{MINIMUM_PYGHMI}"
+        )
 
     class CipherSuite3Session(serversession.ServerSession):  # type: ignore[misc]
         """pyghmi's server speaks only cipher suite 3 but answers any Open Session as accepted;
@@ -80,7 +115,14 @@ def make_bmc_class() -> type:
                 return bytearray([request[0], 0x11, 0, 0]) + request[4:8]
             return super().create_open_session_response(request)
 
-    serversession.ServerSession = CipherSuite3Session
+    if callable(getattr(serversession.ServerSession, "create_open_session_response", None)):
+        serversession.ServerSession = CipherSuite3Session
+    else:
+        log(
+            f"pyghmi {pyghmi_version()}: its server session has no create_open_session_response "
+            "to refuse cipher suites other than 3: this BMC accepts every Open Session, as "
+            "pyghmi does (a client that proposes suite 17 first may fail to log in)"
+        )
 
     class LabBmc(bmc.Bmc):  # type: ignore[misc]
         def __init__(
@@ -135,14 +177,20 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     directory, node = args
     from stackha.lab.lab import Lab
+    from stackha.lab.namespaces import LabError
 
+    try:
+        bmc_class = make_bmc_class()
+    except LabError as error:
+        log(f"BMC of {node} cannot start: {error}")
+        return 1
     lab = Lab(directory)
     inventory = lab.inventory()
     nodes = inventory["nodes"]
     assert isinstance(nodes, list)
     entry = next(n for n in nodes if n["name"] == node)
     credentials = entry["bmc"]
-    server = make_bmc_class()(
+    server = bmc_class(
         lab,
         node,
         {credentials["username"]: credentials["password"]},
