@@ -56,6 +56,9 @@ def test_cli_reports_a_permission_problem_in_one_line(tmp_path):
     os.chmod(tmp_path, 0o755)
     os.chmod(root, 0o555)
     command = [sys.executable, "-m", "stackha.cli", "install", "--ocf-root", str(root)]
+    # a fence directory of its own: /usr/sbin may hold the stackha package's fence agents,
+    # which install refuses to overwrite before it tries anything
+    command += ["--sbin-dir", str(tmp_path / "sbin")]
     if os.geteuid() == 0:
         command = ["runuser", "-u", "nobody", "--"] + command
     result = subprocess.run(command, capture_output=True, text=True, timeout=30)
