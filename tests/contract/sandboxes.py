@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Callable
 
+import haproxy_sandbox
 from agent_runs import free_port
 from mariadb_sandbox import one_member_galera
 from openstack_sandbox import (
@@ -26,23 +27,10 @@ from rabbitmq_sandbox import one_node_rabbitmq
 @contextmanager
 def haproxy(directory: Path):
     """A loopback HAProxy that answers HTTP itself, with a stats socket."""
-    config = directory / "haproxy.cfg"
-    config.write_text(
-        f"""global
-    stats socket {directory}/run/admin.sock mode 600 level admin
-
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 10s
-    timeout server 10s
-
-frontend web
-    bind 127.0.0.1:{free_port()}
-    http-request return status 200 content-type text/plain string ok
-"""
+    (directory / "haproxy.cfg").write_text(
+        haproxy_sandbox.loopback_config(str(directory), free_port())
     )
-    yield {"config": str(config), "pidfile": str(directory / "haproxy.pid")}
+    yield haproxy_sandbox.agent_parameters(str(directory))
 
 
 @contextmanager
