@@ -8,9 +8,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from agent_runs import BASE_ENV, OCF_ROOT, stackha  # noqa: E402
+from agent_runs import BASE_ENV, OCF_ROOT  # noqa: E402
 from fakes import FakeClock, FakeRunner  # noqa: E402
-from stackha.install import MANIFEST_NAME  # noqa: E402
+from stackha.lab import package  # noqa: E402
+from stackha.runner import SubprocessRunner  # noqa: E402
 
 
 @pytest.fixture
@@ -26,14 +27,17 @@ def fake_clock():
 
 
 @pytest.fixture(scope="session")
-def installed():
-    """The agents installed where Pacemaker and pcs look (needs root); removed afterwards
-    unless they were installed before the tests ran."""
-    had_install = Path(OCF_ROOT, "resource.d", "stackha", MANIFEST_NAME).exists()
-    stackha("install", "--ocf-root", OCF_ROOT)
+def installed(stackha_deb):
+    """The stackha package of this working tree installed with apt where Pacemaker and pcs
+    look (needs root), so the contract, integration and lab tiers run what an operator
+    installs: the agents with /usr/bin/python3 -I and the distribution's libraries. A
+    development install (stackha install) there is removed first; the package is purged
+    afterwards unless it was installed before the tests ran."""
+    runner = SubprocessRunner()
+    installed_here = package.install(runner, stackha_deb)
     yield Path(OCF_ROOT, "resource.d", "stackha")
-    if not had_install:
-        stackha("uninstall", "--ocf-root", OCF_ROOT)
+    if installed_here:
+        package.remove(runner)
 
 
 @pytest.fixture

@@ -198,7 +198,7 @@ def test_crm_resource_validate(installed, agent_name, agent_env, sandbox, check_
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_installed_agent_runs_with_our_interpreter(installed, agent_name):
+def test_installed_agent_runs_with_the_system_python_isolated(installed, agent_name):
     first = (installed / agent_name).read_text().splitlines()[0]
-    assert first.startswith("#!") and first.endswith(" -I")
+    assert first == "#!/usr/bin/python3 -I"
     assert OCF_ROOT in str(installed)

@@ -1,21 +1,14 @@
 from __future__ import annotations
 
 import pytest
-from stackha.lab import package
 from stackha.lab.lab import Lab
-from stackha.runner import SubprocessRunner
 
 
 @pytest.fixture(scope="session")
-def packaged(stackha_deb):
-    """The stackha package installed with apt, as the lab installs it on its nodes: once for
-    the whole run (each lab's up reinstalls it, and its down leaves a package it found), purged
-    at the end if it was not installed before."""
-    runner = SubprocessRunner()
-    installed_here = package.install(runner, stackha_deb)
-    yield stackha_deb
-    if installed_here:
-        package.remove(runner)
+def packaged(installed, stackha_deb):
+    """The stackha package, installed once for the whole run (tests/conftest.py); each lab's
+    up reinstalls it from this file, and its down leaves alone the package it found."""
+    return stackha_deb
 
 
 @pytest.fixture(scope="module")
