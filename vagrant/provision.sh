@@ -1,6 +1,6 @@
 #!/bin/sh
 # Provision one controller of the Vagrant lab with the steps the namespace lab performs:
-# the same Debian packages, stackha and its agents, corosync.conf and /etc/hosts from the same
+# the same Debian packages, stackha's packages, corosync.conf and /etc/hosts from the same
 # code, the shared authkey, then the cluster. Idempotent: vagrant provision may run it again.
 #
 #   provision.sh NODE_NAME NODE_COUNT SUBNET
@@ -9,7 +9,6 @@ name=$1
 nodes=$2
 subnet=$3
 source=/opt/stackha
-venv=/opt/stackha-venv
 
 # shellcheck disable=SC2046 # one word per package
 "$source/scripts/install-debian-packages" $(grep -v '^#' "$source/scripts/debian-packages")
@@ -19,15 +18,20 @@ for service in mariadb rabbitmq-server haproxy; do
     systemctl disable --now "$service" 2>/dev/null || true
 done
 
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --upgrade "$source"
-"$venv/bin/stackha" install
+# stackha as an operator installs it: the Debian packages the host built (make deb), with
+# their Depends from the distribution. stackha-lab brings 'stackha lab corosync-conf|hosts'.
+set -- "$source"/build/deb/stackha_*_all.deb "$source"/build/deb/stackha-lab_*_all.deb
+for deb in "$@"; do
+    [ -f "$deb" ] || { echo "provision: $deb: no such package; run 'make deb' on the host" >&2; exit 1; }
+done
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
+stackha=/usr/bin/stackha
 
-"$venv/bin/stackha" lab corosync-conf --nodes "$nodes" --subnet "$subnet" > /etc/corosync/corosync.conf
+"$stackha" lab corosync-conf --nodes "$nodes" --subnet "$subnet" > /etc/corosync/corosync.conf
 install -m 0400 -o root -g root "$source/vagrant/.lab/authkey" /etc/corosync/authkey
 # Name every node in /etc/hosts (replacing what an earlier run added).
 sed -i '/# stackha-lab$/d' /etc/hosts
-"$venv/bin/stackha" lab hosts --nodes "$nodes" --subnet "$subnet" \
+"$stackha" lab hosts --nodes "$nodes" --subnet "$subnet" \
     | sed 's/$/ # stackha-lab/' >> /etc/hosts
 hostnamectl set-hostname "$name"
 
