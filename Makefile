@@ -89,12 +89,14 @@ lab-tests: venv
 
 bench: venv
 	$(PY) bench/monitor_haproxy.py
+	$(PY) bench/package_monitor.py
 	$(PY) bench/openstack_api.py
 	$(PY) bench/openstack_lab.py
 	$(PY) bench/openstack_stack.py
 	$(PY) bench/stack_outage.py
 	$(PY) bench/lab_timing.py
 	$(PY) bench/fence_ipmi.py
+	$(PY) bench/fence_ipmi_package.py
 	$(PY) bench/fence_pdu.py
 	$(PY) bench/galera.py
 	$(PY) bench/rabbitmq.py

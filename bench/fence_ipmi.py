@@ -10,8 +10,10 @@ What it measures, in one run and against the same BMC simulator (the IPMI 2.0 BM
   since the lab's BMC kills the node on "off" and boots it on "on" before it answers;
 - ``nsenter /bin/true``, the cost of the wrapper alone (see below).
 
-How: it runs ``stackha install`` (the script next to sys.executable), brings up a 2-node lab
-in a temporary directory (``--subnet``, default 192.168.220.0/24), and runs every agent inside
+How: it brings up a 2-node lab in a temporary directory (``--subnet``, default 192.168.220.0/24;
+``Lab.up`` installs the stackha Debian package unless it is installed, and ``Lab.down`` purges
+it again if so, so /usr/sbin/fence_stackha_ipmi is the package's: ``#!/usr/bin/python3 -I``,
+the distribution's pyghmi), and runs every agent inside
 the lab switch's network namespace, the only place the BMCs are reachable, as
 ``nsenter -t PID -n -- AGENT``, with its options on stdin exactly as pacemaker-fenced sends
 them (``ip=``, ``username=``, ``password=``, ``action=``; ``lanplus=1`` for both, so the
@@ -36,12 +38,12 @@ It prints medians, p90s and maxima, how many calls took over three times their m
 a median hides), the ratios of medians (ours / fence_ipmilan), and whether the issue's aims are
 met (reported, not asserted): ``status`` at most half of fence_ipmilan's wall time, and
 a verified ``reboot`` under one second on this instantly switching simulator. Last, the import
-cost of our agent's path, from ``python -I -X importtime``: with ``action=metadata`` (on the
-host; no BMC) whether ``pyghmi.ipmi.command`` is imported (it must not be) and whether
-``pyghmi.ipmi.private.session`` is (only a login imports it), then the same for one ``status``
-call in the lab, with the cumulative import time of the session module, and whether the
-``cryptography`` package's Rust bindings were loaded (they must not be: the agent gives pyghmi
-AES from libcrypto, see ``stackha.fencing.openssl_aes``).
+cost of our agent's path, from ``-X importtime`` added to the agent's own ``#!`` line: with
+``action=metadata`` (on the host; no BMC) whether ``pyghmi.ipmi.command`` is imported (it must
+not be) and whether ``pyghmi.ipmi.private.session`` is (only a login imports it), then the
+same for one ``status`` call in the lab, with the cumulative import time of the session module,
+and whether the ``cryptography`` package's Rust bindings were loaded (they must not be: the
+agent gives pyghmi AES from libcrypto, see ``stackha.fencing.openssl_aes``).
 
 The lab is torn down with ``Lab.down`` whatever happens (also on Ctrl-C and SIGTERM); every
 connection stays inside the lab's own namespaces. Run as root, on a checkout after
@@ -73,6 +75,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
+# bench/ is sys.path[0] when this script runs: measure is bench/measure.py.
+from measure import BenchError, agent_interpreter
 from stackha.lab.lab import Lab
 from stackha.lab.namespaces import LabError
 
@@ -95,10 +99,6 @@ REBOOT_AIM_S = 1.0
 
 # "import time:       946 |       2880 | stackha.services.haproxy"; nesting is two spaces a level.
 IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)\s*$")
-
-
-class BenchError(Exception):
-    """A precondition or a call failed; the message says which and why."""
 
 
 @dataclass
@@ -208,13 +208,16 @@ def version(argv: list[str], pattern: str) -> str:
     return match.group(1) if match else "unknown"
 
 
-def host_info() -> dict[str, object]:
-    try:
-        from importlib.metadata import version as package_version
+def distribution_of(interpreter: list[str], name: str) -> str:
+    """The version of the distribution ``name`` (pyghmi, cryptography) that ``interpreter`` (an
+    agent's #! line) finds."""
+    probe = f"import importlib.metadata as m; print(m.version({name!r}))"
+    return version([*interpreter, "-c", probe], r"^(\S+)")
 
-        pyghmi = package_version("pyghmi")
-    except Exception:  # noqa: BLE001 - any failure: the version is only for the report
-        pyghmi = "unknown"
+
+def host_info() -> dict[str, object]:
+    ours = agent_interpreter(AGENT) if os.access(AGENT, os.R_OK) else None
+    pyghmi = distribution_of(ours, "pyghmi") if ours else "unknown"
     return {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
@@ -224,19 +227,10 @@ def host_info() -> dict[str, object]:
     }
 
 
-def install_agents() -> None:
-    stackha = os.path.join(os.path.dirname(sys.executable), "stackha")
-    if not os.access(stackha, os.X_OK):
-        raise BenchError(f"{stackha} not found: run 'make venv' and use the venv's python")
-    result = subprocess.run(
-        [stackha, "install"], capture_output=True, text=True, timeout=CALL_TIMEOUT, check=False
-    )
-    if result.returncode != 0:
-        output = (result.stdout + result.stderr).strip() or "(no output)"
-        raise BenchError(f"stackha install exited {result.returncode}:\n{output}")
-    for path in (AGENT, INCUMBENT):
+def check_agents(paths: tuple[str, ...], hint: str) -> None:
+    for path in paths:
         if not os.access(path, os.X_OK):
-            raise BenchError(f"{path} not found (stackha install; make deps for fence-agents)")
+            raise BenchError(f"{path} not found ({hint})")
 
 
 def node_pid(lab: Lab) -> Optional[int]:
@@ -265,6 +259,7 @@ class Bench:
             ("reboot", THEIRS): Series(THEIRS, "reboot"),
         }
         self.cycled = 0  # reboots after which the node had a new init and was on
+        self.host: dict[str, object] = {}
 
     def agent_call(self, name: str, action: str) -> Call:
         if name == FLOOR:
@@ -299,8 +294,8 @@ class Bench:
                 time.sleep(gap)
 
     def imports(self) -> tuple[Imports, Imports]:
-        python = os.path.join(os.path.dirname(sys.executable), "python")
-        argv = [python, "-I", "-X", "importtime", AGENT]
+        # The agent's own interpreter (the package's: /usr/bin/python3 -I, Debian's pyghmi).
+        argv = [*agent_interpreter(AGENT), "-X", "importtime", AGENT]
         metadata = call(argv, "action=metadata\n")
         check(metadata, f"{OURS} metadata under -X importtime", "<resource-agent")
         status = call(self.wrap(argv), f"{self.options}action=status\n")
@@ -308,6 +303,7 @@ class Bench:
         return parse_imports(metadata.stderr), parse_imports(status.stderr)
 
     def run(self) -> tuple[Imports, Imports]:
+        self.host = host_info()  # while the lab is up: its down may purge the package
         self.rounds("status", [OURS, THEIRS, FLOOR], self.args.runs, 0.0)
         self.rounds("reboot", [OURS, THEIRS], self.args.reboot_runs, self.args.gap)
         return self.imports()
@@ -377,7 +373,7 @@ def results(bench: Bench, imports: tuple[Imports, Imports]) -> dict[str, object]
         if delta - cpu > 0.001  # another child's CPU time reached the delta
     )
     return {
-        "host": host_info(),
+        "host": bench.host,
         "bmc": {"node": NODE, "address": bench.bmc["address"], "port": bench.bmc["port"]},
         "runs": bench.args.runs,
         "reboot_runs": bench.args.reboot_runs,
@@ -485,7 +481,7 @@ def render(data: dict[str, object]) -> str:
         f"    {reboot['under']}/{reboot['calls']} under 1 s; {NODE} power-cycled by "
         f"{reboot['power_cycled']}/{reboot['reboots']} measured reboots of both agents)",
         "",
-        f"imports of {OURS} (python -I -X importtime, one call each; cumulative ms):",
+        f"imports of {OURS} (its #! line with -X importtime, one call each; cumulative ms):",
         f"  {'action':<9} {COMMAND_MODULE:<20} {SESSION_MODULE:<28} {'all imports':>11}  "
         "cryptography's Rust bindings",
     ]
@@ -536,18 +532,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     if os.geteuid() != 0:
         print(
-            "run as root: the lab needs namespaces and stackha install writes /usr/sbin",
+            "run as root: the lab needs namespaces and installs the stackha package with apt",
             file=sys.stderr,
         )
         return 2
     signal.signal(signal.SIGTERM, terminate)
     try:
-        install_agents()
+        check_agents((INCUMBENT,), "make deps installs fence-agents")
         with tempfile.TemporaryDirectory(prefix="stackha-bench-fence-") as tmp:
             lab = Lab(os.path.join(tmp, "lab"), progress=log)
             try:
                 log(f"lab up: 2 nodes on {args.subnet}")
                 lab.up(nodes=2, subnet=args.subnet, timeout=args.up_timeout)
+                check_agents((AGENT,), "the lab installs the stackha package")
                 bench = Bench(lab, args)
                 imports = bench.run()
             finally:

@@ -1,34 +1,50 @@
 """Timing of commands for the monitor benchmarks, and the summaries of what was timed.
 
-Shared by ``monitor_haproxy.py`` and ``openstack_api.py``: their options, the clean agent
-environment, running a command that must exit 0, the interleaved round-robin runner (wall time
-around spawn-to-reap, CPU time from ``os.wait4``), median/p90 summaries, the table of them, the
-reading of ``python -X importtime`` and the JSON file. What each benchmark compares, and how it
-words its report, stays in the benchmark.
+Shared by ``monitor_haproxy.py``, ``openstack_api.py``, ``package_monitor.py`` and the fence
+benchmarks: their options, the clean agent environment, running a command that must exit 0, the
+interleaved round-robin runner (wall time around spawn-to-reap, CPU time from ``os.wait4``),
+median/p90 summaries, the table of them, the reading of ``python -X importtime``, an agent's
+``#!`` line, the stackha Debian package for the length of a run, and the JSON file. What each
+benchmark compares, and how it words its report, stays in the benchmark.
 
 The benchmarks run as ``.venv/bin/python bench/X.py``, so ``bench/`` is ``sys.path[0]`` and they
 import this module as plain ``measure``: no ``sys.path`` edit, no package.
 
-Standard library only; Python 3.9 or later.
+Standard library only (:func:`stackha_package` imports stackha when called); Python 3.9 or
+later.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Optional
+from pathlib import Path
+from typing import Callable, Optional
 
 OCF_ROOT = "/usr/lib/ocf"
 
 # "import time:       946 |       2880 | stackha.services.haproxy"; nesting is two spaces a level.
 IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)\s*$")
+
+
+# ``python3 -I -S -c WITHOUT_SITE AGENT ARGS...`` runs a packaged agent as its #! line would but
+# without site.py (no .pth file of dist-packages runs): dist-packages is put on sys.path by hand,
+# which no installed agent does, and the script is compiled from source like any script.
+WITHOUT_SITE = (
+    "import sys; sys.path.append('/usr/lib/python3/dist-packages'); a = sys.argv[1]; "
+    "sys.argv = sys.argv[1:]; "
+    "exec(compile(open(a, 'rb').read(), a, 'exec'), {'__name__': '__main__', '__file__': a})"
+)
 
 
 class BenchError(Exception):
@@ -54,6 +70,7 @@ class ImportReport:
     heavy: list[str]  # the modules asked about that it imports, in the order asked
     stackha_ms: float  # cumulative import time of the top-level stackha imports
     total_ms: float  # cumulative import time of every top-level import
+    site_ms: float = 0.0  # cumulative import time of site (and the .pth files it runs)
 
 
 def parse_args(
@@ -120,6 +137,94 @@ def install_agents(agents: tuple[str, ...], *, timeout: float) -> None:
             raise BenchError(f"stackha install did not install {agent}")
 
 
+def agent_interpreter(agent: str) -> list[str]:
+    """The ``#!`` line of an installed agent as argv: ``stackha install`` writes the virtualenv's
+    python with ``-I``, the Debian package ``/usr/bin/python3 -I``; every call starts it."""
+    with open(agent, encoding="utf-8") as handle:
+        first = handle.readline()
+    if not first.startswith("#!"):
+        raise BenchError(f"{agent} has no #! line")
+    return first[2:].split()
+
+
+@contextlib.contextmanager
+def stackha_package(progress: Callable[[str], None]) -> Iterator[str]:
+    """The stackha Debian package installed for the length of the block; yields its version.
+
+    A package already installed is measured as it is and left installed. Otherwise it is built
+    from this checkout's working tree (``scripts/build-deb``, into a temporary directory),
+    installed with apt (``stackha.lab.package.install``, which first removes a development
+    install it finds in /usr/lib/ocf: ``progress`` says so), and purged at the end whatever
+    happens; a development install it removed is then written again with ``stackha install``
+    (the script next to sys.executable), so the machine is left as it was found. Raises
+    BenchError when building, installing or purging fails.
+    """
+    from stackha.install import PACKAGED_OCF_ROOT, InstallError, read_manifest
+    from stackha.lab import package
+    from stackha.lab.namespaces import LabError
+    from stackha.runner import SubprocessRunner
+
+    runner = SubprocessRunner()
+    version = package.installed_version(runner)
+    if version is not None:
+        progress(f"package: stackha {version} is installed: measured as it is, left installed")
+        yield version
+        return
+    try:
+        had_development_install = bool(read_manifest(PACKAGED_OCF_ROOT))
+        with tempfile.TemporaryDirectory(prefix="stackha-bench-deb-") as build_dir:
+            progress("package: not installed: building it from this checkout (scripts/build-deb)")
+            deb = package.build(runner, Path(build_dir))
+            installed = package.install(runner, deb, progress)
+    except (LabError, InstallError) as err:
+        raise BenchError(f"the stackha package: {err}") from err
+    try:
+        yield package.deb_version(deb)
+    finally:
+        if installed:
+            progress("package: purging it again (this run installed it)")
+            try:
+                package.remove(runner)
+            except LabError as err:
+                raise BenchError(str(err)) from err
+        if had_development_install:
+            progress("package: writing the development install again (stackha install)")
+            install_agents((), timeout=600.0)
+
+
+def package_differences(checkout: Path, agents: dict[str, str]) -> list[str]:
+    """The files of the installed package's library (/usr/lib/python3/dist-packages/stackha)
+    whose content differs from this checkout's lib/stackha, or that only one side has (stackha.lab
+    is in the stackha-lab package, byte-code in neither), then the installed ``agents`` (path →
+    the checkout's file) whose body below the ``#!`` line differs: what was measured is not the
+    checkout when this is not empty."""
+    import filecmp
+
+    def body(path: str) -> str:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().split("\n", 1)[-1]
+
+    changed_agents = [agent for agent, source in agents.items() if body(agent) != body(source)]
+
+    installed, source = Path("/usr/lib/python3/dist-packages/stackha"), checkout / "lib" / "stackha"
+    names = {
+        str(path.relative_to(root))
+        for root in (installed, source)
+        for path in root.rglob("*.py")
+        if "__pycache__" not in path.parts and path.relative_to(root).parts[0] != "lab"
+    }
+    return (
+        sorted(
+            f"stackha/{name}"
+            for name in names
+            if not (installed / name).is_file()
+            or not (source / name).is_file()
+            or not filecmp.cmp(installed / name, source / name, shallow=False)
+        )
+        + changed_agents
+    )
+
+
 def measure_once(command: Command, timeout: float) -> None:
     """One call: wall time around spawn-to-reap, CPU time from the child's rusage."""
     argv = command.next_argv()
@@ -161,7 +266,7 @@ def read_importtime(stderr: str, heavy: tuple[str, ...]) -> ImportReport:
     """What ``python -X importtime`` wrote: which of the ``heavy`` modules (or their
     submodules) were imported, and the cumulative time of the top-level imports."""
     imported: set[str] = set()
-    stackha_us = total_us = 0
+    stackha_us = total_us = site_us = 0
     for line in stderr.splitlines():
         match = IMPORT_LINE.match(line)
         if not match:
@@ -174,10 +279,13 @@ def read_importtime(stderr: str, heavy: tuple[str, ...]) -> ImportReport:
             total_us += cumulative
             if module == "stackha" or module.startswith("stackha."):
                 stackha_us += cumulative
+            if module == "site":
+                site_us += cumulative
     return ImportReport(
         heavy=[name for name in heavy if name in imported],
         stackha_ms=stackha_us / 1000,
         total_ms=total_us / 1000,
+        site_ms=site_us / 1000,
     )
 
 

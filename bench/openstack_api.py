@@ -76,6 +76,7 @@ from measure import (
     BenchError,
     Command,
     ImportReport,
+    agent_interpreter,
     base_env,
     install_agents,
     interleaved,
@@ -214,16 +215,6 @@ def parse_deep_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def agent_interpreter(agent: str) -> list[str]:
-    """The ``#!`` line of an installed agent as argv: ``stackha install`` writes the virtualenv's
-    python with ``-I``, which is what every monitor starts."""
-    with open(agent, encoding="utf-8") as handle:
-        first = handle.readline()
-    if not first.startswith("#!"):
-        raise BenchError(f"{agent} has no #! line")
-    return first[2:].split()
 
 
 def write_private(path: str, text: str) -> None:
