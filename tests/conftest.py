@@ -30,7 +30,7 @@ def fake_clock():
 def installed(stackha_deb):
     """The stackha package of this working tree installed with apt where Pacemaker and pcs
     look (needs root), so the contract, integration and lab tiers run what an operator
-    installs: the agents with /usr/bin/python3 -I and the distribution's libraries. A
+    installs: the agents with /usr/bin/python3 -IS and the distribution's libraries. A
     development install (stackha install) there is removed first; the package is purged
     afterwards unless it was installed before the tests ran."""
     runner = SubprocessRunner()

@@ -200,5 +200,5 @@ def test_crm_resource_validate(installed, agent_name, agent_env, sandbox, check_
 
 def test_installed_agent_runs_with_the_system_python_isolated(installed, agent_name):
     first = (installed / agent_name).read_text().splitlines()[0]
-    assert first == "#!/usr/bin/python3 -I"
+    assert first == "#!/usr/bin/python3 -IS"  # debian/install-python-program
     assert OCF_ROOT in str(installed)

@@ -136,7 +136,7 @@ def test_up_installs_the_package_and_down_purges_what_up_installed(packaged, tmp
             assert owner.stdout.startswith("stackha: "), owner
             inside = lab.node_runner("node1").run([agent, "meta-data"], timeout=30)
             assert inside.ok and 'name="haproxy"' in inside.stdout
-            assert Path(agent).read_text().splitlines()[0] == "#!/usr/bin/python3 -I"
+            assert Path(agent).read_text().splitlines()[0] == "#!/usr/bin/python3 -IS"
         finally:
             lab.down()
         assert package.installed_version(runner) is None

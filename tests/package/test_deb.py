@@ -14,7 +14,14 @@ from stackha import __version__
 
 ROOT = Path(__file__).resolve().parents[2]
 OCF_DIR = "usr/lib/ocf/resource.d/stackha"
-INTERPRETER = b"#!/usr/bin/python3 -I\n"
+INTERPRETER = b"#!/usr/bin/python3 -IS\n"
+# What debian/install-python-program puts after "from __future__ import annotations": -S skips
+# site.py, so the distribution's dist-packages is added by hand.
+PATH_LINES = (
+    b"import sys  # noqa: E402 - installed with python3 -IS (debian/install-python-program)\n"
+    b'sys.path.append("/usr/lib/python3/dist-packages")  # noqa: E402\n'
+)
+FUTURE = b"from __future__ import annotations\n"
 
 
 def dpkg_deb(*argv: str) -> str:
@@ -84,12 +91,38 @@ def test_every_agent_is_where_pacemaker_looks_with_the_system_python(stackha_deb
         assert path.stat().st_mode & 0o777 == 0o755, path
         with open(path, "rb") as handle:
             assert handle.readline() == INTERPRETER, path
-        # the body is the checkout's agent, unchanged
+        # the body is the checkout's agent, with the path set right after its first statement
         source = ROOT / ("fence" if path.parent.name == "sbin" else "agents") / path.name
-        assert path.read_bytes().split(b"\n", 1)[1] == source.read_bytes().split(b"\n", 1)[1]
-    for command in ("stackha", "stackha-galera-check"):
-        with open(tree / "usr/bin" / command, "rb") as handle:
-            assert handle.readline().startswith(b"#!/usr/bin/python3"), command
+        body = source.read_bytes().split(b"\n", 1)[1]
+        assert path.read_bytes().split(b"\n", 1)[1] == body.replace(FUTURE, FUTURE + PATH_LINES, 1)
+    with open(tree / "usr/bin/stackha", "rb") as handle:
+        assert handle.readline() == b"#!/usr/bin/python3\n"
+    # HAProxy's Galera check starts every few seconds: as fast as the agents
+    check = (tree / "usr/bin/stackha-galera-check").read_bytes()
+    assert check.startswith(INTERPRETER) and FUTURE + PATH_LINES in check
+
+
+def test_the_installed_programs_run_without_site(stackha_deb, tmp_path):
+    """Unpacked, with the library put where -S finds it by their own sys.path line: the
+    agents start and read their declaration (no import needed site.py)."""
+    tree = contents(stackha_deb, tmp_path)
+    for path in [*(tree / OCF_DIR).iterdir(), tree / "usr/sbin/fence_stackha_ipmi"]:
+        text = path.read_text().replace(
+            "/usr/lib/python3/dist-packages", str(tree / "usr/lib/python3/dist-packages")
+        )
+        # only the distribution's dist-packages and the unpacked library: no venv, no site
+        result = subprocess.run(
+            ["/usr/bin/python3", "-IS", "-c", text]
+            + (["-o", "metadata"] if path.name.startswith("fence_") else ["meta-data"]),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"OCF_ROOT": "/usr/lib/ocf", "PATH": "/usr/bin:/bin"},
+        )
+        assert result.returncode == 0 and "<resource-agent" in result.stdout, (
+            path.name,
+            result.stderr,
+        )
 
 
 def test_man_pages_templates_and_docs(stackha_deb):

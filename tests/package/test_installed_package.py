@@ -38,7 +38,7 @@ CHECK_PACKAGES = (
 DEPENDS = ("python3-lxml", "python3-pexpect", "python3-pyghmi")
 OCF_DIR = "/usr/lib/ocf/resource.d/stackha"
 DATADIR = "/usr/share/resource-agents"
-INTERPRETER = "#!/usr/bin/python3 -I"
+INTERPRETER = "#!/usr/bin/python3 -IS"
 AGENTS = sorted(p.name for p in agent_files())
 FENCE_AGENTS = sorted(p.name for p in fence_agent_files())
 # Where the tests put their own files in a tree (left out of the purge's comparison).
@@ -191,7 +191,8 @@ def test_the_ocf_directory_holds_every_agent_and_nothing_else(root):
     [f"{OCF_DIR}/{a}" for a in AGENTS] + [f"/usr/sbin/{f}" for f in FENCE_AGENTS],
 )
 def test_every_agent_runs_the_system_python_isolated(root, path):
-    """#!/usr/bin/python3 -I: the distribution's Python, and no PYTHONPATH or user site."""
+    """#!/usr/bin/python3 -IS: the distribution's Python, no PYTHONPATH or user site, no site.py
+    (debian/install-python-program)."""
     first = (root.path / path.lstrip("/")).read_text().splitlines()[0]
     assert first == INTERPRETER
 

@@ -3,7 +3,7 @@
 The namespace lab's nodes see the host's files, so the package goes onto the host with apt
 (``apt-get install ./stackha_<version>_all.deb``: apt takes python3-lxml, python3-pyghmi and
 python3-pexpect from the distribution) and every node runs what it installed: the agents in
-/usr/lib/ocf/resource.d/stackha and /usr/sbin with ``#!/usr/bin/python3 -I`` and the system's
+/usr/lib/ocf/resource.d/stackha and /usr/sbin with ``#!/usr/bin/python3 -IS`` and the system's
 libraries, ``/usr/bin/stackha``. The package is the one given (``stackha lab up --deb FILE``)
 or built from this checkout's working tree (``scripts/build-deb``). ``stackha install``'s
 development copy is removed first (by its manifest: exactly the files it wrote), since the
