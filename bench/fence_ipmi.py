@@ -212,6 +212,9 @@ def distribution_of(interpreter: list[str], name: str) -> str:
     """The version of the distribution ``name`` (pyghmi, cryptography) that ``interpreter`` (an
     agent's #! line) finds."""
     probe = f"import importlib.metadata as m; print(m.version({name!r}))"
+    if any(flag.startswith("-") and "S" in flag for flag in interpreter[1:]):
+        # -S (the package's -IS): dist-packages is on sys.path only as the agent puts it there
+        probe = "import sys; sys.path.append('/usr/lib/python3/dist-packages'); " + probe
     return version([*interpreter, "-c", probe], r"^(\S+)")
 
 

@@ -37,13 +37,11 @@ OCF_ROOT = "/usr/lib/ocf"
 IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)\s*$")
 
 
-# ``python3 -I -S -c WITHOUT_SITE AGENT ARGS...`` runs a packaged agent as its #! line would but
-# without site.py (no .pth file of dist-packages runs): dist-packages is put on sys.path by hand,
-# which no installed agent does, and the script is compiled from source like any script.
-WITHOUT_SITE = (
-    "import sys; sys.path.append('/usr/lib/python3/dist-packages'); a = sys.argv[1]; "
-    "sys.argv = sys.argv[1:]; "
-    "exec(compile(open(a, 'rb').read(), a, 'exec'), {'__name__': '__main__', '__file__': a})"
+# What debian/install-python-program adds after an installed program's "from __future__ import
+# annotations" (its interpreter line is python3 -IS): not part of the checkout's agent.
+INSTALLED_PATH_LINES = (
+    "import sys  # noqa: E402 - installed with python3 -IS (debian/install-python-program)\n"
+    'sys.path.append("/usr/lib/python3/dist-packages")  # noqa: E402\n'
 )
 
 
@@ -202,7 +200,7 @@ def package_differences(checkout: Path, agents: dict[str, str]) -> list[str]:
 
     def body(path: str) -> str:
         with open(path, encoding="utf-8") as handle:
-            return handle.read().split("\n", 1)[-1]
+            return handle.read().split("\n", 1)[-1].replace(INSTALLED_PATH_LINES, "", 1)
 
     changed_agents = [agent for agent, source in agents.items() if body(agent) != body(source)]
 

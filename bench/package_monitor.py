@@ -1,7 +1,7 @@
 """Benchmark: one `monitor` of ocf:stackha:haproxy from the Debian package and from the virtualenv.
 
 The Debian package and the development install (``stackha install``) run the same agent with
-different interpreters and libraries: the package's agent starts ``/usr/bin/python3 -I`` with
+different interpreters and libraries: the package's agent starts ``/usr/bin/python3 -IS`` with
 stackha and Debian's lxml in /usr/lib/python3/dist-packages; the development install's starts
 the virtualenv's python with ``-I`` (stackha from the checkout through the editable install,
 PyPI's lxml). The package must not be slower. This script measures, in one run and under the
@@ -9,17 +9,18 @@ same conditions:
 
 - ``package monitor depth 0`` and ``depth 10``: /usr/lib/ocf/resource.d/stackha/haproxy monitor,
   OCF_CHECK_LEVEL=0 (master and workers alive) and 10 (also 'show info' on the stats socket),
-  started through its ``#!/usr/bin/python3 -I`` line;
+  started through its ``#!/usr/bin/python3 -IS`` line (debian/install-python-program: no
+  site.py; the agent appends /usr/lib/python3/dist-packages to sys.path itself);
 - ``venv monitor depth 0`` and ``depth 10``: the checkout's agents/haproxy run with exactly the
   interpreter line ``stackha install`` writes (the virtualenv's python, ``-I``);
 - the floors: ``-I -S -c pass`` of each interpreter (no site at all), and ``-I -c pass`` (what
   each ``#!`` line starts before the agent's first import: site and the .pth files of its
   site-packages);
-- ``package agent without site depth 0``: the package's agent and library under
-  ``/usr/bin/python3 -I -S`` with /usr/lib/python3/dist-packages put on sys.path by hand, which
-  no installed agent does: what the package's monitor costs without site.py and the .pth files
-  of dist-packages (on a Debian OpenStack controller, python3-pastescript, -repoze.*, -zope.*
-  and -google-auth each bring a namespace-package .pth that imports importlib.util).
+- ``package agent with site depth 0``: the package's agent and library under
+  ``/usr/bin/python3 -I`` (site.py on), as the package first shipped them: what site.py and
+  the .pth files of dist-packages cost each start (on a Debian OpenStack controller,
+  python3-pastescript, -repoze.*, -zope.* and -google-auth each bring a namespace-package .pth
+  that imports importlib.util) — the reason the package's agents start with -S.
 
 The package is used as it is when it is installed. Otherwise it is built from this checkout
 (scripts/build-deb, into a temporary directory), installed with apt and purged at the end; a
@@ -63,7 +64,6 @@ from typing import Optional
 # instance is monitor_haproxy.py's.
 from measure import (
     OCF_ROOT,
-    WITHOUT_SITE,
     BenchError,
     Command,
     ImportReport,
@@ -93,7 +93,9 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 PACKAGE_AGENT = f"{OCF_ROOT}/resource.d/stackha/haproxy"
 CHECKOUT_AGENT = str(CHECKOUT / "agents" / "haproxy")
 SYSTEM_PYTHON = "/usr/bin/python3"
-PACKAGE_INTERPRETER = [SYSTEM_PYTHON, "-I"]  # what debian/rules writes into the agents
+PACKAGE_INTERPRETER = [SYSTEM_PYTHON, "-IS"]  # debian/install-python-program writes it
+# What the package's programs do first, since -S leaves the distribution's modules off sys.path.
+DIST_PACKAGES = "import sys; sys.path.append('/usr/lib/python3/dist-packages'); "
 PACKAGE_LIBRARY = "/usr/lib/python3/dist-packages/stackha/"
 ACTION_TIMEOUT = 60.0
 
@@ -105,7 +107,7 @@ PKG_BARE = "python3 -I -S -c pass"
 VENV_BARE = "venv python -I -S -c pass"
 PKG_SITE = "python3 -I -c pass"
 VENV_SITE = "venv python -I -c pass"
-PKG_NOSITE0 = "package agent without site depth 0"
+PKG_SITE0 = "package agent with site depth 0"
 
 # Which stackha and lxml an interpreter finds (its flags as the agent's #! line has them).
 WHERE = (
@@ -146,7 +148,7 @@ def locate(side: Side) -> None:
     """Fill in which stackha and lxml the side's interpreter finds; BenchError if the package
     side would not run the package's library or the venv side not the checkout's."""
     result = run_once(
-        [*side.interpreter, "-c", WHERE],
+        [*side.interpreter, "-c", (DIST_PACKAGES if "-IS" in side.interpreter else "") + WHERE],
         base_env(),
         f"{side.name}: import stackha, lxml",
         timeout=30,
@@ -177,8 +179,8 @@ def median_ms(command: Command, what: str) -> float:
 PAIRS = (
     (PKG0, VENV0),
     (PKG10, VENV10),
-    (PKG_NOSITE0, VENV0),
-    (PKG0, PKG_NOSITE0),
+    (PKG_SITE0, VENV0),
+    (PKG0, PKG_SITE0),
     (PKG_BARE, VENV_BARE),
     (PKG_SITE, VENV_SITE),
     (PKG0, PKG_BARE),
@@ -354,15 +356,11 @@ def measure(args: argparse.Namespace, tmp: str) -> int:
             Command(PKG10, package.monitor(), depth10),
             Command(VENV0, venv.monitor(), depth0),
             Command(VENV10, venv.monitor(), depth10),
-            Command(PKG_BARE, [*package.interpreter, "-S", "-c", "pass"], floor),
+            Command(PKG_BARE, [SYSTEM_PYTHON, "-I", "-S", "-c", "pass"], floor),
             Command(VENV_BARE, [*venv.interpreter, "-S", "-c", "pass"], floor),
-            Command(PKG_SITE, [*package.interpreter, "-c", "pass"], floor),
+            Command(PKG_SITE, [SYSTEM_PYTHON, "-I", "-c", "pass"], floor),
             Command(VENV_SITE, [*venv.interpreter, "-c", "pass"], floor),
-            Command(
-                PKG_NOSITE0,
-                [*package.interpreter, "-S", "-c", WITHOUT_SITE, PACKAGE_AGENT, "monitor"],
-                depth0,
-            ),
+            Command(PKG_SITE0, [SYSTEM_PYTHON, "-I", PACKAGE_AGENT, "monitor"], depth0),
         ]
         log(f"measuring: {args.runs} rounds of {len(commands)} commands")
         interleaved(commands, args.runs, args.warmup, timeout=ACTION_TIMEOUT)
