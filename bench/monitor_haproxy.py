@@ -11,7 +11,8 @@ so its per-call cost matters. This script measures, in one run and under the sam
   (resource-agents has no HAProxy agent, and Dummy is the cheapest thing a shell agent can do);
 - ``python3 -c pass`` and ``python3 -I -S -c pass``: the floor of any Python program.
 
-Before measuring it runs ``stackha install`` (the script next to sys.executable), then starts a
+Before measuring it makes sure the stackha Debian package is installed (bench/measure.py's
+``stackha_package``: built from this checkout and purged afterwards if it was not), then starts a
 real HAProxy through the agent's own ``start`` action, on a free loopback port with a
 configuration in a temporary directory, and starts Dummy. Both are stopped with their ``stop``
 action at the end, whatever happens. Every command must exit 0, or the benchmark aborts.
@@ -53,13 +54,13 @@ from measure import (
     Command,
     ImportReport,
     base_env,
-    install_agents,
     interleaved,
     parse_args,
     read_importtime,
     render_table,
     run_once,
     samples_json,
+    stackha_package,
     write_json,
 )
 
@@ -287,9 +288,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         for path in (HAPROXY, DUMMY, SYSTEM_PYTHON):
             if not os.access(path, os.X_OK):
                 raise BenchError(f"{path} not found (make deps installs haproxy, resource-agents)")
-        install_agents((AGENT,), timeout=ACTION_TIMEOUT)
-        with tempfile.TemporaryDirectory(prefix="stackha-bench-") as tmp:
-            return run(args, tmp)
+        # the agent as operators install it: the Debian package (installed for the run if absent)
+        with stackha_package(lambda m: print(m, file=sys.stderr)):
+            with tempfile.TemporaryDirectory(prefix="stackha-bench-") as tmp:
+                return run(args, tmp)
     except BenchError as err:
         print(f"benchmark aborted: {err}", file=sys.stderr)
         return 1

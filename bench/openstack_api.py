@@ -29,7 +29,8 @@ call, so the floor's is too (``new token``: one issued beforehand for each call)
 deleted at the end. "curl, every request" adds up the medians of curl of each request a
 depth-20 monitor makes (its version check included).
 
-Before measuring it runs ``stackha install``, prepares a private keystone and nova-api on SQLite
+Before measuring it makes sure the stackha Debian package is installed (bench/measure.py's
+``stackha_package``), prepares a private keystone and nova-api on SQLite
 with the test sandbox (``tests/openstack_sandbox.py``: databases, Fernet keys, the admin and a
 ``nova`` service user with random passwords, Debian's uwsgi ini trimmed to 2 workers, loopback
 ports) and starts both through the installed agents' own ``start`` action. Both are stopped with
@@ -78,13 +79,13 @@ from measure import (
     ImportReport,
     agent_interpreter,
     base_env,
-    install_agents,
     interleaved,
     parse_args,
     read_importtime,
     render_table,
     run_once,
     samples_json,
+    stackha_package,
     write_json,
 )
 from stackha.services.openstack_api import (
@@ -562,8 +563,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             if not os.access(path, os.X_OK):
                 raise BenchError(f"{path} not found (make deps installs curl, uwsgi, keystone)")
         signal.signal(signal.SIGTERM, terminate)
-        install_agents((KEYSTONE_AGENT, NOVA_AGENT), timeout=ACTION_TIMEOUT)
-        return run(args)
+        # the agents as operators install them: the Debian package (installed if absent)
+        with stackha_package(lambda m: print(m, file=sys.stderr)):
+            return run(args)
     except BenchError as err:
         print(f"benchmark aborted: {err}", file=sys.stderr)
         return 1
