@@ -516,7 +516,7 @@ def test_promotion_scores_are_injected_for_every_node_and_promotable_primitive()
 # --- the scenario loop, against a fake crm_simulate -------------------------------------------
 
 
-def argv(tmp_path, source, target, *events):
+def argv(tmp_path, source, target):
     return [
         "/usr/sbin/crm_simulate",
         "--xml-file",
@@ -525,8 +525,25 @@ def argv(tmp_path, source, target, *events):
         "--save-output",
         str(tmp_path / target),
         "--output-as=xml",
-        *events,
     ]
+
+
+def events(tmp_path, source, target, *given):
+    """The call that applies events before a simulation (Pacemaker 3.0.0 cuts short the XML of
+    a simulation given events)."""
+    return [
+        "/usr/sbin/crm_simulate",
+        "--xml-file",
+        str(tmp_path / source),
+        "--quiet",
+        "--output-as=xml",
+        *given,
+        "--save-output",
+        str(tmp_path / target),
+    ]
+
+
+EVENTS_OK = '<pacemaker-result><status code="0" message="OK"/></pacemaker-result>'
 
 
 TWO_NODES = '<node id="1" uname="node1"/><node id="2" uname="node2"/>'
@@ -541,12 +558,16 @@ def test_scenarios_run_start_up_to_stability_then_lose_each_node(tmp_path, fake_
     cib_path.write_text(cib_xml(resources=HAPROXY, nodes=TWO_NODES))
     up = {"haproxy": everywhere(nodes=("node1", "node2"))}
     fake_runner.expect(
-        argv(
+        events(
             tmp_path,
             "start-up-0.xml",
-            "start-up-1.xml",
+            "start-up-1-events.xml",
             *("--quorum", "true", "--node-up", "node1", "--node-up", "node2"),
         ),
+        stdout=EVENTS_OK,
+    )
+    fake_runner.expect(
+        argv(tmp_path, "start-up-1-events.xml", "start-up-1.xml"),
         stdout=simulation_output(up, online=("node1", "node2"), transition=(START,)),
     )
     fake_runner.expect(
@@ -554,7 +575,11 @@ def test_scenarios_run_start_up_to_stability_then_lose_each_node(tmp_path, fake_
         stdout=simulation_output(up, online=("node1", "node2")),
     )
     fake_runner.expect(
-        argv(tmp_path, "start-up-2.xml", "node1-lost-1.xml", "--node-fail", "node1"),
+        events(tmp_path, "start-up-2.xml", "node1-lost-1-events.xml", "--node-fail", "node1"),
+        stdout=EVENTS_OK,
+    )
+    fake_runner.expect(
+        argv(tmp_path, "node1-lost-1-events.xml", "node1-lost-1.xml"),
         stdout=simulation_output(
             {"haproxy": {"node2": "Started"}},
             online=("node2",),
@@ -567,7 +592,11 @@ def test_scenarios_run_start_up_to_stability_then_lose_each_node(tmp_path, fake_
         stdout=simulation_output({"haproxy": {"node2": "Started"}}, ("node2",), ("node1",)),
     )
     fake_runner.expect(
-        argv(tmp_path, "start-up-2.xml", "node2-lost-1.xml", "--node-fail", "node2"),
+        events(tmp_path, "start-up-2.xml", "node2-lost-1-events.xml", "--node-fail", "node2"),
+        stdout=EVENTS_OK,
+    )
+    fake_runner.expect(
+        argv(tmp_path, "node2-lost-1-events.xml", "node2-lost-1.xml"),
         stdout=simulation_output({"haproxy": {"node1": "Started"}}, ("node1",), ("node2",)),
     )
 
@@ -588,10 +617,10 @@ def test_a_cib_crm_simulate_refuses_is_a_start_up_problem(tmp_path, fake_runner)
     cib_path = tmp_path / "cib.xml"
     cib_path.write_text(cib_xml(resources=HAPROXY, nodes=TWO_NODES))
     fake_runner.expect(
-        argv(
+        events(
             tmp_path,
             "start-up-0.xml",
-            "start-up-1.xml",
+            "start-up-1-events.xml",
             *("--quorum", "true", "--node-up", "node1", "--node-up", "node2"),
         ),
         returncode=78,
@@ -607,6 +636,34 @@ def test_a_cib_crm_simulate_refuses_is_a_start_up_problem(tmp_path, fake_runner)
         "element rsc_order: validity error : IDREF attribute first references an unknown ID "
         '"galera-clone"',
     )
+
+
+def test_a_simulation_without_a_revised_status_is_refused_not_read(tmp_path, fake_runner):
+    """Pacemaker 3.0.0's XML of a simulation given events ends before the transition and the
+    revised status: reading the status before the events would judge the wrong cluster (a
+    start-up with nothing placed passing, a lost node never fenced)."""
+    cut_short = (
+        '<pacemaker-result api-version="2.38" request="crm_simulate">'
+        "<cluster_status><nodes/></cluster_status><modifications/>"
+        '<modify_node action="Failing" node="node1"/><status code="0" message="OK"/>'
+        "</pacemaker-result>"
+    )
+    with pytest.raises(sim.SimulationFailed, match="no revised cluster status"):
+        sim.parse_simulation(cut_short)
+    cib_path = tmp_path / "cib.xml"
+    cib_path.write_text(cib_xml(resources=HAPROXY, nodes=TWO_NODES))
+    fake_runner.expect(
+        events(
+            tmp_path,
+            "start-up-0.xml",
+            "start-up-1-events.xml",
+            *("--quorum", "true", "--node-up", "node1", "--node-up", "node2"),
+        ),
+        stdout=EVENTS_OK,
+    )
+    fake_runner.expect(argv(tmp_path, "start-up-1-events.xml", "start-up-1.xml"), stdout=cut_short)
+    results = sim.run_scenarios(cib_path, fake_runner, tmp_path)
+    assert results[1].problems == ("start-up: crm_simulate printed no revised cluster status",)
 
 
 def test_a_file_that_is_not_a_cib_raises(tmp_path, fake_runner):

@@ -77,3 +77,34 @@ def test_private_attrd_attribute_that_does_not_exist(fake_runner):
         stderr="attrd_updater: Could not query value of nope: attribute does not exist",
     )
     assert attrd_updater.query(fake_runner, "nope") is None
+
+
+def test_crm_verify_lines_of_pacemaker_2_1_and_3_0_read_alike():
+    """2.1.5 prefixes each line with the logging function and closes with 'crm_verify: …';
+    3.0.0 mostly prints a bare level and closes with 'Configuration invalid (with …)'. Both
+    give the same findings, without prefixes and without the summary."""
+    from stackha.pacemaker.crm_verify import parse_output
+
+    old = (
+        "(unpack_config) \twarning: Fencing and resource management disabled due to lack of "
+        "quorum\n(schedule_fencing_and_shutdowns) \twarning: Node ctl1 is unclean but cannot be "
+        "fenced\n(unpack_resources) \terror: Resource start-up disabled since no STONITH "
+        "resources have been defined\ncrm_verify: Errors found during check: config not valid\n"
+        "-V may provide more details\n"
+    )
+    new = (
+        "(cluster_status) \twarning: Fencing and resource management disabled due to lack of "
+        "quorum\nwarning: Node ctl1 is unclean but cannot be fenced\nerror: Resource start-up "
+        "disabled since no STONITH resources have been defined\nConfiguration invalid (with "
+        "errors)\n"
+    )
+    for stderr in (old, new):
+        findings = parse_output(stderr, "", 78)
+        assert findings.errors == (
+            "Resource start-up disabled since no STONITH resources have been defined",
+        )
+        assert findings.warnings == (
+            "Fencing and resource management disabled due to lack of quorum",
+            "Node ctl1 is unclean but cannot be fenced",
+        )
+        assert findings.others == ()

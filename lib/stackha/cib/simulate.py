@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from typing import Optional
 
     from stackha.clock import Clock
-    from stackha.runner import Runner
+    from stackha.runner import Result, Runner
 
 CRM_SIMULATE = "/usr/sbin/crm_simulate"
 TOOL_TIMEOUT_S = 60.0
@@ -828,9 +828,10 @@ def parse_simulation(xml_text: str) -> SimulationRound:
         for action in _children(root.find("transition"))
         if action.tag == "fencing_action"
     )
+    # Placement read from the status before the transition would judge the wrong cluster.
     status = root.find("revised_cluster_status")
     if status is None:
-        status = root.find("cluster_status")
+        raise SimulationFailed("crm_simulate printed no revised cluster status")
     online: list[str] = []
     placement: dict[str, dict[str, str]] = {}
     if status is not None:
@@ -1264,14 +1265,28 @@ def inject_promotion_scores(cib: ET.Element, configuration: Configuration) -> No
             pair.set("value", PROMOTION_SCORE)
 
 
-def simulate_argv(
+def events_argv(
     source: Path,
     target: Path,
     node_up: Sequence[str] = (),
     node_fail: Sequence[str] = (),
     quorum: bool = False,
 ) -> list[str]:
-    argv = [
+    """crm_simulate applying events to ``source`` and saving the CIB, without simulating."""
+    argv = [CRM_SIMULATE, "--xml-file", str(source), "--quiet", "--output-as=xml"]
+    if quorum:
+        # An empty status has no have-quorum: without it nothing starts ("no quorum").
+        argv += ["--quorum", "true"]
+    for node in node_up:
+        argv += ["--node-up", node]
+    for node in node_fail:
+        argv += ["--node-fail", node]
+    return [*argv, "--save-output", str(target)]
+
+
+def simulate_argv(source: Path, target: Path) -> list[str]:
+    """crm_simulate computing one transition from ``source`` and saving the CIB after it."""
+    return [
         CRM_SIMULATE,
         "--xml-file",
         str(source),
@@ -1280,14 +1295,25 @@ def simulate_argv(
         str(target),
         "--output-as=xml",
     ]
-    if quorum:
-        # An empty status has no have-quorum: without it nothing starts ("no quorum").
-        argv += ["--quorum", "true"]
-    for node in node_up:
-        argv += ["--node-up", node]
-    for node in node_fail:
-        argv += ["--node-fail", node]
-    return argv
+
+
+def _refused(result: Result) -> SimulationFailed:
+    # With --output-as=xml the reason is on stderr (schema errors) and the summary in the
+    # XML's <status message>.
+    summary = ""
+    try:
+        status = ET.fromstring(result.stdout).find("status")
+        summary = status.get("message", "") if status is not None else ""
+    except ET.ParseError:
+        pass
+    details = [" ".join(line.split()) for line in result.stderr.splitlines() if line.strip()]
+    return SimulationFailed(
+        f"crm_simulate refused the CIB (exit {result.returncode}"
+        + (f", {summary}" if summary else "")
+        + ")"
+        + (f": {'; '.join(details)}" if details else ""),
+        result,
+    )
 
 
 def simulate(
@@ -1300,27 +1326,23 @@ def simulate(
 ) -> SimulationRound:
     """One transition: crm_simulate computes it from ``source`` (after the events given),
     simulates it as successful and saves the resulting CIB to ``target``. Raises
-    :class:`SimulationFailed` when crm_simulate refuses the CIB."""
-    result = runner.run(
-        simulate_argv(source, target, node_up, node_fail, quorum), timeout=TOOL_TIMEOUT_S
-    )
-    if not result.ok:
-        # With --output-as=xml the reason is on stderr (schema errors) and the summary in
-        # the XML's <status message>.
-        summary = ""
-        try:
-            status = ET.fromstring(result.stdout).find("status")
-            summary = status.get("message", "") if status is not None else ""
-        except ET.ParseError:
-            pass
-        details = [" ".join(line.split()) for line in result.stderr.splitlines() if line.strip()]
-        raise SimulationFailed(
-            f"crm_simulate refused the CIB (exit {result.returncode}"
-            + (f", {summary}" if summary else "")
-            + ")"
-            + (f": {'; '.join(details)}" if details else ""),
-            result,
+    :class:`SimulationFailed` when crm_simulate refuses the CIB or reports no result.
+
+    The events are applied by a call of their own, saved beside ``target``: Pacemaker 3.0.0's
+    ``--simulate --output-as=xml`` ends its document after the injected events when any are
+    given — no transition, no revised status (docs/debian13.md) — while a simulation without
+    events is whole on 3.0 as on 2.1."""
+    if node_up or node_fail or quorum:
+        events = target.with_name(f"{target.stem}-events{target.suffix}")
+        result = runner.run(
+            events_argv(source, events, node_up, node_fail, quorum), timeout=TOOL_TIMEOUT_S
         )
+        if not result.ok:
+            raise _refused(result)
+        source = events
+    result = runner.run(simulate_argv(source, target), timeout=TOOL_TIMEOUT_S)
+    if not result.ok:
+        raise _refused(result)
     return parse_simulation(result.stdout)
 
 

@@ -15,9 +15,12 @@ TIMEOUT_S = 60.0
 # Twice --verbose: once lists the errors, twice the warnings too (Pacemaker 2.1.5; without it
 # crm_verify says only "Errors found during check"). The CIB comes on stdin: no file to clean up.
 ARGV = (TOOL, "--verbose", "--verbose", "--xml-pipe")
-# crm_verify prefixes each log line with the function that logged it and its level:
-# "(unpack_resources) \terror: ...".
-_LOG_PREFIX = re.compile(r"^\([A-Za-z0-9_]+\)\s+(?:(?:error|warning):\s*)?")
+# crm_verify prefixes each log line with its level, and Pacemaker 2.1 also with the function
+# that logged it: "(unpack_resources) \terror: ..."; Pacemaker 3.0 mostly "error: ...".
+_LOG_PREFIX = re.compile(r"^(?:\([A-Za-z0-9_]+\)\s+)?(?:(?:error|warning):\s*)?")
+# Its closing summary, not a finding: "crm_verify: Errors found during check: config not
+# valid" (2.1), "Configuration invalid (with errors)" / "(with warnings)" (3.0).
+_SUMMARY = re.compile(r"^(?:crm_verify:|-V may provide|Configuration invalid \(with )")
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ def parse_output(stderr: str, stdout: str, returncode: int) -> Findings:
     found: dict[str, list[str]] = {"errors": [], "warnings": [], "others": []}
     for raw in (stderr + "\n" + stdout).splitlines():
         line = " ".join(raw.split())
-        if not line or line.startswith("crm_verify:") or line.startswith("-V may provide"):
+        if not line or _SUMMARY.match(line):
             continue
         if "error:" in line or "error :" in line:
             kind = "errors"
