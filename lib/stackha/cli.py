@@ -118,6 +118,19 @@ def _lab_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         metavar="FILE",
         help="the stackha package the nodes run (default: built from this checkout)",
     )
+    up.add_argument(
+        "--release",
+        metavar="NAME",
+        help="the nodes run this Debian release (bookworm or trixie) from a root filesystem "
+        "of its own; default: the host's own files",
+    )
+    up.add_argument(
+        "--profile",
+        default="stack",
+        metavar="NAME",
+        help="with --release: cluster (Pacemaker, fencing, HAProxy) or stack (and the "
+        "services; default)",
+    )
     status = verbs.add_parser("status", help="nodes, power, membership, resources")
     status.add_argument("--json", action="store_true", help="as JSON")
     run = verbs.add_parser("exec", help="run a command inside a node: exec NODE -- CMD …")
@@ -318,6 +331,8 @@ def _lab(args: argparse.Namespace, out: TextIO) -> int:
                 timeout=args.timeout,
                 post_delay=args.post_delay,
                 deb=args.deb,
+                release_name=args.release,
+                profile=args.profile,
             )
             _print_status(lab.status(), out)
         elif args.verb == "status":
@@ -366,7 +381,8 @@ def _lab(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _print_status(status: dict[str, object], out: TextIO) -> None:
-    out.write(f"lab in {status['directory']}, subnet {status['subnet']}\n")
+    nodes_run = f"Debian {status['release']}" if status.get("release") else "the host's files"
+    out.write(f"lab in {status['directory']}, subnet {status['subnet']}, nodes run {nodes_run}\n")
     nodes = status["nodes"]
     assert isinstance(nodes, list)
     for node in nodes:

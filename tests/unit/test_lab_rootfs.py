@@ -340,6 +340,7 @@ def test_a_scratch_root_runs_commands_chrooted_in_an_overlay_and_leaves_nothing(
     /tmp are mounted in the namespace; commands are chrooted into it; afterwards the mounts are
     undone, the namespace's init is killed by pid and the scratch directory is gone."""
     tree = tmp_path / "tree"
+    tree.mkdir(mode=0o755)
     base = tmp_path / f"stackha-scratch-{INIT}"
     merged = f"{base}/merged"
     assert rootfs.overlay_mounts(str(tree), "U", "W", "M")[:4] == [
@@ -391,6 +392,7 @@ def test_a_failed_mount_is_an_error_and_still_leaves_nothing(
     tmp_path, fake_runner, fake_clock, processes
 ):
     tree = tmp_path / "tree"
+    tree.mkdir(mode=0o755)
     base = tmp_path / f"stackha-scratch-{INIT}"
     expect_mounts(fake_runner, tree, base, fail_at=0)
     fake_runner.expect(
@@ -407,6 +409,7 @@ def test_a_failing_block_still_unmounts_ends_the_namespace_and_removes_the_copy(
     tmp_path, fake_runner, fake_clock, processes
 ):
     tree = tmp_path / "tree"
+    tree.mkdir(mode=0o755)
     base = tmp_path / f"stackha-scratch-{INIT}"
     expect_mounts(fake_runner, tree, base)
     fake_runner.expect(in_namespace("/bin/umount", "--recursive", f"{base}/merged", pid=False))
@@ -416,4 +419,28 @@ def test_a_failing_block_still_unmounts_ends_the_namespace_and_removes_the_copy(
             raise RuntimeError("the check failed")
     assert root.init_pid == INIT
     assert {pid for pid, _, _ in processes.signals} == {HOLDER, INIT}
+    assert not base.exists()
+
+
+def test_a_scratch_root_with_an_upper_dir_keeps_what_the_block_changed(
+    tmp_path, fake_runner, fake_clock, processes
+):
+    """With ``upper_dir`` the overlay's upper and work directories are made there and stay,
+    with the tree's mode on the upper (the merged root's mode); the rest goes as always."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    tree.chmod(0o755)
+    layer = tmp_path / "layer"
+    layer.mkdir()
+    base = tmp_path / f"stackha-scratch-{INIT}"
+    merged = f"{base}/merged"
+    for argv in rootfs.overlay_mounts(str(tree), f"{layer}/upper", f"{layer}/work", merged):
+        fake_runner.expect(in_namespace(*argv))
+    fake_runner.expect(in_namespace("/bin/umount", "--recursive", merged, pid=False))
+    with rootfs.scratch_root(
+        fake_runner, tree, str(tmp_path), processes, fake_clock, upper_dir=layer
+    ):
+        (layer / "upper" / "installed").write_text("")
+    assert (layer / "upper" / "installed").is_file() and (layer / "work").is_dir()
+    assert (layer / "upper").stat().st_mode & 0o7777 == 0o755
     assert not base.exists()

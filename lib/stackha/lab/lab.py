@@ -21,9 +21,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from stackha.clock import Deadline, SystemClock
-from stackha.lab import corosync_conf, package
+from stackha.lab import corosync_conf, package, release
 from stackha.lab.namespaces import LabError, NamespaceRunner, end_processes, start_init
 from stackha.lab.node import Node, daemons_by_pid_namespace
+from stackha.lab.rootfs import CHROOT, DEFAULT_CACHE_DIR
 from stackha.lab.switch import Switch
 from stackha.ocf.daemon import ProcTable, wait_until
 from stackha.runner import CommandError, Spawn, SubprocessRunner
@@ -77,6 +78,8 @@ DEPLOY_LOG = "deploy.log"
 FENCING_DIR = "fencing"
 # Where up builds the stackha package when it is given none (stackha.lab.package).
 PACKAGE_DIR = "deb"
+# Nodes of a release (stackha.lab.release): the lab's layer of the stackha packages.
+LAYER_DIR = "layer"
 # Seconds between a node's power-on and the start of its cluster daemons (its POST). Real
 # servers take minutes; a lab node would be back in one second, before the survivors have
 # finished fencing it: the fencer's result reaches the cluster only once corosync has formed
@@ -118,6 +121,12 @@ class LabState:
     # (then down purges it; a package that was there before stays).
     package_version: Optional[str] = None
     package_installed: bool = False
+    # Nodes of a named release (None: the nodes run the host's own files): the release, the
+    # profile of its package list, the tree and the lab's layer of the stackha packages.
+    release: Optional[str] = None
+    profile: Optional[str] = None
+    tree: Optional[str] = None
+    layer: Optional[str] = None
 
 
 def seed_cib(empty_cib: str, properties: dict[str, str]) -> str:
@@ -232,7 +241,15 @@ class Lab:
             self.directory / node.name,
             init_pid=node.init_pid,
             helper_pids=node.helper_pids,
+            lower=self._lower(state),
         )
+
+    @staticmethod
+    def _lower(state: LabState) -> tuple[str, ...]:
+        """The layers a node of this lab boots, topmost first; none for the host's own files."""
+        if not state.tree or not state.layer:
+            return ()
+        return (str(release.layer_upper(Path(state.layer))), state.tree)
 
     @staticmethod
     def _find(state: LabState, name: str) -> NodeState:
@@ -250,13 +267,20 @@ class Lab:
         timeout: float = 300.0,
         post_delay: float = DEFAULT_POST_DELAY,
         deb: Optional[str] = None,
+        release_name: Optional[str] = None,
+        profile: str = "stack",
+        cache_dir: str = DEFAULT_CACHE_DIR,
     ) -> None:
         """Build the lab and wait until every node is online with a DC. On failure nothing stays.
 
         ``post_delay``: seconds from a node's power-on to the start of its cluster daemons.
         ``deb``: the stackha package the nodes run (installed with apt); None builds it from
-        this checkout's working tree.
+        this checkout's working tree. ``release_name``: the nodes run that Debian release's
+        tree for ``profile`` (:mod:`stackha.lab.release`, cached in ``cache_dir``) with the
+        package in a layer of their own; None: the host's own files, the package installed there.
         """
+        if release_name is not None:
+            release.packages(release_name, profile)  # an unknown release or profile: say so now
         if post_delay < 0:
             raise LabError(f"post delay {post_delay}: a number of seconds, 0 or more")
         if os.geteuid() != 0:
@@ -280,12 +304,17 @@ class Lab:
             created_root=created_root,
             pdu_address=str(network[99]),
             post_delay=post_delay,
+            release=release_name,
+            profile=profile if release_name else None,
         )
         state.nodes = planned
         with self.locked():
             self.save(state)
         try:
-            self._install_package(state, deb)
+            if release_name:
+                self._install_layer(state, deb, cache_dir)
+            else:
+                self._install_package(state, deb)
             self._build(state, Deadline(self.clock, timeout))
         except BaseException:
             self.progress("bring-up failed: removing what was made")
@@ -303,6 +332,33 @@ class Lab:
         with self.locked():
             self.save(state)
 
+    def _install_layer(self, state: LabState, deb: Optional[str], cache_dir: str) -> None:
+        """Nodes of a release: the release's tree (built unless cached), and the lab's layer of
+        the stackha and stackha-lab packages on it. The host's own packages stay as they are."""
+        assert state.release and state.profile
+        self.progress(f"tree: {state.release} ({release.RELEASES[state.release]}), {state.profile}")
+        tree = release.node_tree(
+            self.runner, state.release, state.profile, cache_dir, self.progress
+        )
+        state.tree = str(tree)
+        if deb is None:
+            self.progress("package: building stackha from this checkout (scripts/build-deb)")
+            path = package.build(self.runner, self.directory / PACKAGE_DIR)
+        else:
+            path = Path(deb).resolve()
+            if not path.is_file():
+                raise LabError(f"{path}: no such package file")
+        debs = [path, release.lab_package(path)]
+        layer = self.directory / LAYER_DIR
+        state.layer = str(layer)
+        with self.locked():
+            self.save(state)
+        release.install_layer(self.runner, tree, layer, debs, self.processes, self.clock)
+        state.package_version = package.deb_version(path)
+        with self.locked():
+            self.save(state)
+        self.progress(f"package: {', '.join(d.name for d in debs)} in the nodes' layer {layer}")
+
     def _build(self, state: LabState, deadline: Deadline) -> None:
         prefix = ipaddress.ip_network(state.subnet).prefixlen
         switch = Switch(self.runner, self.processes)
@@ -316,7 +372,11 @@ class Lab:
         key = self.directory / "authkey"
         self._run(["/usr/sbin/corosync-keygen", "-k", str(key)])
         os.chmod(key, 0o400)
-        cib = seed_cib(self._run(["/usr/sbin/cibadmin", "--empty"]).stdout, SEED_PROPERTIES)
+        # the nodes' own Pacemaker writes the first CIB: its schema is the one they validate with
+        cibadmin = ["/usr/sbin/cibadmin", "--empty"]
+        if state.tree:
+            cibadmin = [CHROOT, state.tree, *cibadmin]
+        cib = seed_cib(self._run(cibadmin).stdout, SEED_PROPERTIES)
         conf = corosync_conf_for(state.nodes)
         hosts = "127.0.0.1 localhost\n" + hosts_for(state.nodes)
         password = secrets.token_hex(8)  # IPMI 2.0 passwords are at most 20 bytes
@@ -581,6 +641,7 @@ ForceCommand {sys.executable} -I -m stackha.lab.pdu relay
             shutil.rmtree(self.directory / node_state.name, ignore_errors=True)
         shutil.rmtree(self.directory / "pdu", ignore_errors=True)
         shutil.rmtree(self.directory / PACKAGE_DIR, ignore_errors=True)
+        release.remove_layer(self.directory / LAYER_DIR)
         if state.package_installed:
             # before lab.json goes: if apt fails, a second down tries again
             package.remove(self.runner)
@@ -735,6 +796,7 @@ ForceCommand {sys.executable} -I -m stackha.lab.pdu relay
         return {
             "directory": str(self.directory),
             "subnet": state.subnet,
+            "release": state.release,
             "post_delay": state.post_delay,
             "nodes": nodes,
             "cluster": cluster,

@@ -14,16 +14,26 @@ namespace some time later, in a kernel work queue: a new boot removes a veth lef
 
 A boot models a server's POST: the namespaces, mounts and network are made at once (the BMC
 says "on"), and corosync and pacemakerd start ``post_delay`` seconds later.
+
+A node of a named release (``lower``: the directories of :mod:`stackha.lab.release`'s layers,
+topmost first) runs its own system instead of the host's: its mount namespace mounts an overlay
+of those layers with the node's ``upper`` directory on top, the state directories and the same
+tmpfs mounts inside it, and then makes it its root with ``pivot_root``, so that every later
+command entered with ``nsenter`` runs the release's programs with the release's libraries. Until
+the pivot the host's ``mount`` makes the mounts (the tree is not the root yet); after it, the
+tree's own ``umount`` lets go of the host's root. Owners come from the node's own account
+files (:mod:`stackha.lab.accounts`).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
+from pathlib import Path
 
 from stackha.clock import Deadline
-from stackha.lab.namespaces import LabError, NamespaceRunner, end_processes, start_init
+from stackha.lab.accounts import Accounts
+from stackha.lab.namespaces import NSENTER, LabError, NamespaceRunner, end_processes, start_init
 from stackha.ocf.daemon import is_alive, wait_until
 from stackha.ocf.status import GenericError
 from stackha.pacemaker import crm_mon
@@ -32,7 +42,6 @@ from stackha.runner import CommandError, Spawn
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from pathlib import Path
     from typing import Optional
 
     from stackha.lab.switch import Switch
@@ -74,30 +83,39 @@ USER_RUN_DIRS: Mapping[str, str] = {"/run/keystone": "keystone", "/run/nova": "n
 SYSCTL_FILE = "sysctl.conf"
 SYSCTL = "/sbin/sysctl"
 IP = "/sbin/ip"
+# A node of a release: where its merged root is mounted (under the node's root directory), the
+# directory its old root goes to for the moment of the pivot, and the tree's python3, which runs
+# stackha.lab.post from the stackha-lab package in the node's layer.
+MERGED = "merged"
+UPPER = "upper"
+WORK = "work"
+OLD_ROOT = ".stackha-old-root"
+PIVOT_ROOT = "/sbin/pivot_root"
+MOUNT = "/bin/mount"
+UMOUNT = "/bin/umount"
+MKDIR = "/bin/mkdir"
+CHOWN = "/bin/chown"
+NODE_PYTHON = "/usr/bin/python3"
 # What a node boots, in order; `stackha lab status` says whether each runs.
 DAEMONS = (("/usr/sbin/corosync", "-f"), ("/usr/sbin/pacemakerd", "-f"))
 DAEMON_NAMES = tuple(os.path.basename(argv[0]) for argv in DAEMONS)
+ROOT = Path("/")
 # How long a boot waits for the switch end of the node's last veth to go.
 OLD_PORT_GONE_S = 5.0
 
 
-def service_dirs() -> dict[str, str]:
-    """The :data:`SERVICE_DIRS` of the services installed on this machine."""
-    return {relative: target for relative, target in SERVICE_DIRS.items() if os.path.isdir(target)}
+def service_dirs(system: Path = ROOT) -> dict[str, str]:
+    """The :data:`SERVICE_DIRS` of the services installed in the system rooted at ``system``."""
+    return {
+        relative: target
+        for relative, target in SERVICE_DIRS.items()
+        if (system / target.lstrip("/")).is_dir()
+    }
 
 
-def user_run_dirs() -> dict[str, str]:
-    """The :data:`USER_RUN_DIRS` whose user exists on this machine."""
-    import pwd
-
-    found = {}
-    for path, user in USER_RUN_DIRS.items():
-        try:
-            pwd.getpwnam(user)
-        except KeyError:
-            continue
-        found[path] = user
-    return found
+def user_run_dirs(accounts: Accounts) -> dict[str, str]:
+    """The :data:`USER_RUN_DIRS` whose user exists in ``accounts``."""
+    return {path: user for path, user in USER_RUN_DIRS.items() if accounts.has_user(user)}
 
 
 def read_sysctls(text: str) -> list[tuple[str, str]]:
@@ -164,6 +182,7 @@ class Node:
         root: Path,
         init_pid: Optional[int] = None,
         helper_pids: Optional[list[int]] = None,
+        lower: Sequence[str] = (),
     ) -> None:
         self.host_runner = runner
         self.processes = processes
@@ -175,6 +194,11 @@ class Node:
         self.init_pid = init_pid
         # unshare and the nsenter parents of corosync and pacemakerd: ours to end by pid too.
         self.helper_pids = list(helper_pids or [])
+        # the layers of a node of a release, topmost first (empty: the node runs the host's files)
+        self.lower = tuple(lower)
+        # the node's own system: its tree (the bottom layer), or the host's
+        self.system = Path(self.lower[-1]) if self.lower else ROOT
+        self.accounts = Accounts(self.system)
 
     @property
     def port(self) -> str:
@@ -195,10 +219,10 @@ class Node:
         """Lay out the node's disks (host side): state directories, corosync files, first CIB."""
         for relative in STATE_DIRS:
             (self.root / relative).mkdir(parents=True, exist_ok=True)
-        for relative, target in service_dirs().items():
+        for relative, target in service_dirs(self.system).items():
             private = self.root / relative
             if not private.exists():
-                host = os.stat(target)
+                host = os.stat(self.system / target.lstrip("/"))
                 private.mkdir(parents=True)
                 os.chown(private, host.st_uid, host.st_gid)
                 os.chmod(private, host.st_mode & 0o7777)
@@ -208,7 +232,12 @@ class Node:
         for logs in ("var/log/cluster", "var/log/pacemaker"):
             (self.root / logs).mkdir(exist_ok=True)
         for path in [pacemaker, *pacemaker.iterdir(), self.root / "var/log/pacemaker"]:
-            shutil.chown(path, "hacluster", "haclient")
+            self.accounts.chown(path, "hacluster", "haclient")
+        if self.lower:
+            for directory in (UPPER, WORK, MERGED):
+                (self.root / directory).mkdir(exist_ok=True)
+            # the node's / shows the upper directory's mode, whatever the umask made it
+            (self.root / UPPER).chmod(os.stat(self.system).st_mode & 0o7777)
         (self.root / "etc/corosync/corosync.conf").write_text(corosync_conf)
         key = self.root / "etc/corosync/authkey"
         key.write_bytes(authkey)
@@ -217,7 +246,7 @@ class Node:
         cib_file = pacemaker / "cib" / "cib.xml"
         cib_file.write_text(cib)
         os.chmod(cib_file, 0o600)
-        shutil.chown(cib_file, "hacluster", "haclient")
+        self.accounts.chown(cib_file, "hacluster", "haclient")
 
     def boot(self, switch: Switch, deadline: Deadline, post_delay: float = 0.0) -> None:
         """Power on: new namespaces, private mounts, the network, then corosync and pacemakerd,
@@ -226,6 +255,9 @@ class Node:
         A boot that fails half-way ends what it started before raising LabError with the step
         and its reason.
         """
+        for layer in self.lower:
+            if not os.path.isdir(layer):
+                raise LabError(f"node {self.name}: its system layer {layer} is gone")
         try:
             self._boot(switch, deadline, post_delay)
         except BaseException:
@@ -250,26 +282,11 @@ class Node:
             str(self.root / "init.log"),
         )
         self.helper_pids = [holder]
-        # a service installed after the lab was made has no private copy: it stays the host's
-        private = {r: t for r, t in service_dirs().items() if (self.root / r).is_dir()}
-        mounts = {**STATE_DIRS, **private}
-        owned_run_dirs = user_run_dirs()
-        steps: list[list[str]] = [
-            ["/bin/mount", "--bind", str(self.root / relative), target]
-            for relative, target in mounts.items()
-        ]
-        steps += [
-            ["/bin/mount", "--bind", str(self.root / "hosts"), "/etc/hosts"],
-            ["/bin/mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", "/run"],
-            ["/bin/mount", "-t", "tmpfs", "-o", "mode=1777", "tmpfs", "/dev/shm"],
-            ["/bin/mkdir", "-p", *RUN_DIRS, *owned_run_dirs],
-            ["/bin/chown", "hacluster:haclient", "/run/crm"],
-            *(["/bin/chown", f"{user}:", path] for path, user in owned_run_dirs.items()),
-            ["/bin/hostname", self.name],
-        ]
         inside = self.runner
-        for step in steps:
+        for step in self.mount_steps():
             self._step(inside, step, deadline)
+        if self.lower:
+            self._pivot(inside, deadline)
         self._remove_old_port(switch, deadline)
         switch.plug(self.port, self.init_pid, inside, self.address, self.prefix)
         # after plug: the network namespace's settings, now that it has its interfaces
@@ -279,11 +296,76 @@ class Node:
         for daemon, name in zip(DAEMONS, DAEMON_NAMES):
             argv: tuple[str, ...] = daemon
             if post_delay > 0:
-                # -I: nothing from the caller's environment changes what it imports
-                post = (sys.executable, "-I", "-m", "stackha.lab.post", f"{post_delay:g}", "--")
+                # -I: nothing from the caller's environment changes what it imports. A node of
+                # a release runs the stackha-lab package's, with the release's python3.
+                python = NODE_PYTHON if self.lower else sys.executable
+                post = (python, "-I", "-m", "stackha.lab.post", f"{post_delay:g}", "--")
                 argv = post + daemon
             out = str(logs / f"{name}.out")
             self.helper_pids.append(inside.spawn(Spawn(argv, output_path=out)))
+
+    def mount_steps(self) -> list[list[str]]:
+        """The commands, run in the node's fresh namespaces, that give it its disks and its
+        private ``/run`` and ``/dev/shm``: bind mounts over the host's own directories, or for a
+        node of a release, the whole system mounted under its ``merged`` directory."""
+        # a service installed after the lab was made has no private copy: it stays the system's
+        private = {r: t for r, t in service_dirs(self.system).items() if (self.root / r).is_dir()}
+        mounts = {**STATE_DIRS, **private}
+        owned_run_dirs = user_run_dirs(self.accounts)
+        hacluster = "{}:{}".format(*self.accounts.ids("hacluster", "haclient"))
+        owners = [
+            (hacluster, "/run/crm"),
+            *(
+                ("{}:{}".format(*self.accounts.ids(user)), path)
+                for path, user in owned_run_dirs.items()
+            ),
+        ]
+        if not self.lower:
+            base = ""
+            steps: list[list[str]] = []
+        else:
+            base = str(self.root / MERGED)
+            layers = ":".join(self.lower)
+            upper, work = self.root / UPPER, self.root / WORK
+            steps = [
+                [MOUNT, "-t", "overlay", "-o", f"lowerdir={layers},upperdir={upper},workdir={work}"]
+                + ["overlay", base],
+                # the node's own proc (its PID namespace), sysfs (its network namespace)
+                [MOUNT, "-t", "proc", "-o", "nosuid,nodev,noexec", "proc", f"{base}/proc"],
+                [MOUNT, "-t", "sysfs", "-o", "ro,nosuid,nodev,noexec", "sysfs", f"{base}/sys"],
+                [MOUNT, "--rbind", "/dev", f"{base}/dev"],
+                [MOUNT, "-t", "tmpfs", "-o", "mode=1777,nosuid,nodev", "tmpfs", f"{base}/tmp"],
+                [MKDIR, "-p", *(base + target for target in mounts.values()), f"{base}/{OLD_ROOT}"],
+            ]
+        steps += [
+            [MOUNT, "--bind", str(self.root / relative), base + target]
+            for relative, target in mounts.items()
+        ]
+        steps += [
+            [MOUNT, "--bind", str(self.root / "hosts"), f"{base}/etc/hosts"],
+            [MOUNT, "-t", "tmpfs", "-o", "mode=755", "tmpfs", f"{base}/run"],
+            [MOUNT, "-t", "tmpfs", "-o", "mode=1777", "tmpfs", f"{base}/dev/shm"],
+            [MKDIR, "-p", *(base + path for path in (*RUN_DIRS, *owned_run_dirs))],
+            # numbers, not names: the host's chown would read the host's account files
+            *([CHOWN, owner, base + path] for owner, path in owners),
+            ["/bin/hostname", self.name],
+        ]
+        return steps
+
+    def _pivot(self, inside: NamespaceRunner, deadline: Deadline) -> None:
+        """Make the node's merged system its root, then let go of the host's."""
+        assert self.init_pid is not None
+        merged = str(self.root / MERGED)
+        # absolute paths: nsenter's --wd opens its directory before entering the namespace,
+        # where the overlay is not mounted
+        pivot = [NSENTER, "-t", str(self.init_pid), "-m", "--"]
+        pivot += [PIVOT_ROOT, merged, f"{merged}/{OLD_ROOT}"]
+        try:
+            self.host_runner.run(pivot, timeout=max(deadline.remaining(), 1.0), check=True)
+        except CommandError as err:
+            raise LabError(f"node {self.name}: pivot_root into {merged}: {err}") from err
+        # from here on every command is the release's own
+        self._step(inside, [UMOUNT, "--lazy", f"/{OLD_ROOT}"], deadline)
 
     def _remove_old_port(self, switch: Switch, deadline: Deadline) -> None:
         """Remove the switch end of the veth of this node's last boot, if it is still there.

@@ -504,6 +504,7 @@ def scratch_root(
     scratch_dir: Optional[str] = None,
     processes: Optional[ProcessTable] = None,
     clock: Optional[Clock] = None,
+    upper_dir: Optional[Path] = None,
 ) -> Iterator[ScratchRoot]:
     """A throw-away copy of ``tree`` to run commands in, gone (every mount, process and file
     of it) when the block ends, however it ends.
@@ -514,6 +515,10 @@ def scratch_root(
     own: every command run in the copy is in that PID namespace, so ending the init by pid
     ends whatever the block started there (a daemon a package's script left running), and the
     mounts go with the namespace. Raises LabError when a mount fails.
+
+    ``upper_dir``: keep what the block changes: the overlay's upper (and work) directories are
+    made there (``upper_dir/upper``, ``upper_dir/work``) and stay when the block ends, a layer
+    to stack on ``tree`` later (:func:`stackha.lab.release.install_layer`).
     """
     processes = processes or ProcTable()
     clock = clock or SystemClock()
@@ -528,12 +533,15 @@ def scratch_root(
     # left by a scratch root whose process was killed (its mounts gone with its namespace) is
     # removed first.
     base = Path(scratch_dir or tempfile.gettempdir()) / f"stackha-scratch-{init}"
-    upper, work, merged = base / "upper", base / "work", base / "merged"
+    kept = upper_dir or base
+    upper, work, merged = kept / "upper", kept / "work", base / "merged"
     try:
         remove_tree(str(base))
         base.mkdir(mode=0o700)
         for directory in (upper, work, merged):
             directory.mkdir()
+        # the tree's / is 0755 whatever the umask: an upper directory's own mode shows through
+        upper.chmod(os.stat(tree).st_mode & 0o7777)
         for argv in overlay_mounts(str(tree), str(upper), str(work), str(merged)):
             result = runner.run(
                 [NSENTER, "-t", str(init), "-m", "-p", "--", *argv], timeout=MOUNT_TIMEOUT_S

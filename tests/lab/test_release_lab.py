@@ -1,0 +1,212 @@
+"""A lab whose nodes run another Debian release from a root filesystem of their own.
+
+Each release in ``$STACKHA_RELEASE_LABS`` (default: trixie, Debian 13; the host here runs
+Debian 12) gets a 3-node lab of its ``cluster`` profile: the release's Pacemaker, Corosync, pcs,
+HAProxy and resource agents, and the stackha packages built from this tree in the lab's layer.
+On it: the nodes really run that release (its Pacemaker, its python3, the packaged stackha),
+files carry the tree's own ids, the haproxy clone with the virtual IP runs our agent under that
+Pacemaker, and a crash of the VIP's node ends in fencing through fence_stackha_ipmi, the VIP on
+a survivor and the node back; then ``down`` leaves nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from lab_helpers import inside, online_from, pcs, wait_for
+from stackha.lab import openstack
+from stackha.lab.accounts import Accounts
+from stackha.lab.lab import Lab
+from stackha.lab.rootfs import DEFAULT_CACHE_DIR, mounts_under
+from stackha.ocf.daemon import ProcTable, is_alive
+
+RELEASES = os.environ.get("STACKHA_RELEASE_LABS", "trixie").split()
+# What each release's nodes must report (Debian's own versions of the release).
+EXPECTED = {
+    "bookworm": {"debian": "12.", "pacemaker": "Pacemaker 2.1", "python": "Python 3.11"},
+    "trixie": {"debian": "13.", "pacemaker": "Pacemaker 3.0", "python": "Python 3.13"},
+}
+NODES = ("node1", "node2", "node3")
+PASSWORD_FILE = "/etc/stackha/bmc.password"
+HAPROXY_CONFIG = "/etc/haproxy/haproxy.cfg"
+PROCESSES = ProcTable()
+
+
+@pytest.fixture(scope="module", params=RELEASES)
+def lab(request, stackha_deb, tmp_path_factory):
+    lab = Lab(str(tmp_path_factory.mktemp(f"lab-{request.param}") / "lab"))
+    started = time.monotonic()
+    try:
+        lab.up(
+            nodes=len(NODES),
+            timeout=600,
+            deb=str(stackha_deb),
+            release_name=request.param,
+            profile="cluster",
+        )
+        print(f"\n{request.param} lab up (tree built or cached): {time.monotonic() - started:.1f}s")
+        yield lab
+    finally:
+        lab.down()
+
+
+def write_inside(lab, node, path, text, mode="600"):
+    """A file written inside a node (its own disk), its text through stdin."""
+    runner = lab.node_runner(node)
+    assert runner.run(["/bin/mkdir", "-p", os.path.dirname(path)], timeout=10).ok
+    assert runner.run(["/usr/bin/tee", path], stdin=text, timeout=10).ok
+    assert runner.run(["/bin/chmod", mode, path], timeout=10).ok
+
+
+def test_the_nodes_run_the_release_and_the_packages_built_here(lab, stackha_deb):
+    state = lab.load()
+    want = EXPECTED[state.release]
+    for node in NODES:
+        version = inside(lab, node, "/bin/cat", "/etc/debian_version").stdout
+        assert version.startswith(want["debian"]), (node, version)
+        assert inside(lab, node, "/usr/sbin/pacemakerd", "--version").stdout.startswith(
+            want["pacemaker"]
+        )
+        assert inside(lab, node, "/usr/bin/python3", "--version").stdout.startswith(want["python"])
+        packaged = inside(lab, node, "/usr/bin/stackha", "--version").stdout.split()
+        assert packaged == ["stackha", state.package_version], packaged
+        # the agents are the package's, run by the release's python3
+        head = inside(lab, node, "/usr/bin/head", "-1", "/usr/lib/ocf/resource.d/stackha/haproxy")
+        assert head.stdout.strip() == "#!/usr/bin/python3 -IS"
+        dpkg = inside(lab, node, "/usr/bin/dpkg-query", "-W", "stackha", "stackha-lab")
+        assert dpkg.stdout.split() == [
+            "stackha",
+            state.package_version,
+            "stackha-lab",
+            state.package_version,
+        ]
+        # nothing of the host's root is left in the node
+        assert "/.stackha-old-root" not in inside(lab, node, "/bin/cat", "/proc/mounts").stdout
+    assert stackha_deb.name.startswith(f"stackha_{state.package_version}_")
+
+
+def test_pcs_and_the_fencer_read_our_agents_on_the_releases_pacemaker(lab):
+    describe = pcs(lab, "resource", "describe", "ocf:stackha:galera").stdout
+    assert "promotable" in describe.lower() or "promote" in describe.lower(), describe
+    for agent in ("fence_stackha_ipmi", "fence_stackha_pdu"):
+        metadata = inside(lab, "node1", "stonith_admin", "--metadata", "--agent", agent)
+        assert metadata.ok and f'name="{agent}"' in metadata.stdout, metadata.stderr
+
+
+def test_files_the_host_wrote_carry_the_trees_ids(lab):
+    """hacluster is another number in the tree than on the host: the CIB and /run/crm are the
+    tree's hacluster's, as the node's own ls shows."""
+    accounts = Accounts(lab.load().tree)
+    hacluster = accounts.ids("hacluster", "haclient")
+    for path in ("/var/lib/pacemaker/cib", "/run/crm"):
+        shown = inside(lab, "node2", "/usr/bin/stat", "-c", "%u:%g %U", path).stdout.split()
+        assert shown == [f"{hacluster[0]}:{hacluster[1]}", "hacluster"], (path, shown)
+
+
+def test_haproxy_and_the_vip_run_on_the_releases_pacemaker(lab):
+    state = lab.load()
+    prefix = int(state.subnet.split("/")[1])
+    vip = openstack.vip_of(state.subnet)
+    config = openstack.haproxy_config(vip, [(n.name, n.address) for n in state.nodes])
+    for node in NODES:
+        write_inside(lab, node, HAPROXY_CONFIG, config, mode="644")
+        lab.node(node).set_sysctls({"net.ipv4.ip_nonlocal_bind": "1"})
+    pcs(lab, "property", "set", "stonith-enabled=false")
+    for argv in openstack.haproxy_commands(HAPROXY_CONFIG) + openstack.vip_commands(vip, prefix):
+        pcs(lab, *argv)
+
+    def started():
+        status = lab.node("node1").status()
+        if status is None:
+            return False
+        running: dict[str, set[str]] = {}
+        for resource in status.resources:
+            if resource.role == "Started":
+                running.setdefault(resource.id, set()).update(resource.nodes)
+        return running.get("haproxy") == set(NODES) and running.get("vip")
+
+    wait_for(started, "haproxy on every node and the VIP started", timeout=90)
+    deep = inside(
+        lab,
+        "node1",
+        "/usr/bin/env",
+        "OCF_ROOT=/usr/lib/ocf",
+        f"OCF_RESKEY_config={HAPROXY_CONFIG}",
+        "OCF_RESKEY_CRM_meta_timeout=20000",
+        "OCF_CHECK_LEVEL=10",
+        "/usr/lib/ocf/resource.d/stackha/haproxy",
+        "monitor",
+    )
+    assert deep.returncode == 0, deep.stdout + deep.stderr
+
+
+def vip_node(lab, node="node1"):
+    """Where the VIP is started, as ``node`` sees it (None while it cannot tell)."""
+    status = lab.node(node).status()
+    for resource in status.resources if status else ():
+        if resource.id == "vip" and resource.role == "Started" and resource.nodes:
+            return resource.nodes[0]
+    return None
+
+
+def test_a_crash_of_the_vips_node_ends_in_fencing_through_our_agent(lab):
+    """Fencing on, one fence_stackha_ipmi device per node (its password in a root-only file
+    of each node, read by password_script): the node holding the VIP crashes, a survivor
+    fences it through its BMC, the VIP moves, and the node boots and rejoins."""
+    inventory = lab.inventory()
+    password = inventory["nodes"][0]["bmc"]["password"]
+    for node in NODES:
+        write_inside(lab, node, PASSWORD_FILE, password + "\n")
+    for node in inventory["nodes"]:
+        name = node["name"]
+        pcs(
+            lab,
+            "stonith",
+            "create",
+            f"ipmi-{name}",
+            "fence_stackha_ipmi",
+            f"ip={node['bmc']['address']}",
+            "username=admin",
+            f"password_script=/bin/cat {PASSWORD_FILE}",
+            f"pcmk_host_list={name}",
+        )
+        pcs(lab, "constraint", "location", f"ipmi-{name}", "avoids", name)
+    pcs(lab, "property", "set", "stonith-enabled=true")
+    wait_for(
+        lambda: inside(lab, "node1", "pcs", "stonith", "status").stdout.count("Started") == 3,
+        "fence devices started",
+    )
+    victim = wait_for(lambda: vip_node(lab), "the VIP placed")
+    watcher = next(n for n in NODES if n != victim)
+    crashed = time.monotonic()
+    lab.crash(victim)
+    moved = wait_for(
+        lambda: (lambda where: where if where not in (None, victim) else None)(
+            vip_node(lab, watcher)
+        ),
+        "the VIP on a survivor",
+        timeout=120,
+    )
+    fenced_at = time.monotonic() - crashed
+    wait_for(lambda: online_from(lab, watcher) == set(NODES), f"{victim} back", timeout=180)
+    back_at = time.monotonic() - crashed
+    history = inside(lab, watcher, "stonith_admin", "--history", victim).stdout
+    assert f"reboot of {victim} successful" in history, history
+    print(
+        f"\n{lab.load().release}: {victim} crashed; VIP on {moved} after {fenced_at:.1f}s, "
+        f"{victim} back in the cluster after {back_at:.1f}s"
+    )
+
+
+def test_down_leaves_no_process_mount_or_file(lab):
+    state = lab.load()
+    pids = [p for n in state.nodes for p in [n.init_pid, *n.helper_pids, n.bmc_pid] if p]
+    layer = state.layer
+    lab.down()
+    assert not any(is_alive(PROCESSES, pid) for pid in pids)
+    assert mounts_under(str(lab.directory)) == []
+    assert not os.path.exists(layer) and not lab.directory.exists()
+    # the tree stays cached for the next lab of this release
+    assert os.path.isdir(state.tree) and state.tree.startswith(DEFAULT_CACHE_DIR)
