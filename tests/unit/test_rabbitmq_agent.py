@@ -31,6 +31,13 @@ USER = pwd.getpwuid(os.getuid()).pw_name  # chown and getpwnam work without root
 NODES = ("node1", "node2", "node3")
 MEMBERS = tuple(f"rabbit@{n}" for n in NODES)
 START_S = 180
+# Feature flags a node's data has enabled, as RabbitMQ writes them: 3.10.8's, a 4.0.5 node's
+# (Mnesia: khepri_db is opt-in there) and a 4.2 node's that enabled Khepri.
+FLAGS_310 = frozenset(
+    {"implicit_default_bindings", "quorum_queue", "stream_queue", "virtual_host_metadata"}
+)
+FLAGS_40 = FLAGS_310 | {"message_containers", "stream_filtering", "rabbitmq_4.0.0"}
+KHEPRI_FLAGS = FLAGS_40 | {"khepri_db", "rabbitmq_4.1.0", "rabbitmq_4.2.0"}
 COOKIE_REFUSED = (
     "Error: unable to perform an operation on node 'rabbit@node2'. Please see diagnostics "
     "information and suggestions below.\n\n"
@@ -73,6 +80,8 @@ class Broker:
             script.write_text("#!/bin/sh\nexit 99\n")  # never run: the runner is fake
             script.chmod(0o755)
         self.server = str(bin_dir / "rabbitmq-server")
+        self.lib_dir = tmp_path / "lib"  # the installed version, beside bin as on Debian
+        self.installs("3.10.8")
         self.ctl_path = str(bin_dir / "rabbitmqctl")
         self.diagnostics = str(bin_dir / "rabbitmq-diagnostics")
         self.home = tmp_path / "home"
@@ -119,18 +128,36 @@ class Broker:
         )
         return code, err.getvalue()
 
+    def installs(self, version):
+        """RabbitMQ ``version`` is what the server script belongs to."""
+        if self.lib_dir.exists():
+            for old in self.lib_dir.iterdir():
+                old.rmdir()
+        (self.lib_dir / f"rabbitmq_server-{version}").mkdir(parents=True)
+
     # -- this node's files --------------------------------------------------------------
 
     def data(self, name="rabbit@node1"):
         return self.mnesia_base / name
 
-    def has_data(self, members, name="rabbit@node1"):
-        """Data of a node that was a member of the cluster of ``members``."""
+    def has_data(self, members, name="rabbit@node1", flags=None):
+        """Data of a node that was a member of the cluster of ``members`` (Mnesia's files),
+        with the feature flags ``flags`` enabled when given (RabbitMQ's own file of them)."""
         data = self.data(name)
         data.mkdir(parents=True)
         listed = ",".join(members)
         (data / "cluster_nodes.config").write_text(f"{{[{listed}],[{listed}]}}.\n")
         (data / "nodes_running_at_shutdown").write_text(f"[{listed}].\n")
+        if flags is not None:
+            atoms = ",".join(f"'{f}'" if "." in f else f for f in sorted(flags))
+            (self.mnesia_base / f"{name}-feature_flags").write_text(f"[{atoms}].\n")
+
+    def has_khepri_data(self, name="rabbit@node1", flags=KHEPRI_FLAGS):
+        """Data of a Khepri node: the feature flags file, and Ra's files (no Mnesia's)."""
+        data = self.data(name)
+        (data / "coordination" / name).mkdir(parents=True)
+        atoms = ",".join(f"'{f}'" if "." in f else f for f in sorted(flags))
+        (self.mnesia_base / f"{name}-feature_flags").write_text(f"[{atoms}].\n")
 
     def running(self, pid=4321, name="beam.smp"):
         """A broker that runs: its pid file, and its process in the table."""
@@ -244,10 +271,17 @@ class Broker:
         return spawned
 
 
-def cluster_status(members, running):
-    return json.dumps(
-        {"disk_nodes": list(members), "ram_nodes": [], "running_nodes": list(running)}
-    )
+def cluster_status(members, running, version=None, khepri=None):
+    """cluster_status --formatter json (trimmed); with ``version``, each running member's
+    version and the feature flags (khepri_db enabled or not), as 3.10 and 4.x print them."""
+    data = {"disk_nodes": list(members), "ram_nodes": [], "running_nodes": list(running)}
+    if version is not None:
+        data["versions"] = {n: {"rabbitmq_version": version} for n in running}
+        flags = [{"name": "quorum_queue", "state": "enabled"}]
+        if khepri is not None:
+            flags.append({"name": "khepri_db", "state": "enabled" if khepri else "disabled"})
+        data["feature_flags"] = flags
+    return json.dumps(data)
 
 
 def reason(err):
@@ -342,7 +376,7 @@ def test_the_former_creates_missing_vhosts_users_and_policies(broker, tmp_path):
     broker.expect_publish()
     broker.expect_monitoring_user()
     broker.expect_cluster_wide_setup(vhosts=("/",))
-    broker.expect_ctl("add_vhost", "openstack")
+    broker.expect_ctl("add_vhost", "openstack", "--default-queue-type", "quorum")
     broker.expect_ctl("add_user", "openstack", stdin="openstack-secret\n")
     broker.expect_ctl("set_user_tags", "openstack", "administrator")
     broker.expect_ctl("set_permissions", "-p", "openstack", "openstack", ".*", ".*", ".*")
@@ -1253,3 +1287,233 @@ def test_a_probe_with_a_user_that_does_not_exist_does_not_call_a_running_broker_
     code, err = broker.run("monitor", env)
     assert code == 1, err
     assert reason(err).startswith("runs here (pid 4321) but ")
+
+
+# -- RabbitMQ 4.x: what each version gets (RabbitMQ's answers faked as 4.0, 4.2 and 4.3 print
+# them; the host's real 3.10.8 is tests/integration/test_rabbitmq_one_node.py) --------------
+
+PAUSE_MINORITY = "-rabbit cluster_partition_handling pause_minority"
+
+
+@pytest.mark.parametrize(
+    ("installed", "peer_status", "start_args"),
+    [
+        pytest.param("3.10.8", cluster_status(MEMBERS, MEMBERS), PAUSE_MINORITY, id="3.10"),
+        pytest.param(
+            "4.0.5",
+            cluster_status(MEMBERS, MEMBERS, "4.0.5", khepri=False),
+            PAUSE_MINORITY,
+            id="4.0-mnesia",
+        ),
+        pytest.param(
+            "4.2.0", cluster_status(MEMBERS, MEMBERS, "4.2.0", khepri=True), None, id="4.2-khepri"
+        ),
+        pytest.param(
+            "4.3.0", cluster_status(MEMBERS, MEMBERS, "4.3.0", khepri=True), None, id="4.3"
+        ),
+    ],
+)
+def test_a_fresh_node_passes_partition_handling_only_where_mnesia_applies_it(
+    broker, installed, peer_status, start_args
+):
+    """A node without data takes its cluster's store: under Khepri (4.2's default, 4.3's only
+    store) no cluster_partition_handling is passed; under Mnesia pause_minority, as before."""
+    broker.installs(installed)
+    broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_peer_status(stdout=peer_status)
+    broker.expect_boot()
+    broker.expect_join("rabbit@node2")
+    broker.expect_publish()
+    broker.expect_monitoring_user()
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    code, err = broker.run("start", broker.env())
+    assert code == 0, err
+    assert broker.started_spawn().env.get("RABBITMQ_SERVER_START_ARGS") == start_args
+
+
+def test_a_khepri_member_after_an_outage_boots_with_its_data_without_claims_or_force_boot(broker):
+    """4.2 with khepri_db enabled in its data: Mnesia's files left from before the migration
+    name three members, but under Khepri they are not read: no boot claims, no force_boot
+    (Khepri has none), and no partition handling; RabbitMQ waits for a Raft majority."""
+    broker.installs("4.2.0")
+    broker.has_data(MEMBERS, flags=KHEPRI_FLAGS)
+    broker.expect_peers()
+    broker.expect_boot()
+    broker.expect_publish()
+    broker.expect_monitoring_user()
+    broker.expect_cluster_wide_setup()
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    code, err = broker.run("start", broker.env())
+    assert code == 0, err
+    assert "boots with its Khepri data; it runs once a majority of its members run" in err
+    assert "RABBITMQ_SERVER_START_ARGS" not in broker.started_spawn().env
+
+
+def test_a_khepri_member_that_finds_no_majority_fails_saying_why(broker):
+    """4.3 waits 5 minutes for a Raft leader, past the start's budget."""
+    broker.installs("4.3.0")
+    broker.has_khepri_data()
+    broker.expect_peers()
+    broker.expect_ctl(
+        "wait",
+        "--timeout",
+        str(START_S - 10),
+        str(broker.pid_file),
+        **TIMED_OUT,
+    )
+    broker.boots()
+    code, err = broker.run("start", broker.env())
+    assert code == 1
+    assert reason(err) == (
+        "rabbit@node1 did not boot: boot: timed out waiting for the node to start; under "
+        "Khepri a member boots "
+        "only with a majority of its members: start RabbitMQ on the others (no force_boot "
+        "exists for Khepri)"
+    )
+
+
+def test_a_khepri_member_whose_vm_gave_up_waiting_for_a_leader_boots_again(broker):
+    """RabbitMQ 4.0 waits 30 s for a Raft leader, then exits: while the start has time, the
+    member decides again (a member may run by now) and boots again."""
+    broker.installs("4.0.5")
+    broker.has_khepri_data(flags=FLAGS_40 | {"khepri_db"})
+    broker.expect_peers()
+    broker.expect_ctl(
+        "wait",
+        "--timeout",
+        str(START_S - 10),
+        str(broker.pid_file),
+        returncode=70,
+        stderr="Error: process_not_running",
+    )
+    broker.expect_peers()
+    broker.expect_boot()
+    broker.expect_publish()
+    broker.expect_monitoring_user()
+    broker.expect_cluster_wide_setup()
+    broker.expect_removed_nodes_check()
+    spawn = broker.runner.spawn
+    calls = []
+
+    def second_one_runs(spec):
+        calls.append(spec)
+        pid = spawn(spec)
+        if len(calls) == 2:
+            broker.running(pid)
+        return pid
+
+    broker.runner.spawn = second_one_runs
+    code, err = broker.run("start", broker.env())
+    assert code == 0, err
+    assert "boot given up: rabbit@node1 exited (boot: process_not_running); deciding again" in err
+    assert len(broker.runner.spawned) == 2
+
+
+def test_a_khepri_member_whose_stale_mnesia_files_name_only_itself_rejoins_with_its_data(broker):
+    """A 4.2 node that joined a Khepri cluster keeps the cluster_nodes.config it wrote alone
+    (Khepri never updates it): read, it would pass for data of another cluster."""
+    broker.installs("4.2.0")
+    broker.has_data(("rabbit@node1",), flags=KHEPRI_FLAGS)
+    broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_peer_status(
+        stdout=cluster_status(MEMBERS, ("rabbit@node2",), "4.2.0", khepri=True)
+    )
+    broker.expect_boot(rejoining=True)
+    broker.expect_publish()
+    broker.expect_monitoring_user()
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    code, err = broker.run("start", broker.env())
+    assert code == 0, err
+    assert "rabbit@node1 rejoined its cluster with its data" in err
+
+
+def test_mnesia_data_under_4_3_is_refused_before_anything_runs(broker):
+    broker.installs("4.3.0")
+    broker.has_data(MEMBERS, flags=FLAGS_40 | {"rabbitmq_4.1.0", "rabbitmq_4.2.0"})
+    code, err = broker.run("start", broker.env())
+    assert code == 5
+    assert reason(err) == (
+        "the data of rabbit@node1 uses Mnesia (feature flag khepri_db not enabled) and "
+        "RabbitMQ 4.3.0 has no Mnesia: upgrade through 4.2 and run rabbitmqctl "
+        "enable_feature_flag all there"
+    )
+    assert broker.runner.spawned == []
+
+
+def test_data_of_3_10_under_4_0_is_refused_before_anything_runs(broker):
+    broker.installs("4.0.5")
+    broker.has_data(MEMBERS, flags=FLAGS_310)
+    code, err = broker.run("start", broker.env())
+    assert code == 5
+    assert "RabbitMQ 4.0 upgrades only from 3.13" in reason(err)
+    assert broker.runner.spawned == []
+
+
+def test_a_3_10_node_never_joins_a_4_x_cluster_and_says_both_versions(broker):
+    broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_peer_status(stdout=cluster_status(MEMBERS, MEMBERS[1:], "4.0.5", khepri=False))
+    code, err = broker.run("start", broker.env())
+    assert code == 5
+    assert reason(err) == (
+        "rabbit@node1 runs RabbitMQ 3.10.8 and rabbit@node2 runs 4.0.5: RabbitMQ 4.0 clusters "
+        "only with 3.13 or newer (every feature flag enabled)"
+    )
+    assert broker.runner.spawned == []
+
+
+def test_a_4_3_node_never_joins_a_4_0_cluster(broker):
+    broker.installs("4.3.0")
+    broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_peer_status(stdout=cluster_status(MEMBERS, MEMBERS[1:], "4.0.5", khepri=True))
+    code, err = broker.run("start", broker.env())
+    assert code == 5
+    assert "RabbitMQ 4.3 clusters only with 4.2 or newer" in reason(err)
+
+
+@pytest.mark.parametrize("setting", ["autoheal", "ignore"])
+def test_a_minority_that_carries_on_is_refused_on_4_3(broker, setting):
+    broker.installs("4.3.0")
+    code, err = broker.run("validate-all", broker.env(OCF_RESKEY_partition_handling=setting))
+    assert code == 5
+    assert reason(err).startswith(
+        f"partition_handling={setting} cannot work with RabbitMQ 4.3.0, which has no Mnesia"
+    )
+
+
+def test_pause_minority_on_4_3_is_khepri_s_own_behaviour_and_validates(broker):
+    broker.installs("4.3.0")
+    code, err = broker.run(
+        "validate-all", broker.env(OCF_RESKEY_partition_handling="pause_minority")
+    )
+    assert code == 0, err
+
+
+def test_a_classic_mirroring_policy_is_refused_on_4_0(broker):
+    broker.installs("4.0.5")
+    policies = [{"name": "ha-all", "pattern": ".*", "definition": {"ha-mode": "all"}}]
+    code, err = broker.run("validate-all", broker.env(OCF_RESKEY_policies=json.dumps(policies)))
+    assert code == 6
+    assert reason(err) == (
+        "policy 'ha-all': ha-mode (classic queue mirroring) does not exist in RabbitMQ 4.0.5; "
+        "use quorum queues"
+    )
+
+
+def test_before_3_10_8_a_vhost_is_created_without_a_default_queue_type(broker):
+    """3.10.7's add_vhost has no --default-queue-type: OpenStack's queues become quorum
+    queues through oslo.messaging's rabbit_quorum_queue there."""
+    broker.installs("3.10.7")
+    broker.expect_peers()
+    broker.expect_crm_mon()
+    broker.expect_boot()
+    broker.expect_publish()
+    broker.expect_monitoring_user()
+    broker.expect_cluster_wide_setup(vhosts=("/",))
+    broker.expect_ctl("add_vhost", "openstack")
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    code, err = broker.run("start", broker.env(OCF_RESKEY_vhosts="/ openstack"))
+    assert code == 0, err

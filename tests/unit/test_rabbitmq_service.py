@@ -610,3 +610,211 @@ def test_the_installed_version_comes_from_the_newest_server_directory(tmp_path):
         (tmp_path / name).mkdir()
     assert rabbitmq.installed_version(str(tmp_path)) == (3, 10, 8)
     assert rabbitmq.installed_version(str(tmp_path / "missing")) == rabbitmq.OLDEST_SUPPORTED
+
+
+# -- RabbitMQ 4.x: versions, the metadata store, what each release accepts ------------------
+
+
+def ff(name, state):
+    """One feature flag as cluster_status and list_feature_flags --formatter json print it."""
+    return {"name": name, "state": state, "stability": "stable", "provided_by": "rabbit"}
+
+
+def status_40(khepri_state="disabled", ram_nodes=True):
+    """cluster_status --formatter json of a 4.x cluster of three (trimmed): 4.0 still prints
+    ram_nodes, 4.3 no longer does; versions and feature flags as both print them."""
+    data = {
+        "alarms": [],
+        "cluster_name": "rabbit@node1",
+        "cluster_tags": [],
+        "disk_nodes": list(MEMBERS),
+        "running_nodes": ["rabbit@node2", "rabbit@node1"],
+        "partitions": {},
+        "versions": {
+            "rabbit@node1": {"rabbitmq_version": "4.0.5", "erlang_version": "27.2.1"},
+            "rabbit@node2": {"rabbitmq_version": "4.0.5", "erlang_version": "27.2.1"},
+        },
+        "feature_flags": [ff("message_containers", "enabled"), ff("khepri_db", khepri_state)],
+    }
+    if ram_nodes:
+        data["ram_nodes"] = []
+    return json.dumps(data)
+
+
+def test_cluster_status_of_4_0_gives_each_members_version_and_mnesia():
+    status = rabbitmq.parse_cluster_status(status_40())
+    assert status.members == MEMBERS
+    assert status.versions == {"rabbit@node1": (4, 0, 5), "rabbit@node2": (4, 0, 5)}
+    assert status.khepri is False
+
+
+def test_cluster_status_of_a_khepri_cluster_without_ram_nodes_says_khepri():
+    status = rabbitmq.parse_cluster_status(status_40("enabled", ram_nodes=False))
+    assert status.members == MEMBERS and status.khepri is True
+
+
+def test_cluster_status_of_3_10_has_no_khepri_flag_and_no_versions_when_trimmed():
+    """3.10 lists feature flags without khepri_db (Mnesia); output without any says nothing."""
+    data = json.loads(CLUSTER_STATUS)
+    assert rabbitmq.parse_cluster_status(CLUSTER_STATUS).khepri is None
+    data["feature_flags"] = [ff("quorum_queue", "enabled")]
+    data["versions"] = {"rabbit@node1": {"rabbitmq_version": "3.10.8"}, "rabbit@node2": {}}
+    status = rabbitmq.parse_cluster_status(json.dumps(data))
+    assert status.khepri is False and status.versions == {"rabbit@node1": (3, 10, 8)}
+
+
+def test_the_server_version_comes_from_the_script_s_real_path(tmp_path):
+    """Debian's /usr/lib/rabbitmq/bin/rabbitmq-server links into rabbitmq_server-X.Y.Z."""
+    sbin = tmp_path / "lib" / "rabbitmq_server-4.0.5" / "sbin"
+    sbin.mkdir(parents=True)
+    (sbin / "rabbitmq-server").write_text("")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "rabbitmq-server").symlink_to(sbin / "rabbitmq-server")
+    assert rabbitmq.server_version(str(tmp_path / "bin" / "rabbitmq-server")) == (4, 0, 5)
+
+
+def test_the_server_version_falls_back_to_the_lib_directory_beside_bin(tmp_path):
+    (tmp_path / "lib" / "rabbitmq_server-4.3.0").mkdir(parents=True)
+    assert rabbitmq.server_version(str(tmp_path / "bin" / "rabbitmq-server")) == (4, 3, 0)
+    elsewhere = str(tmp_path / "nowhere" / "bin" / "rabbitmq-server")
+    assert rabbitmq.server_version(elsewhere, str(tmp_path / "lib")) == (4, 3, 0)
+
+
+def test_feature_flags_are_read_from_the_erlang_list_rabbitmq_writes(tmp_path):
+    path = tmp_path / "rabbit@node1-feature_flags"
+    path.write_text("[khepri_db,message_containers,\n 'rabbitmq_4.2.0',quorum_queue].\n")
+    assert rabbitmq.read_feature_flags(str(path)) == frozenset(
+        {"khepri_db", "message_containers", "rabbitmq_4.2.0", "quorum_queue"}
+    )
+    assert rabbitmq.read_feature_flags(str(tmp_path / "missing")) is None
+    assert rabbitmq.feature_flags_file("/var/lib/rabbitmq/mnesia/", "rabbit@node1") == (
+        "/var/lib/rabbitmq/mnesia/rabbit@node1-feature_flags"
+    )
+
+
+@pytest.mark.parametrize(
+    ("version", "flags", "store"),
+    [
+        ((3, 10, 8), None, "mnesia"),  # no khepri_db before 3.13
+        ((3, 10, 8), {"khepri_db"}, "mnesia"),
+        ((4, 0, 5), None, ""),  # no data: the store of the cluster it joins
+        ((4, 0, 5), {"quorum_queue"}, "mnesia"),  # opt-in in 4.0 and 4.1
+        ((4, 0, 5), {"quorum_queue", "khepri_db"}, "khepri"),
+        ((4, 2, 0), None, ""),  # a new cluster gets Khepri, a node joining Mnesia does not
+        ((4, 2, 0), {"quorum_queue"}, "mnesia"),  # upgraded from 4.1 without enabling it
+        ((4, 3, 0), None, "khepri"),  # no Mnesia at all
+        ((4, 3, 0), {"quorum_queue"}, "khepri"),
+    ],
+)
+def test_the_metadata_store_from_the_version_and_the_datas_feature_flags(version, flags, store):
+    given = None if flags is None else frozenset(flags)
+    assert rabbitmq.metadata_store(version, given) == store
+
+
+@pytest.mark.parametrize(
+    ("mine", "theirs", "refused"),
+    [
+        ((3, 10, 8), (3, 10, 8), False),
+        ((3, 10, 8), (3, 11, 28), False),
+        ((3, 13, 7), (4, 0, 5), False),  # the supported upgrade path
+        ((4, 0, 5), (4, 2, 0), False),
+        ((4, 2, 0), (4, 3, 0), False),
+        ((3, 10, 8), (4, 0, 5), True),
+        ((4, 0, 5), (3, 12, 14), True),
+        ((4, 0, 5), (4, 3, 0), True),  # 4.3 requires 4.2's flags
+        ((3, 13, 7), (4, 3, 0), True),
+    ],
+)
+def test_which_versions_can_be_one_cluster(mine, theirs, refused):
+    refusal = rabbitmq.cluster_refusal("rabbit@node1", mine, "rabbit@node2", theirs)
+    assert bool(refusal) == refused
+
+
+def test_a_cluster_refusal_names_both_nodes_and_versions_in_one_line():
+    refusal = rabbitmq.cluster_refusal("rabbit@node1", (3, 10, 8), "rabbit@node2", (4, 0, 5))
+    assert refusal == (
+        "rabbit@node1 runs RabbitMQ 3.10.8 and rabbit@node2 runs 4.0.5: RabbitMQ 4.0 clusters "
+        "only with 3.13 or newer (every feature flag enabled)"
+    )
+
+
+def test_mnesia_data_is_refused_by_4_3_naming_the_flag_and_the_way_through_4_2():
+    mnesia_42 = frozenset({"message_containers", "stream_filtering", "rabbitmq_4.2.0"})
+    refusal = rabbitmq.data_refusal("rabbit@node1", (4, 3, 0), mnesia_42)
+    assert refusal == (
+        "the data of rabbit@node1 uses Mnesia (feature flag khepri_db not enabled) and "
+        "RabbitMQ 4.3.0 has no Mnesia: upgrade through 4.2 and run rabbitmqctl "
+        "enable_feature_flag all there"
+    )
+    assert rabbitmq.data_refusal("rabbit@node1", (4, 2, 0), mnesia_42) is None
+
+
+def test_data_older_than_3_13_is_refused_by_4_0():
+    refusal = rabbitmq.data_refusal("rabbit@node1", (4, 0, 5), frozenset({"quorum_queue"}))
+    assert refusal is not None
+    assert "lacks feature flags RabbitMQ 4.0.5 requires (message_containers, stream_filtering)" in (
+        refusal
+    )
+    assert "upgrades only from 3.13" in refusal
+    assert rabbitmq.data_refusal("rabbit@node1", (4, 0, 5), None) is None  # no data yet
+    assert rabbitmq.data_refusal("rabbit@node1", (3, 10, 8), frozenset()) is None
+
+
+@pytest.mark.parametrize(
+    ("setting", "store", "handling"),
+    [
+        ("auto", "mnesia", "pause_minority"),
+        ("auto", "", "pause_minority"),  # not known yet: Mnesia needs it, Khepri ignores it
+        ("auto", "khepri", None),
+        ("pause_minority", "khepri", None),
+        ("autoheal", "khepri", None),
+    ],
+)
+def test_no_partition_handling_is_passed_under_khepri(setting, store, handling):
+    assert rabbitmq.partition_handling_for(setting, 3, store) == handling
+
+
+def test_autoheal_and_ignore_are_refused_where_khepri_is_the_store():
+    refusal = rabbitmq.partition_handling_refusal("autoheal", (4, 3, 0), "khepri")
+    assert refusal == (
+        "partition_handling=autoheal cannot work with RabbitMQ 4.3.0, which has no Mnesia: "
+        "under Khepri a minority of members changes nothing (Raft); set partition_handling=auto"
+    )
+    assert "this node's Khepri data" in rabbitmq.partition_handling_refusal(
+        "ignore", (4, 0, 5), "khepri"
+    )
+    for setting in ("auto", "pause_minority", "config"):
+        assert rabbitmq.partition_handling_refusal(setting, (4, 3, 0), "khepri") is None
+    assert rabbitmq.partition_handling_refusal("autoheal", (4, 0, 5), "mnesia") is None
+
+
+def test_under_khepri_mnesia_s_membership_files_are_not_read(tmp_path):
+    """Stale files (a 4.x node that left Mnesia) say nothing of a Khepri cluster."""
+    data = tmp_path / "rabbit@node1"
+    data.mkdir()
+    (data / "cluster_nodes.config").write_text("{[rabbit@node1],[rabbit@node1]}.\n")
+    (data / "nodes_running_at_shutdown").write_text("[rabbit@node1].\n")
+    assert rabbitmq.read_membership(str(data), mnesia=False) == rabbitmq.Membership((), ())
+    assert rabbitmq.read_membership(str(tmp_path / "none"), mnesia=False) is None
+
+
+@pytest.mark.parametrize(
+    ("version", "argv"),
+    [
+        ((3, 10, 7), ["add_vhost", "openstack"]),  # no --default-queue-type before 3.10.8
+        ((3, 10, 8), ["add_vhost", "openstack", "--default-queue-type", "quorum"]),
+        ((4, 0, 5), ["add_vhost", "openstack", "--default-queue-type", "quorum"]),
+        ((4, 3, 0), ["add_vhost", "openstack", "--default-queue-type", "quorum"]),
+    ],
+)
+def test_a_vhost_the_agent_creates_defaults_to_quorum_queues_where_it_can(version, argv):
+    assert rabbitmq.add_vhost_argv("openstack", version) == argv
+
+
+@pytest.mark.parametrize(
+    "key", ["ha-mode", "ha-params", "ha-sync-batch-size", "ha-promote-on-failure"]
+)
+def test_every_classic_mirroring_key_is_refused_from_4_0(key):
+    policy = json.dumps([{"name": "m", "pattern": ".*", "definition": {key: "x"}}])
+    with pytest.raises(RabbitError, match=f"{key} \\(classic queue mirroring\\)"):
+        rabbitmq.parse_policies(policy, (4, 0, 5))

@@ -12,6 +12,12 @@ Two ways to ask a broker, chosen by cost:
   3.x and 4.x (Mnesia or Khepri), unlike Erlang ``eval``.
 
 Secrets (user passwords) go to ``rabbitmqctl`` on stdin, never as arguments.
+
+What differs between releases is read from the installation and the data, not guessed from a
+version alone (docs/rabbitmq.md, "RabbitMQ 4.x"): the installed version from the server's
+``rabbitmq_server-X.Y.Z`` directory, the metadata store (Mnesia or Khepri) from the feature
+flags the node's data has enabled, a running cluster's versions and store from its
+``cluster_status``.
 """
 
 from __future__ import annotations
@@ -30,9 +36,38 @@ RABBITMQCTL = "/usr/sbin/rabbitmqctl"
 APPLY_TO = ("queues", "exchanges", "all")
 # apply-to values RabbitMQ 3.12 added; 3.10 refuses them ("apply-to ... unrecognised").
 APPLY_TO_312 = ("classic_queues", "quorum_queues", "streams")
-# Classic queue mirroring keys, gone in RabbitMQ 4.0 (a policy with them has no effect there).
-MIRRORING_KEYS = frozenset({"ha-mode", "ha-params", "ha-sync-mode", "ha-promote-on-shutdown"})
+# Classic queue mirroring keys (3.13's rabbit_mirror_queue_misc validators), gone in RabbitMQ
+# 4.0: a policy with them is refused there ("... are not recognised policy settings").
+MIRRORING_KEYS = frozenset(
+    {
+        "ha-mode",
+        "ha-params",
+        "ha-sync-mode",
+        "ha-sync-batch-size",
+        "ha-promote-on-shutdown",
+        "ha-promote-on-failure",
+    }
+)
 MIRRORING_REMOVED_IN = (4, 0)
+# `add_vhost --default-queue-type` came with 3.10.8 (3.10.7's CLI has no such switch); the
+# broker applies a vhost's default to durable, non-exclusive queues declared without a type.
+DEFAULT_QUEUE_TYPE_FROM = (3, 10, 8)
+# Khepri, the Raft-based metadata store: the khepri_db feature flag exists from 3.13
+# (experimental, unsupported), is supported and opt-in in 4.0 and 4.1, enabled on new
+# clusters from 4.2 (a stable flag: a node without data enables it), required in 4.3, which
+# has no Mnesia and ignores cluster_partition_handling.
+KHEPRI_FLAG = "khepri_db"
+KHEPRI_FROM = (3, 13)
+MNESIA_REMOVED_IN = (4, 3)
+# What each release series requires of the others (rabbit_core_ff's `required` flags): the
+# oldest series it can cluster with (and upgrade from), and the feature flags a node's data
+# must have enabled for it to boot. Newest first; series not listed inherit the entry below.
+REQUIREMENTS = (
+    ((4, 3), (4, 2), ("khepri_db", "rabbitmq_4.2.0")),
+    ((4, 0), (3, 13), ("message_containers", "stream_filtering")),
+    ((3, 12), (3, 11), ()),
+    ((3, 11), (3, 10), ()),
+)
 
 
 class RabbitError(Exception):
@@ -88,18 +123,154 @@ def installed_version(lib_dir: str = LIB_DIR) -> tuple[int, int, int]:
     return max(versions, default=OLDEST_SUPPORTED)
 
 
+def server_version(server: str, lib_dir: str = LIB_DIR) -> tuple[int, int, int]:
+    """The version of the RabbitMQ whose start script is ``server``: from the script's real
+    path (``/usr/lib/rabbitmq/bin/rabbitmq-server`` links into ``lib/rabbitmq_server-X.Y.Z``
+    on Debian), else from the ``lib`` directory beside its ``bin``, else from ``lib_dir``."""
+    import os
+
+    real = os.path.realpath(server)
+    for part in reversed(real.split("/")):
+        if part.startswith("rabbitmq_server-"):
+            try:
+                return parse_version(part[len("rabbitmq_server-") :])
+            except RabbitError:
+                break
+    beside = os.path.join(os.path.dirname(os.path.dirname(server)), "lib")
+    if os.path.isdir(beside):
+        return installed_version(beside)
+    return installed_version(lib_dir)
+
+
+def version_text(version: Sequence[int]) -> str:
+    return ".".join(map(str, version))
+
+
 def has_classic_mirroring(version: tuple[int, int, int]) -> bool:
     return version[:2] < MIRRORING_REMOVED_IN
 
 
-class ClusterStatus(Record):
-    """``rabbitmqctl cluster_status --formatter json``, the parts that matter here."""
+def has_default_queue_type(version: tuple[int, int, int]) -> bool:
+    return version >= DEFAULT_QUEUE_TYPE_FROM
 
-    __slots__ = ("members", "running", "partitions", "alarms")
+
+def add_vhost_argv(vhost: str, version: tuple[int, int, int]) -> list[str]:
+    """``add_vhost`` (without the rabbitmqctl path): quorum queues the vhost's default where
+    the release can say so (3.10.8+), plain before."""
+    if has_default_queue_type(version):
+        return ["add_vhost", vhost, "--default-queue-type", "quorum"]
+    return ["add_vhost", vhost]
+
+
+def _requirements(version: Sequence[int]) -> Optional[tuple[tuple[int, int], tuple[str, ...]]]:
+    for series, oldest, flags in REQUIREMENTS:
+        if tuple(version[:2]) >= series:
+            return oldest, flags
+    return None
+
+
+def cluster_refusal(
+    me: str, mine: tuple[int, int, int], peer: str, theirs: tuple[int, int, int]
+) -> Optional[str]:
+    """Why ``me`` (running ``mine``) and ``peer`` (``theirs``) can never be one cluster, or
+    None when RabbitMQ may accept them (its own feature flag check has the last word)."""
+    newer, older = max(mine, theirs), min(mine, theirs)
+    needs = _requirements(newer)
+    if needs is None or tuple(older[:2]) >= needs[0]:
+        return None
+    return (
+        f"{me} runs RabbitMQ {version_text(mine)} and {peer} runs {version_text(theirs)}: "
+        f"RabbitMQ {version_text(newer[:2])} clusters only with {version_text(needs[0])} or "
+        "newer (every feature flag enabled)"
+    )
+
+
+# -- the metadata store: Mnesia or Khepri ------------------------------------------------------
+
+MNESIA = "mnesia"
+KHEPRI = "khepri"
+_ERLANG_ATOM = re.compile(r"'((?:[^'\\]|\\.)*)'|([a-z][A-Za-z0-9_@]*)")
+
+
+def feature_flags_file(mnesia_base: str, node: str) -> str:
+    """Where a node keeps the feature flags it has enabled (RabbitMQ's default,
+    ``RABBITMQ_FEATURE_FLAGS_FILE`` unset): ``<mnesia_base>/<node>-feature_flags``, an Erlang
+    list of atoms. The same name in 3.10 and 4.x; it survives 4.3's removal of Mnesia."""
+    return f"{mnesia_base.rstrip('/')}/{node}-feature_flags"
+
+
+def parse_feature_flags(text: str) -> frozenset[str]:
+    """The atoms of an Erlang list such as ``[khepri_db,'rabbitmq_4.2.0'].``."""
+    return frozenset(quoted or bare for quoted, bare in _ERLANG_ATOM.findall(text))
+
+
+def read_feature_flags(path: str) -> Optional[frozenset[str]]:
+    """The feature flags a node's data has enabled; None when it has no such file (a node
+    that never started, or a file kept elsewhere)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return parse_feature_flags(handle.read())
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise RabbitError(f"feature flags file {path}: {err.strerror}") from None
+
+
+def metadata_store(version: tuple[int, int, int], flags: Optional[frozenset[str]]) -> str:
+    """KHEPRI or MNESIA, what a node of ``version`` with the feature flags ``flags`` (None: no
+    data yet) boots with; "" when that is not known before it boots (a node without data of
+    3.13-4.2 takes the store of the cluster it joins, and 4.2 enables Khepri on a new one)."""
+    if version[:2] >= MNESIA_REMOVED_IN:
+        return KHEPRI
+    if version[:2] < KHEPRI_FROM:
+        return MNESIA
+    if flags is None:
+        return ""
+    return KHEPRI if KHEPRI_FLAG in flags else MNESIA
+
+
+def data_refusal(
+    node: str, version: tuple[int, int, int], flags: Optional[frozenset[str]]
+) -> Optional[str]:
+    """Why RabbitMQ ``version`` cannot boot this node's data (its feature flags lack what the
+    release requires), or None. Said before booting, in one line, instead of a boot failure
+    deep in RabbitMQ's log."""
+    if flags is None:
+        return None
+    needs = _requirements(version)
+    if needs is None:
+        return None
+    oldest, required = needs
+    missing = [flag for flag in required if flag not in flags]
+    if not missing:
+        return None
+    if KHEPRI_FLAG in missing:
+        return (
+            f"the data of {node} uses Mnesia (feature flag {KHEPRI_FLAG} not enabled) and "
+            f"RabbitMQ {version_text(version)} has no Mnesia: upgrade through "
+            f"{version_text(oldest)} and run rabbitmqctl enable_feature_flag all there"
+        )
+    return (
+        f"the data of {node} lacks feature flags RabbitMQ {version_text(version)} requires "
+        f"({', '.join(missing)}): RabbitMQ {version_text(version[:2])} upgrades only from "
+        f"{version_text(oldest)} with rabbitmqctl enable_feature_flag all run there"
+    )
+
+
+class ClusterStatus(Record):
+    """``rabbitmqctl cluster_status --formatter json``, the parts that matter here.
+
+    ``versions``: {running member: RabbitMQ version}. ``khepri``: whether the cluster's
+    metadata store is Khepri (its ``khepri_db`` feature flag enabled), None when the output
+    lists no feature flags. Both are printed alike by 3.10 and 4.x."""
+
+    __slots__ = ("members", "running", "partitions", "alarms", "versions", "khepri")
     members: tuple[str, ...]
     running: tuple[str, ...]
     partitions: Mapping[str, tuple[str, ...]]
     alarms: tuple[str, ...]
+    versions: Mapping[str, tuple[int, int, int]]
+    khepri: Optional[bool]
 
     def __init__(
         self,
@@ -107,7 +278,10 @@ class ClusterStatus(Record):
         running: tuple[str, ...],
         partitions: Mapping[str, tuple[str, ...]],
         alarms: tuple[str, ...],
+        versions: Optional[Mapping[str, tuple[int, int, int]]] = None,
+        khepri: Optional[bool] = None,
     ) -> None:
+        versions = dict(versions or {})
         self._freeze(locals())
 
 
@@ -138,11 +312,27 @@ def parse_cluster_status(text: str) -> ClusterStatus:
         f"{a.get('node', '?')}: {a.get('type', 'alarm')}" if isinstance(a, dict) else str(a)
         for a in data.get("alarms") or []
     )
+    versions = {}
+    raw_versions = data.get("versions")
+    for node, entry in (raw_versions if isinstance(raw_versions, dict) else {}).items():
+        # a member that did not answer has an empty version (the CLI prints "")
+        if isinstance(entry, dict) and entry.get("rabbitmq_version"):
+            try:
+                versions[str(node)] = parse_version(str(entry["rabbitmq_version"]))
+            except RabbitError:
+                continue
+    khepri = None
+    flags = data.get("feature_flags")
+    if isinstance(flags, list) and flags:
+        states = {str(f.get("name")): str(f.get("state")) for f in flags if isinstance(f, dict)}
+        khepri = states.get(KHEPRI_FLAG) == "enabled"
     return ClusterStatus(
         members=members,
         running=_node_list(data.get("running_nodes"), members),
         partitions=partitions,
         alarms=alarms,
+        versions=versions,
+        khepri=khepri,
     )
 
 
@@ -424,7 +614,9 @@ _ERLANG_NODE = re.compile(r"'?([A-Za-z0-9_.+-]+@[A-Za-z0-9_.-]+)'?")
 class Membership(Record):
     """What a node's data directory says of the cluster it belonged to (Mnesia's
     ``cluster_nodes.config`` and ``nodes_running_at_shutdown``). Empty tuples when the data
-    exists but the files do not say (a RabbitMQ that keeps membership elsewhere)."""
+    exists but does not say: under Khepri, which keeps its membership in Raft's own files
+    (4.0-4.2 stop writing Mnesia's files once khepri_db is enabled and delete them after the
+    migration; 4.3 never writes them), they are not read at all."""
 
     __slots__ = ("members", "running_at_shutdown")
     members: tuple[str, ...]
@@ -449,8 +641,10 @@ def parse_erlang_nodes(text: str) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def read_membership(directory: str) -> Optional[Membership]:
-    """None when the node has no data (never started, or its data directory is empty)."""
+def read_membership(directory: str, mnesia: bool = True) -> Optional[Membership]:
+    """None when the node has no data (never started, or its data directory is empty).
+    ``mnesia``: read Mnesia's files; false for a node whose store is Khepri, where such files
+    are at best stale (a membership with no members)."""
     import os
 
     try:
@@ -471,6 +665,8 @@ def read_membership(directory: str) -> Optional[Membership]:
         except OSError as err:
             raise RabbitError(f"{directory}/{name}: {err.strerror}") from None
 
+    if not mnesia:
+        return Membership((), ())
     members = nodes_in("cluster_nodes.config")
     return Membership(members, nodes_in("nodes_running_at_shutdown"))
 
@@ -528,15 +724,42 @@ def first_booter(claims: Sequence[BootClaim]) -> Optional[BootClaim]:
     return min(taken or claims, key=BootClaim.precedence)
 
 
-def partition_handling_for(setting: str, instances: Optional[int]) -> Optional[str]:
+def partition_handling_for(
+    setting: str, instances: Optional[int], store: str = ""
+) -> Optional[str]:
     """The cluster_partition_handling to run with: ``setting`` itself, or for ``auto``
     pause_minority from three instances on (a majority exists to keep serving) and autoheal
-    for two (pause_minority would pause both halves). None: leave RabbitMQ's configuration."""
+    for two (pause_minority would pause both halves). None: leave RabbitMQ's configuration,
+    and always under Khepri (``store``), where no strategy applies: a minority of members
+    can change nothing (Raft), 4.0-4.2 log the setting "unapplicable with Khepri" and 4.3
+    removed it. An unknown store (a node without data, 3.13-4.2) gets the setting: Mnesia
+    needs it, Khepri ignores it."""
+    if store == KHEPRI:
+        return None
     if setting in PARTITION_HANDLING:
         return setting
     if setting != "auto" or instances is None:
         return None
     return "pause_minority" if instances >= 3 else "autoheal"
+
+
+def partition_handling_refusal(
+    setting: str, version: tuple[int, int, int], store: str
+) -> Optional[str]:
+    """Why ``setting`` cannot work on a node of ``version`` whose store is ``store``, or None.
+    ``pause_minority`` is Khepri's own behaviour (a minority changes nothing) and ``auto`` and
+    ``config`` adapt; ``autoheal`` and ``ignore`` (a minority carrying on) do not exist."""
+    if store != KHEPRI or setting not in ("autoheal", "ignore"):
+        return None
+    where = (
+        f"RabbitMQ {version_text(version)}, which has no Mnesia"
+        if version[:2] >= MNESIA_REMOVED_IN
+        else "this node's Khepri data"
+    )
+    return (
+        f"partition_handling={setting} cannot work with {where}: under Khepri a minority of "
+        "members changes nothing (Raft); set partition_handling=auto"
+    )
 
 
 def server_environment(
