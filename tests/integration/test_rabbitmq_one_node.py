@@ -106,6 +106,12 @@ def test_form_monitor_stop_probe_and_restart_with_the_data(broker):
         result = call(broker, "monitor", **depth)
         assert result.returncode == 0, result.stderr
     assert definitions(broker) == EXPECTED
+    # 3.10.8 has add_vhost --default-queue-type: the vhost the agent made defaults to quorum
+    types = {
+        v["name"]: v["default_queue_type"]
+        for v in ctl(broker, "list_vhosts", "name", "default_queue_type")
+    }
+    assert types["openstack"] == "quorum"
     assert call(broker, "stop").returncode == 0
     assert call(broker, "monitor", **PROBE).returncode == 7
     assert call(broker, "monitor", **MONITOR).returncode == 7
