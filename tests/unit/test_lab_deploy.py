@@ -107,3 +107,17 @@ def test_a_refused_apply_says_why_and_names_the_log(tmp_path, fake_clock, fake_r
     with pytest.raises(LabError, match=f"error: refused \\(see {lab.directory / DEPLOY_LOG}\\)"):
         deployer.push(cib)
     assert "(exit 1)" in (lab.directory / DEPLOY_LOG).read_text()
+
+
+def test_a_refusal_names_the_first_failed_check_and_its_first_problem():
+    checks = (
+        "ok    schema pacemaker-4.0\n"
+        "FAIL  crm_simulate: node2 lost\n"
+        "      vip-public is stopped\n"
+        "      haproxy-clone is stopped\n"
+        "FAIL  crm_simulate: node3 lost\n"
+        "      vip-public is stopped\n"
+    )
+    assert deploy.first_failure(checks) == ": crm_simulate: node2 lost: vip-public is stopped"
+    assert deploy.first_failure("FAIL  crm_verify\n") == ": crm_verify"
+    assert deploy.first_failure("ok    schema\n") == ""

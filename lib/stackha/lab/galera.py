@@ -10,7 +10,6 @@ see ``stackha.lab.node``), so three mariadbd run side by side on one machine.
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 from stackha.lab.lab import Lab
 from stackha.lab.namespaces import LabError
@@ -21,7 +20,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Optional
 
-HOST_CONFIG = Path("/etc/mysql")
+# The package's configuration, copied from the nodes' system (lab.system()) to each node.
+DEFAULT_CONFIG = "/etc/mysql"
 GALERA_CONF = "mariadb.conf.d/60-galera.cnf"  # Debian ships this file, commented out
 PROVIDER = "/usr/lib/galera/libgalera_smm.so"
 CLUSTER_NAME = "stackha-lab"
@@ -61,15 +61,19 @@ wsrep_sst_method         = rsync
 
 def provision(lab: Lab) -> str:
     """Configure and initialise MariaDB Galera on every node; returns the cluster address."""
-    if not Path(PROVIDER).exists() or not HOST_CONFIG.is_dir():
-        raise LabError("MariaDB Galera is not installed: apt install mariadb-server galera-4")
+    system = lab.system()
+    defaults = system / DEFAULT_CONFIG.lstrip("/")
+    if not (system / PROVIDER.lstrip("/")).exists() or not defaults.is_dir():
+        raise LabError(
+            f"MariaDB Galera is not installed in {system}: apt install mariadb-server galera-4"
+        )
     state = lab.load()
     members = [node.name for node in state.nodes]
     for entry in state.nodes:
         node = lab.node(entry.name)
         config = node.root / "etc/mysql"
         if not (config / "my.cnf").exists():
-            shutil.copytree(HOST_CONFIG, config, symlinks=True, dirs_exist_ok=True)
+            shutil.copytree(defaults, config, symlinks=True, dirs_exist_ok=True)
         (config / GALERA_CONF).write_text(galera_conf(entry.name, entry.address, members))
         if not (node.root / "var/lib/mysql/mysql").is_dir():
             result = node.runner.run(

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from stackha.clock import Deadline, SystemClock
 from stackha.lab import corosync_conf, package, release
+from stackha.lab.accounts import Accounts
 from stackha.lab.namespaces import LabError, NamespaceRunner, end_processes, start_init
 from stackha.lab.node import Node, daemons_by_pid_namespace
 from stackha.lab.rootfs import CHROOT, DEFAULT_CACHE_DIR
@@ -686,6 +687,16 @@ ForceCommand {sys.executable} -I -m stackha.lab.pdu relay
     def switch(self) -> Switch:
         """The lab's switch (its runner runs commands in the lab's network)."""
         return self._switch(self.load())
+
+    def system(self) -> Path:
+        """The root of the system the nodes run: their release's tree, or the host's ``/``.
+        Provisioning reads the packages' own files (their /etc defaults) from there."""
+        tree = self.load().tree
+        return Path(tree) if tree else Path("/")
+
+    def accounts(self) -> Accounts:
+        """The nodes' users and groups (their own account files, not the host's)."""
+        return Accounts(self.system())
 
     def node_runner(self, name: str) -> NamespaceRunner:
         return self.node(name).runner

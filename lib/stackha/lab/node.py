@@ -201,6 +201,12 @@ class Node:
         self.accounts = Accounts(self.system)
 
     @property
+    def python(self) -> str:
+        """The python3 that runs the lab's helpers inside this node: the release's own, or,
+        on a node of the host's files, the one running this code."""
+        return NODE_PYTHON if self.lower else sys.executable
+
+    @property
     def port(self) -> str:
         """The node's interface name on the lab switch."""
         return f"v{self.name}"[:15]
@@ -298,8 +304,7 @@ class Node:
             if post_delay > 0:
                 # -I: nothing from the caller's environment changes what it imports. A node of
                 # a release runs the stackha-lab package's, with the release's python3.
-                python = NODE_PYTHON if self.lower else sys.executable
-                post = (python, "-I", "-m", "stackha.lab.post", f"{post_delay:g}", "--")
+                post = (self.python, "-I", "-m", "stackha.lab.post", f"{post_delay:g}", "--")
                 argv = post + daemon
             out = str(logs / f"{name}.out")
             self.helper_pids.append(inside.spawn(Spawn(argv, output_path=out)))
@@ -325,6 +330,7 @@ class Node:
             steps: list[list[str]] = []
         else:
             base = str(self.root / MERGED)
+            lab_dir = str(self.root.parent)
             layers = ":".join(self.lower)
             upper, work = self.root / UPPER, self.root / WORK
             steps = [
@@ -336,6 +342,11 @@ class Node:
                 [MOUNT, "--rbind", "/dev", f"{base}/dev"],
                 [MOUNT, "-t", "tmpfs", "-o", "mode=1777,nosuid,nodev", "tmpfs", f"{base}/tmp"],
                 [MKDIR, "-p", *(base + target for target in mounts.values()), f"{base}/{OLD_ROOT}"],
+                # the lab's directory where the host has it: what provisioning writes there (the
+                # HAProxy configuration, the site file, the fencing passwords) is at the same
+                # path on every node, as on nodes of the host's own files
+                [MKDIR, "-p", base + lab_dir],
+                [MOUNT, "--bind", lab_dir, base + lab_dir],
             ]
         steps += [
             [MOUNT, "--bind", str(self.root / relative), base + target]

@@ -144,7 +144,8 @@ NOVA_MANAGE = "/usr/bin/nova-manage"
 UWSGI = "/usr/bin/uwsgi"
 SETPRIV = "/usr/bin/setpriv"
 KILL = "/bin/kill"
-HOST_DIRS = {KEYSTONE: Path("/etc/keystone"), NOVA_API: Path("/etc/nova")}
+# The packages' configuration directories, copied from the nodes' system to each node.
+CONFIG_DIRS = {KEYSTONE: Path("/etc/keystone"), NOVA_API: Path("/etc/nova")}
 LOG_DIRS = {KEYSTONE: "/var/log/keystone", NOVA_API: "/var/log/nova"}
 USERS = {KEYSTONE: api.KEYSTONE.user, NOVA_API: api.NOVA_API.user}
 
@@ -210,7 +211,7 @@ def database_vip_of(subnet: str) -> str:
 
 def galera_check_command(stackha: str = "") -> str:
     """The ``stackha-galera-check`` beside the ``stackha`` command given, else the package's
-    (which the lab installs; the nodes see the host's files)."""
+    (which the lab installs on the host, or in the layer of nodes of a release)."""
     from stackha.lab.package import GALERA_CHECK
 
     return str(Path(stackha).parent / "stackha-galera-check") if stackha else GALERA_CHECK
@@ -833,12 +834,11 @@ def _secret_file(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-def _service_file(path: Path, text: str, group: str) -> None:
-    """A configuration file with passwords in it that the service's user reads: root:group 0640."""
-    import grp
-
+def _service_file(path: Path, text: str, gid: int) -> None:
+    """A configuration file with passwords in it that the service's user reads: root:group 0640
+    (``gid``: the group's id on the node)."""
     path.touch(mode=0o640, exist_ok=True)
-    os.chown(path, 0, grp.getgrnam(group).gr_gid)
+    os.chown(path, 0, gid)
     os.chmod(path, 0o640)
     path.write_text(text)
 
@@ -871,39 +871,36 @@ def _shared_secrets(first_root: Path, rabbitmq_password: Optional[str]) -> dict[
 def _write_node_files(
     lab: Lab, name: str, vip: str, shared: Mapping[str, str], database_host: str
 ) -> None:
-    import pwd
-
     handle = lab.node(name)
     root = handle.root
+    accounts = handle.accounts
     state = lab.load()
-    for service, host_dir in HOST_DIRS.items():
+    for service, host_dir in CONFIG_DIRS.items():
         private = root / host_dir.relative_to("/")
         if not private.is_dir():
             raise LabError(
                 f"{name} has no private {host_dir}: the lab was made before {service} was "
                 "installed; take it down and up again"
             )
-        _copy_with_owners(host_dir, private)
+        _copy_with_owners(handle.system / host_dir.relative_to("/"), private)
         log_dir = root / LOG_DIRS[service].lstrip("/")
         log_dir.mkdir(exist_ok=True)
-        account = pwd.getpwnam(USERS[service])
-        os.chown(log_dir, account.pw_uid, account.pw_gid)
+        os.chown(log_dir, *accounts.ids(USERS[service]))
         os.chmod(log_dir, 0o750)
         processes, threads = UWSGI_WORKERS[service]
-        ini = Path(UWSGI_INI[service])
-        (root / ini.relative_to("/")).write_text(
-            trimmed_uwsgi_ini(ini.read_text(), processes, threads)
+        ini = Path(UWSGI_INI[service]).relative_to("/")
+        (root / ini).write_text(
+            trimmed_uwsgi_ini((handle.system / ini).read_text(), processes, threads)
         )
         # what the agent will refuse to start with, refused now
-        api.read_uwsgi_ini(str(root / ini.relative_to("/")), f"{handle.address}:1")
+        api.read_uwsgi_ini(str(root / ini), f"{handle.address}:1")
     lock_dir = root / "var/lib/nova/tmp"
     lock_dir.mkdir(exist_ok=True)
-    nova_account = pwd.getpwnam(USERS[NOVA_API])
-    os.chown(lock_dir, nova_account.pw_uid, nova_account.pw_gid)
+    os.chown(lock_dir, *accounts.ids(USERS[NOVA_API]))
     _service_file(
         root / KEYSTONE_CONF.lstrip("/"),
         keystone_conf(name, shared["keystone_db"], database_host),
-        "keystone",
+        accounts.gid("keystone"),
     )
     members = [node.name for node in state.nodes]
     _service_file(
@@ -917,7 +914,7 @@ def _write_node_files(
             transport_url(members, shared["rabbitmq"]),
             database_host,
         ),
-        "nova",
+        accounts.gid("nova"),
     )
     for key, path in SECRET_FILES.items():
         _secret_file(root / path.lstrip("/"), shared[key] + "\n")
@@ -1004,8 +1001,9 @@ def provision(
     ({service: path inside a node}), ``haproxy_config`` (a host path), ``database_host``
     (the database VIP or 127.0.0.1) and ``timings`` ({step: seconds}).
     """
+    system = lab.system()
     for program in (KEYSTONE_MANAGE, NOVA_MANAGE, UWSGI, MARIADB, SETPRIV):
-        if not os.access(program, os.X_OK):
+        if not os.access(system / program.lstrip("/"), os.X_OK):
             raise LabError(f"{program} is missing: apt install keystone nova-api mariadb-client")
     state = lab.load()
     network = ipaddress.ip_network(state.subnet)

@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import shutil
-import sys
 from pathlib import Path
 
 from stackha.lab.lab import Lab
@@ -25,7 +24,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-HOST_CONFIG = Path("/etc/rabbitmq")
+# The package's configuration, copied from the nodes' system (lab.system()) to each node.
+DEFAULT_CONFIG = "/etc/rabbitmq"
+SERVER = "/usr/sbin/rabbitmq-server"
 USER = "rabbitmq"
 PLUGINS = "[rabbitmq_management].\n"
 MONITOR_CREDENTIALS = "/etc/rabbitmq/stackha-monitor.credentials"
@@ -76,11 +77,11 @@ def _secret_file(path: Path, text: str, uid: int = 0, gid: int = 0) -> None:
 def provision(lab: Lab) -> dict[str, str]:
     """Configure RabbitMQ on every node. Returns the secrets the nodes share (the Erlang
     cookie, the monitoring user's and OpenStack's passwords) for tests to use."""
-    if not HOST_CONFIG.is_dir() or not Path("/usr/sbin/rabbitmq-server").exists():
-        raise LabError("RabbitMQ is not installed: apt install rabbitmq-server")
-    import pwd
-
-    account = pwd.getpwnam(USER)
+    system = lab.system()
+    defaults = system / DEFAULT_CONFIG.lstrip("/")
+    if not defaults.is_dir() or not (system / SERVER.lstrip("/")).exists():
+        raise LabError(f"RabbitMQ is not installed in {system}: apt install rabbitmq-server")
+    uid, gid = lab.accounts().ids(USER)
     nodes = lab.load().nodes
     first = lab.node(nodes[0].name).root
     # provisioning again keeps the secrets: the nodes' data was made with them
@@ -99,7 +100,7 @@ def provision(lab: Lab) -> dict[str, str]:
     for entry in nodes:
         root = lab.node(entry.name).root
         config = root / "etc/rabbitmq"
-        shutil.copytree(HOST_CONFIG, config, dirs_exist_ok=True)
+        shutil.copytree(defaults, config, dirs_exist_ok=True)
         (config / "rabbitmq.conf").write_text(rabbitmq_conf())
         (config / "enabled_plugins").write_text(PLUGINS)
         _secret_file(
@@ -114,7 +115,7 @@ def provision(lab: Lab) -> dict[str, str]:
             os.chmod(cookie_file, 0o600)
         cookie_file.write_text(shared["cookie"])
         for path in (data, data / "mnesia", cookie_file):
-            os.chown(path, account.pw_uid, account.pw_gid)
+            os.chown(path, uid, gid)
         os.chmod(cookie_file, 0o400)
     return shared
 
@@ -153,8 +154,9 @@ except Exception as err:
 def view(lab: Lab, node: str, monitor_password: str) -> dict[str, tuple[bool, tuple[str, ...]]]:
     """{member: (running, partitions)} as ``node`` sees it; {} when it does not answer."""
     try:
-        result = lab.node_runner(node).run(
-            [sys.executable, "-I", "-c", _VIEW], stdin=monitor_password + "\n", timeout=20
+        handle = lab.node(node)
+        result = handle.runner.run(
+            [handle.python, "-I", "-c", _VIEW], stdin=monitor_password + "\n", timeout=20
         )
     except (LabError, CommandError):
         return {}
