@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import time
+
+# The Debian release the lab tier's nodes run (stackha.lab.release): "bookworm" or "trixie"
+# (make check runs the tier on nodes of trixie and part of it on bookworm), or empty for the
+# host's own files, the fast path of a development machine.
+LAB_RELEASE = os.environ.get("STACKHA_LAB_RELEASE") or None
+
+
+def lab_up(lab, deb, **options):
+    """``lab.up`` with the package ``deb``, on nodes of the tier's release (LAB_RELEASE)."""
+    if LAB_RELEASE:
+        options.update(release_name=LAB_RELEASE, profile="stack")
+        # the first lab of a run may build the release's tree first (~2 min)
+        options["timeout"] = max(options.get("timeout", 300.0), 600.0)
+    lab.up(deb=str(deb), **options)
 
 
 def wait_for(predicate, what, timeout=60.0, interval=0.5):

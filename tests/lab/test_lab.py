@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from lab_helpers import cluster_view, inside, node_pids, online_from, pcs, wait_for
+from lab_helpers import cluster_view, inside, lab_up, node_pids, online_from, pcs, wait_for
 from stackha.lab.lab import Lab
 from stackha.lab.namespaces import LabError
 from stackha.ocf.daemon import ProcTable, is_alive
@@ -258,7 +258,7 @@ def net_namespace(pid):
 def test_down_leaves_no_process_namespace_or_file(packaged, tmp_path):
     directory = tmp_path / "lab"
     lab = Lab(str(directory))
-    lab.up(nodes=2, subnet="192.168.214.0/24", timeout=120, deb=str(packaged))
+    lab_up(lab, packaged, nodes=2, subnet="192.168.214.0/24", timeout=120)
     state = lab.load()
     pids = [state.switch_init_pid, state.switch_holder_pid] + [
         p for n in state.nodes for p in [n.init_pid, n.bmc_pid, *n.helper_pids] if p

@@ -6,6 +6,7 @@ import signal
 import time
 
 import pytest
+from lab_helpers import lab_up
 from stackha.clock import Deadline, SystemClock
 from stackha.lab.lab import Lab
 from stackha.ocf.daemon import ProcTable, wait_until
@@ -43,7 +44,7 @@ class OneNode:
 def node(packaged, tmp_path_factory):
     lab = Lab(str(tmp_path_factory.mktemp("cluster") / "lab"))
     try:
-        lab.up(nodes=1, subnet="192.168.215.0/24", timeout=120, deb=str(packaged))
+        lab_up(lab, packaged, nodes=1, subnet="192.168.215.0/24", timeout=120)
         yield OneNode(lab)
     finally:
         lab.down()
