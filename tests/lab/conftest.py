@@ -4,6 +4,7 @@ import pytest
 from lab_helpers import lab_up
 from stackha.lab.lab import Lab
 
+
 @pytest.fixture(scope="session")
 def packaged(installed, stackha_deb):
     """The stackha package, installed once for the whole run (tests/conftest.py); each lab's
