@@ -73,6 +73,7 @@ def expect_election(fake_runner, positions, safe=(), primary=()):
 
 
 REPORTED = [("node1", f"{UUID}:12"), ("node2", f"{UUID}:11"), ("node3", f"{UUID}:12")]
+VERSION_11_8 = "/usr/sbin/mariadbd  Ver 11.8.9-MariaDB-0+deb13u1 from Debian for debian-linux-gnu\n"
 
 
 def test_the_elected_node_sets_its_own_score(tmp_path, closed_ports, fake_runner, fake_clock):
@@ -239,6 +240,8 @@ def test_a_join_that_cannot_finish_in_time_stops_its_mariadbd_and_says_why(
             OCF_RESKEY_CRM_meta_interval="0",
         )
         expect_attribute(fake_runner, "galera-primary", [("node2", UUID)])
+        fake_runner.expect(["/usr/sbin/mariadbd", "--version"], stdout=VERSION_11_8)
+        expect_attribute(fake_runner, "galera-version", [("node2", "11.8.9")])
         fake_runner.expect([ATTRD, "--name", "galera-position", "--delete"])
         fake_runner.expect([ATTRD, "--name", "galera-safe-to-bootstrap", "--delete"])
         not_yet = "ERROR 2002 (HY000): Can't connect to local server through socket"
@@ -419,3 +422,96 @@ def test_stop_finds_mariadbd_by_its_datadir_when_the_pid_file_is_wrong(
     code, err = run("stop", env, fake_runner, fake_clock)
     assert code == 0, err
     assert [(pid, sig) for pid, sig, _ in table.signals] == [(4243, signal.SIGTERM)]
+
+
+def test_promote_beside_members_two_release_series_away_is_refused_before_mariadbd_starts(
+    tmp_path, closed_ports, fake_runner, fake_clock
+):
+    """node3 was upgraded to 11.8 while node1 and node2 run 10.11 (a rolling upgrade that
+    skips 11.4): it does not join them, and says which versions it saw."""
+    datadir = tmp_path / "data"
+    (datadir / "mysql").mkdir(parents=True)
+    (datadir / "grastate.dat").write_text(
+        f"version: 2.1\nuuid: {UUID}\nseqno: 12\nsafe_to_bootstrap: 0\n"
+    )
+    config = tmp_path / "my.cnf"
+    config.write_text("[mysqld]\n")
+    with socket.socket() as peer:
+        peer.bind(("127.0.0.2", 0))
+        peer.listen()
+        ports = [closed_ports[0], peer.getsockname()[1], closed_ports[2]]
+        env = environment(
+            tmp_path,
+            ports,
+            node="node3",
+            OCF_RESKEY_datadir=str(datadir),
+            OCF_RESKEY_config=str(config),
+            OCF_RESKEY_user="root",
+            OCF_RESKEY_CRM_meta_promotable="true",
+            OCF_RESKEY_CRM_meta_interval="0",
+        )
+        expect_attribute(fake_runner, "galera-primary", [("node2", UUID)])
+        fake_runner.expect(["/usr/sbin/mariadbd", "--version"], stdout=VERSION_11_8)
+        expect_attribute(
+            fake_runner,
+            "galera-version",
+            [("node1", "10.11.19"), ("node2", "10.11.19"), ("node3", "11.8.9")],
+        )
+        code, err = run("promote", env, fake_runner, fake_clock)
+    assert code == 1, err
+    assert err.strip().splitlines()[-1] == (
+        "ocf-exit-reason:this node runs MariaDB 11.8 and node1 runs 10.11, node2 runs 10.11: "
+        "MariaDB supports a Galera cluster of mixed versions only one release series apart "
+        "(10.11 -> 11.4 -> 11.8 -> 12.3); upgrade the rest first, or all nodes with the whole "
+        "cluster stopped (docs/upgrade.md)"
+    )
+    assert fake_runner.spawned == []
+
+
+def test_start_reports_the_installed_version_and_stop_withdraws_it(
+    tmp_path, closed_ports, fake_runner, fake_clock
+):
+    """The version comes from mariadbd --version's stdout (stderr may hold the 11.x notice
+    about a deprecated program name), set beside the position."""
+    datadir = tmp_path / "data"
+    (datadir / "mysql").mkdir(parents=True)
+    (datadir / "grastate.dat").write_text(
+        f"version: 2.1\nuuid: {UUID}\nseqno: 12\nsafe_to_bootstrap: 1\n"
+    )
+    config = tmp_path / "my.cnf"
+    config.write_text("[mysqld]\n")
+    mysqld = tmp_path / "sbin" / "mysqld"  # an operator's old name; never run here
+    mysqld.parent.mkdir()
+    mysqld.write_text("")
+    mysqld.chmod(0o755)
+    env = environment(
+        tmp_path,
+        closed_ports,
+        OCF_RESKEY_datadir=str(datadir),
+        OCF_RESKEY_config=str(config),
+        OCF_RESKEY_user="root",
+        OCF_RESKEY_binary=str(mysqld),
+        OCF_RESKEY_CRM_meta_promotable="true",
+    )
+    fake_runner.expect([ATTRD, "--name", "galera-primary", "--delete"])
+    fake_runner.expect([ATTRD, "--name", "galera-position", "--update", f"{UUID}:12"])
+    fake_runner.expect([ATTRD, "--name", "galera-safe-to-bootstrap", "--update", "1"])
+    fake_runner.expect(
+        [str(mysqld), "--version"],
+        stdout=VERSION_11_8.replace("/usr/sbin/mariadbd", str(mysqld)),
+        stderr="mysqld: Deprecated program name. It will be removed in a future release, "
+        "use '/usr/sbin/mariadbd' instead\n",
+    )
+    fake_runner.expect([ATTRD, "--name", "galera-version", "--update", "11.8.9"])
+    expect_election(fake_runner, [("node1", f"{UUID}:12")], safe=[("node1", "1")])
+    fake_runner.expect([CRM_ATTRIBUTE, "--promotion=galera", "--query", "--quiet"], returncode=105)
+    fake_runner.expect([CRM_ATTRIBUTE, "--promotion=galera", "--update", "100"])
+    code, err = run("start", env, fake_runner, fake_clock)
+    assert code == 0, err
+    fake_runner.expect([ATTRD, "--name", "galera-primary", "--delete"])
+    fake_runner.expect([CRM_ATTRIBUTE, "--promotion=galera", "--query", "--quiet"], stdout="100\n")
+    fake_runner.expect([CRM_ATTRIBUTE, "--promotion=galera", "--delete"])
+    for name in ("position", "safe-to-bootstrap", "version"):
+        fake_runner.expect([ATTRD, "--name", f"galera-{name}", "--delete"])
+    code, err = run("stop", env, fake_runner, fake_clock)
+    assert code == 0, err

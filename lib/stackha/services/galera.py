@@ -30,7 +30,24 @@ if TYPE_CHECKING:
 
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
 UNKNOWN_SEQNO = -1
-RECOVERED = re.compile(r"WSREP: Recovered position:?\s+([0-9a-f-]{36}):(-?\d+)")
+# The one line of ``mariadbd --wsrep-recover``'s log that holds the answer, in 10.11 and 11.8
+# alike: "<date> <time> 0 [Note] WSREP: Recovered position: <uuid>:<seqno>", with
+# ",<domain>-<server>-<seqno>" after it when wsrep_gtid_mode is on. Not the first line of the
+# log (11.8 starts with "Starting MariaDB 11.8.9-MariaDB..." and InnoDB's notes), and not a
+# normal start's "WSREP: Recovered position from storage: ...", which this does not match.
+RECOVERED = re.compile(r"\bWSREP: Recovered position:\s+([0-9a-f-]{36}):(-?\d+)")
+# What an upstream MariaDB 11.x program started by its old name (mysql, mysqladmin, mysqld...)
+# prints on stderr before anything else: "mysql: Deprecated program name. It will be removed
+# in a future release, use '/usr/bin/mariadb' instead". Debian 13 patches the notice out
+# (mariadb 1:11.4.2-2); MariaDB's own packages print it. Never a reason, never an answer.
+DEPRECATED_NAME = "Deprecated program name"
+# mariadbd --version on stdout: "/usr/sbin/mariadbd  Ver 11.8.9-MariaDB-0+deb13u1 from Debian
+# ..." (10.11: "Ver 10.11.19-MariaDB-0+deb12u1 for debian-linux-gnu ...").
+VERSION = re.compile(r"\bVer\s+(\d+)\.(\d+)\.(\d+)-MariaDB")
+# The release series MariaDB documents rolling upgrades of a Galera cluster between, one step
+# at a time (10.6 -> 10.11 -> 11.4 -> 11.8 -> 12.3): "Galera guarantees mixed-version
+# replication only between adjacent major releases" (docs/upgrade.md has the sources).
+GALERA_SERIES = ("10.3", "10.4", "10.5", "10.6", "10.11", "11.4", "11.8", "12.3")
 GALERA_PORT = 4567
 # wsrep_local_state: what the node is doing in its component (Galera's own numbering).
 JOINING, DONOR, JOINED, SYNCED = 1, 2, 3, 4
@@ -61,6 +78,26 @@ class CredentialsError(GaleraError):
 
 class NotReachable(GaleraError):
     """mariadbd does not answer on its socket (yet)."""
+
+
+def client_error(result: Result) -> str:
+    """Why a MariaDB program failed, in its own words: the last line of stderr that is not the
+    11.x deprecated-name notice (else of stdout), or its exit status when it said nothing."""
+    for text in (result.stderr, result.stdout):
+        lines = [
+            line.strip()
+            for line in text.splitlines()
+            if line.strip() and DEPRECATED_NAME not in line
+        ]
+        if lines:
+            return lines[-1]
+    return f"exit status {result.returncode}"
+
+
+def _server_error(text: str) -> str:
+    """The last ``[ERROR]`` of mariadbd's log text, without its time stamp; or ''."""
+    errors = [line for line in text.splitlines() if "[ERROR]" in line]
+    return errors[-1].split("[ERROR]", 1)[1].strip() if errors else ""
 
 
 class GraState(Record):
@@ -344,7 +381,7 @@ def query_status(
         f"mariadbd did not answer on {socket}",
     )
     if not result.ok:
-        line = result.output_line()
+        line = client_error(result)
         if "Access denied" in line:
             source = f"credentials from {credentials}" if credentials else "the client config"
             raise CredentialsError(f"mariadbd refused the SQL check ({source}): {line}")
@@ -369,9 +406,17 @@ def query_status_at(
     silent = f"mariadbd at {host}:{port} did not answer"
     result = _ask_status(runner, client, credentials, where, timeout, silent)
     if not result.ok:
-        line = result.output_line()
+        line = client_error(result)
         if "Access denied" in line:
             raise CredentialsError(f"mariadbd at {host}:{port} refused {credentials}: {line}")
+        if "TLS/SSL error" in line:
+            # The MariaDB 11.4+ client wants TLS and verifies the server's certificate by
+            # default (11.x servers make one; 10.11 servers offer no TLS unless configured).
+            raise NotReachable(
+                f"mariadbd at {host}:{port}: {line} (a MariaDB 11.4 or newer client verifies "
+                f"the server's TLS certificate by default; for a 10.x server, configure "
+                f"ssl-ca or ssl-verify-server-cert=off in {credentials}: docs/upgrade.md)"
+            )
         raise NotReachable(f"mariadbd at {host}:{port} does not answer: {line}")
     return parse_status(result.stdout)
 
@@ -465,10 +510,12 @@ def recover_position(
     try:
         return parse_recovered_position(text)
     except GaleraError:
-        errors = [line for line in text.splitlines() if "[ERROR]" in line]
-        detail = errors[-1].split("[ERROR]", 1)[1].strip() if errors else result.output_line()
+        # mariadbd's own [ERROR], from its log or its stderr; never a note or warning it put
+        # on stderr (11.8: "[Note] slave_connections_needed_for_purge changed to 0 because of
+        # Galera..." is its last stderr line on every run) nor the deprecated-name notice.
+        detail = _server_error(text) or _server_error(result.stderr) or f"exit {result.returncode}"
         raise GaleraError(
-            f"mariadbd --wsrep-recover found no position in {datadir}: {detail or 'no output'}"
+            f"mariadbd --wsrep-recover found no position in {datadir}: {detail}"
         ) from None
 
 
@@ -480,8 +527,58 @@ def last_error(log: str, since: int = 0) -> str:
             text = handle.read()
     except OSError:
         return ""
-    errors = [line for line in text.splitlines() if "[ERROR]" in line]
-    return errors[-1].split("[ERROR]", 1)[1].strip() if errors else ""
+    return _server_error(text)
+
+
+def parse_version(text: str) -> str:
+    """``11.8.9`` from ``mariadbd --version``'s stdout; raises GaleraError when absent."""
+    found = VERSION.search(text)
+    if not found:
+        raise GaleraError(f"not a MariaDB version: {text.strip()[:120]!r}")
+    return ".".join(found.groups())
+
+
+def installed_version(runner: Runner, binary: str, timeout: float) -> str:
+    """The version of the installed mariadbd (``11.8.9``). The answer is read from stdout
+    only: stderr can carry the deprecated-name notice or a start-up warning."""
+    from stackha.runner import CommandError
+
+    try:
+        result = runner.run([binary, "--version"], timeout=timeout)
+    except CommandError as err:
+        raise GaleraError(f"{binary} --version: {err}") from err
+    if not result.ok:
+        raise GaleraError(f"{binary} --version failed: {client_error(result)}")
+    return parse_version(result.stdout)
+
+
+def series(version: str) -> str:
+    """``11.8`` of ``11.8.9``."""
+    return ".".join(version.split(".")[:2])
+
+
+def version_mismatch(own: str, peers: Mapping[str, str]) -> str:
+    """Why this node must not run in one Galera cluster with the peers whose MariaDB versions
+    ``peers`` maps ({node: version}), or '' when it may. Refused: release series more than
+    one step apart in :data:`GALERA_SERIES` (10.11 with 11.8 skips 11.4). A series missing
+    from it (a short-term release, a future one) is not judged."""
+    mine = series(own)
+    if mine not in GALERA_SERIES:
+        return ""
+    far = sorted(
+        node
+        for node, version in peers.items()
+        if series(version) in GALERA_SERIES
+        and abs(GALERA_SERIES.index(series(version)) - GALERA_SERIES.index(mine)) > 1
+    )
+    if not far:
+        return ""
+    theirs = ", ".join(f"{node} runs {series(peers[node])}" for node in far)
+    return (
+        f"this node runs MariaDB {mine} and {theirs}: MariaDB supports a Galera cluster of "
+        f"mixed versions only one release series apart ({' -> '.join(GALERA_SERIES[-4:])}); "
+        "upgrade the rest first, or all nodes with the whole cluster stopped (docs/upgrade.md)"
+    )
 
 
 class Report(Record):
