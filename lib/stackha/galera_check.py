@@ -18,7 +18,10 @@ and one mariadb client, ~30 ms of CPU per check, measured in docs/templates.md.
 The credentials are in a client option file (``[client]`` user and password) at
 :data:`CREDENTIALS`, readable by HAProxy's user: HAProxy 2.6 passes an external check no
 environment and no arguments of ours, so the path is fixed; nothing secret is on a command line.
-The check user needs no privilege (``SHOW GLOBAL STATUS`` is open to any account).
+The check user needs no privilege (``SHOW GLOBAL STATUS`` is open to any account). A MariaDB
+11.4+ client verifies the server's TLS certificate by default, and refuses a 10.x server that
+offers no TLS (ERROR 2026): while such servers remain, the option file says ``ssl-ca`` or
+``ssl-verify-server-cert = off`` (docs/upgrade.md); the check says so when it meets one.
 """
 
 from __future__ import annotations
