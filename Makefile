@@ -1,8 +1,9 @@
 # stackha — every command a developer or CI needs. Run as root on Debian 12.
 #
-#   make lab       install what it needs, bring up a 3-node lab cluster running the stackha
-#                  Debian package built from this tree, deploy the OpenStack control plane on it
-#                  (stackha cib render/check/apply), print stackha status
+#   make lab       install what it needs, bring up a 3-node lab cluster whose nodes run Debian 13
+#                  (RELEASE=bookworm: Debian 12; RELEASE=host: the host's own files) and the
+#                  stackha Debian package built from this tree, deploy the OpenStack control
+#                  plane on it (stackha cib render/check/apply), print stackha status
 #   make lab-down  remove the lab (every namespace, process and file it made)
 #   make check     install what the tests need (idempotent) and run every test tier
 #   make unit      the unit tier only (no root, no packages beyond the virtualenv)
@@ -28,6 +29,11 @@ BUILD_PACKAGES := $(shell grep -v '^\#' scripts/debian-build-packages)
 
 LAB_DIR    ?= /var/lib/stackha/lab
 LAB_NODES  ?= 3
+# The Debian release the lab's nodes run, from a root filesystem of their own whatever the host
+# runs (bookworm: Debian 12, trixie: Debian 13, the current stable one), or "host": the host's
+# own files with the package installed on the host (a development machine's fast path).
+RELEASE    ?= trixie
+RELEASE_OPTION := $(if $(filter host,$(RELEASE)),,--release $(RELEASE))
 ROUNDS     ?= 10
 SEED       ?=
 
@@ -36,7 +42,7 @@ SEED       ?=
 
 # The README's main command.
 lab: deps venv
-	$(VENV)/bin/stackha lab --dir $(LAB_DIR) up --nodes $(LAB_NODES)
+	$(VENV)/bin/stackha lab --dir $(LAB_DIR) up --nodes $(LAB_NODES) $(RELEASE_OPTION)
 	$(VENV)/bin/stackha lab --dir $(LAB_DIR) deploy
 
 lab-down: venv

@@ -275,6 +275,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--limit", type=float, default=400.0)
     parser.add_argument("--monitor-runs", type=int, default=20)
     parser.add_argument("--json")
+    parser.add_argument(
+        "--release",
+        help="nodes of this Debian release (bookworm, trixie); default: the host's own files",
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("the lab needs root: run as root", file=sys.stderr)
@@ -285,7 +289,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     lab = Lab(str(workdir / "lab"), progress=log)
     results: dict[str, dict[str, object]] = {}
     try:
-        lab.up(nodes=3, timeout=120)
+        lab.up(nodes=3, timeout=600, release_name=args.release)
         address = lab_galera.provision(lab)
         pcs(lab, "property", "set", "stonith-enabled=false")
         for index, agent in enumerate((OURS, THEIRS)):

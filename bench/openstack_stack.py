@@ -175,6 +175,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         help="print each round's failover lines from the survivors' pacemaker and corosync logs",
     )
     parser.add_argument("--keep-logs", metavar="DIR", help="copy the nodes' logs to DIR at the end")
+    parser.add_argument(
+        "--release",
+        help="nodes of this Debian release (bookworm, trixie); default: the host's own files",
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("the lab needs root: run as root", file=sys.stderr)
@@ -188,7 +192,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     status = 0
     try:
         started = time.monotonic()
-        lab.up(nodes=3, subnet=args.subnet, timeout=120)
+        lab.up(nodes=3, subnet=args.subnet, timeout=600, release_name=args.release)
         timings["stackha lab up"] = time.monotonic() - started
         deployment = deploy_stack(lab)
         timings.update(deployment.info["deploy_timings"])

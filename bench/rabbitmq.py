@@ -496,6 +496,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     parser.add_argument("--subnet", default=SUBNET)
     parser.add_argument("--json")
+    parser.add_argument(
+        "--release",
+        help="nodes of this Debian release (bookworm, trixie); default: the host's own files",
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("the lab needs root: run as root", file=sys.stderr)
@@ -510,7 +514,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     state = {"instance": RESOURCE}
     status = 0
     try:
-        lab.up(nodes=3, subnet=args.subnet, timeout=120)
+        lab.up(nodes=3, subnet=args.subnet, timeout=600, release_name=args.release)
         lab_rabbitmq.provision(lab)
         pcs(lab, "property", "set", "stonith-enabled=false")
         for index, agent in enumerate((OURS, THEIRS)):

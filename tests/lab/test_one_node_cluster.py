@@ -31,6 +31,7 @@ class OneNode:
     """The single node of a one-node lab, as the tests below use it."""
 
     def __init__(self, lab):
+        self.lab = lab
         self.node = lab.node("node1")
         self.runner = self.node.runner
         self.init_pid = self.node.init_pid
@@ -59,9 +60,11 @@ def haproxy_instances(node):
     return [] if status is None else status.instances("haproxy")
 
 
-def test_pcs_resource_create_starts_the_haproxy_clone(node, tmp_path_factory):
+def test_pcs_resource_create_starts_the_haproxy_clone(node):
     """What an operator types: pcs resource create … ocf:stackha:haproxy … clone."""
-    config = tmp_path_factory.mktemp("haproxy") / "haproxy.cfg"
+    # in the lab's directory, which every node sees at the host's path (a node of a release
+    # has a /tmp of its own)
+    config = node.lab.directory / "test-haproxy.cfg"
     config.write_text(HAPROXY_CFG)
     assert inside(node, "pcs", "property", "set", "stonith-enabled=false").ok
     result = inside(

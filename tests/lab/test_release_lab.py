@@ -1,12 +1,12 @@
-"""A lab whose nodes run another Debian release from a root filesystem of their own.
+"""A lab whose nodes run a Debian release from a root filesystem of their own.
 
-Each release in ``$STACKHA_RELEASE_LABS`` (default: trixie, Debian 13; the host here runs
-Debian 12) gets a 3-node lab of its ``cluster`` profile: the release's Pacemaker, Corosync, pcs,
-HAProxy and resource agents, and the stackha packages built from this tree in the lab's layer.
-On it: the nodes really run that release (its Pacemaker, its python3, the packaged stackha),
-files carry the tree's own ids, the haproxy clone with the virtual IP runs our agent under that
-Pacemaker, and a crash of the VIP's node ends in fencing through fence_stackha_ipmi, the VIP on
-a survivor and the node back; then ``down`` leaves nothing.
+Each release in ``$STACKHA_RELEASE_LABS`` (default: every release the lab supports, Debian 12
+and 13, whatever the host runs) gets a 3-node lab of its ``cluster`` profile: the release's
+Pacemaker, Corosync, pcs, HAProxy and resource agents, and the stackha packages built from this
+tree in the lab's layer. On it: the nodes really run that release (its Pacemaker, its python3,
+the packaged stackha), files carry the tree's own ids, the haproxy clone with the virtual IP
+runs our agent under that Pacemaker, and a crash of the VIP's node ends in fencing through
+fence_stackha_ipmi, the VIP on a survivor and the node back; then ``down`` leaves nothing.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ import time
 
 import pytest
 from lab_helpers import inside, online_from, pcs, wait_for
-from stackha.lab import openstack
+from stackha.lab import openstack, release
 from stackha.lab.accounts import Accounts
 from stackha.lab.lab import Lab
 from stackha.lab.rootfs import DEFAULT_CACHE_DIR, mounts_under
 from stackha.ocf.daemon import ProcTable, is_alive
 
-RELEASES = os.environ.get("STACKHA_RELEASE_LABS", "trixie").split()
+RELEASES = os.environ.get("STACKHA_RELEASE_LABS", " ".join(sorted(release.RELEASES))).split()
 # What each release's nodes must report (Debian's own versions of the release).
 EXPECTED = {
     "bookworm": {"debian": "12.", "pacemaker": "Pacemaker 2.1", "python": "Python 3.11"},

@@ -1,9 +1,10 @@
-"""stackha's Debian package installed with apt into a fresh minimal root filesystem of the host's
-release (mmdebstrap, the machine's own mirror), and checked there from the installed files only:
+"""stackha's Debian package installed with apt into a fresh minimal root filesystem of each
+release the lab supports, Debian 12 and 13, whatever the host runs (mmdebstrap, the machine's own
+mirror), and checked there from the installed files only:
 apt takes every Depends from the distribution, each agent's meta-data validates, ocf-tester
 passes on the haproxy agent, pcs and stonith_admin read every agent, fence_stackha_ipmi talks to
 an IPMI simulator on the host's loopback, the versions agree, and ``apt-get purge`` leaves no
-file of the package behind (issue 16)."""
+file of the package behind (issues 16 and 17)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ipmi_sim import agent_options, running_ipmi_sim
 from lxml import etree
 from ocf_checks import XMLLINT_VALID, assert_valid_ocf_1_1
 from stackha.install import agent_files, fence_agent_files, load_agent_module
+from stackha.lab.release import RELEASES
 from stackha.lab.rootfs import TreeCache, scratch_root
 from stackha.runner import SubprocessRunner
 
@@ -130,10 +132,20 @@ def timings():
         print(f"package tier: {what}: {seconds:.1f}s")
 
 
+@pytest.fixture(scope="module", params=sorted(RELEASES))
+def release(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def tools_tree(runner):
-    """The host's release with what the checks run (built once, then cached)."""
-    return timed("tree with the tools (build or cache)", TreeCache(runner).tree, CHECK_PACKAGES)
+def tools_tree(runner, release):
+    """The release with what the checks run (built once, then cached)."""
+    return timed(
+        f"{release} tree with the tools (build or cache)",
+        TreeCache(runner).tree,
+        CHECK_PACKAGES,
+        suite=release,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -327,9 +339,9 @@ def test_every_version_is_the_packages(root, version):
 
 
 @pytest.fixture(scope="module")
-def bare_tree(runner):
-    """The host's release with apt alone: no Pacemaker, no python3-lxml."""
-    return timed("bare tree (build or cache)", TreeCache(runner).tree, ())
+def bare_tree(runner, release):
+    """The release with apt alone: no Pacemaker, no python3-lxml."""
+    return timed(f"{release} bare tree (build or cache)", TreeCache(runner).tree, (), suite=release)
 
 
 def test_status_without_pacemaker_is_one_line_naming_what_is_missing(
