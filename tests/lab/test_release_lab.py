@@ -16,6 +16,7 @@ import time
 
 import pytest
 from lab_helpers import inside, online_from, pcs, wait_for
+from openstack_checks import started_on, status_from, vip_holder
 from stackha.lab import openstack, release
 from stackha.lab.accounts import Accounts
 from stackha.lab.lab import Lab
@@ -118,14 +119,12 @@ def test_haproxy_and_the_vip_run_on_the_releases_pacemaker(lab):
         pcs(lab, *argv)
 
     def started():
-        status = lab.node("node1").status()
-        if status is None:
-            return False
-        running: dict[str, set[str]] = {}
-        for resource in status.resources:
-            if resource.role == "Started":
-                running.setdefault(resource.id, set()).update(resource.nodes)
-        return running.get("haproxy") == set(NODES) and running.get("vip")
+        status = status_from(lab)
+        return (
+            status is not None
+            and started_on(status, "haproxy") == set(NODES)
+            and len(started_on(status, "vip")) == 1
+        )
 
     wait_for(started, "haproxy on every node and the VIP started", timeout=90)
     deep = inside(
@@ -140,15 +139,6 @@ def test_haproxy_and_the_vip_run_on_the_releases_pacemaker(lab):
         "monitor",
     )
     assert deep.returncode == 0, deep.stdout + deep.stderr
-
-
-def vip_node(lab, node="node1"):
-    """Where the VIP is started, as ``node`` sees it (None while it cannot tell)."""
-    status = lab.node(node).status()
-    for resource in status.resources if status else ():
-        if resource.id == "vip" and resource.role == "Started" and resource.nodes:
-            return resource.nodes[0]
-    return None
 
 
 def test_a_crash_of_the_vips_node_ends_in_fencing_through_our_agent(lab):
@@ -178,17 +168,16 @@ def test_a_crash_of_the_vips_node_ends_in_fencing_through_our_agent(lab):
         lambda: inside(lab, "node1", "pcs", "stonith", "status").stdout.count("Started") == 3,
         "fence devices started",
     )
-    victim = wait_for(lambda: vip_node(lab), "the VIP placed")
+    victim = wait_for(lambda: vip_holder(lab), "the VIP placed")
     watcher = next(n for n in NODES if n != victim)
     crashed = time.monotonic()
     lab.crash(victim)
-    moved = wait_for(
-        lambda: (lambda where: where if where not in (None, victim) else None)(
-            vip_node(lab, watcher)
-        ),
-        "the VIP on a survivor",
-        timeout=120,
-    )
+
+    def survivor():
+        where = vip_holder(lab, observers=(watcher,))
+        return where if where != victim else None
+
+    moved = wait_for(survivor, "the VIP on a survivor", timeout=120)
     fenced_at = time.monotonic() - crashed
     wait_for(lambda: online_from(lab, watcher) == set(NODES), f"{victim} back", timeout=180)
     back_at = time.monotonic() - crashed

@@ -34,6 +34,7 @@ from pathlib import Path
 from stackha.clock import Deadline
 from stackha.lab.accounts import Accounts
 from stackha.lab.namespaces import NSENTER, LabError, NamespaceRunner, end_processes, start_init
+from stackha.lab.rootfs import MOUNT, UMOUNT, system_mounts
 from stackha.ocf.daemon import is_alive, wait_until
 from stackha.ocf.status import GenericError
 from stackha.pacemaker import crm_mon
@@ -91,8 +92,6 @@ UPPER = "upper"
 WORK = "work"
 OLD_ROOT = ".stackha-old-root"
 PIVOT_ROOT = "/sbin/pivot_root"
-MOUNT = "/bin/mount"
-UMOUNT = "/bin/umount"
 MKDIR = "/bin/mkdir"
 CHOWN = "/bin/chown"
 NODE_PYTHON = "/usr/bin/python3"
@@ -334,12 +333,8 @@ class Node:
             layers = ":".join(self.lower)
             upper, work = self.root / UPPER, self.root / WORK
             steps = [
-                [MOUNT, "-t", "overlay", "-o", f"lowerdir={layers},upperdir={upper},workdir={work}"]
-                + ["overlay", base],
                 # the node's own proc (its PID namespace), sysfs (its network namespace)
-                [MOUNT, "-t", "proc", "-o", "nosuid,nodev,noexec", "proc", f"{base}/proc"],
-                [MOUNT, "-t", "sysfs", "-o", "ro,nosuid,nodev,noexec", "sysfs", f"{base}/sys"],
-                [MOUNT, "--rbind", "/dev", f"{base}/dev"],
+                *system_mounts(layers, str(upper), str(work), base),
                 [MOUNT, "-t", "tmpfs", "-o", "mode=1777,nosuid,nodev", "tmpfs", f"{base}/tmp"],
                 [MKDIR, "-p", *(base + target for target in mounts.values()), f"{base}/{OLD_ROOT}"],
                 # the lab's directory where the host has it: what provisioning writes there (the

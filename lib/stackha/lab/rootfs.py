@@ -472,15 +472,18 @@ class ScratchRoot:
         return self.runner.run(self.wrap(argv), timeout=timeout, stdin=stdin, env=env, check=check)
 
 
-def overlay_mounts(tree: str, upper: str, work: str, merged: str) -> list[list[str]]:
-    """The mount commands that make a scratch root of ``tree`` at ``merged``, in order."""
+def system_mounts(lower: str, upper: str, work: str, merged: str) -> list[list[str]]:
+    """The mount commands that give a system of its own at ``merged``: an overlay of ``lower``
+    (one directory, or several joined by ``:``, topmost first) under ``upper``, its own proc,
+    a read-only sysfs and the host's ``/dev``. Scratch roots and the lab's nodes of a release
+    (:class:`stackha.lab.node.Node`) start with these and add their own tmpfs mounts."""
     return [
         [
             MOUNT,
             "-t",
             "overlay",
             "-o",
-            f"lowerdir={tree},upperdir={upper},workdir={work}",
+            f"lowerdir={lower},upperdir={upper},workdir={work}",
             "overlay",
             merged,
         ],
@@ -488,6 +491,13 @@ def overlay_mounts(tree: str, upper: str, work: str, merged: str) -> list[list[s
         [MOUNT, "-t", "proc", "-o", "nosuid,nodev,noexec", "proc", f"{merged}/proc"],
         [MOUNT, "-t", "sysfs", "-o", "ro,nosuid,nodev,noexec", "sysfs", f"{merged}/sys"],
         [MOUNT, "--rbind", "/dev", f"{merged}/dev"],
+    ]
+
+
+def overlay_mounts(tree: str, upper: str, work: str, merged: str) -> list[list[str]]:
+    """The mount commands that make a scratch root of ``tree`` at ``merged``, in order."""
+    return [
+        *system_mounts(tree, upper, work, merged),
         # libqb's IPC files live in /dev/shm: the copy's own, not the host's.
         [MOUNT, "-t", "tmpfs", "-o", "mode=1777,nosuid,nodev", "tmpfs", f"{merged}/dev/shm"],
         [MOUNT, "-t", "tmpfs", "-o", "mode=755,nosuid,nodev", "tmpfs", f"{merged}/run"],
