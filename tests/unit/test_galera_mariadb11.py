@@ -11,6 +11,7 @@ import pytest
 from stackha import galera_check
 from stackha.runner import Result
 from stackha.services import galera
+from test_galera_check import status_query  # the check's exact query, as for 10.11
 
 UUID = "2194dffe-efe3-11f1-938f-e3b57cc9b539"
 SOCKET = "/run/mysqld/mysqld.sock"
@@ -274,21 +275,6 @@ def test_members_one_release_series_apart_may_run_together_two_may_not():
 # -- stackha-galera-check with an 11.x client ---------------------------------------------------
 
 
-def check_query(credentials):
-    return [
-        "/usr/bin/mariadb",
-        f"--defaults-extra-file={credentials}",
-        "--host=192.0.2.12",
-        "--port=3306",
-        "--protocol=TCP",
-        "--connect-timeout=1",
-        "--batch",
-        "--skip-column-names",
-        "--execute",
-        galera.STATUS_QUERY,
-    ]
-
-
 @pytest.fixture
 def credentials(tmp_path):
     path = tmp_path / "check.cnf"
@@ -298,7 +284,7 @@ def credentials(tmp_path):
 
 
 def test_the_check_of_an_11_8_node_is_up(fake_runner, credentials):
-    fake_runner.expect(check_query(credentials), stdout=STATUS_11_8)
+    fake_runner.expect(status_query(credentials), stdout=STATUS_11_8)
     err = io.StringIO()
     argv = ["stackha-galera-check", "-", "-", "192.0.2.12", "3306"]
     assert galera_check.main(argv, fake_runner, err, credentials) == 0
@@ -311,7 +297,7 @@ def test_an_11_x_client_refused_by_a_10_11_server_without_tls_says_what_to_set(
     """MariaDB 11.4+ clients verify the server's certificate by default; a 10.11 server
     offers no TLS: the check says so, and where the setting goes."""
     fake_runner.expect(
-        check_query(credentials),
+        status_query(credentials),
         returncode=1,
         stderr="ERROR 2026 (HY000): TLS/SSL error: SSL is required, but the server does not "
         "support it\n",
