@@ -91,15 +91,18 @@ def galera_servers(lab, node):
         stdin="show stat\n",
     )
     assert result.ok, result.output_line()
-    header, *rows = result.stdout.splitlines()
+    return proxy_servers(result.stdout, "galera")
+
+
+def proxy_servers(show_stat, proxy):
+    """{server: (status, current sessions, total sessions)} of ``proxy`` in the answer of
+    HAProxy's stats socket to ``show stat``."""
+    header, *rows = show_stat.splitlines()
     columns = header.lstrip("# ").split(",")
     servers = {}
     for row in rows:
         fields = dict(zip(columns, row.split(",")))
-        if fields.get("pxname") == "galera" and fields.get("svname") not in (
-            "FRONTEND",
-            "BACKEND",
-        ):
+        if fields.get("pxname") == proxy and fields.get("svname") not in ("FRONTEND", "BACKEND"):
             servers[fields["svname"]] = (
                 fields["status"],
                 int(fields["scur"] or 0),

@@ -109,11 +109,17 @@ def test_one_writer_the_others_backup_with_the_galera_check_and_sessions_cut_on_
     servers = [("node1", "192.0.2.11"), ("node2", "192.0.2.12"), ("node3", "192.0.2.13")]
     text = haproxy.galera_listen("192.0.2.98", servers, "/usr/bin/stackha-galera-check")
     lines = [line.strip() for line in text.splitlines()]
-    assert lines[0] == "listen galera" and "bind 192.0.2.98:3306" in lines
+    assert lines[:2] == ["peers galera_writer", "peer stackha 127.0.0.1:13306"]
+    assert "listen galera" in lines and "bind 192.0.2.98:3306" in lines
     assert "mode tcp" in lines and "option external-check" in lines
     assert "external-check command /usr/bin/stackha-galera-check" in lines
-    assert "stick on dst" in lines and "stick-table type ip size 1" in lines
-    assert "default-server check inter 2s fall 2 rise 2 on-marked-down shutdown-sessions" in lines
+    assert "stick on dst" in lines and "stick-table type ip size 1 peers galera_writer" in lines
+    assert "localpeer stackha" in haproxy.DATABASE_GLOBAL
+    assert "retries 0" in lines
+    assert (
+        "default-server check inter 2s fall 2 rise 2 on-marked-down shutdown-sessions"
+        " observe layer4 error-limit 1 on-error mark-down"
+    ) in lines
     assert [line for line in lines if line.startswith("server ")] == [
         "server node1 192.0.2.11:3306",
         "server node2 192.0.2.12:3306 backup",

@@ -413,7 +413,7 @@ def haproxy_config(
     if database_vip:
         command = check_command or galera_check_command()
         database = "\n" + haproxy.galera_listen(database_vip, backends, command)
-        external_check = "".join(f"    {line}\n" for line in haproxy.EXTERNAL_CHECK_GLOBAL)
+        external_check = "".join(f"    {line}\n" for line in haproxy.DATABASE_GLOBAL)
     return f"""# written by stackha.lab.openstack
 global
     stats socket {HAPROXY_STATS_SOCKET} mode 600 level admin

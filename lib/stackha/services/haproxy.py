@@ -215,7 +215,12 @@ DATABASE_PORT = 3306
 # them at all, and since 2.2 HAProxy refuses to fork unless "insecure-fork-wanted" says it may
 # ("'option external-check' will likely fail" otherwise). Nor may it chroot: the check program
 # and the mariadb client must be where their paths say.
-EXTERNAL_CHECK_GLOBAL = ("external-check", "insecure-fork-wanted")
+# "localpeer" names this HAProxy in the peers section galera_listen writes, whatever the
+# host is called, so that one configuration serves every node.
+DATABASE_GLOBAL = ("external-check", "insecure-fork-wanted", "localpeer stackha")
+# Where that local peer listens (loopback only): the old worker hands the stick table over
+# to the new one there on a reload.
+TABLE_PORT = 13306
 
 
 def galera_listen(
@@ -224,12 +229,13 @@ def galera_listen(
     check_command: str,
     port: int = DATABASE_PORT,
     name: str = "galera",
+    table_port: int = TABLE_PORT,
 ) -> str:
-    """The ``listen`` section that sends every database connection to the VIP ``address`` to
-    ONE Galera node at a time, the way the OpenStack HA Guide, TripleO and Kolla do: the first
-    of ``servers`` ((name, address) in the same order on every node) takes them, the others
-    are ``backup``; multi-writer Galera gives OpenStack deadlock errors when two nodes certify
-    conflicting ``SELECT ... FOR UPDATE`` transactions.
+    """The ``peers`` and ``listen`` sections that send every database connection to the VIP
+    ``address`` to ONE Galera node at a time, the way the OpenStack HA Guide, TripleO and Kolla
+    do: the first of ``servers`` ((name, address) in the same order on every node) takes them,
+    the others are ``backup``; multi-writer Galera gives OpenStack deadlock errors when two
+    nodes certify conflicting ``SELECT ... FOR UPDATE`` transactions.
 
     - the health check is ``check_command`` (stackha-galera-check: wsrep ready, Primary
       Component, Synced) every 2 s, down after 2 failures, up after 2 successes;
@@ -240,10 +246,24 @@ def galera_listen(
       still write to its backup (two writers again); it takes them when the one in use fails,
       or when the VIP moves to another node's HAProxy (whose table starts empty, and whose
       old connections died with the VIP). TripleO does the same;
+    - ``observe layer4 error-limit 1 on-error mark-down`` and ``retries 0``: one failed connect
+      to the writer marks it down at once, which closes its sessions before the next
+      connection picks another writer. Without it, HAProxy deletes the stick entry on a failed
+      connect and the next connection goes to the first server while the pooled ones stay on
+      the old writer: two writers (seen in a Debian 13 lab, reproduced with HAProxy 2.6 and
+      3.0). No retries: HAProxy 3.0 left a client whose connect was retried after the mark-down
+      hanging; a client refused at once reconnects, to the next writer;
+    - the table in a ``peers`` section whose only peer is this HAProxy (``localpeer stackha``
+      in DATABASE_GLOBAL, listening on 127.0.0.1:``table_port``): a reload hands the table
+      from the old worker, which keeps its sessions, to the new one, whose table would
+      otherwise start empty and pick the first server;
     - long client and server timeouts with TCP keep-alives: oslo.db keeps pooled connections
       open for an hour (its ``connection_recycle_time``).
     """
     lines = [
+        f"peers {name}_writer",
+        f"    peer stackha 127.0.0.1:{table_port}",
+        "",
         f"listen {name}",
         f"    bind {address}:{port}",
         "    mode tcp",
@@ -254,9 +274,11 @@ def galera_listen(
         "    timeout check 2s",
         "    option external-check",
         f"    external-check command {check_command}",
-        "    stick-table type ip size 1",
+        f"    stick-table type ip size 1 peers {name}_writer",
         "    stick on dst",
-        "    default-server check inter 2s fall 2 rise 2 on-marked-down shutdown-sessions",
+        "    retries 0",
+        "    default-server check inter 2s fall 2 rise 2 on-marked-down shutdown-sessions"
+        " observe layer4 error-limit 1 on-error mark-down",
     ]
     for index, (server, server_address) in enumerate(servers):
         backup = " backup" if index else ""
