@@ -5,7 +5,8 @@
 #                  stackha Debian package built from this tree, deploy the OpenStack control
 #                  plane on it (stackha cib render/check/apply), print stackha status
 #   make lab-down  remove the lab (every namespace, process and file it made)
-#   make check     install what the tests need (idempotent) and run every test tier
+#   make check     install what the tests need (idempotent) and run every test tier (the lab
+#                  tier on Debian 13 nodes, a Debian 12 lab beside it: LAB_TIER_RELEASE, RELEASE_LABS)
 #   make unit      the unit tier only (no root, no packages beyond the virtualenv)
 #   make fuzz      the fuzz tier with many more generated cases (make check runs it short)
 #   make bench     benchmarks against the incumbents, printed as ratios
@@ -34,6 +35,13 @@ LAB_NODES  ?= 3
 # own files with the package installed on the host (a development machine's fast path).
 RELEASE    ?= trixie
 RELEASE_OPTION := $(if $(filter host,$(RELEASE)),,--release $(RELEASE))
+# make check's lab tier: the whole tier on nodes of LAB_TIER_RELEASE (host: the host's own
+# files), and a 3-node lab of each of RELEASE_LABS (tests/lab/test_release_lab.py), whatever
+# release the host runs. The whole tier twice does not fit in an hour on two cores.
+LAB_TIER_RELEASE ?= trixie
+RELEASE_LABS ?= bookworm
+LAB_TIER_ENV := STACKHA_LAB_RELEASE=$(if $(filter host,$(LAB_TIER_RELEASE)),,$(LAB_TIER_RELEASE)) \
+	STACKHA_RELEASE_LABS="$(RELEASE_LABS)"
 ROUNDS     ?= 10
 SEED       ?=
 
@@ -53,7 +61,7 @@ check: deps venv lint types test
 # Every tier in one pytest run, so the closing line counts them all. The fuzz tier runs its
 # short, derandomized profile here (tests/fuzz/conftest.py).
 test: venv
-	HYPOTHESIS_PROFILE=ci $(PYTEST) tests/unit tests/fuzz tests/contract tests/integration tests/package \
+	$(LAB_TIER_ENV) HYPOTHESIS_PROFILE=ci $(PYTEST) tests/unit tests/fuzz tests/contract tests/integration tests/package \
 		tests/lab
 
 deps:
@@ -91,7 +99,7 @@ integration: venv
 	$(PYTEST) tests/integration
 
 lab-tests: venv
-	$(PYTEST) tests/lab
+	$(LAB_TIER_ENV) $(PYTEST) tests/lab
 
 bench: venv
 	$(PY) bench/monitor_haproxy.py
