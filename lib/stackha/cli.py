@@ -144,6 +144,12 @@ def _lab_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     partition = verbs.add_parser("partition", help="cut nodes off the lab network")
     partition.add_argument("nodes", nargs="+")
     verbs.add_parser("heal", help="restore every node's network")
+    reinstall = verbs.add_parser(
+        "reinstall",
+        help="reinstall a node with another Debian release, keeping its disks (a rolling upgrade)",
+    )
+    reinstall.add_argument("node")
+    reinstall.add_argument("--release", required=True, metavar="NAME", help="bookworm or trixie")
     verbs.add_parser("down", help="remove every namespace, process and file the lab made")
     verbs.add_parser(
         "deploy",
@@ -361,6 +367,9 @@ def _lab(args: argparse.Namespace, out: TextIO) -> int:
             lab.partition(args.nodes)
         elif args.verb == "heal":
             lab.heal()
+        elif args.verb == "reinstall":
+            lab.reinstall(args.node, args.release)
+            _print_status(lab.status(), out)
         elif args.verb == "down":
             for name in lab.down():
                 out.write(f"removed {name}\n")

@@ -3,6 +3,7 @@ pivot of its boot, the layer of the stackha packages, and the bad input of ``lab
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -247,3 +248,80 @@ def test_a_layer_that_dpkg_cannot_install_is_an_error_and_is_removed(tmp_path, m
     assert calls == [["/usr/bin/dpkg", "--install", "/tmp/stackha_1.2_all.deb"]]
     assert (Root.path / "tmp/stackha_1.2_all.deb").read_bytes() == b"deb"
     assert not (tmp_path / "layer").exists()
+
+
+# -- a node reinstalled with another release -------------------------------------------------
+
+
+def test_disks_keep_their_owners_by_name_when_the_ids_change(tmp_path):
+    """mysql is 102 on the old system and 100 on the new: a file of the old mysql becomes the
+    new mysql's; an id the old system has no name for, and root, stay."""
+    old = tmp_path / "old"
+    new = tmp_path / "new"
+    for root, passwd, group in (
+        (
+            old,
+            "root:x:0:0::/:\nmysql:x:102:105::/:\nrabbitmq:x:108:110::/:\n",
+            "root:x:0:\nmysql:x:105:\nrabbitmq:x:110:\n",
+        ),
+        (new, "root:x:0:0::/:\nmysql:x:100:100::/:\n", "root:x:0:\nmysql:x:100:\n"),
+    ):
+        (root / "etc").mkdir(parents=True)
+        (root / "etc/passwd").write_text(passwd)
+        (root / "etc/group").write_text(group)
+    disk = tmp_path / "disk"
+    (disk / "mysql").mkdir(parents=True)
+    data = disk / "mysql/ibdata1"
+    data.write_text("")
+    stranger = disk / "stranger"
+    stranger.write_text("")
+    os.lchown(disk / "mysql", 102, 105)
+    os.lchown(data, 102, 105)
+    os.lchown(stranger, 4711, 4711)
+    rabbit = disk / "rabbit"
+    rabbit.write_text("")
+    os.lchown(rabbit, 108, 110)  # rabbitmq is not installed on the new system
+    Accounts(new).take_over(disk, Accounts(old))
+    assert (data.stat().st_uid, data.stat().st_gid) == (100, 100)
+    assert ((disk / "mysql").stat().st_uid, (disk / "mysql").stat().st_gid) == (100, 100)
+    assert (stranger.stat().st_uid, stranger.stat().st_gid) == (4711, 4711)
+    assert (rabbit.stat().st_uid, rabbit.stat().st_gid) == (108, 110)
+    assert (disk.stat().st_uid, disk.stat().st_gid) == (0, 0)
+
+
+def test_a_reinstalled_node_boots_its_own_release_and_the_others_the_labs():
+    from stackha.lab.lab import LabState, NodeState
+
+    state = LabState(
+        subnet="192.0.2.0/24",
+        switch_address="192.0.2.1",
+        release="bookworm",
+        profile="stack",
+        tree="/cache/bookworm-1",
+        layer="/lab/layer",
+    )
+    old = NodeState("node1", 1, "192.0.2.11", "192.0.2.101")
+    new = NodeState(
+        "node2",
+        2,
+        "192.0.2.12",
+        "192.0.2.102",
+        release="trixie",
+        tree="/cache/trixie-1",
+        layer="/lab/layer-trixie",
+    )
+    assert Lab._lower(state, old) == ("/lab/layer/upper", "/cache/bookworm-1")
+    assert Lab._lower(state, new) == ("/lab/layer-trixie/upper", "/cache/trixie-1")
+    host = LabState(subnet="192.0.2.0/24", switch_address="192.0.2.1")
+    assert Lab._lower(host, old) == ()
+
+
+def test_reinstall_needs_a_lab_of_releases_and_a_known_release(tmp_path, capsys):
+    from stackha.lab.lab import LabState
+
+    lab = Lab(str(tmp_path))
+    lab.save(LabState(subnet="192.0.2.0/24", switch_address="192.0.2.1"))
+    with pytest.raises(LabError, match="unknown release 'potato'"):
+        lab.reinstall("node1", "potato")
+    with pytest.raises(LabError, match="reinstall needs a lab of releases"):
+        lab.reinstall("node1", "trixie")

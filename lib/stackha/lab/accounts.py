@@ -37,6 +37,13 @@ def _read_ids(path: Path) -> dict[str, tuple[int, int]]:
     return ids
 
 
+def _renumbered(old: dict[str, tuple[int, int]], new: dict[str, tuple[int, int]]) -> dict[int, int]:
+    """old id → new id for every name both know under different ids."""
+    return {
+        ids[0]: new[name][0] for name, ids in old.items() if name in new and new[name][0] != ids[0]
+    }
+
+
 class Accounts:
     """Users and groups of the system rooted at ``root``."""
 
@@ -76,6 +83,26 @@ class Accounts:
         """(uid, gid) of ``user`` and of ``group``, or of the user's own primary group."""
         uid = self.uid(user)
         return uid, self.gid(group) if group else self.users[user][1]
+
+    def take_over(self, top: Path, old: Accounts) -> None:
+        """Every file under ``top`` (``top`` too) owned by a user or group of ``old`` gets the
+        id of the same name here: the disks of a node reinstalled with another release keep
+        their owners by name (mysql is 100 on one and 102 on the other). Ids ``old`` has no name
+        for, or that have no name here, stay as they are."""
+        uids = _renumbered(old.users, self.users)
+        gids = _renumbered(old.groups, self.groups)
+        if not uids and not gids:
+            return
+        for directory, subdirs, files in os.walk(top):
+            for name in [".", *subdirs, *files]:
+                path = os.path.join(directory, name)
+                info = os.lstat(path)
+                uid, gid = uids.get(info.st_uid, info.st_uid), gids.get(info.st_gid, info.st_gid)
+                if (uid, gid) != (info.st_uid, info.st_gid):
+                    mode = info.st_mode & 0o7777
+                    os.lchown(path, uid, gid)
+                    if not os.path.islink(path) and mode & 0o6000:
+                        os.chmod(path, mode)  # chown clears set-id bits
 
     def chown(self, path: Union[str, Path], user: str, group: Optional[str] = None) -> None:
         """``chown user:group path`` with this system's ids (the link itself, not its target)."""

@@ -101,6 +101,11 @@ class NodeState:
     init_pid: Optional[int] = None
     helper_pids: list[int] = field(default_factory=list)
     bmc_pid: Optional[int] = None
+    # A node reinstalled with another release (Lab.reinstall): its own release, tree and
+    # layer; None: the lab's.
+    release: Optional[str] = None
+    tree: Optional[str] = None
+    layer: Optional[str] = None
 
 
 @dataclass
@@ -128,6 +133,8 @@ class LabState:
     profile: Optional[str] = None
     tree: Optional[str] = None
     layer: Optional[str] = None
+    # The stackha and stackha-lab packages in the layers, for a layer of another release.
+    debs: list[str] = field(default_factory=list)
 
 
 def seed_cib(empty_cib: str, properties: dict[str, str]) -> str:
@@ -242,15 +249,17 @@ class Lab:
             self.directory / node.name,
             init_pid=node.init_pid,
             helper_pids=node.helper_pids,
-            lower=self._lower(state),
+            lower=self._lower(state, node),
         )
 
     @staticmethod
-    def _lower(state: LabState) -> tuple[str, ...]:
-        """The layers a node of this lab boots, topmost first; none for the host's own files."""
-        if not state.tree or not state.layer:
+    def _lower(state: LabState, node: NodeState) -> tuple[str, ...]:
+        """The layers ``node`` boots, topmost first: its own release's once it was reinstalled,
+        else the lab's; none for the host's own files."""
+        tree, layer = (node.tree, node.layer) if node.tree else (state.tree, state.layer)
+        if not tree or not layer:
             return ()
-        return (str(release.layer_upper(Path(state.layer))), state.tree)
+        return (str(release.layer_upper(Path(layer))), tree)
 
     @staticmethod
     def _find(state: LabState, name: str) -> NodeState:
@@ -350,6 +359,7 @@ class Lab:
             if not path.is_file():
                 raise LabError(f"{path}: no such package file")
         debs = [path, release.lab_package(path)]
+        state.debs = [str(deb) for deb in debs]
         layer = self.directory / LAYER_DIR
         state.layer = str(layer)
         with self.locked():
@@ -643,6 +653,8 @@ ForceCommand {sys.executable} -I -m stackha.lab.pdu relay
         shutil.rmtree(self.directory / "pdu", ignore_errors=True)
         shutil.rmtree(self.directory / PACKAGE_DIR, ignore_errors=True)
         release.remove_layer(self.directory / LAYER_DIR)
+        for other in self.directory.glob(f"{LAYER_DIR}-*"):
+            release.remove_layer(other)
         if state.package_installed:
             # before lab.json goes: if apt fails, a second down tries again
             package.remove(self.runner)
@@ -752,6 +764,48 @@ ForceCommand {sys.executable} -I -m stackha.lab.pdu relay
             self.save(state)
             return node_state.power
 
+    def reinstall(self, name: str, release_name: str) -> None:
+        """Reinstall node ``name`` with ``release_name``, as an operator upgrades a node: power
+        off, a fresh system of that release (its tree, a layer of the lab's stackha packages on
+        it, an empty upper: the old system's own changes are gone), the node's disks kept (its
+        CIB, its databases, its queues) with their owners mapped by name to the new system's
+        ids, power on. The node then runs the new release beside nodes of the old one."""
+        release.check_release(release_name)
+        state = self.load()
+        if not state.release or not state.profile:
+            raise LabError("reinstall needs a lab of releases: stackha lab up --release …")
+        tree = release.node_tree(self.runner, release_name, state.profile, log=self.progress)
+        if release_name == state.release:
+            layer = Path(state.layer or self.directory / LAYER_DIR)
+        else:
+            layer = self.directory / f"{LAYER_DIR}-{release_name}"
+            if not layer.exists():
+                debs = [Path(deb) for deb in state.debs]
+                if not debs or not all(deb.is_file() for deb in debs):
+                    raise LabError(f"the lab's packages are gone ({', '.join(state.debs)})")
+                release.install_layer(self.runner, tree, layer, debs, self.processes, self.clock)
+        with self.locked():
+            state = self.load()
+            node_state = self._find(state, name)
+            node = self._node(state, node_state)
+            old = node.accounts
+            node.kill(Deadline(self.clock, 10))
+            node_state.power = "off"
+            node_state.init_pid, node_state.helper_pids = None, []
+            node_state.release, node_state.tree, node_state.layer = (
+                release_name,
+                str(tree),
+                str(layer),
+            )
+            self.save(state)
+            node = self._node(state, node_state)
+            node.reinstall_system(old)
+            node.boot(self._switch(state), Deadline(self.clock, 30), state.post_delay)
+            node_state.power = "on"
+            node_state.init_pid, node_state.helper_pids = node.init_pid, node.helper_pids
+            self.save(state)
+        self.progress(f"{name}: reinstalled with {release_name} ({release.RELEASES[release_name]})")
+
     def power_state(self, name: str) -> str:
         return self._find(self.load(), name).power
 
@@ -785,6 +839,7 @@ ForceCommand {sys.executable} -I -m stackha.lab.pdu relay
                     "name": node.name,
                     "address": node.address,
                     "bmc": node_state.bmc_address,
+                    "release": node_state.release or state.release,
                     "power": node_state.power,
                     "running": running,
                     "linked": linked,

@@ -28,6 +28,7 @@ files (:mod:`stackha.lab.accounts`).
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -357,6 +358,18 @@ class Node:
             ["/bin/hostname", self.name],
         ]
         return steps
+
+    def reinstall_system(self, old: Accounts) -> None:
+        """A fresh system for a node that is off: its upper directory emptied (what the old
+        system wrote outside its disks is gone, as with a reinstalled root filesystem) and the
+        owners on its disks mapped by name from ``old``'s ids to this system's."""
+        for directory in (UPPER, WORK):
+            shutil.rmtree(self.root / directory, ignore_errors=True)
+            (self.root / directory).mkdir()
+        (self.root / UPPER).chmod(os.stat(self.system).st_mode & 0o7777)
+        disks = [*STATE_DIRS, *(r for r in SERVICE_DIRS if (self.root / r).is_dir())]
+        for relative in disks:
+            self.accounts.take_over(self.root / relative, old)
 
     def _pivot(self, inside: NamespaceRunner, deadline: Deadline) -> None:
         """Make the node's merged system its root, then let go of the host's."""
