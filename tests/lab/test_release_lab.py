@@ -106,7 +106,9 @@ def test_files_the_host_wrote_carry_the_trees_ids(lab):
         assert shown == [f"{hacluster[0]}:{hacluster[1]}", "hacluster"], (path, shown)
 
 
-def test_haproxy_and_the_vip_run_on_the_releases_pacemaker(lab):
+def start_haproxy_and_vip(lab):
+    """The haproxy clone (ocf:stackha:haproxy, the lab's configuration on every node's disk)
+    and the VIP on it, fencing off for now; returns when both run."""
     state = lab.load()
     prefix = int(state.subnet.split("/")[1])
     vip = openstack.vip_of(state.subnet)
@@ -117,34 +119,21 @@ def test_haproxy_and_the_vip_run_on_the_releases_pacemaker(lab):
     pcs(lab, "property", "set", "stonith-enabled=false")
     for argv in openstack.haproxy_commands(HAPROXY_CONFIG) + openstack.vip_commands(vip, prefix):
         pcs(lab, *argv)
+    wait_for(lambda: haproxy_and_vip_started(lab), "haproxy on every node and the VIP", 90)
 
-    def started():
-        status = status_from(lab)
-        return (
-            status is not None
-            and started_on(status, "haproxy") == set(NODES)
-            and len(started_on(status, "vip")) == 1
-        )
 
-    wait_for(started, "haproxy on every node and the VIP started", timeout=90)
-    deep = inside(
-        lab,
-        "node1",
-        "/usr/bin/env",
-        "OCF_ROOT=/usr/lib/ocf",
-        f"OCF_RESKEY_config={HAPROXY_CONFIG}",
-        "OCF_RESKEY_CRM_meta_timeout=20000",
-        "OCF_CHECK_LEVEL=10",
-        "/usr/lib/ocf/resource.d/stackha/haproxy",
-        "monitor",
+def haproxy_and_vip_started(lab, observers=NODES):
+    status = status_from(lab, observers)
+    return (
+        status is not None
+        and started_on(status, "haproxy") == set(NODES)
+        and len(started_on(status, "vip")) == 1
     )
-    assert deep.returncode == 0, deep.stdout + deep.stderr
 
 
-def test_a_crash_of_the_vips_node_ends_in_fencing_through_our_agent(lab):
+def fence_through_ipmi(lab):
     """Fencing on, one fence_stackha_ipmi device per node (its password in a root-only file
-    of each node, read by password_script): the node holding the VIP crashes, a survivor
-    fences it through its BMC, the VIP moves, and the node boots and rejoins."""
+    of each node, read by password_script); returns when the three devices run."""
     inventory = lab.inventory()
     password = inventory["nodes"][0]["bmc"]["password"]
     for node in NODES:
@@ -168,6 +157,28 @@ def test_a_crash_of_the_vips_node_ends_in_fencing_through_our_agent(lab):
         lambda: inside(lab, "node1", "pcs", "stonith", "status").stdout.count("Started") == 3,
         "fence devices started",
     )
+
+
+def test_haproxy_and_the_vip_run_on_the_releases_pacemaker(lab):
+    start_haproxy_and_vip(lab)
+    deep = inside(
+        lab,
+        "node1",
+        "/usr/bin/env",
+        "OCF_ROOT=/usr/lib/ocf",
+        f"OCF_RESKEY_config={HAPROXY_CONFIG}",
+        "OCF_RESKEY_CRM_meta_timeout=20000",
+        "OCF_CHECK_LEVEL=10",
+        "/usr/lib/ocf/resource.d/stackha/haproxy",
+        "monitor",
+    )
+    assert deep.returncode == 0, deep.stdout + deep.stderr
+
+
+def test_a_crash_of_the_vips_node_ends_in_fencing_through_our_agent(lab):
+    """Fencing on through fence_stackha_ipmi: the node holding the VIP crashes, a survivor
+    fences it through its BMC, the VIP moves, and the node boots and rejoins."""
+    fence_through_ipmi(lab)
     victim = wait_for(lambda: vip_holder(lab), "the VIP placed")
     watcher = next(n for n in NODES if n != victim)
     crashed = time.monotonic()

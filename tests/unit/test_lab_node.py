@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 
 import pytest
+from fakes import FakeClock
+from stackha.clock import Deadline
 from stackha.lab import bmc, post
+from stackha.lab.namespaces import LabError
 from stackha.lab.node import Node, daemons_by_pid_namespace
 from stackha.ocf.daemon import ProcTable
 
@@ -79,3 +84,38 @@ def test_the_bmc_busy_knob_refuses_as_many_power_ons_as_it_says(tmp_path):
     assert [bmc.take_busy_power_on(directory, "node1") for _ in range(3)] == [True, True, False]
     assert not bmc.busy_knob(directory, "node1").exists()
     assert not bmc.take_busy_power_on(directory, "node2")
+
+
+class DyingOnSignal(ProcTable):
+    """The fake /proc's processes end on the first signal they get; the signals recorded."""
+
+    def __init__(self, proc):
+        super().__init__(str(proc))
+        self.proc, self.sent = proc, []
+
+    def signal(self, pid, signum):
+        self.sent.append((pid, signum))
+        shutil.rmtree(self.proc / str(pid))
+
+
+def test_a_clean_cluster_stop_ends_pacemakerd_then_corosync_of_that_node_only(proc):
+    table = DyingOnSignal(proc)
+    one = Node(None, table, "n", 1, "a", 24, proc, init_pid=500)
+    one.stop_cluster(Deadline(FakeClock(), 5), str(proc))
+    assert table.sent == [(502, signal.SIGTERM), (501, signal.SIGTERM)]
+    # the other node's and the host's corosync are not touched
+    assert (proc / "601").exists() and (proc / "700").exists()
+
+
+def test_a_cluster_stop_that_does_not_end_names_the_daemon(proc):
+    clock = FakeClock()
+
+    class Deaf(DyingOnSignal):
+        def signal(self, pid, signum):
+            self.sent.append((pid, signum))
+
+    table = Deaf(proc)
+    one = Node(None, table, "n", 1, "a", 24, proc, init_pid=500)
+    with pytest.raises(LabError, match="node n: pacemakerd did not stop"):
+        one.stop_cluster(Deadline(clock, 5), str(proc))
+    assert table.sent == [(502, signal.SIGTERM)]

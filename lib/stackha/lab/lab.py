@@ -81,6 +81,9 @@ FENCING_DIR = "fencing"
 PACKAGE_DIR = "deb"
 # Nodes of a release (stackha.lab.release): the lab's layer of the stackha packages.
 LAYER_DIR = "layer"
+# How long a node's resources may take to stop or move before a reinstall gives up on it
+# (Galera's and RabbitMQ's stop timeouts are 120 s).
+STOP_CLUSTER_S = 300.0
 # Seconds between a node's power-on and the start of its cluster daemons (its POST). Real
 # servers take minutes; a lab node would be back in one second, before the survivors have
 # finished fencing it: the fencer's result reaches the cluster only once corosync has formed
@@ -765,11 +768,13 @@ ForceCommand {sys.executable} -I -m stackha.lab.pdu relay
             return node_state.power
 
     def reinstall(self, name: str, release_name: str) -> None:
-        """Reinstall node ``name`` with ``release_name``, as an operator upgrades a node: power
-        off, a fresh system of that release (its tree, a layer of the lab's stackha packages on
-        it, an empty upper: the old system's own changes are gone), the node's disks kept (its
-        CIB, its databases, its queues) with their owners mapped by name to the new system's
-        ids, power on. The node then runs the new release beside nodes of the old one."""
+        """Reinstall node ``name`` with ``release_name``, as an operator upgrades a node: the
+        cluster stopped on it cleanly (Node.stop_cluster: its resources move, nobody fences
+        it), power off, a fresh system of that release (its tree, a layer of the lab's stackha
+        packages on it, an empty upper: the old system's own changes are gone), the node's
+        disks kept (its CIB, its databases, its queues) with their owners mapped by name to the
+        new system's ids, power on. The node then runs the new release beside nodes of the old
+        one."""
         release.check_release(release_name)
         state = self.load()
         if not state.release or not state.profile:
@@ -789,6 +794,8 @@ ForceCommand {sys.executable} -I -m stackha.lab.pdu relay
             node_state = self._find(state, name)
             node = self._node(state, node_state)
             old = node.accounts
+            if node_state.power == "on":
+                node.stop_cluster(Deadline(self.clock, STOP_CLUSTER_S))
             node.kill(Deadline(self.clock, 10))
             node_state.power = "off"
             node_state.init_pid, node_state.helper_pids = None, []
