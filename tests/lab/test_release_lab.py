@@ -6,12 +6,16 @@ Pacemaker, Corosync, pcs, HAProxy and resource agents, and the stackha packages 
 tree in the lab's layer. On it: the nodes really run that release (its Pacemaker, its python3,
 the packaged stackha), files carry the tree's own ids, the haproxy clone with the virtual IP
 runs our agent under that Pacemaker, and a crash of the VIP's node ends in fencing through
-fence_stackha_ipmi, the VIP on a survivor and the node back; then ``down`` leaves nothing.
+fence_stackha_ipmi, the VIP on a survivor and the node back. A lab of a release with a newer
+one after it (Debian 12) then goes through a rolling upgrade: each node reinstalled with the
+newer release in turn while the others run the services, fencing on, and the CIB raised to
+the newer schema at the end. Then ``down`` leaves nothing.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import pytest
@@ -26,8 +30,18 @@ from stackha.ocf.daemon import ProcTable, is_alive
 RELEASES = os.environ.get("STACKHA_RELEASE_LABS", " ".join(sorted(release.RELEASES))).split()
 # What each release's nodes must report (Debian's own versions of the release).
 EXPECTED = {
-    "bookworm": {"debian": "12.", "pacemaker": "Pacemaker 2.1", "python": "Python 3.11"},
-    "trixie": {"debian": "13.", "pacemaker": "Pacemaker 3.0", "python": "Python 3.13"},
+    "bookworm": {
+        "debian": "12.",
+        "pacemaker": "Pacemaker 2.1",
+        "python": "Python 3.11",
+        "schema": "pacemaker-3.",
+    },
+    "trixie": {
+        "debian": "13.",
+        "pacemaker": "Pacemaker 3.0",
+        "python": "Python 3.13",
+        "schema": "pacemaker-4.0",
+    },
 }
 NODES = ("node1", "node2", "node3")
 PASSWORD_FILE = "/etc/stackha/bmc.password"
@@ -198,6 +212,100 @@ def test_a_crash_of_the_vips_node_ends_in_fencing_through_our_agent(lab):
         f"\n{lab.load().release}: {victim} crashed; VIP on {moved} after {fenced_at:.1f}s, "
         f"{victim} back in the cluster after {back_at:.1f}s"
     )
+
+
+def next_release(name):
+    """The release after ``name`` among the lab's (oldest first), or None."""
+    names = list(release.RELEASES)
+    index = names.index(name) + 1
+    return names[index] if index < len(names) else None
+
+
+def pacemaker_of(lab, node):
+    return inside(lab, node, "/usr/sbin/pacemakerd", "--version").stdout.splitlines()[0]
+
+
+class VipWatch:
+    """Asks the nodes that stay up, every half second, where the VIP runs: the longest time
+    it ran nowhere."""
+
+    def __init__(self, lab, observers):
+        self.lab, self.observers = lab, observers
+        self.longest = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self):
+        since = None
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if vip_holder(self.lab, observers=self.observers):
+                since = None
+            else:
+                since = since or now
+                self.longest = max(self.longest, now - since)
+            self._stop.wait(0.5)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(10)
+        return self.longest
+
+
+def test_a_rolling_upgrade_to_the_next_release_keeps_the_cluster_and_the_vip(lab):
+    """Each node in turn reinstalled with the next release (stackha lab reinstall: the
+    cluster stopped on it cleanly, a fresh system of that release, its disks kept) while the
+    other two run haproxy and the VIP, fencing on: between the steps the cluster runs both
+    releases' Pacemaker (2.1 and 3.0: upstream supports rolling upgrades from 2.0 on)."""
+    old = lab.load().release
+    new = next_release(old)
+    if new is None:
+        pytest.skip(f"{old} is the newest release the lab knows: nothing to upgrade to")
+    history_before = inside(lab, "node1", "stonith_admin", "--history", "*").stdout
+    for step, node in enumerate(reversed(NODES), start=1):
+        others = tuple(n for n in NODES if n != node)
+        watch = VipWatch(lab, others)
+        started = time.monotonic()
+        lab.reinstall(node, new)
+        reinstalled = time.monotonic() - started
+        watcher = others[0]
+        wait_for(lambda: online_from(lab, watcher) == set(NODES), f"{node} back", 180)  # noqa: B023
+        back = time.monotonic() - started
+        wait_for(lambda: haproxy_and_vip_started(lab), "haproxy and the VIP", 120)
+        gap = watch.stop()
+        versions = {n: pacemaker_of(lab, n) for n in NODES}
+        upgraded = {n for n, v in versions.items() if v.startswith(EXPECTED[new]["pacemaker"])}
+        assert upgraded == set(NODES[len(NODES) - step :]), versions
+        assert all(
+            text.startswith(EXPECTED[old]["pacemaker"])
+            for n, text in versions.items()
+            if n not in upgraded
+        ), versions
+        print(
+            f"\n{node} reinstalled with {new} in {reinstalled:.1f}s, back in the cluster after "
+            f"{back:.1f}s; the VIP ran nowhere for at most {gap:.1f}s; "
+            f"{', '.join(f'{n}: {v}' for n, v in sorted(versions.items()))}"
+        )
+    # nobody was fenced: every node left the cluster cleanly
+    assert inside(lab, "node1", "stonith_admin", "--history", "*").stdout == history_before
+
+
+def test_after_the_upgrade_the_cib_takes_the_newest_schema(lab):
+    """Once every node runs the next release: cibadmin --upgrade moves the CIB to that
+    release's newest schema (pacemaker-4.0, which only 3.0 reads), crm_verify has nothing to
+    say, and the services run on."""
+    new = next_release(lab.load().release)
+    if new is None:
+        pytest.skip("no upgrade: the lab runs the newest release")
+    assert all(pacemaker_of(lab, n).startswith(EXPECTED[new]["pacemaker"]) for n in NODES)
+    upgrade = inside(lab, "node1", "cibadmin", "--upgrade", "--force")
+    assert upgrade.ok, upgrade.stderr
+    head = inside(lab, "node2", "cibadmin", "--query").stdout.split(">", 1)[0]
+    assert f'validate-with="{EXPECTED[new]["schema"]}' in head, head
+    verify = inside(lab, "node3", "crm_verify", "--live-check")
+    assert verify.ok, verify.stdout + verify.stderr
+    wait_for(lambda: haproxy_and_vip_started(lab), "haproxy and the VIP after the upgrade", 60)
 
 
 def test_down_leaves_no_process_mount_or_file(lab):
