@@ -61,7 +61,7 @@ check: deps venv lint types test
 # Every tier in one pytest run, so the closing line counts them all. The fuzz tier runs its
 # short, derandomized profile here (tests/fuzz/conftest.py).
 test: venv
-	$(LAB_TIER_ENV) HYPOTHESIS_PROFILE=ci $(PYTEST) tests/unit tests/fuzz tests/contract tests/integration tests/package \
+	$(LAB_TIER_ENV) HYPOTHESIS_PROFILE=ci $(PYTEST) --durations=30 tests/unit tests/fuzz tests/contract tests/integration tests/package \
 		tests/lab
 
 deps:
