@@ -398,9 +398,12 @@ def _print_status(status: dict[str, object], out: TextIO) -> None:
         state = "running" if node["running"] else "dead"
         link = "" if node["linked"] or not node["running"] else ", partitioned"
         daemons = " ".join(f"{name}={how}" for name, how in node.get("daemons", {}).items())
+        # a node reinstalled with another release than the lab's (stackha lab reinstall)
+        other = node.get("release")
+        release = f"  Debian {other}" if other and other != status.get("release") else ""
         out.write(
             f"  {node['name']:8} {node['address']:16} power {node['power']:3}  {state}{link}"
-            f"  {daemons}  BMC {node['bmc']}:623\n"
+            f"  {daemons}{release}  BMC {node['bmc']}:623\n"
         )
     cluster = status["cluster"]
     if not isinstance(cluster, dict):

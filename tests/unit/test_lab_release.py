@@ -3,6 +3,7 @@ pivot of its boot, the layer of the stackha packages, and the bad input of ``lab
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from pathlib import Path
@@ -325,3 +326,30 @@ def test_reinstall_needs_a_lab_of_releases_and_a_known_release(tmp_path, capsys)
         lab.reinstall("node1", "potato")
     with pytest.raises(LabError, match="reinstall needs a lab of releases"):
         lab.reinstall("node1", "trixie")
+
+
+def test_status_names_a_node_of_another_release_than_the_labs():
+    node = {
+        "address": "192.168.213.11",
+        "bmc": "192.168.213.111",
+        "power": "on",
+        "running": True,
+        "linked": True,
+        "daemons": {"corosync": "running", "pacemakerd": "running"},
+    }
+    status = {
+        "directory": "/var/lib/stackha/lab",
+        "subnet": "192.168.213.0/24",
+        "release": "bookworm",
+        "nodes": [
+            {**node, "name": "node1", "release": "bookworm"},
+            {**node, "name": "node2", "release": "trixie"},
+        ],
+        "cluster": None,
+    }
+    out = io.StringIO()
+    cli._print_status(status, out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith("nodes run Debian bookworm")
+    assert "Debian" not in lines[1]
+    assert "pacemakerd=running  Debian trixie  BMC" in lines[2]
