@@ -121,7 +121,11 @@ class DatabasePath:
             stderr=open(directory / "haproxy.log", "wb"),  # noqa: SIM115 - closed with the run
         )
         self.clients: list[socket.socket] = []
-        self.until(lambda: self.states() == {name: "UP" for name in self.servers}, "all UP")
+        try:
+            self.until(lambda: self.states() == {name: "UP" for name in self.servers}, "all UP")
+        except BaseException:
+            self.close()  # the fixture never gets to: no HAProxy left behind
+            raise
 
     def reload(self) -> None:
         """A seamless reload, as the haproxy agent does it: SIGUSR2 to the master; the old
