@@ -346,7 +346,8 @@ class Node:
             layers = ":".join(self.lower)
             upper, work = self.root / UPPER, self.root / WORK
             steps = [
-                # the node's own proc (its PID namespace), sysfs (its network namespace)
+                # the overlay, the node's own proc (its PID namespace), sysfs (its network
+                # namespace) and /dev
                 *system_mounts(layers, str(upper), str(work), base),
                 [MOUNT, "-t", "tmpfs", "-o", "mode=1777,nosuid,nodev", "tmpfs", f"{base}/tmp"],
                 [MKDIR, "-p", *(base + target for target in mounts.values()), f"{base}/{OLD_ROOT}"],
