@@ -290,6 +290,34 @@ def test_disks_keep_their_owners_by_name_when_the_ids_change(tmp_path):
     assert (disk.stat().st_uid, disk.stat().st_gid) == (0, 0)
 
 
+def test_each_file_is_mapped_once_when_one_release_s_ids_are_the_other_s_names(tmp_path):
+    """Ids that move in a chain between releases (seen here: bookworm's rabbitmq id is another
+    user's on trixie, whose id is a third user's on bookworm): every directory at any depth,
+    and every file, is mapped once. A directory mapped twice, once as its parent's entry and
+    again when the walk entered it, came out owned by haproxy:sgx in the lab."""
+    old = tmp_path / "old"
+    new = tmp_path / "new"
+    for root, names in (
+        (old, ("rabbitmq", "haproxy", "mysql")),
+        (new, ("mysql", "rabbitmq", "haproxy")),
+    ):
+        (root / "etc").mkdir(parents=True)
+        ids = {name: 200 + i for i, name in enumerate(names)}
+        (root / "etc/passwd").write_text("".join(f"{n}:x:{i}:{i}::/:\n" for n, i in ids.items()))
+        (root / "etc/group").write_text("".join(f"{n}:x:{i}:\n" for n, i in ids.items()))
+    disk = tmp_path / "disk"
+    deep = disk / "mnesia/rabbit@node1/coordination"
+    deep.mkdir(parents=True)
+    (deep / "file").write_text("")
+    paths = [disk, disk / "mnesia", disk / "mnesia/rabbit@node1", deep, deep / "file"]
+    for path in paths:
+        os.lchown(path, 200, 200)  # rabbitmq on the old system
+    Accounts(new).take_over(disk, Accounts(old))
+    assert {str(p.relative_to(tmp_path)): (p.stat().st_uid, p.stat().st_gid) for p in paths} == {
+        str(p.relative_to(tmp_path)): (201, 201) for p in paths
+    }
+
+
 def test_a_reinstalled_node_boots_its_own_release_and_the_others_the_labs():
     from stackha.lab.lab import LabState, NodeState
 

@@ -93,16 +93,23 @@ class Accounts:
         gids = _renumbered(old.groups, self.groups)
         if not uids and not gids:
             return
+
+        def take(path: str) -> None:
+            info = os.lstat(path)
+            uid, gid = uids.get(info.st_uid, info.st_uid), gids.get(info.st_gid, info.st_gid)
+            if (uid, gid) != (info.st_uid, info.st_gid):
+                mode = info.st_mode & 0o7777
+                os.lchown(path, uid, gid)
+                if not os.path.islink(path) and mode & 0o6000:
+                    os.chmod(path, mode)  # chown clears set-id bits
+
+        # Each path once: ids can move in a chain between releases (one's rabbitmq id is the
+        # other's haproxy), so a second mapping of an already mapped path changes its owner
+        # again. A directory is taken as its parent's entry, never again as the walk's ".".
+        take(str(top))
         for directory, subdirs, files in os.walk(top):
-            for name in [".", *subdirs, *files]:
-                path = os.path.join(directory, name)
-                info = os.lstat(path)
-                uid, gid = uids.get(info.st_uid, info.st_uid), gids.get(info.st_gid, info.st_gid)
-                if (uid, gid) != (info.st_uid, info.st_gid):
-                    mode = info.st_mode & 0o7777
-                    os.lchown(path, uid, gid)
-                    if not os.path.islink(path) and mode & 0o6000:
-                        os.chmod(path, mode)  # chown clears set-id bits
+            for name in [*subdirs, *files]:
+                take(os.path.join(directory, name))
 
     def chown(self, path: Union[str, Path], user: str, group: Optional[str] = None) -> None:
         """``chown user:group path`` with this system's ids (the link itself, not its target)."""
