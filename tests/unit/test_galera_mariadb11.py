@@ -266,10 +266,14 @@ def test_members_one_release_series_apart_may_run_together_two_may_not():
     assert galera.version_mismatch("11.8.9", {"node2": "11.8.3"}) == ""
     assert galera.version_mismatch("11.2.1", {"node2": "10.11.19"}) == ""  # not judged
     assert galera.version_mismatch("11.8.9", {"node2": "10.11.19", "node3": "11.8.9"}) == (
-        "this node runs MariaDB 11.8 and node2 runs 10.11: MariaDB supports a Galera cluster "
-        "of mixed versions only one release series apart (10.11 -> 11.4 -> 11.8 -> 12.3); "
-        "upgrade the rest first, or all nodes with the whole cluster stopped (docs/upgrade.md)"
+        "MariaDB 11.8 here, 10.11 on node2: Galera mixes only adjacent release series "
+        "(10.11 -> 11.4 -> 11.8 -> 12.3); upgrade the rest first, or every node with the "
+        "cluster stopped (docs/upgrade.md)"
     )
+    three = galera.version_mismatch(
+        "10.11.19", {"node1": "11.8.9", "node2": "12.3.1", "n3": "11.8.2"}
+    )
+    assert three.startswith("MariaDB 10.11 here, 11.8 on n3, node1 and 12.3 on node2: ")
 
 
 # -- stackha-galera-check with an 11.x client ---------------------------------------------------

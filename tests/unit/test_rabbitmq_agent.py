@@ -1433,6 +1433,7 @@ def test_a_khepri_member_whose_stale_mnesia_files_name_only_itself_rejoins_with_
 def test_mnesia_data_under_4_3_is_refused_before_anything_runs(broker):
     broker.installs("4.3.0")
     broker.has_data(MEMBERS, flags=FLAGS_40 | {"rabbitmq_4.1.0", "rabbitmq_4.2.0"})
+    broker.expect_peers()  # none runs
     code, err = broker.run("start", broker.env())
     assert code == 5
     assert reason(err) == (
@@ -1446,9 +1447,30 @@ def test_mnesia_data_under_4_3_is_refused_before_anything_runs(broker):
 def test_data_of_3_10_under_4_0_is_refused_before_anything_runs(broker):
     broker.installs("4.0.5")
     broker.has_data(MEMBERS, flags=FLAGS_310)
+    broker.expect_peers()  # none runs
     code, err = broker.run("start", broker.env())
     assert code == 5
-    assert "RabbitMQ 4.0 upgrades only from 3.13" in reason(err)
+    assert reason(err).startswith(
+        "RabbitMQ 4.0.5 cannot boot the data of rabbit@node1: it upgrades only from 3.13+"
+    )
+    assert broker.runner.spawned == []
+
+
+def test_a_node_upgraded_to_4_0_beside_running_3_10_members_names_both_versions(broker):
+    """The first node of a rolling upgrade from Debian 12 (seen in the lab): its data is
+    3.10's and its peers run 3.10.8. The reason names both versions, first: Pacemaker keeps
+    128 characters of it, and the feature flags 3.10's data lacks are the lesser problem."""
+    broker.installs("4.0.5")
+    broker.has_data(MEMBERS, flags=FLAGS_310)
+    broker.expect_peers(("node2", "rabbit@node2"), ("node3", "rabbit@node3"))
+    broker.expect_peer_status(stdout=cluster_status(MEMBERS, MEMBERS[1:], "3.10.8"))
+    code, err = broker.run("start", broker.env())
+    assert code == 5
+    assert reason(err) == (
+        "rabbit@node1 runs RabbitMQ 4.0.5, rabbit@node2 3.10.8: RabbitMQ 4.0 clusters only "
+        "with 3.13+ (all feature flags on)"
+    )
+    assert len(reason(err)) <= 128
     assert broker.runner.spawned == []
 
 
@@ -1458,8 +1480,8 @@ def test_a_3_10_node_never_joins_a_4_x_cluster_and_says_both_versions(broker):
     code, err = broker.run("start", broker.env())
     assert code == 5
     assert reason(err) == (
-        "rabbit@node1 runs RabbitMQ 3.10.8 and rabbit@node2 runs 4.0.5: RabbitMQ 4.0 clusters "
-        "only with 3.13 or newer (every feature flag enabled)"
+        "rabbit@node1 runs RabbitMQ 3.10.8, rabbit@node2 4.0.5: RabbitMQ 4.0 clusters only "
+        "with 3.13+ (all feature flags on)"
     )
     assert broker.runner.spawned == []
 
@@ -1470,7 +1492,7 @@ def test_a_4_3_node_never_joins_a_4_0_cluster(broker):
     broker.expect_peer_status(stdout=cluster_status(MEMBERS, MEMBERS[1:], "4.0.5", khepri=True))
     code, err = broker.run("start", broker.env())
     assert code == 5
-    assert "RabbitMQ 4.3 clusters only with 4.2 or newer" in reason(err)
+    assert "RabbitMQ 4.3 clusters only with 4.2+" in reason(err)
 
 
 @pytest.mark.parametrize("setting", ["autoheal", "ignore"])

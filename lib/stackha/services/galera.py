@@ -573,11 +573,15 @@ def version_mismatch(own: str, peers: Mapping[str, str]) -> str:
     )
     if not far:
         return ""
-    theirs = ", ".join(f"{node} runs {series(peers[node])}" for node in far)
+    by_series: dict[str, list[str]] = {}
+    for node in far:
+        by_series.setdefault(series(peers[node]), []).append(node)
+    theirs = " and ".join(f"{s} on {', '.join(nodes)}" for s, nodes in sorted(by_series.items()))
+    # The versions first: Pacemaker keeps the first 128 characters of an exit reason.
     return (
-        f"this node runs MariaDB {mine} and {theirs}: MariaDB supports a Galera cluster of "
-        f"mixed versions only one release series apart ({' -> '.join(GALERA_SERIES[-4:])}); "
-        "upgrade the rest first, or all nodes with the whole cluster stopped (docs/upgrade.md)"
+        f"MariaDB {mine} here, {theirs}: Galera mixes only adjacent release series "
+        f"({' -> '.join(GALERA_SERIES[-4:])}); upgrade the rest first, or every node with the "
+        "cluster stopped (docs/upgrade.md)"
     )
 
 

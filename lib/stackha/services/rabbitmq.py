@@ -178,10 +178,11 @@ def cluster_refusal(
     needs = _requirements(newer)
     if needs is None or tuple(older[:2]) >= needs[0]:
         return None
+    # short: Pacemaker keeps the first 128 characters of an exit reason
     return (
-        f"{me} runs RabbitMQ {version_text(mine)} and {peer} runs {version_text(theirs)}: "
-        f"RabbitMQ {version_text(newer[:2])} clusters only with {version_text(needs[0])} or "
-        "newer (every feature flag enabled)"
+        f"{me} runs RabbitMQ {version_text(mine)}, {peer} {version_text(theirs)}: RabbitMQ "
+        f"{version_text(newer[:2])} clusters only with {version_text(needs[0])}+ (all feature "
+        "flags on)"
     )
 
 
@@ -250,10 +251,10 @@ def data_refusal(
             f"RabbitMQ {version_text(version)} has no Mnesia: upgrade through "
             f"{version_text(oldest)} and run rabbitmqctl enable_feature_flag all there"
         )
+    # What to do first, the flags last: Pacemaker keeps 128 characters of an exit reason.
     return (
-        f"the data of {node} lacks feature flags RabbitMQ {version_text(version)} requires "
-        f"({', '.join(missing)}): RabbitMQ {version_text(version[:2])} upgrades only from "
-        f"{version_text(oldest)} with rabbitmqctl enable_feature_flag all run there"
+        f"RabbitMQ {version_text(version)} cannot boot the data of {node}: it upgrades only "
+        f"from {version_text(oldest)}+ with all feature flags on (missing: {', '.join(missing)})"
     )
 
 
