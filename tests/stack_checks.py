@@ -34,15 +34,17 @@ VIP = "vip-public"
 DATABASE_VIP = "vip-database"
 
 
-def stackha_command():
-    """The package's stackha, which the lab installs and its nodes run."""
-    assert Path(package.STACKHA).exists(), "no stackha package installed: the lab installs it"
+def stackha_command(lab=None):
+    """The package's stackha, which the lab installs and its nodes run: on the host for a lab
+    of the host's own files, in the nodes' layer for nodes of a release."""
+    if lab is None or lab.load().release is None:
+        assert Path(package.STACKHA).exists(), "no stackha package installed: the lab installs it"
     return package.STACKHA
 
 
 def deploy_stack(lab):
     started = time.monotonic()
-    info = lab_deploy.deploy(lab, stackha_command())
+    info = lab_deploy.deploy(lab, stackha_command(lab))
     info["deploy_seconds"] = time.monotonic() - started
     return Deployment(lab, info)
 
