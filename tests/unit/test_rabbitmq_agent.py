@@ -26,6 +26,7 @@ ATTRD = "/usr/sbin/attrd_updater"
 CRM_MON = ["/usr/sbin/crm_mon", "--one-shot", "--inactive", "--output-as=xml"]
 STONITH_ADMIN = "/usr/sbin/stonith_admin"
 ATTRIBUTE = "rabbitmq-node"
+VERSION = "rabbitmq-version"
 CLAIM = "rabbitmq-boot"
 USER = pwd.getpwuid(os.getuid()).pw_name  # chown and getpwnam work without root
 NODES = ("node1", "node2", "node3")
@@ -134,6 +135,7 @@ class Broker:
             for old in self.lib_dir.iterdir():
                 old.rmdir()
         (self.lib_dir / f"rabbitmq_server-{version}").mkdir(parents=True)
+        self.version = version
 
     # -- this node's files --------------------------------------------------------------
 
@@ -235,10 +237,17 @@ class Broker:
         self.expect_ctl("start_app")
 
     def expect_publish(self, name="rabbit@node1"):
+        self.runner.expect([ATTRD, "--name", VERSION, "--update", self.version])
         self.runner.expect([ATTRD, "--name", ATTRIBUTE, "--update", name])
 
     def expect_withdraw(self):
         self.runner.expect([ATTRD, "--name", ATTRIBUTE, "--delete"])
+        self.runner.expect([ATTRD, "--name", VERSION, "--delete"])
+
+    def expect_published_versions(self, *values):
+        """attrd_updater --query --all of the versions: [(Pacemaker node, version)...]."""
+        lines = "".join(f'name="{VERSION}" host="{n}" value="{v}"\n' for n, v in values)
+        self.runner.expect([ATTRD, "--name", VERSION, "--query", "--all"], stdout=lines)
 
     def expect_claim(self, value):
         self.runner.expect([ATTRD, "--name", CLAIM, "--update", value])
@@ -1472,6 +1481,42 @@ def test_a_node_upgraded_to_4_0_beside_running_3_10_members_names_both_versions(
     )
     assert len(reason(err)) <= 128
     assert broker.runner.spawned == []
+
+
+def test_peers_whose_cli_cannot_answer_are_judged_by_the_version_they_published(broker):
+    """In the lab of both releases 4.0.5's rabbitmqctl got no cluster_status from the 3.10.8
+    members: the versions the started instances published (rabbitmq-version) name both."""
+    broker.installs("4.0.5")
+    broker.has_data(MEMBERS, flags=FLAGS_310)
+    broker.expect_peers(("node2", "rabbit@node2"), ("node3", "rabbit@node3"))
+    for peer in ("rabbit@node2", "rabbit@node3"):
+        broker.expect_peer_status(
+            peer,
+            stdout="",
+            returncode=69,
+            stderr=f"Error: unable to perform an operation on node '{peer}'",
+        )
+    broker.expect_published_versions(("node1", "4.0.5"), ("node2", "3.10.8"), ("node3", "3.10.8"))
+    code, err = broker.run("start", broker.env())
+    assert code == 5
+    assert reason(err) == (
+        "rabbit@node1 runs RabbitMQ 4.0.5, rabbit@node2 3.10.8: RabbitMQ 4.0 clusters only "
+        "with 3.13+ (all feature flags on)"
+    )
+    assert broker.runner.spawned == []
+
+
+def test_a_published_version_of_the_same_series_lets_the_start_go_on(broker):
+    """Peers that publish what this node runs are no reason to refuse: the start goes on
+    (here to the data's own refusal, which 3.10 data under 4.0 still gets)."""
+    broker.installs("4.0.5")
+    broker.has_data(MEMBERS, flags=FLAGS_310)
+    broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_peer_status(stdout="", returncode=69, stderr="Error: unable to connect")
+    broker.expect_published_versions(("node2", "4.0.5"), ("node3", "not a version"))
+    code, err = broker.run("start", broker.env())
+    assert code == 5
+    assert reason(err).startswith("RabbitMQ 4.0.5 cannot boot the data of rabbit@node1")
 
 
 def test_a_3_10_node_never_joins_a_4_x_cluster_and_says_both_versions(broker):
