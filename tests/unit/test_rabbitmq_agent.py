@@ -284,8 +284,9 @@ def cluster_status(members, running, version=None, khepri=None):
     """cluster_status --formatter json (trimmed); with ``version``, each running member's
     version and the feature flags (khepri_db enabled or not), as 3.10 and 4.x print them."""
     data = {"disk_nodes": list(members), "ram_nodes": [], "running_nodes": list(running)}
+    # every running member's version, as 3.10 and 4.x print them (3.10.8 unless told)
+    data["versions"] = {n: {"rabbitmq_version": version or "3.10.8"} for n in running}
     if version is not None:
-        data["versions"] = {n: {"rabbitmq_version": version} for n in running}
         flags = [{"name": "quorum_queue", "state": "enabled"}]
         if khepri is not None:
             flags.append({"name": "khepri_db", "state": "enabled" if khepri else "disabled"})
@@ -1501,6 +1502,24 @@ def test_peers_whose_cli_cannot_answer_are_judged_by_the_version_they_published(
     assert code == 5
     assert reason(err) == (
         "rabbit@node1 runs RabbitMQ 4.0.5, rabbit@node2 3.10.8: RabbitMQ 4.0 clusters only "
+        "with 3.13+ (all feature flags on)"
+    )
+    assert broker.runner.spawned == []
+
+
+def test_a_peer_the_status_gives_no_version_for_is_judged_by_the_one_it_published(broker):
+    """cluster_status printed "" for a member that did not answer its CLI: that member's own
+    rabbitmq-version says what it runs."""
+    broker.installs("4.0.5")
+    broker.expect_peers(("node2", "rabbit@node2"), ("node3", "rabbit@node3"))
+    status = json.loads(cluster_status(MEMBERS, MEMBERS[1:], "4.0.5", khepri=False))
+    status["versions"]["rabbit@node3"] = {"rabbitmq_version": ""}
+    broker.expect_peer_status(stdout=json.dumps(status))
+    broker.expect_published_versions(("node2", "4.0.5"), ("node3", "3.10.8"))
+    code, err = broker.run("start", broker.env())
+    assert code == 5
+    assert reason(err) == (
+        "rabbit@node1 runs RabbitMQ 4.0.5, rabbit@node3 3.10.8: RabbitMQ 4.0 clusters only "
         "with 3.13+ (all feature flags on)"
     )
     assert broker.runner.spawned == []
