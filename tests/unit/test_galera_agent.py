@@ -461,7 +461,7 @@ def test_promote_beside_members_two_release_series_away_is_refused_before_mariad
     assert code == 1, err
     assert err.strip().splitlines()[-1] == (
         "ocf-exit-reason:MariaDB 11.8 here, 10.11 on node1, node2: Galera mixes only adjacent "
-        "release series (10.11 -> 11.4 -> 11.8 -> 12.3); upgrade the rest first, or every node "
+        "release series (10.11, 11.4, 11.8, 12.3); upgrade the rest first, or every node "
         "with the cluster stopped (docs/upgrade.md)"
     )
     assert fake_runner.spawned == []

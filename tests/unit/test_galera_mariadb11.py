@@ -267,7 +267,7 @@ def test_members_one_release_series_apart_may_run_together_two_may_not():
     assert galera.version_mismatch("11.2.1", {"node2": "10.11.19"}) == ""  # not judged
     assert galera.version_mismatch("11.8.9", {"node2": "10.11.19", "node3": "11.8.9"}) == (
         "MariaDB 11.8 here, 10.11 on node2: Galera mixes only adjacent release series "
-        "(10.11 -> 11.4 -> 11.8 -> 12.3); upgrade the rest first, or every node with the "
+        "(10.11, 11.4, 11.8, 12.3); upgrade the rest first, or every node with the "
         "cluster stopped (docs/upgrade.md)"
     )
     three = galera.version_mismatch(

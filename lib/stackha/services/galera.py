@@ -577,10 +577,11 @@ def version_mismatch(own: str, peers: Mapping[str, str]) -> str:
     for node in far:
         by_series.setdefault(series(peers[node]), []).append(node)
     theirs = " and ".join(f"{s} on {', '.join(nodes)}" for s, nodes in sorted(by_series.items()))
-    # The versions first: Pacemaker keeps the first 128 characters of an exit reason.
+    # The versions first: Pacemaker keeps the first 128 characters of an exit reason. No "->":
+    # crm_mon showed it as "-&gt;" (the CIB keeps XML's escape of ">").
     return (
         f"MariaDB {mine} here, {theirs}: Galera mixes only adjacent release series "
-        f"({' -> '.join(GALERA_SERIES[-4:])}); upgrade the rest first, or every node with the "
+        f"({', '.join(GALERA_SERIES[-4:])}); upgrade the rest first, or every node with the "
         "cluster stopped (docs/upgrade.md)"
     )
 
