@@ -939,6 +939,79 @@ def test_a_peer_that_refuses_the_join_is_skipped_for_the_next(broker):
     assert "rabbit@node1 joined rabbit@node3" in err
 
 
+HALF_JOIN = (
+    "Error: {:rabbit, {{:badmatch, {:error, {:normal, {:mnesia_app, :start, [:normal, []]}}}}, "
+    "{:rabbit, :start, [:normal, []]}}}"
+)
+
+
+def test_a_join_that_fails_half_way_is_set_aside_and_made_again_afresh(broker):
+    """join_cluster accepted, then start_app failed on the merged schema (two nodes joined
+    one seed at once: Mnesia's combine_error, seen with 3.10.8 in the lab, after which every
+    boot of that data failed). The broker is stopped, the data the join made kept aside, the
+    seed told to forget this node, and the start begins again: this time the join works."""
+    broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_peer_status()
+    broker.expect_boot()
+    broker.expect_ctl("stop_app")
+    broker.expect_ctl("join_cluster", "rabbit@node2")
+    broker.expect_ctl("start_app", returncode=69, stderr=HALF_JOIN)
+    broker.expect_ctl("-n", "rabbit@node2", "forget_cluster_node", "rabbit@node1")
+    broker.expect_withdraw()
+    # decided again from the beginning
+    broker.expect_peers(("node2", "rabbit@node2"))
+    broker.expect_peer_status()
+    broker.expect_boot(seconds_used=2)
+    broker.expect_join("rabbit@node2")
+    broker.expect_publish()
+    broker.expect_monitoring_user()
+    broker.expect_removed_nodes_check()
+    broker.boots()
+    run, made = broker.runner.run, []
+
+    def join_makes_data(argv, **options):  # what the first join made (a fake one makes none)
+        if list(argv[-2:]) == ["join_cluster", "rabbit@node2"] and not made:
+            made.append(broker.data())
+            broker.data().mkdir(parents=True)
+            (broker.data() / "schema.DAT").write_text("half-merged")
+        return run(argv, **options)
+
+    broker.runner.run = join_makes_data
+    code, err = broker.run("start", broker.env())
+    assert code == 0, err
+    assert "rabbit@node1 joined rabbit@node2" in err
+    assert "failed half-way" in err
+    (kept,) = [p for p in broker.mnesia_base.iterdir() if "set-aside" in p.name]
+    assert (kept / "schema.DAT").read_text() == "half-merged"  # moved, never deleted
+
+
+def test_joins_that_keep_failing_half_way_end_the_start(broker):
+    """After MAX_HALF_JOINS fresh attempts the start fails, saying so, the broker stopped."""
+    attempts = RABBITMQ.MAX_HALF_JOINS + 1
+    # the start's seconds gone before each boot (the stops of the broker before it), as the
+    # wait's timeout shows them rounded down
+    USED = (0, 2, 3)
+    for attempt in range(attempts):
+        broker.expect_peers(("node2", "rabbit@node2"))
+        broker.expect_peer_status()
+        broker.expect_boot(seconds_used=USED[attempt])
+        broker.expect_ctl("stop_app")
+        broker.expect_ctl("join_cluster", "rabbit@node2")
+        broker.expect_ctl("start_app", returncode=69, stderr=HALF_JOIN)
+        if attempt < attempts - 1:
+            broker.expect_ctl("-n", "rabbit@node2", "forget_cluster_node", "rabbit@node1")
+        broker.expect_withdraw()
+    broker.boots()
+    code, err = broker.run("start", broker.env())
+    assert code == 1
+    assert reason(err).startswith(
+        f"rabbit@node1 joined rabbit@node2 but could not start on the merged cluster {attempts} "
+        "times: "
+    )
+    assert len(broker.runner.spawned) == attempts
+    assert all(s == signal.SIGTERM for _, s, _ in broker.processes.signals)
+
+
 def test_a_broker_that_does_not_boot_fails_with_the_reason_from_its_log(broker):
     broker.log_dir.mkdir()
     (broker.log_dir / "rabbit@node1.log").write_text(
