@@ -2,7 +2,7 @@
 
 keystone and nova-api run as clones (ocf:stackha:keystone, ocf:stackha:nova-api) behind the
 ocf:stackha:haproxy clone and an IPaddr2 virtual IP, on Galera, in a 3-node namespace lab —
-deployed exactly as tests/lab/test_openstack_api.py deploys them (tests/openstack_checks.py). A
+deployed by tests/openstack_checks.py's deploy (keystone and nova-api on Galera, fencing off). A
 client in the lab's network calls the VIP without pause (keystone GET /v3 and nova GET / in
 turn, a token POST every fifth request, 3 s timeout each, 50 ms between them) while the node
 holding the VIP crashes (``--rounds`` times, each node powered on again and every clone back on

@@ -42,24 +42,13 @@ from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from lab_helpers import inside, online_from, wait_for  # noqa: E402
-from openstack_checks import failed_actions, started_on, status_from  # noqa: E402
-from stack_checks import deploy_stack, whole  # noqa: E402
+from openstack_checks import failed_actions  # noqa: E402
+from stack_checks import deploy_stack  # noqa: E402
 from stack_clients import ApiClient  # noqa: E402
+from stack_upgrade import reinstall_one, upgrade_stopped, versions  # noqa: E402
 from stackha.lab.lab import Lab  # noqa: E402
 
 SUBNET = "192.168.222.0/24"
-NODES = ("node1", "node2", "node3")
-STOPPED = ("keystone-clone", "nova-api-clone", "rabbitmq-clone", "galera-clone")
-KEEP_COLLATIONS = "/etc/mysql/mariadb.conf.d/70-collations-of-10.11.cnf"
-KEEP_COLLATIONS_TEXT = (
-    "[mariadbd]\ncharacter_set_collations = utf8mb3=utf8mb3_general_ci,utf8mb4=utf8mb4_general_ci\n"
-)
-DATA_SYNCS = (
-    ("keystone", "keystone-manage", "db_sync"),
-    ("nova", "nova-manage", "api_db", "sync"),
-    ("nova", "nova-manage", "db", "sync"),
-)
 
 
 def log(message: str) -> None:
@@ -68,32 +57,6 @@ def log(message: str) -> None:
 
 def terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
-
-
-def run(lab: Lab, node: str, *argv: str, timeout: float = 300) -> str:
-    result = inside(lab, node, *argv, timeout=timeout)
-    if not result.ok:
-        raise RuntimeError(f"{node}: {' '.join(argv)}: {result.stdout}{result.stderr}".strip())
-    return result.stdout
-
-
-def versions(lab: Lab, node: str) -> str:
-    pacemaker = run(lab, node, "pacemakerd", "--version").split("\n")[0]
-    mariadb = run(lab, node, "mariadbd", "--version").split()[2]
-    return f"{pacemaker}, mariadbd {mariadb}"
-
-
-def back_online(lab: Lab, node: str, timeout: float = 180) -> float:
-    started = time.monotonic()
-    wait_for(lambda: node in online_from(lab, node), f"{node} online", timeout)
-    return time.monotonic() - started
-
-
-def promoted_everywhere(lab: Lab) -> bool:
-    status = status_from(lab)
-    return status is not None and {
-        r.nodes[0] for r in status.instances("galera") if r.role == "Promoted" and r.nodes
-    } == set(NODES)
 
 
 def failures(client: ApiClient, since: float, until: float) -> str:
@@ -131,104 +94,27 @@ def main(argv: Optional[list[str]] = None) -> int:
         say(f"Debian 12 lab up and the stack deployed: {time.monotonic() - started:.1f}s")
         say(f"node1: {versions(lab, 'node1')}")
         with ApiClient(deployment, 1_000_000, 3600) as client:
-            # 1. the rolling part
             began = time.monotonic()
-            lab.reinstall("node3", "trixie")
+            rolled = reinstall_one(lab, "node3", "trixie")
             say(
                 f"node3 reinstalled with trixie ({versions(lab, 'node3')}), back online in "
-                f"{back_online(lab, 'node3'):.1f}s"
+                f"{rolled.back_after:.1f}s"
             )
-            wait_for(
-                lambda: len([f for f in failed_actions(lab) if "on node3" in f]) >= 2,
-                "Galera's and RabbitMQ's refusals on node3",
-                180,
-            )
-            time.sleep(10)  # what else would start on node3 has
-            for failure in failed_actions(lab):
+            for failure in rolled.failures:
                 say(f"  failed: {failure}")
-            view = status_from(lab)
-            assert view is not None
-            for clone in ("haproxy", "galera", "rabbitmq", "keystone", "nova-api"):
-                say(
-                    f"  {clone} runs on {' '.join(sorted(started_on(view, clone))) or '-'}"
-                    + ("" if clone != "galera" else " (Started = Unpromoted)")
-                )
+            for clone, where in rolled.running.items():
+                say(f"  {clone} runs on {' '.join(sorted(where)) or '-'}")
             say(
                 f"  API client during the rolling part: {failures(client, began, time.monotonic())}"
             )
-
-            # 2. the stopped part
             began = time.monotonic()
-            run(lab, "node1", "pcs", "resource", "disable", *STOPPED)
-            wait_for(
-                lambda: (
-                    not any(
-                        started_on(status_from(lab), c)
-                        for c in ("galera", "rabbitmq", "keystone", "nova-api")
-                    )
-                    and not [
-                        r for r in status_from(lab).instances("galera") if r.role == "Promoted"
-                    ]
-                ),
-                "every Galera, RabbitMQ, keystone and nova-api instance stopped",
-                300,
-            )
-            say(f"stopped Galera, RabbitMQ and the APIs: {time.monotonic() - began:.1f}s")
-            for node in ("node1", "node2"):
-                lab.reinstall(node, "trixie")
-                say(f"{node} reinstalled with trixie, back online in {back_online(lab, node):.1f}s")
-            stamp = time.strftime("%Y%m%dT%H%M%S")
-            for node in NODES:
-                run(
-                    lab,
-                    node,
-                    "mv",
-                    "/var/lib/rabbitmq/mnesia",
-                    f"/var/lib/rabbitmq/mnesia.rabbitmq-3.10.{stamp}",
-                )
-            for node in NODES:
-                # docs/upgrade.md, step 1: 11.8 would give new utf8 tables another collation
-                # than 10.11 gave the old ones, and nova's foreign keys between them fail
-                lab.node_runner(node).run(
-                    ["tee", KEEP_COLLATIONS], stdin=KEEP_COLLATIONS_TEXT, timeout=10, check=True
-                )
-            run(lab, "node1", "pcs", "resource", "cleanup")
-            step = time.monotonic()
-            run(lab, "node1", "pcs", "resource", "enable", "galera-clone")
-            wait_for(lambda: promoted_everywhere(lab), "Galera Promoted on every node", 300)
-            say(
-                f"Galera 11.8 Promoted on every node from 10.11's data: "
-                f"{time.monotonic() - step:.1f}s"
-            )
-            for node in NODES:
-                step = time.monotonic()
-                run(lab, node, "mariadb-upgrade", "--skip-write-binlog", "--silent")
-                say(f"  {node}: mariadb-upgrade {time.monotonic() - step:.1f}s")
-            for user, *command in DATA_SYNCS:
-                step = time.monotonic()
-                run(lab, "node1", "runuser", "-u", user, "--", *command, timeout=600)
-                say(f"  {' '.join(command)}: {time.monotonic() - step:.1f}s")
-            step = time.monotonic()
-            run(lab, "node1", "pcs", "resource", "enable", "rabbitmq-clone")
-            wait_for(
-                lambda: started_on(status_from(lab), "rabbitmq") == set(NODES),
-                "RabbitMQ 4.0 on every node",
-                300,
-            )
-            say(f"RabbitMQ 4.0 started on every node (new data): {time.monotonic() - step:.1f}s")
-            step = time.monotonic()
-            run(lab, "node1", "pcs", "resource", "enable", "keystone-clone", "nova-api-clone")
-            wait_for(lambda: whole(deployment), "the whole stack", 300)
-            say(f"keystone and nova-api enabled, the stack whole: {time.monotonic() - step:.1f}s")
+            done = upgrade_stopped(lab, deployment, ("node1", "node2"), "trixie")
+            for step, seconds in done.seconds.items():
+                say(f"  {step}: {seconds:.1f}s")
             client.wait_for_successes(20, "after the upgrade", 120)
-            bad = [r for r in list(client.requests) if r.started >= began and not r.ok]
-            back = (
-                next(
-                    r.started for r in list(client.requests) if r.started > bad[-1].started and r.ok
-                )
-                if bad
-                else began
-            )
+            requests = list(client.requests)
+            bad = [r for r in requests if r.started >= began and not r.ok]
+            back = next(r.started for r in requests if r.started > bad[-1].started and r.ok)
             say(
                 "  API client during the stopped part: "
                 f"{failures(client, began, time.monotonic())}; answering again "
@@ -236,7 +122,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             )
         for failure in failed_actions(lab):
             say(f"  failed at the end: {failure}")
-        say(f"total from the first reinstall: see above; node1: {versions(lab, 'node1')}")
+        say(f"node1 at the end: {versions(lab, 'node1')}")
     except Exception:  # the figures so far are still printed
         log("the run failed:\n" + traceback.format_exc())
         status = 1

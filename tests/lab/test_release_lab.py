@@ -1,27 +1,33 @@
 """A lab whose nodes run a Debian release from a root filesystem of their own.
 
 Each release in ``$STACKHA_RELEASE_LABS`` (default: every release the lab supports, Debian 12
-and 13, whatever the host runs) gets a 3-node lab of its ``cluster`` profile: the release's
-Pacemaker, Corosync, pcs, HAProxy and resource agents, and the stackha packages built from this
-tree in the lab's layer. On it: the nodes really run that release (its Pacemaker, its python3,
-the packaged stackha), files carry the tree's own ids, the haproxy clone with the virtual IP
-runs our agent under that Pacemaker, and a crash of the VIP's node ends in fencing through
-fence_stackha_ipmi, the VIP on a survivor and the node back. A lab of a release with a newer
-one after it (Debian 12) then goes through a rolling upgrade: each node reinstalled with the
-newer release in turn while the others run the services, fencing on, and the CIB raised to
-the newer schema at the end. Then ``down`` leaves nothing.
+and 13, whatever the host runs) gets a 3-node lab of its ``stack`` profile: the release's
+Pacemaker, Corosync, pcs, MariaDB Galera, RabbitMQ, HAProxy, keystone and nova-api, and the
+stackha packages built from this tree in the lab's layer. On it: the nodes really run that
+release (its Pacemaker, its python3, the packaged stackha), files carry the tree's own ids,
+the whole stack deploys as ``make lab`` deploys it (fencing on), and a crash of the VIP's node
+ends in fencing through fence_stackha_ipmi, the VIP on a survivor and every service back. A
+lab of a release with a newer one after it (Debian 12) then goes through the upgrade as
+docs/upgrade.md says (tests/stack_upgrade.py): one node reinstalled with the newer release
+while the others serve (Pacemaker of both releases in one cluster; Galera and RabbitMQ refused
+there with both versions named), then the stopped part MariaDB and RabbitMQ require, the other
+nodes reinstalled one at a time, fencing on throughout and nobody fenced; the stack is whole on
+the newer release and the CIB takes its newest schema. Then ``down`` leaves nothing.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 
 import pytest
-from lab_helpers import inside, online_from, pcs, wait_for
-from openstack_checks import started_on, status_from, vip_holder
-from stackha.lab import openstack, release
+from lab_helpers import inside, pcs, wait_for
+from stack_checks import crash_vip_holder, deploy_stack, vip_holder, whole
+from stack_clients import ApiClient
+from stack_upgrade import reinstall_one, upgrade_stopped
+from stackha.lab import release
 from stackha.lab.accounts import Accounts
 from stackha.lab.lab import Lab
 from stackha.lab.rootfs import DEFAULT_CACHE_DIR, mounts_under
@@ -35,17 +41,19 @@ EXPECTED = {
         "pacemaker": "Pacemaker 2.1",
         "python": "Python 3.11",
         "schema": "pacemaker-3.",
+        "mariadb": "10.11",
+        "rabbitmq": "3.10.",
     },
     "trixie": {
         "debian": "13.",
         "pacemaker": "Pacemaker 3.0",
         "python": "Python 3.13",
         "schema": "pacemaker-4.0",
+        "mariadb": "11.8",
+        "rabbitmq": "4.0.",
     },
 }
 NODES = ("node1", "node2", "node3")
-PASSWORD_FILE = "/etc/stackha/bmc.password"
-HAPROXY_CONFIG = "/etc/haproxy/haproxy.cfg"
 PROCESSES = ProcTable()
 
 
@@ -59,20 +67,12 @@ def lab(request, stackha_deb, tmp_path_factory):
             timeout=600,
             deb=str(stackha_deb),
             release_name=request.param,
-            profile="cluster",
+            profile="stack",
         )
         print(f"\n{request.param} lab up (tree built or cached): {time.monotonic() - started:.1f}s")
         yield lab
     finally:
         lab.down()
-
-
-def write_inside(lab, node, path, text, mode="600"):
-    """A file written inside a node (its own disk), its text through stdin."""
-    runner = lab.node_runner(node)
-    assert runner.run(["/bin/mkdir", "-p", os.path.dirname(path)], timeout=10).ok
-    assert runner.run(["/usr/bin/tee", path], stdin=text, timeout=10).ok
-    assert runner.run(["/bin/chmod", mode, path], timeout=10).ok
 
 
 def test_the_nodes_run_the_release_and_the_packages_built_here(lab, stackha_deb):
@@ -120,109 +120,33 @@ def test_files_the_host_wrote_carry_the_trees_ids(lab):
         assert shown == [f"{hacluster[0]}:{hacluster[1]}", "hacluster"], (path, shown)
 
 
-def start_haproxy_and_vip(lab):
-    """The haproxy clone (ocf:stackha:haproxy, the lab's configuration on every node's disk)
-    and the VIP on it, fencing off for now; returns when both run."""
-    state = lab.load()
-    prefix = int(state.subnet.split("/")[1])
-    vip = openstack.vip_of(state.subnet)
-    config = openstack.haproxy_config(vip, [(n.name, n.address) for n in state.nodes])
+@pytest.fixture(scope="module")
+def deployment(lab):
+    deployed = deploy_stack(lab)
+    print(f"\n{lab.load().release}: the stack deployed in {deployed.info['deploy_seconds']:.1f}s")
+    return deployed
+
+
+def test_the_whole_stack_deploys_with_fencing_on(deployment):
+    """Every clone on every node, Galera Synced, RabbitMQ one cluster, the fence devices
+    started; the agents' deep monitors pass on the release's nodes."""
+    lab = deployment.lab
+    assert whole(deployment)
+    properties = inside(lab, "node1", "crm_attribute", "--query", "--name", "stonith-enabled")
+    assert "value=true" in properties.stdout, properties.stdout
     for node in NODES:
-        write_inside(lab, node, HAPROXY_CONFIG, config, mode="644")
-        lab.node(node).set_sysctls({"net.ipv4.ip_nonlocal_bind": "1"})
-    pcs(lab, "property", "set", "stonith-enabled=false")
-    for argv in openstack.haproxy_commands(HAPROXY_CONFIG) + openstack.vip_commands(vip, prefix):
-        pcs(lab, *argv)
-    wait_for(lambda: haproxy_and_vip_started(lab), "haproxy on every node and the VIP", 90)
+        for resource, depth in (("haproxy", 10), ("keystone", 20), ("nova-api", 10)):
+            result = inside(lab, node, "crm_resource", f"--force-check={depth}", "-r", resource)
+            assert result.ok, f"{node}: {resource} depth {depth}: {result.stdout}{result.stderr}"
 
 
-def haproxy_and_vip_started(lab, observers=NODES):
-    status = status_from(lab, observers)
-    return (
-        status is not None
-        and started_on(status, "haproxy") == set(NODES)
-        and len(started_on(status, "vip")) == 1
-    )
-
-
-def fence_through_ipmi(lab):
-    """Fencing on, one fence_stackha_ipmi device per node (its password in a root-only file
-    of each node, read by password_script); returns when the three devices run."""
-    inventory = lab.inventory()
-    password = inventory["nodes"][0]["bmc"]["password"]
-    for node in NODES:
-        write_inside(lab, node, PASSWORD_FILE, password + "\n")
-    for node in inventory["nodes"]:
-        name = node["name"]
-        pcs(
-            lab,
-            "stonith",
-            "create",
-            f"ipmi-{name}",
-            "fence_stackha_ipmi",
-            f"ip={node['bmc']['address']}",
-            "username=admin",
-            f"password_script=/bin/cat {PASSWORD_FILE}",
-            f"pcmk_host_list={name}",
-        )
-        pcs(lab, "constraint", "location", f"ipmi-{name}", "avoids", name)
-    pcs(lab, "property", "set", "stonith-enabled=true")
-    wait_for(
-        lambda: inside(lab, "node1", "pcs", "stonith", "status").stdout.count("Started") == 3,
-        "fence devices started",
-    )
-
-
-def test_haproxy_and_the_vip_run_on_the_releases_pacemaker(lab):
-    start_haproxy_and_vip(lab)
-    deep = inside(
-        lab,
-        "node1",
-        "/usr/bin/env",
-        "OCF_ROOT=/usr/lib/ocf",
-        f"OCF_RESKEY_config={HAPROXY_CONFIG}",
-        "OCF_RESKEY_CRM_meta_timeout=20000",
-        "OCF_CHECK_LEVEL=10",
-        "/usr/lib/ocf/resource.d/stackha/haproxy",
-        "monitor",
-    )
-    assert deep.returncode == 0, deep.stdout + deep.stderr
-
-
-def test_a_crash_of_the_vips_node_ends_in_fencing_through_our_agent(lab):
-    """Fencing on through fence_stackha_ipmi: the node holding the VIP crashes, a survivor
-    fences it through its BMC, the VIP moves, and the node boots and rejoins."""
-    fence_through_ipmi(lab)
-    victim = wait_for(lambda: vip_holder(lab), "the VIP placed")
-    watcher = next(n for n in NODES if n != victim)
-    crashed = time.monotonic()
-    lab.crash(victim)
-
-    def survivor():
-        where = vip_holder(lab, observers=(watcher,))
-        return where if where != victim else None
-
-    moved = wait_for(survivor, "the VIP on a survivor", timeout=120)
-    fenced_at = time.monotonic() - crashed
-    wait_for(lambda: online_from(lab, watcher) == set(NODES), f"{victim} back", timeout=180)
-    back_at = time.monotonic() - crashed
-    history = inside(lab, watcher, "stonith_admin", "--history", victim).stdout
-    assert f"reboot of {victim} successful" in history, history
-    print(
-        f"\n{lab.load().release}: {victim} crashed; VIP on {moved} after {fenced_at:.1f}s, "
-        f"{victim} back in the cluster after {back_at:.1f}s"
-    )
-
-
-def next_release(name):
-    """The release after ``name`` among the lab's (oldest first), or None."""
-    names = list(release.RELEASES)
-    index = names.index(name) + 1
-    return names[index] if index < len(names) else None
-
-
-def pacemaker_of(lab, node):
-    return inside(lab, node, "/usr/sbin/pacemakerd", "--version").stdout.splitlines()[0]
+def test_a_crash_of_the_vips_node_ends_in_fencing_through_our_agent(deployment):
+    """The node holding the VIP crashes under a client: a survivor fences it through its BMC
+    (fence_stackha_ipmi), the VIP moves, and the node boots and rejoins every service."""
+    round_ = crash_vip_holder(deployment)
+    print(f"\n{deployment.lab.load().release}: {round_}")
+    assert round_.fencing[1] == f"fence-ipmi-{round_.holder}", round_.fencing
+    assert round_.moved_to != round_.holder
 
 
 class VipWatch:
@@ -253,42 +177,72 @@ class VipWatch:
         return self.longest
 
 
-def test_a_rolling_upgrade_to_the_next_release_keeps_the_cluster_and_the_vip(lab):
-    """Each node in turn reinstalled with the next release (stackha lab reinstall: the
-    cluster stopped on it cleanly, a fresh system of that release, its disks kept) while the
-    other two run haproxy and the VIP, fencing on: between the steps the cluster runs both
-    releases' Pacemaker (2.1 and 3.0: upstream supports rolling upgrades from 2.0 on)."""
+def next_release(name):
+    """The release after ``name`` among the lab's (oldest first), or None."""
+    names = list(release.RELEASES)
+    index = names.index(name) + 1
+    return names[index] if index < len(names) else None
+
+
+def fencing_events(lab):
+    """The fencing history as node1 knows it, one (action, target, delegate, origin, result)
+    per event: 3.0 prints the time of the same event to the microsecond where 2.1 printed
+    seconds, so the text of the history changes when node1 is upgraded."""
+    text = inside(lab, "node1", "stonith_admin", "--history", "*").stdout
+    return sorted(
+        re.findall(r"(\w+) of (\S+) (\w+): delegate=([^,]+), client=[^,]+, origin=([^,]+)", text)
+    )
+
+
+def pacemaker_of(lab, node):
+    return inside(lab, node, "/usr/sbin/pacemakerd", "--version").stdout.splitlines()[0]
+
+
+def test_an_upgrade_to_the_next_release_as_docs_upgrade_md_says(deployment):
+    """node3 reinstalled with the next release while node1 and node2 serve: Pacemaker of both
+    releases in one cluster, Galera and RabbitMQ refused on node3 naming both versions, the
+    rest running. Then the stopped part (tests/stack_upgrade.py): node2 and node1 reinstalled
+    in turn, each back before the next, the services brought up on the new release's data.
+    The VIP runs somewhere throughout, nobody is fenced, the APIs answer at the end."""
+    lab = deployment.lab
     old = lab.load().release
     new = next_release(old)
     if new is None:
         pytest.skip(f"{old} is the newest release the lab knows: nothing to upgrade to")
-    history_before = inside(lab, "node1", "stonith_admin", "--history", "*").stdout
-    for step, node in enumerate(reversed(NODES), start=1):
-        others = tuple(n for n in NODES if n != node)
-        watch = VipWatch(lab, others)
-        started = time.monotonic()
-        lab.reinstall(node, new)
-        reinstalled = time.monotonic() - started
-        watcher = others[0]
-        wait_for(lambda: online_from(lab, watcher) == set(NODES), f"{node} back", 180)  # noqa: B023
-        back = time.monotonic() - started
-        wait_for(lambda: haproxy_and_vip_started(lab), "haproxy and the VIP", 120)
-        gap = watch.stop()
-        versions = {n: pacemaker_of(lab, n) for n in NODES}
-        upgraded = {n for n, v in versions.items() if v.startswith(EXPECTED[new]["pacemaker"])}
-        assert upgraded == set(NODES[len(NODES) - step :]), versions
-        assert all(
-            text.startswith(EXPECTED[old]["pacemaker"])
-            for n, text in versions.items()
-            if n not in upgraded
-        ), versions
-        print(
-            f"\n{node} reinstalled with {new} in {reinstalled:.1f}s, back in the cluster after "
-            f"{back:.1f}s; the VIP ran nowhere for at most {gap:.1f}s; "
-            f"{', '.join(f'{n}: {v}' for n, v in sorted(versions.items()))}"
-        )
+    history_before = fencing_events(lab)
+    watch = VipWatch(lab, ("node1", "node2"))
+    rolled = reinstall_one(lab, "node3", new)
+    gap = watch.stop()
+    print(
+        f"\nnode3 reinstalled with {new}, back after {rolled.back_after:.1f}s; "
+        + "; ".join(rolled.failures)
+    )
+    versions = {n: pacemaker_of(lab, n) for n in NODES}
+    assert versions["node3"].startswith(EXPECTED[new]["pacemaker"]), versions
+    assert all(versions[n].startswith(EXPECTED[old]["pacemaker"]) for n in ("node1", "node2"))
+    reasons = {f.split("_", 1)[0]: f.split(": ", 1)[1] for f in rolled.failures}
+    # both versions, within the 128 characters Pacemaker keeps
+    was, now = EXPECTED[old], EXPECTED[new]
+    assert reasons["galera"].startswith(
+        f"MariaDB {now['mariadb']} here, {was['mariadb']} on node1, node2: "
+    ), reasons
+    assert reasons["rabbitmq"].startswith(f"rabbit@node3 runs RabbitMQ {now['rabbitmq']}"), reasons
+    assert f", rabbit@node1 {was['rabbitmq']}" in reasons["rabbitmq"], reasons
+    assert rolled.running["galera"] == {"node1", "node2"}, rolled.running
+    assert rolled.running["rabbitmq"] == {"node1", "node2"}, rolled.running
+    assert rolled.running["haproxy"] == set(NODES), rolled.running
+    assert gap < 5.0, f"the VIP ran nowhere for {gap:.1f}s"
+
+    watch = VipWatch(lab, ("node1", "node3"))
+    done = upgrade_stopped(lab, deployment, ("node2", "node1"), new)
+    gap = watch.stop()
+    print("; ".join(f"{step} {seconds:.1f}s" for step, seconds in done.seconds.items()))
+    assert all(pacemaker_of(lab, n).startswith(EXPECTED[new]["pacemaker"]) for n in NODES)
+    with ApiClient(deployment, 100, 120) as client:
+        client.wait_for_successes(10, "the APIs on the new release")
     # nobody was fenced: every node left the cluster cleanly
-    assert inside(lab, "node1", "stonith_admin", "--history", "*").stdout == history_before
+    assert fencing_events(lab) == history_before
+    print(f"the VIP ran nowhere for at most {gap:.1f}s during the stopped part")
 
 
 def test_after_the_upgrade_the_cib_takes_the_newest_schema(lab):
@@ -305,7 +259,7 @@ def test_after_the_upgrade_the_cib_takes_the_newest_schema(lab):
     assert f'validate-with="{EXPECTED[new]["schema"]}' in head, head
     verify = inside(lab, "node3", "crm_verify", "--live-check")
     assert verify.ok, verify.stdout + verify.stderr
-    wait_for(lambda: haproxy_and_vip_started(lab), "haproxy and the VIP after the upgrade", 60)
+    wait_for(lambda: vip_holder(lab), "the VIP after the schema's upgrade", 60)
 
 
 def test_down_leaves_no_process_mount_or_file(lab):
