@@ -390,10 +390,16 @@ def _lab(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _print_status(status: dict[str, object], out: TextIO) -> None:
-    nodes_run = f"Debian {status['release']}" if status.get("release") else "the host's files"
-    out.write(f"lab in {status['directory']}, subnet {status['subnet']}, nodes run {nodes_run}\n")
     nodes = status["nodes"]
     assert isinstance(nodes, list)
+    made_of = status.get("release")
+    nodes_run = f"Debian {made_of}" if made_of else "the host's files"
+    releases = {n.get("release") or made_of for n in nodes}
+    if made_of and releases and made_of not in releases:  # every node reinstalled
+        nodes_run = f"Debian {' and '.join(sorted(map(str, releases)))} (made of {made_of})"
+    elif made_of and len(releases) > 1:
+        nodes_run += " unless their line names another"
+    out.write(f"lab in {status['directory']}, subnet {status['subnet']}, nodes run {nodes_run}\n")
     for node in nodes:
         state = "running" if node["running"] else "dead"
         link = "" if node["linked"] or not node["running"] else ", partitioned"

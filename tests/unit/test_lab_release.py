@@ -378,6 +378,17 @@ def test_status_names_a_node_of_another_release_than_the_labs():
     out = io.StringIO()
     cli._print_status(status, out)
     lines = out.getvalue().splitlines()
-    assert lines[0].endswith("nodes run Debian bookworm")
+    assert lines[0].endswith("nodes run Debian bookworm unless their line names another")
     assert "Debian" not in lines[1]
     assert "pacemakerd=running  Debian trixie  BMC" in lines[2]
+    # every node reinstalled: the first line says what they run now
+    status["nodes"][0]["release"] = "trixie"
+    out = io.StringIO()
+    cli._print_status(status, out)
+    assert out.getvalue().splitlines()[0].endswith("nodes run Debian trixie (made of bookworm)")
+    # nodes of the lab's own release only: as before
+    for entry in status["nodes"]:
+        entry["release"] = "bookworm"
+    out = io.StringIO()
+    cli._print_status(status, out)
+    assert out.getvalue().splitlines()[0].endswith("nodes run Debian bookworm")
