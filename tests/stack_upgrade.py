@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from lab_helpers import inside, online_from, wait_for
+from lab_helpers import inside, online_from, pcs, wait_for
 from openstack_checks import failed_actions, started_on, status_from
 from stack_checks import NODES, whole
 
@@ -65,7 +65,7 @@ def reinstall_one(lab, node, release_name, refusals=("galera", "rabbitmq")):
     returns once it is back and the clones named in ``refusals`` failed on it (each agent
     refused it), with what crm_mon shows. Failures recorded before are cleaned up first (an
     operator's ``pcs resource cleanup``), so that only the refusals are found."""
-    run(lab, "node1", "pcs", "resource", "cleanup")
+    pcs(lab, "resource", "cleanup")
     wait_for(lambda: not failed_actions(lab), "no failed action before the reinstall", 60)
     lab.reinstall(node, release_name)
     back = back_online(lab, node)
@@ -79,9 +79,7 @@ def reinstall_one(lab, node, release_name, refusals=("galera", "rabbitmq")):
     view = status_from(lab)
     assert view is not None
     running = {clone: started_on(view, clone) for clone in ("haproxy", *SERVICES)}
-    running["galera"] = {
-        r.nodes[0] for r in view.instances("galera") if r.role == "Promoted" and r.nodes
-    }
+    running["galera"] = promoted_on(view)
     return RollingStep(node, back, failures, running)
 
 
@@ -90,11 +88,14 @@ class StoppedUpgrade:
     seconds: dict[str, float] = field(default_factory=dict)  # step → seconds, in order
 
 
+def promoted_on(view):
+    """The nodes where Galera is Promoted in the cluster ``view``."""
+    return {r.nodes[0] for r in view.instances("galera") if r.role == "Promoted" and r.nodes}
+
+
 def promoted_everywhere(lab, nodes=NODES):
     view = status_from(lab)
-    return view is not None and {
-        r.nodes[0] for r in view.instances("galera") if r.role == "Promoted" and r.nodes
-    } == set(nodes)
+    return view is not None and promoted_on(view) == set(nodes)
 
 
 def services_stopped(lab):
@@ -116,7 +117,7 @@ def upgrade_stopped(lab, deployment, nodes, release_name):
         done.seconds[name] = time.monotonic() - started
 
     def stop():
-        run(lab, "node1", "pcs", "resource", "disable", *STOPPED)
+        pcs(lab, "resource", "disable", *STOPPED)
         wait_for(lambda: services_stopped(lab), "Galera, RabbitMQ and the APIs stopped", 300)
 
     step("Galera, RabbitMQ and the APIs stopped", stop)
@@ -132,10 +133,10 @@ def upgrade_stopped(lab, deployment, nodes, release_name):
         lab.node_runner(node).run(
             ["tee", KEEP_COLLATIONS], stdin=KEEP_COLLATIONS_TEXT, timeout=10, check=True
         )
-    run(lab, "node1", "pcs", "resource", "cleanup")
+    pcs(lab, "resource", "cleanup")
 
     def galera():
-        run(lab, "node1", "pcs", "resource", "enable", "galera-clone")
+        pcs(lab, "resource", "enable", "galera-clone")
         wait_for(lambda: promoted_everywhere(lab), "Galera Promoted on every node", 300)
 
     step("Galera Promoted on every node from the old data", galera)
@@ -151,7 +152,7 @@ def upgrade_stopped(lab, deployment, nodes, release_name):
         )
 
     def rabbitmq():
-        run(lab, "node1", "pcs", "resource", "enable", "rabbitmq-clone")
+        pcs(lab, "resource", "enable", "rabbitmq-clone")
         wait_for(
             lambda: started_on(status_from(lab), "rabbitmq") == set(NODES),
             "RabbitMQ on every node",
@@ -161,7 +162,7 @@ def upgrade_stopped(lab, deployment, nodes, release_name):
     step("RabbitMQ started on every node (new data)", rabbitmq)
 
     def apis():
-        run(lab, "node1", "pcs", "resource", "enable", "keystone-clone", "nova-api-clone")
+        pcs(lab, "resource", "enable", "keystone-clone", "nova-api-clone")
         wait_for(lambda: whole(deployment), "the whole stack", 300)
 
     step("keystone and nova-api enabled, the stack whole", apis)
