@@ -70,6 +70,48 @@ def test_each_release_has_a_list_and_the_stack_profile_adds_to_the_cluster_one(n
     assert len(set(stack)) == len(stack), "a package listed twice"
 
 
+@pytest.mark.parametrize("name", sorted(release.RELEASES))
+def test_the_vm_packages_are_the_stack_profiles_and_a_kernel_and_init_to_boot(name):
+    """The Vagrant box's tree adds [vm] to the stack profile's; no boot loader in the guest."""
+    stack = release.packages(name, "stack")
+    vm = release.vm_packages(name)
+    assert vm[: len(stack)] == stack
+    kernel_and_init = ["linux-image-amd64", "initramfs-tools", "systemd-sysv", "udev", "sudo"]
+    assert vm[len(stack) :] == kernel_and_init
+    assert not any("extlinux" in package or "grub" in package for package in vm)
+
+
+def test_the_namespace_labs_trees_keep_their_cache_names_and_the_vm_tree_has_its_own(tmp_path):
+    """A [vm] section in the list changes nothing in the cluster and stack profiles' package
+    lists, hence nothing in their trees' cache names; the box's tree is named by its own list."""
+    from stackha.lab.rootfs import Mirror, tree_name
+
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    listed = "[cluster]\npacemaker\n[stack]\nmariadb-server\n"
+    (lists / "trixie.list").write_text(listed)
+    mirror = Mirror("http://deb.debian.org/debian")
+    before = {
+        p: tree_name("trixie", release.packages("trixie", p, lists), mirror)
+        for p in ("cluster", "stack")
+    }
+    with pytest.raises(LabError, match=r"trixie.list: no packages in section \[vm\]"):
+        release.vm_packages("trixie", lists)
+    (lists / "trixie.list").write_text(listed + "[vm]\nlinux-image-amd64\n")
+    after = {
+        p: tree_name("trixie", release.packages("trixie", p, lists), mirror)
+        for p in ("cluster", "stack")
+    }
+    assert after == before
+    vm = tree_name("trixie", release.vm_packages("trixie", lists), mirror)
+    assert vm not in after.values()
+    assert release.vm_packages("trixie", lists) == [
+        "pacemaker",
+        "mariadb-server",
+        "linux-image-amd64",
+    ]
+
+
 def debian_depends(package):
     """The Depends of a binary package in debian/control, without substitution variables or
     version constraints."""

@@ -7,7 +7,10 @@ unchanged), with the stackha packages on top. The package list of each release i
 Corosync, pcs, the fence and resource agents, HAProxy, the stackha package's dependencies),
 ``[stack]`` the services the control plane adds (MariaDB Galera, RabbitMQ, the OpenStack APIs,
 memcached). A lab asks for a profile: ``cluster`` builds a tree of the first section alone (a
-fencing lab needs no OpenStack), ``stack`` of both. The Vagrant lab's box reads the same file.
+fencing lab needs no OpenStack), ``stack`` of both. The Vagrant lab's box reads the same file:
+its tree (:func:`vm_tree`) is the ``stack`` profile's with the ``[vm]`` section on top, what a
+machine of its own boots with (a kernel, systemd as init); the namespace lab's nodes, which boot
+no kernel, never have it, and their trees keep their cache names.
 
 Every node of a lab boots an overlay of three layers (see :class:`stackha.lab.node.Node`):
 
@@ -41,6 +44,8 @@ if TYPE_CHECKING:
 RELEASES = {"bookworm": "Debian 12", "trixie": "Debian 13"}
 # The sections of a package list, in order: a profile's tree has its section and those before.
 PROFILES = ("cluster", "stack")
+# The section only a Vagrant box's tree has, after every profile's.
+VM_SECTION = "vm"
 LISTS_DIR = Path(__file__).with_name("releases")
 DPKG = "/usr/bin/dpkg"
 LAB_PACKAGE = "stackha-lab"
@@ -78,21 +83,31 @@ def parse_list(text: str, source: str) -> dict[str, list[str]]:
     return sections
 
 
-def packages(release: str, profile: str = "stack", lists_dir: Path = LISTS_DIR) -> list[str]:
-    """The packages of ``release``'s tree for ``profile`` (see the module's text)."""
+def _section_packages(release: str, wanted: Sequence[str], lists_dir: Path) -> list[str]:
+    """The packages of the sections ``wanted`` of ``release``'s list, in that order."""
     check_release(release)
-    if profile not in PROFILES:
-        raise LabError(f"unknown profile {profile!r}: one of {', '.join(PROFILES)}")
     path = lists_dir / f"{release}.list"
     try:
         sections = parse_list(path.read_text(encoding="utf-8"), str(path))
     except FileNotFoundError:
         raise LabError(f"{path}: no package list for {release}") from None
-    wanted = PROFILES[: PROFILES.index(profile) + 1]
     missing = [name for name in wanted if not sections.get(name)]
     if missing:
         raise LabError(f"{path}: no packages in section [{missing[0]}]")
     return [package for name in wanted for package in sections[name]]
+
+
+def packages(release: str, profile: str = "stack", lists_dir: Path = LISTS_DIR) -> list[str]:
+    """The packages of ``release``'s tree for ``profile`` (see the module's text)."""
+    check_release(release)
+    if profile not in PROFILES:
+        raise LabError(f"unknown profile {profile!r}: one of {', '.join(PROFILES)}")
+    return _section_packages(release, PROFILES[: PROFILES.index(profile) + 1], lists_dir)
+
+
+def vm_packages(release: str, lists_dir: Path = LISTS_DIR) -> list[str]:
+    """The packages of ``release``'s Vagrant box: the ``stack`` profile's and ``[vm]``'s."""
+    return _section_packages(release, (*PROFILES, VM_SECTION), lists_dir)
 
 
 def node_tree(
@@ -105,6 +120,19 @@ def node_tree(
     """The tree of ``release`` for ``profile``, built now unless the cache holds it."""
     wanted = packages(release, profile)
     return TreeCache(runner, cache_dir, log=log).tree(wanted, suite=release)
+
+
+def vm_tree(
+    runner: Runner,
+    release: str,
+    cache_dir: str = DEFAULT_CACHE_DIR,
+    log: Optional[Callable[[str], None]] = None,
+) -> Path:
+    """The tree of ``release``'s Vagrant box (:func:`vm_packages`), built now unless cached.
+
+    A tree of its own in the same cache: its package list differs, so its name does.
+    """
+    return TreeCache(runner, cache_dir, log=log).tree(vm_packages(release), suite=release)
 
 
 def lab_package(deb: Path) -> Path:
