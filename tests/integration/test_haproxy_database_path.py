@@ -248,9 +248,40 @@ def test_a_reload_keeps_the_writer(path):
     assert path.writers() == ["s2"]
 
 
+def test_connections_arriving_together_stay_on_the_writer(path):
+    """What a Debian 13 lab showed when keystone's and nova-api's workers opened their pools
+    at once: two connects in the same microsecond, one to the writer, one to the first
+    server. HAProxy's threads share the stick table; each connect's store holds a new entry
+    until it is established, and an allocation into a full table evicts the oldest entry:
+    the one that names the writer."""
+    writer_moved_to_s2(path)
+    for _ in range(15):
+        greeted = connect_together(path, 12)
+        assert set(greeted) == {"s2"}, f"connections that arrived together went to {greeted}"
+    assert path.writers() == ["s2"]
+
+
+def connect_together(path, count: int) -> list[str]:
+    """``count`` connections released at once; the servers that greeted them."""
+    start = threading.Barrier(count)
+    greeted: list[str] = []
+
+    def connect() -> None:
+        start.wait()
+        greeted.append(path.connect())
+
+    threads = [threading.Thread(target=connect) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return greeted
+
+
 def test_one_writer_whatever_the_servers_do(path):
     """A seeded walk (STACKHA_SEED) of checks failing and returning, connects refused and
-    clients coming: at no moment do two servers hold sessions."""
+    clients coming, one by one and several at once: at no moment do two servers hold
+    sessions."""
     rng = random.Random(int(os.environ.get("STACKHA_SEED", "2")))
     names = list(path.servers)
     seen = set()
@@ -259,7 +290,9 @@ def test_one_writer_whatever_the_servers_do(path):
         # No reloads: the old worker's sessions do not follow a change of writer made by the new
         # one (docs/templates.md, "Known gap").
         # (clients come between the events anyway)
-        event = rng.choice(("check fails", "check passes", "refuses a connect"))
+        event = rng.choice(
+            ("check fails", "check passes", "refuses a connect", "clients arrive together")
+        )
         # Failures mostly hit the writer (what happens to the others changes nothing) and
         # returns a failed server, so that the writer is often not the first server.
         writer = path.writers()
@@ -279,6 +312,8 @@ def test_one_writer_whatever_the_servers_do(path):
             path.servers[server].refuse()
             path.connect()
             path.servers[server].listen()
+        elif event == "clients arrive together":
+            connect_together(path, 8)
         end = time.monotonic() + rng.uniform(0.5, MARKED)
         while time.monotonic() < end:
             path.connect()

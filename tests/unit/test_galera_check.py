@@ -113,7 +113,7 @@ def test_one_writer_the_others_backup_with_the_galera_check_and_sessions_cut_on_
     assert "listen galera" in lines and "bind 192.0.2.98:3306" in lines
     assert "mode tcp" in lines and "option external-check" in lines
     assert "external-check command /usr/bin/stackha-galera-check" in lines
-    assert "stick on dst" in lines and "stick-table type ip size 1 peers galera_writer" in lines
+    assert "stick on dst" in lines and "stick-table type ip size 1m peers galera_writer" in lines
     assert "localpeer stackha" in haproxy.DATABASE_GLOBAL
     assert "retries 0" in lines
     assert (

@@ -241,11 +241,17 @@ def galera_listen(
       Component, Synced) every 2 s, down after 2 failures, up after 2 successes;
     - ``on-marked-down shutdown-sessions``: the connections to a node marked down are closed
       at once, not left to hang on a node that no longer takes writes;
-    - ``stick on dst`` with a one-entry table: every connection to the VIP sticks to the node
-      chosen first, so a node coming back does not take new connections while the old ones
-      still write to its backup (two writers again); it takes them when the one in use fails,
-      or when the VIP moves to another node's HAProxy (whose table starts empty, and whose
-      old connections died with the VIP). TripleO does the same;
+    - ``stick on dst``: every connection to the VIP sticks to the node chosen first, so a
+      node coming back does not take new connections while the old ones still write to its
+      backup (two writers again); it takes them when the one in use fails, or when the VIP
+      moves to another node's HAProxy (whose table starts empty, and whose old connections
+      died with the VIP). TripleO does the same;
+    - a table far larger than its one key (the VIP): each connection's store holds a new entry
+      from its stick rule until its connect, and an allocation into a full table evicts the
+      oldest entry, the one that names the writer. With ``size 1``, of two connections that
+      arrive together the second found no entry and went to the first server: two writers
+      (a Debian 13 lab, keystone's and nova-api's workers opening their pools at once;
+      reproduced with HAProxy 2.6 and 3.0). Entries are allocated as used, not in advance;
     - ``observe layer4 error-limit 1 on-error mark-down`` and ``retries 0``: one failed connect
       to the writer marks it down at once, which closes its sessions before the next
       connection picks another writer. Without it, HAProxy deletes the stick entry on a failed
@@ -274,7 +280,7 @@ def galera_listen(
         "    timeout check 2s",
         "    option external-check",
         f"    external-check command {check_command}",
-        f"    stick-table type ip size 1 peers {name}_writer",
+        f"    stick-table type ip size 1m peers {name}_writer",
         "    stick on dst",
         "    retries 0",
         "    default-server check inter 2s fall 2 rise 2 on-marked-down shutdown-sessions"
