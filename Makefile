@@ -5,6 +5,8 @@
 #                  stackha Debian package built from this tree, deploy the OpenStack control
 #                  plane on it (stackha cib render/check/apply), print stackha status
 #   make lab-down  remove the lab (every namespace, process and file it made)
+#   make vagrant-box  the Vagrant lab's libvirt box of RELEASE (bookworm or trixie), built offline
+#                  from Debian's packages into BOX_DIR; cached while its list and packages hold
 #   make check     install what the tests need (idempotent) and run every test tier (the lab
 #                  tier on Debian 13 nodes, a Debian 12 lab beside it: LAB_TIER_RELEASE, RELEASE_LABS)
 #   make unit      the unit tier only (no root, no packages beyond the virtualenv)
@@ -28,6 +30,10 @@ APT_PACKAGES := $(shell grep -v '^\#' scripts/debian-packages)
 # What builds, lints and tests stackha's own Debian packages.
 BUILD_PACKAGES := $(shell grep -v '^\#' scripts/debian-build-packages)
 
+# What the Vagrant lab's hypervisor needs besides (not in the VMs: provision.sh reads the first).
+VAGRANT_HOST_PACKAGES := $(shell grep -v '^\#' scripts/vagrant-host-packages)
+BOX_DIR    ?= /var/cache/stackha/boxes
+
 LAB_DIR    ?= /var/lib/stackha/lab
 LAB_NODES  ?= 3
 # The Debian release the lab's nodes run, from a root filesystem of their own whatever the host
@@ -46,12 +52,18 @@ ROUNDS     ?= 10
 SEED       ?=
 
 .PHONY: check deps venv lint types test unit fuzz contract integration lab lab-down lab-tests \
-	bench soak outage docs deb clean
+	bench soak outage docs deb clean vagrant-box
 
 # The README's main command.
 lab: deps venv
 	$(VENV)/bin/stackha lab --dir $(LAB_DIR) up --nodes $(LAB_NODES) $(RELEASE_OPTION)
 	$(VENV)/bin/stackha lab --dir $(LAB_DIR) deploy
+
+# The Vagrant lab's libvirt box of RELEASE, offline from Debian's packages; rebuilt only when
+# its package list or the stackha packages change.
+vagrant-box: deps venv
+	@scripts/install-debian-packages $(VAGRANT_HOST_PACKAGES)
+	$(VENV)/bin/stackha lab vagrant-box --release $(if $(filter host,$(RELEASE)),bookworm,$(RELEASE)) --out $(BOX_DIR)
 
 lab-down: venv
 	$(VENV)/bin/stackha lab --dir $(LAB_DIR) down

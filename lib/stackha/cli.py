@@ -20,6 +20,8 @@ from stackha.install import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Callable
+
     from stackha.runner import Runner
 
 DEFAULT_OCF_ROOT = "/usr/lib/ocf"
@@ -154,6 +156,23 @@ def _lab_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     verbs.add_parser(
         "deploy",
         help="the OpenStack control plane on the lab: site file, cib render/check/apply, wait",
+    )
+    box = verbs.add_parser(
+        "vagrant-box",
+        help="build the Vagrant lab's libvirt box of a Debian release, offline (cached)",
+    )
+    box.add_argument("--release", required=True, metavar="NAME", help="bookworm or trixie")
+    box.add_argument(
+        "--out",
+        default="/var/cache/stackha/boxes",
+        metavar="DIR",
+        help="where stackha-RELEASE.box goes (/var/cache/stackha/boxes)",
+    )
+    box.add_argument(
+        "--deb",
+        metavar="FILE",
+        help="the stackha package the box holds, stackha-lab beside it (default: built "
+        "from this checkout)",
     )
     for verb, what in (("corosync-conf", "corosync.conf"), ("hosts", "/etc/hosts lines")):
         planned = verbs.add_parser(verb, help=f"print the {what} of a lab plan (Vagrant lab)")
@@ -323,7 +342,9 @@ def _lab(args: argparse.Namespace, out: TextIO) -> int:
 
     lab = Lab(args.dir, progress=progress)
     try:
-        if args.verb in ("corosync-conf", "hosts"):
+        if args.verb == "vagrant-box":
+            out.write(f"{_vagrant_box(args, progress)}\n")
+        elif args.verb in ("corosync-conf", "hosts"):
             from stackha.lab.lab import corosync_conf_for, hosts_for, plan
 
             nodes = plan(args.nodes, args.subnet)
@@ -387,6 +408,21 @@ def _lab(args: argparse.Namespace, out: TextIO) -> int:
         sys.stderr.write(f"stackha lab: error: {err}\n")
         return 1
     return 0
+
+
+def _vagrant_box(args: argparse.Namespace, progress: Callable[[str], None]) -> Path:
+    import tempfile
+
+    from stackha.lab import package
+    from stackha.lab.release import lab_package
+    from stackha.lab.vagrant_box import build_box
+    from stackha.runner import SubprocessRunner
+
+    runner = SubprocessRunner()
+    with tempfile.TemporaryDirectory(prefix="stackha-box-debs.") as built:
+        deb = Path(args.deb) if args.deb else package.build(runner, Path(built))
+        debs = [deb, lab_package(deb)]
+        return build_box(runner, args.release, debs, Path(args.out), log=progress)
 
 
 def _print_status(status: dict[str, object], out: TextIO) -> None:

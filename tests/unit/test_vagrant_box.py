@@ -89,7 +89,15 @@ def make_tree(root: Path, passwd_extra: str = "", group_extra: str = "") -> Path
     units = root / "usr/lib/systemd/system"
     units.mkdir(parents=True)
     # pcsd, keystone and the nova units are not in this tree: systemctl must not be asked
-    for name in ("corosync", "pacemaker", "haproxy", "mariadb", "rabbitmq-server", "ssh"):
+    for name in (
+        "corosync",
+        "pacemaker",
+        "haproxy",
+        "mariadb",
+        "rabbitmq-server",
+        "ssh",
+        "systemd-networkd-wait-online",
+    ):
         (units / f"{name}.service").write_text("[Unit]\n")
     return root
 
@@ -240,6 +248,7 @@ def expect_whole_build(runner, build, tree, debs, fstrim_returncode=0):
             "haproxy.service",
             "mariadb.service",
             "rabbitmq-server.service",
+            "systemd-networkd-wait-online.service",
         ]
     )
     expect_chroot_unmounts(runner, build)
@@ -631,3 +640,44 @@ def test_build_box_checks_what_it_needs_before_building_a_tree(tmp_path, debs, f
             boot_code_path=str(tmp_path / "mbr.bin"),
         )
     assert not out.exists()
+
+
+def test_a_box_is_rebuilt_only_when_its_tree_or_a_package_changes(tmp_path, debs, monkeypatch):
+    """The recipe beside the box (tree name, packages' sha256, size): the same recipe returns
+    the box as it is, with no command run; a changed package or tree builds it again."""
+    out = tmp_path / "out"
+    out.mkdir()
+    box = vagrant_box.box_path(out, RELEASE)
+    box.write_bytes(b"an earlier box")
+    tree = make_tree(tmp_path / f"{RELEASE}-0123456789abcdef")
+    key = tmp_path / "gems/vagrant-2.3.4/keys/vagrant.pub"
+    key.parent.mkdir(parents=True)
+    key.write_text(KEY)
+    boot_code = tmp_path / "mbr.bin"
+    boot_code.write_bytes(bytes(440))
+    monkeypatch.setattr(vagrant_box, "missing_host_programs", lambda: [])
+    trees = [tree]
+    monkeypatch.setattr(vagrant_box, "vm_tree", lambda *args: trees[0])
+    rebuilt = []
+    monkeypatch.setattr(vagrant_box, "box_from_tree", lambda *args, **kw: rebuilt.append(1) or box)
+
+    def build():
+        return vagrant_box.build_box(
+            FakeRunner(),
+            RELEASE,
+            debs,
+            out,
+            key_pattern=str(key),
+            boot_code_path=str(boot_code),
+        )
+
+    assert vagrant_box.recorded_recipe(box) is None
+    assert build() == box and len(rebuilt) == 1, "no recipe: built"
+    assert vagrant_box.recorded_recipe(box) == vagrant_box.box_recipe(tree, debs, 4)
+    assert build() == box and len(rebuilt) == 1, "same recipe: cached"
+    debs[0].write_bytes(b"another build of stackha")
+    assert build() == box and len(rebuilt) == 2, "a package changed: built"
+    trees[0] = make_tree(tmp_path / f"{RELEASE}-fedcba9876543210")
+    assert build() == box and len(rebuilt) == 3, "another package list: built"
+    vagrant_box.recipe_path(box).write_text("{not json")
+    assert build() == box and len(rebuilt) == 4, "an unreadable recipe: built"

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import fcntl
 import glob
+import hashlib
 import io
 import json
 import os
@@ -111,7 +112,12 @@ DISTRO_UNITS = (
     "keystone",
     "nova-api",
     "nova-api-metadata",
+    # trixie's pcs splits its daemon in two: pcsd and the Ruby half it starts
+    "pcsd-ruby",
 )
+# Units that only hold the boot up: networkd's wait-online waits 2 minutes for every link,
+# and the cluster link has no DHCP server (Vagrant configures it after the boot).
+BOOT_WAITS = ("systemd-networkd-wait-online",)
 UNIT_DIRS = ("usr/lib/systemd/system", "lib/systemd/system", "etc/systemd/system")
 ENABLED_UNITS = ("systemd-networkd.service", "ssh.service")
 # Sorted after the 50-vagrant-ethN.network files Vagrant writes for its private networks (the
@@ -503,7 +509,7 @@ def _configure(
             "enabling networkd and ssh in the box",
             CHROOT_TIMEOUT_S,
         )
-        disabled = present_units(root)
+        disabled = present_units(root) + present_units(root, BOOT_WAITS)
         if disabled:
             _run(
                 runner,
@@ -678,6 +684,43 @@ def build_box(
     if missing:
         raise LabError(f"building a box needs {', '.join(missing)}: install them")
     tree = vm_tree(runner, release, cache_dir, log)
-    return box_from_tree(
+    made_of = box_recipe(tree, debs, size_gib)
+    target = box_path(out_dir, release)
+    if target.is_file() and recorded_recipe(target) == made_of:
+        (log or (lambda line: None))(f"box: {target} (cached: same tree and packages)")
+        return target
+    box = box_from_tree(
         runner, tree, release, debs, out_dir, public_key, boot_code, size_gib, log=log
     )
+    record_recipe(box, made_of)
+    return box
+
+
+# -- the cache: a box is rebuilt when its tree (named by its package list) or a package changes
+
+
+def box_recipe(tree: Path, debs: Sequence[Path], size_gib: int) -> dict[str, object]:
+    """What a box is made of: its tree's name (the cache names a tree by its release, package
+    list and mirror), the sha256 of each stackha package, the disk's size."""
+    return {
+        "tree": tree.name,
+        "packages": {deb.name: hashlib.sha256(deb.read_bytes()).hexdigest() for deb in debs},
+        "size_gib": size_gib,
+    }
+
+
+def recipe_path(box: Path) -> Path:
+    return box.with_name(box.name + ".json")
+
+
+def recorded_recipe(box: Path) -> Optional[dict[str, object]]:
+    """The recipe recorded beside ``box``, or None (none, or unreadable: rebuild)."""
+    try:
+        recorded = json.loads(recipe_path(box).read_text())
+    except (OSError, ValueError):
+        return None
+    return recorded if isinstance(recorded, dict) else None
+
+
+def record_recipe(box: Path, recipe: Mapping[str, object]) -> None:
+    recipe_path(box).write_text(json.dumps(recipe, indent=1, sort_keys=True) + "\n")
