@@ -22,9 +22,12 @@ def test_vagrantfile_validates_offline():
 
 
 def test_provisioning_uses_the_shared_package_list_and_lab_code():
-    """The two labs cannot drift: the VMs get the same packages and the same generated files."""
+    """The two labs cannot drift: the VMs get the same packages (in stackha's box, or from a
+    public box's network through the release's list, as namespace nodes) and the same
+    generated files."""
     script = (VAGRANT / "provision.sh").read_text()
-    assert "scripts/debian-packages" in script
+    assert "lib/stackha/lab/releases/$VERSION_CODENAME.list" in script
+    assert '"[cluster]"' in script and '"[stack]"' in script
     assert 'stackha" lab corosync-conf' in script and 'stackha" lab hosts' in script
     assert "build/deb/stackha_*_all.deb" in script and "apt-get install" in script
     syntax = subprocess.run(
