@@ -368,3 +368,15 @@ def test_the_tcg_wrapper_rewrites_only_the_argument_tcg_and_keeps_the_others(tmp
         "tcg-x",
         "",
     ]
+
+
+def test_a_failed_cleanup_after_a_failed_start_keeps_the_starts_reason_first(lab):
+    hypervisor, runner, _, _ = lab
+    expect_start(runner)
+    runner.expect(VIRSH_VERSION, returncode=1)
+    runner.expect(VIRSH_VERSION, returncode=1)
+    runner.expect([IP, "netns", "pids", NS], returncode=1, stderr="Cannot open network namespace")
+    with pytest.raises(LabError) as raised:
+        hypervisor.start(timeout=0.5)
+    assert str(raised.value).startswith("libvirtd not answering 'virsh version' within 0.5s: ")
+    assert "; cleaning up after it: ip netns pids stackha-vagrant: " in str(raised.value)

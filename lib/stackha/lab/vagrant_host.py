@@ -252,9 +252,13 @@ class Hypervisor:
             self._ip("-n", self.namespace, "link", "set", "lo", "up")
             spawned = self.runner.spawn(Spawn(self.libvirtd_argv(), output_path=str(self.log_file)))
             self._wait_answering(spawned, deadline)
-        except BaseException:
+        except BaseException as failure:
             # whatever start made but the state directory, where libvirtd.log says why
-            self._end_namespace(Deadline(self.clock, STOP_TIMEOUT_S))
+            try:
+                self._end_namespace(Deadline(self.clock, STOP_TIMEOUT_S))
+            except LabError as cleanup:
+                # the start's own reason first: it is what the operator has to fix
+                raise LabError(f"{failure}; cleaning up after it: {cleanup}") from failure
             raise
 
     def libvirtd_argv(self) -> tuple[str, ...]:
@@ -342,7 +346,7 @@ class Hypervisor:
             wait_until(answering, deadline, "libvirtd answering virsh version", interval=POLL_S)
         except GenericError as err:
             raise LabError(
-                f"libvirtd not answering 'virsh version' within {deadline.seconds:.0f}s: "
+                f"libvirtd not answering 'virsh version' within {deadline.seconds:g}s: "
                 f"{last_line(self.log_file)} (log: {self.log_file})"
             ) from err
 
