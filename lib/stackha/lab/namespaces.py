@@ -31,12 +31,18 @@ class LabError(Exception):
 
 
 class NamespaceRunner:
-    """A runner whose commands run inside the namespaces of the process ``init_pid``."""
+    """A runner whose commands run inside the namespaces of the process ``init_pid``, in the
+    directory ``wd`` when given (nsenter opens it before entering the namespaces: a path the
+    host sees)."""
 
-    def __init__(self, runner: Runner, init_pid: int, namespaces: str = "nmup") -> None:
+    def __init__(
+        self, runner: Runner, init_pid: int, namespaces: str = "nmup", wd: Optional[str] = None
+    ) -> None:
         self.runner = runner
         self.init_pid = init_pid
         self.flags = [f"-{flag}" for flag in namespaces]
+        if wd is not None:
+            self.flags.append(f"--wd={wd}")
 
     def wrap(self, argv: Sequence[str]) -> list[str]:
         return [NSENTER, "-t", str(self.init_pid), *self.flags, "--", *argv]
