@@ -3,15 +3,17 @@ clock and process table: nothing here starts libvirtd, makes a namespace or moun
 
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 from fakes import FakeClock, FakeProcess, FakeProcessTable, FakeRunner
 from stackha.lab import vagrant_host
 from stackha.lab.namespaces import NSENTER, LabError
-from stackha.lab.vagrant_host import Hypervisor, acceleration, write_tcg_wrapper
+from stackha.lab.vagrant_host import Hypervisor, acceleration
 
 IP = "/sbin/ip"
 NS = "stackha-vagrant"
+TCG_WRAPPER = Path(__file__).resolve().parents[2] / "vagrant" / "qemu-tcg"
 LIBVIRTD_PID = 4001  # what FakeRunner's first spawn returns
 VIRSH_VERSION = [
     NSENTER,
@@ -25,6 +27,19 @@ VIRSH_VERSION = [
     "qemu:///system",
     "version",
 ]
+
+POOL_STEPS = [
+    ["pool-define-as", "default", "dir", "--target", "/var/lib/libvirt/images"],
+    ["pool-build", "default"],
+    ["pool-start", "default"],
+]
+
+
+def expect_answering(runner, **version):
+    """virsh version answers, then the storage pool is defined, built and started inside."""
+    runner.expect(VIRSH_VERSION, **version)
+    for step in POOL_STEPS:
+        runner.expect([*VIRSH_VERSION[:-1], *step])
 
 
 class LibvirtdRunner(FakeRunner):
@@ -98,7 +113,7 @@ def test_start_makes_the_namespace_then_starts_libvirtd_with_the_state_mounted(l
     hypervisor, runner, _, _ = lab
     directory = hypervisor.directory
     expect_start(runner)
-    runner.expect(VIRSH_VERSION, stdout="Using library: libvirt 9.0.0\n")
+    expect_answering(runner, stdout="Using library: libvirt 9.0.0\n")
     hypervisor.start()
     [spawned] = runner.spawned
     assert spawned.argv == (
@@ -137,7 +152,7 @@ def test_start_lays_out_a_private_copy_of_the_hosts_libvirt_configuration(lab):
     """The host's configuration copied, domains, pools and secrets fresh, our qemu.conf."""
     hypervisor, runner, _, _ = lab
     expect_start(runner)
-    runner.expect(VIRSH_VERSION)
+    expect_answering(runner)
     hypervisor.start()
     etc = hypervisor.directory / "etc-libvirt"
     assert (etc / "libvirtd.conf").read_text() == "# host's\n"
@@ -149,7 +164,6 @@ def test_start_lays_out_a_private_copy_of_the_hosts_libvirt_configuration(lab):
         assert setting in vagrant_host.QEMU_CONF
     for entry in ("lib", "log", "cache", "vagrant.d", "home"):
         assert (hypervisor.directory / entry).is_dir()
-    assert hypervisor.emulator_path.read_text() == vagrant_host.TCG_WRAPPER_TEXT
 
 
 def test_start_waits_until_libvirtd_answers(lab):
@@ -157,7 +171,7 @@ def test_start_waits_until_libvirtd_answers(lab):
     hypervisor, runner, _, clock = lab
     expect_start(runner)
     runner.expect(VIRSH_VERSION, returncode=1, stderr="error: failed to connect")
-    runner.expect(VIRSH_VERSION)
+    expect_answering(runner)
     hypervisor.start()
     assert clock.sleeps == [0.5]
 
@@ -229,7 +243,7 @@ def test_run_enters_libvirtds_namespaces_in_the_directory_with_vagrant_home(lab)
     """nsenter -m -n into libvirtd, --wd for cwd, VAGRANT_HOME and HOME in the state dir."""
     hypervisor, runner, _, _ = lab
     expect_start(runner)
-    runner.expect(VIRSH_VERSION)
+    expect_answering(runner)
     hypervisor.start()
     runner.expect(
         [NSENTER, "-t", str(LIBVIRTD_PID), "-m", "-n", "--wd=/srv/vagrant", "--"]
@@ -268,7 +282,7 @@ def test_stop_ends_only_the_namespaces_processes_by_pid_and_is_idempotent(lab):
     qemu; the namespace deleted; the state removed; a second stop does nothing more."""
     hypervisor, runner, processes, clock = lab
     expect_start(runner)
-    runner.expect(VIRSH_VERSION)
+    expect_answering(runner)
     hypervisor.start()
     processes.add(4002, FakeProcess("dnsmasq", dies_on={signal.SIGTERM: 0.1}))
     processes.add(4003, FakeProcess("qemu-system-x86"))  # deaf to TERM
@@ -294,7 +308,7 @@ def test_stop_leaves_what_it_did_not_write(lab):
     """Only start's entries go: a file of someone else's keeps the directory."""
     hypervisor, runner, _, _ = lab
     expect_start(runner)
-    runner.expect(VIRSH_VERSION)
+    expect_answering(runner)
     hypervisor.start()
     (hypervisor.directory / "notes.txt").write_text("mine")
     runner.expect([IP, "netns", "list"], stdout=f"{NS}\n")
@@ -344,15 +358,17 @@ def test_acceleration_without_cpuinfo_is_tcg(tmp_path):
 
 
 def test_the_tcg_wrapper_rewrites_only_the_argument_tcg_and_keeps_the_others(tmp_path):
-    """Run for real by /bin/sh against a fake qemu printing its arguments, one per line."""
+    """vagrant/qemu-tcg (the Vagrantfile's emulator_path under TCG), run for real by /bin/sh
+    against a fake qemu printing its arguments, one per line."""
     fake_qemu = tmp_path / "qemu"
     fake_qemu.write_text('#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\nexit 3\n')
     fake_qemu.chmod(0o755)
-    wrapper = write_tcg_wrapper(tmp_path)
-    assert wrapper.stat().st_mode & 0o111 == 0o111
-    text = wrapper.read_text()
+    assert TCG_WRAPPER.stat().st_mode & 0o111 == 0o111, "the Vagrantfile's emulator_path"
+    text = TCG_WRAPPER.read_text()
     assert text.count(vagrant_host.QEMU) == 1
+    wrapper = tmp_path / "qemu-tcg"
     wrapper.write_text(text.replace(vagrant_host.QEMU, str(fake_qemu)))
+    wrapper.chmod(0o755)
     arguments = ["-name", "guest=a b", "-accel", "tcg", "-machine", "accel=tcg", "tcg-x", ""]
     result = subprocess.run(
         [str(wrapper), *arguments], capture_output=True, text=True, timeout=10, check=False
@@ -380,3 +396,17 @@ def test_a_failed_cleanup_after_a_failed_start_keeps_the_starts_reason_first(lab
         hypervisor.start(timeout=0.5)
     assert str(raised.value).startswith("libvirtd not answering 'virsh version' within 0.5s: ")
     assert "; cleaning up after it: ip netns pids stackha-vagrant: " in str(raised.value)
+
+
+def test_a_pool_that_cannot_be_defined_fails_the_start_and_leaves_nothing(lab):
+    """The start names the virsh step and its error; libvirtd and the namespace are ended."""
+    hypervisor, runner, processes, _ = lab
+    expect_start(runner)
+    runner.expect(VIRSH_VERSION)
+    runner.expect(
+        [*VIRSH_VERSION[:-1], *POOL_STEPS[0]], returncode=1, stderr="error: pool exists\n"
+    )
+    runner.expect([IP, "netns", "pids", NS], stdout=f"{LIBVIRTD_PID}\n")
+    runner.expect([IP, "netns", "del", NS])
+    with pytest.raises(LabError, match=r"virsh pool-define-as default dir .*: error: pool"):
+        hypervisor.start()
