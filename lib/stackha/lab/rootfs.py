@@ -37,6 +37,7 @@ from stackha.runner import CommandError, CommandTimedOut
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping, Sequence
+    from contextlib import AbstractContextManager
     from typing import Callable, Optional
 
     from stackha.clock import Clock
@@ -326,6 +327,18 @@ def remove_tree(path: str) -> None:
     shutil.rmtree(path)
 
 
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on the file ``path`` (made if absent) for the block: one builder of a
+    tree or a box at a time, another waits; a killed builder's lock goes with its process."""
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 class TreeCache:
     """Debian trees built by mmdebstrap, kept under ``cache_dir`` (see the module's text)."""
 
@@ -381,14 +394,8 @@ class TreeCache:
             self._build(suite, packages, mirror, target, timeout)
         return target
 
-    @contextmanager
-    def _locked(self, name: str) -> Iterator[None]:
-        with open(self.cache_dir / f".{name}.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def _locked(self, name: str) -> AbstractContextManager[None]:
+        return locked(self.cache_dir / f".{name}.lock")
 
     def _build(
         self, suite: str, packages: Sequence[str], mirror: Mirror, target: Path, timeout: float

@@ -25,7 +25,6 @@ no loop device (each step that made one is undone however the build ends).
 
 from __future__ import annotations
 
-import fcntl
 import glob
 import hashlib
 import io
@@ -40,7 +39,15 @@ from pathlib import Path
 from stackha.lab.accounts import Accounts
 from stackha.lab.namespaces import LabError
 from stackha.lab.release import DPKG, LAYER_TIMEOUT_S, check_release, vm_tree
-from stackha.lab.rootfs import CHROOT, DEFAULT_CACHE_DIR, MOUNT, POLICY_RC_D, UMOUNT, remove_tree
+from stackha.lab.rootfs import (
+    CHROOT,
+    DEFAULT_CACHE_DIR,
+    MOUNT,
+    POLICY_RC_D,
+    UMOUNT,
+    locked,
+    remove_tree,
+)
 from stackha.runner import CommandError
 
 TYPE_CHECKING = False
@@ -583,16 +590,6 @@ def _fill_partition(
                 log(f"box: {err} (the box is bigger, nothing else)")
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def box_from_tree(
     runner: Runner,
     tree: Path,
@@ -619,7 +616,7 @@ def box_from_tree(
     out_dir.mkdir(parents=True, exist_ok=True)
     target = box_path(out_dir, release)
     work = out_dir / f".{target.name}.build"
-    with _locked(out_dir / f".{target.name}.lock"):
+    with locked(out_dir / f".{target.name}.lock"):
         # Under the lock no other build of this box runs: what is there is a killed build's
         # (remove_tree refuses while anything is still mounted in it).
         remove_tree(str(work))
