@@ -86,6 +86,11 @@ def make_tree(root: Path, passwd_extra: str = "", group_extra: str = "") -> Path
     (root / "boot/initrd.img-6.12.0-1-amd64").write_bytes(b"initrd")
     os.symlink("boot/vmlinuz-6.12.0-1-amd64", root / "vmlinuz")
     os.symlink("boot/initrd.img-6.12.0-1-amd64", root / "initrd.img")
+    # the host keys openssh-server's postinst made in the tree: no VM may share them
+    (root / "etc/ssh").mkdir()
+    for name in ("ssh_host_ed25519_key", "ssh_host_ed25519_key.pub", "ssh_host_rsa_key"):
+        (root / "etc/ssh" / name).write_text("a key\n")
+    (root / "etc/ssh/sshd_config").write_text("# kept\n")
     units = root / "usr/lib/systemd/system"
     units.mkdir(parents=True)
     # pcsd, keystone and the nova units are not in this tree: systemctl must not be asked
@@ -155,6 +160,10 @@ class Build:
             "ssh mode": stat.S_IMODE(keys.parent.stat().st_mode),
             "policy-rc.d": (root / "usr/sbin/policy-rc.d").exists(),
             "tmp": sorted(p.name for p in (root / "tmp").iterdir()),
+            "etc/ssh": sorted(p.name for p in (root / "etc/ssh").iterdir()),
+            "host keys unit": (
+                root / "etc/systemd/system/stackha-ssh-host-keys.service"
+            ).read_text(),
         }
 
     def record_tmp(self) -> None:
@@ -236,7 +245,17 @@ def expect_whole_build(runner, build, tree, debs, fstrim_returncode=0):
             "vagrant",
         ]
     )
-    runner.expect([CHROOT, root, SYSTEMCTL, "enable", "systemd-networkd.service", "ssh.service"])
+    runner.expect(
+        [
+            CHROOT,
+            root,
+            SYSTEMCTL,
+            "enable",
+            "systemd-networkd.service",
+            "ssh.service",
+            "stackha-ssh-host-keys.service",
+        ]
+    )
     runner.expect(
         [
             CHROOT,
@@ -444,6 +463,9 @@ def test_a_box_is_built_on_a_loop_device_and_packed_with_its_metadata(runner, tr
         (1000, 1000),
     )
     assert guest["policy-rc.d"] is False, "the VM starts its services as any Debian system"
+    assert guest["etc/ssh"] == ["sshd_config"], "no host key shared by every VM"
+    assert "ExecStart=/usr/bin/ssh-keygen -A\n" in guest["host keys unit"]
+    assert "Before=ssh.service\n" in guest["host keys unit"]
     assert guest["tmp at dpkg"] == {deb.name: deb.read_bytes() for deb in debs}
     assert guest["tmp"] == [], "the packages' files are not left in the box's /tmp"
     with tarfile.open(build.box) as box:

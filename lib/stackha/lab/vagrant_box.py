@@ -126,7 +126,25 @@ DISTRO_UNITS = (
 # and the cluster link has no DHCP server (Vagrant configures it after the boot).
 BOOT_WAITS = ("systemd-networkd-wait-online",)
 UNIT_DIRS = ("usr/lib/systemd/system", "lib/systemd/system", "etc/systemd/system")
-ENABLED_UNITS = ("systemd-networkd.service", "ssh.service")
+# Each VM makes its own SSH host keys at its first boot: the box ships none (the tree's, made
+# once by openssh-server's postinst, would be every VM's, and ssh's known_hosts could not
+# tell them apart). Before ssh, which refuses to start without them.
+HOST_KEYS_UNIT = "stackha-ssh-host-keys.service"
+HOST_KEYS_UNIT_TEXT = """\
+# stackha's Vagrant box (stackha.lab.vagrant_box): SSH host keys of this VM's own
+[Unit]
+Description=SSH host keys of this machine's own
+Before=ssh.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+
+[Install]
+WantedBy=ssh.service
+"""
+ENABLED_UNITS = ("systemd-networkd.service", "ssh.service", HOST_KEYS_UNIT)
 # Sorted after the 50-vagrant-ethN.network files Vagrant writes for its private networks (the
 # first file that matches an interface configures it): those keep their static addresses.
 NETWORK_FILE = "etc/systemd/network/90-stackha-dhcp.network"
@@ -508,12 +526,15 @@ def _configure(
     with _chroot_ready(runner, root, log):
         _install_debs(runner, root, debs)
         _add_vagrant_user(runner, root, public_key)
+        for key in sorted((root / "etc/ssh").glob("ssh_host_*")):
+            key.unlink()
+        _write(root / "etc/systemd/system" / HOST_KEYS_UNIT, HOST_KEYS_UNIT_TEXT)
         # The guest's own systemctl (in a chroot it changes links only, starts nothing): the
         # units are the guest's release's, which the host's systemd may not read alike.
         _run(
             runner,
             [CHROOT, str(root), SYSTEMCTL, "enable", *ENABLED_UNITS],
-            "enabling networkd and ssh in the box",
+            "enabling networkd, ssh and its host keys in the box",
             CHROOT_TIMEOUT_S,
         )
         disabled = present_units(root) + present_units(root, BOOT_WAITS)
