@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from fakes import FakeRunner
 from stackha.lab import vagrant_box
-from stackha.lab.namespaces import LabError
+from stackha.lab.namespaces import LabError, missing_programs
 from stackha.lab.vagrant_box import (
     BLKID,
     CP,
@@ -426,13 +426,13 @@ def test_only_the_distribution_units_the_tree_has_are_disabled(tree):
     ]
 
 
-def test_missing_host_programs_name_their_packages(tmp_path):
+def test_missing_programs_name_their_packages(tmp_path):
     """Each missing program with the Debian package to install for it."""
     present = tmp_path / "losetup"
     present.write_text("#!/bin/sh\n")
     present.chmod(0o755)
     programs = {str(present): "mount", str(tmp_path / "extlinux"): "extlinux"}
-    assert vagrant_box.missing_host_programs(programs) == [f"extlinux ({tmp_path}/extlinux)"]
+    assert missing_programs(programs) == [f"extlinux ({tmp_path}/extlinux)"]
 
 
 # -- the build ---------------------------------------------------------------------------------
@@ -677,7 +677,7 @@ def test_a_box_is_rebuilt_only_when_its_tree_or_a_package_changes(tmp_path, debs
     key.write_text(KEY)
     boot_code = tmp_path / "mbr.bin"
     boot_code.write_bytes(bytes(440))
-    monkeypatch.setattr(vagrant_box, "missing_host_programs", lambda: [])
+    monkeypatch.setattr(vagrant_box, "missing_programs", lambda required: [])
     trees = [tree]
     monkeypatch.setattr(vagrant_box, "vm_tree", lambda *args: trees[0])
     rebuilt = []

@@ -23,7 +23,13 @@ from pathlib import Path
 from stackha.clock import Deadline, SystemClock
 from stackha.lab import corosync_conf, package, release
 from stackha.lab.accounts import Accounts
-from stackha.lab.namespaces import LabError, NamespaceRunner, end_processes, start_init
+from stackha.lab.namespaces import (
+    LabError,
+    NamespaceRunner,
+    end_processes,
+    missing_programs,
+    start_init,
+)
 from stackha.lab.node import Node, daemons_by_pid_namespace
 from stackha.lab.rootfs import CHROOT, DEFAULT_CACHE_DIR
 from stackha.lab.switch import Switch
@@ -178,13 +184,6 @@ def hosts_for(nodes: Sequence[NodeState]) -> str:
     return "".join(f"{n.address} {n.name}\n" for n in nodes)
 
 
-def missing_programs() -> list[str]:
-    """Debian packages (with the program) that the lab needs and this machine lacks."""
-    return [
-        f"{package} ({path})" for path, package in REQUIRED.items() if not os.access(path, os.X_OK)
-    ]
-
-
 class Lab:
     """A lab in ``directory``: create it with :meth:`up`, end it with :meth:`down`."""
 
@@ -298,7 +297,7 @@ class Lab:
             raise LabError(f"post delay {post_delay}: a number of seconds, 0 or more")
         if os.geteuid() != 0:
             raise LabError("the lab needs root (namespaces, mounts, a bridge): run it as root")
-        missing = missing_programs()
+        missing = missing_programs(REQUIRED)
         if missing:
             raise LabError(f"missing Debian packages: {', '.join(missing)}; run: make deps")
         planned = plan(nodes, subnet)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+from pathlib import Path
 
 from stackha.ocf.daemon import is_alive, wait_until
 from stackha.runner import Spawn
@@ -28,6 +30,17 @@ TINI = "/usr/bin/tini"
 
 class LabError(Exception):
     """A lab step failed; the message says which and why, in one line."""
+
+
+def missing_programs(required: Mapping[str, str], system: Path = Path("/")) -> list[str]:
+    """``package (program)`` of each program of ``required`` ({absolute path: the Debian
+    package that brings it}) that the system at ``system`` cannot run, in ``required``'s
+    order: what a refusal names for the operator to install."""
+    return [
+        f"{package} ({program})"
+        for program, package in required.items()
+        if not os.access(system / program.lstrip("/"), os.X_OK)
+    ]
 
 
 class NamespaceRunner:

@@ -37,7 +37,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from stackha.lab.accounts import Accounts
-from stackha.lab.namespaces import LabError
+from stackha.lab.namespaces import LabError, missing_programs
 from stackha.lab.release import DPKG, LAYER_TIMEOUT_S, check_release, vm_tree
 from stackha.lab.rootfs import (
     CHROOT,
@@ -326,13 +326,6 @@ def present_units(root: Path, names: Sequence[str] = DISTRO_UNITS) -> list[str]:
         f"{name}.service"
         for name in names
         if any((root / directory / f"{name}.service").exists() for directory in UNIT_DIRS)
-    ]
-
-
-def missing_host_programs(programs: Mapping[str, str] = HOST_PROGRAMS) -> list[str]:
-    """``package (path)`` of each program building a box needs that this machine lacks."""
-    return [
-        f"{package} ({path})" for path, package in programs.items() if not os.access(path, os.X_OK)
     ]
 
 
@@ -698,7 +691,7 @@ def build_box(
             raise LabError(f"{deb}: no such package file")
     public_key = insecure_public_key(key_pattern)
     boot_code = read_boot_code(boot_code_path)
-    missing = missing_host_programs()
+    missing = missing_programs(HOST_PROGRAMS)
     if missing:
         raise LabError(f"building a box needs {', '.join(missing)}: install them")
     tree = vm_tree(runner, release, cache_dir, log)

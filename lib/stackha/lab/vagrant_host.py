@@ -36,7 +36,13 @@ import signal
 from pathlib import Path
 
 from stackha.clock import Deadline
-from stackha.lab.namespaces import UNSHARE, LabError, NamespaceRunner, end_processes
+from stackha.lab.namespaces import (
+    UNSHARE,
+    LabError,
+    NamespaceRunner,
+    end_processes,
+    missing_programs,
+)
 from stackha.lab.switch import IP
 from stackha.ocf.daemon import KILL_RESERVE_S, is_alive, read_pidfile, wait_until
 from stackha.ocf.status import GenericError
@@ -151,15 +157,6 @@ def acceleration(cpuinfo: str = "/proc/cpuinfo", kvm: str = "/dev/kvm") -> str:
     return "tcg"
 
 
-def missing_packages(system: Path = Path("/")) -> list[str]:
-    """The Debian packages (with the program) of :data:`REQUIRED` missing from ``system``."""
-    return [
-        f"{package} ({program})"
-        for program, package in REQUIRED.items()
-        if not os.access(system / program.lstrip("/"), os.X_OK)
-    ]
-
-
 def last_line(path: Path) -> str:
     """The last non-empty line of the file ``path``, or a word saying there is none."""
     try:
@@ -208,7 +205,7 @@ class Hypervisor:
         ``virsh version`` answers. Raises LabError (one line) when a package is missing, the
         namespace already exists, or libvirtd does not answer within ``timeout`` seconds (then
         its processes and the namespace are gone, its log stays)."""
-        missing = missing_packages(self.system)
+        missing = missing_programs(REQUIRED, self.system)
         if missing:
             raise LabError(f"missing Debian packages: {', '.join(missing)}; install them with apt")
         self._refuse_hidden_directory()
