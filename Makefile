@@ -7,6 +7,10 @@
 #   make lab-down  remove the lab (every namespace, process and file it made)
 #   make vagrant-box  the Vagrant lab's libvirt box of RELEASE (bookworm or trixie), built offline
 #                  from Debian's packages into BOX_DIR; cached while its list and packages hold
+#   make vagrant-lab  the cluster on VAGRANT_RELEASE VMs (libvirtd in namespaces of its own, the
+#                  box, vagrant up, a BMC per VM), fencing, HAProxy and a VIP deployed on it
+#   make vagrant-lab-down  remove every VM, network, volume, namespace and process it made
+#   make vagrant-check  the Vagrant tier alone (make check runs it after the others)
 #   make check     install what the tests need (idempotent) and run every test tier (the lab
 #                  tier on Debian 13 nodes, a Debian 12 lab beside it: LAB_TIER_RELEASE, RELEASE_LABS)
 #   make unit      the unit tier only (no root, no packages beyond the virtualenv)
@@ -33,6 +37,13 @@ BUILD_PACKAGES := $(shell grep -v '^\#' scripts/debian-build-packages)
 # What the Vagrant lab's hypervisor needs besides (not in the VMs: provision.sh reads the first).
 VAGRANT_HOST_PACKAGES := $(shell grep -v '^\#' scripts/vagrant-host-packages)
 BOX_DIR    ?= /var/cache/stackha/boxes
+# The Vagrant lab: its VMs' release (bookworm or trixie), their box's profile (stack: every
+# package of a namespace lab node; cluster: Pacemaker, fencing and HAProxy only, what make
+# check's Vagrant tier uses: its box builds faster), where its state lives.
+VAGRANT_RELEASE ?= trixie
+VAGRANT_PROFILE ?= stack
+VAGRANT_CHECK_PROFILE ?= cluster
+VAGRANT_LAB_DIR ?= /var/lib/stackha/vagrant-lab
 
 LAB_DIR    ?= /var/lib/stackha/lab
 LAB_NODES  ?= 3
@@ -52,7 +63,8 @@ ROUNDS     ?= 10
 SEED       ?=
 
 .PHONY: check deps venv lint types test unit fuzz contract integration lab lab-down lab-tests \
-	bench soak outage docs deb clean vagrant-box
+	bench soak outage docs deb clean vagrant-box \
+	vagrant-lab vagrant-lab-down vagrant-check
 
 # The README's main command.
 lab: deps venv
@@ -63,12 +75,32 @@ lab: deps venv
 # its package list or the stackha packages change.
 vagrant-box: deps venv
 	@scripts/install-debian-packages $(VAGRANT_HOST_PACKAGES)
-	$(VENV)/bin/stackha lab vagrant-box --release $(if $(filter host,$(RELEASE)),bookworm,$(RELEASE)) --out $(BOX_DIR)
+	$(VENV)/bin/stackha lab vagrant-box --release $(if $(filter host,$(RELEASE)),bookworm,$(RELEASE)) \
+		--profile $(VAGRANT_PROFILE) --out $(BOX_DIR)
 
 lab-down: venv
 	$(VENV)/bin/stackha lab --dir $(LAB_DIR) down
 
-check: deps venv lint types test
+# The cluster on VMs: libvirtd in namespaces of the lab's own, the box (cached), vagrant up,
+# a BMC per VM; then fencing, the HAProxy clone and the VIP deployed on it.
+vagrant-lab: deps venv
+	@scripts/install-debian-packages $(VAGRANT_HOST_PACKAGES)
+	$(VENV)/bin/stackha lab vagrant-up --lab-dir $(VAGRANT_LAB_DIR) --release $(VAGRANT_RELEASE) \
+		--profile $(VAGRANT_PROFILE) --nodes $(LAB_NODES) --box-dir $(BOX_DIR)
+	$(VENV)/bin/stackha lab vagrant-deploy --lab-dir $(VAGRANT_LAB_DIR)
+
+vagrant-lab-down: venv
+	$(VENV)/bin/stackha lab vagrant-down --lab-dir $(VAGRANT_LAB_DIR)
+
+# The Vagrant lab's tier: three VMs up, HAProxy and a VIP with fencing on, one VM fenced
+# through its BMC and back, everything removed (tests/vagrant; make check runs it).
+vagrant-check: deps venv
+	@scripts/install-debian-packages $(VAGRANT_HOST_PACKAGES)
+	STACKHA_VAGRANT_RELEASE=$(VAGRANT_RELEASE) STACKHA_VAGRANT_PROFILE=$(VAGRANT_CHECK_PROFILE) \
+		STACKHA_BOX_DIR=$(BOX_DIR) \
+		$(PYTEST) --durations=10 tests/vagrant
+
+check: deps venv lint types test vagrant-check
 
 # Every tier in one pytest run, so the closing line counts them all. The fuzz tier runs its
 # short, derandomized profile here (tests/fuzz/conftest.py).

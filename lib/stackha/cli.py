@@ -169,11 +169,59 @@ def _lab_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         help="where stackha-RELEASE.box goes (/var/cache/stackha/boxes)",
     )
     box.add_argument(
+        "--profile",
+        default="stack",
+        choices=("cluster", "stack"),
+        help="the packages of a node of this profile (stack: the services too; default)",
+    )
+    box.add_argument(
         "--deb",
         metavar="FILE",
         help="the stackha package the box holds, stackha-lab beside it (default: built "
         "from this checkout)",
     )
+    vagrant_up = verbs.add_parser(
+        "vagrant-up",
+        help="the Vagrant lab: libvirtd in namespaces of its own, the box, vagrant up, BMCs",
+    )
+    vagrant_up.add_argument("--release", default="trixie", help="trixie (default) or bookworm")
+    vagrant_up.add_argument("--nodes", type=int, default=3, help="how many VMs (default 3)")
+    vagrant_up.add_argument("--subnet", default=DEFAULT_SUBNET, help="the cluster network (/24)")
+    vagrant_up.add_argument("--memory", type=int, default=1024, help="MiB per VM (1024)")
+    vagrant_up.add_argument("--cpus", type=int, default=1, help="processors per VM (1)")
+    vagrant_up.add_argument(
+        "--accel", choices=("kvm", "tcg"), help="default: kvm when the processor virtualizes"
+    )
+    vagrant_up.add_argument(
+        "--box-dir",
+        default="/var/cache/stackha/boxes",
+        metavar="DIR",
+        help="where the box is built and cached (/var/cache/stackha/boxes)",
+    )
+    vagrant_up.add_argument(
+        "--profile",
+        default="stack",
+        choices=("cluster", "stack"),
+        help="the box's packages: a node's of this profile (stack: the services too; default)",
+    )
+    vagrant_up.add_argument(
+        "--deb", metavar="FILE", help="the stackha package the box holds (default: built here)"
+    )
+    verbs.add_parser(
+        "vagrant-deploy",
+        help="fencing through the VMs' BMCs, the HAProxy clone and the VIP (cib render/apply)",
+    )
+    verbs.add_parser("vagrant-down", help="remove every VM, network, volume, namespace, process")
+    vagrant_exec = verbs.add_parser("vagrant-exec", help="run a command in a VM as root")
+    vagrant_exec.add_argument("node")
+    vagrant_exec.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND")
+    for verb in ("vagrant-up", "vagrant-deploy", "vagrant-down", "vagrant-exec"):
+        verbs.choices[verb].add_argument(
+            "--lab-dir",
+            default="/var/lib/stackha/vagrant-lab",
+            metavar="DIR",
+            help="the Vagrant lab's state (/var/lib/stackha/vagrant-lab)",
+        )
     for verb, what in (("corosync-conf", "corosync.conf"), ("hosts", "/etc/hosts lines")):
         planned = verbs.add_parser(verb, help=f"print the {what} of a lab plan (Vagrant lab)")
         planned.add_argument("--nodes", type=int, default=3, help="how many nodes (default 3)")
@@ -344,6 +392,8 @@ def _lab(args: argparse.Namespace, out: TextIO) -> int:
     try:
         if args.verb == "vagrant-box":
             out.write(f"{_vagrant_box(args, progress)}\n")
+        elif args.verb.startswith("vagrant-"):
+            return _vagrant_lab(args, out, progress)
         elif args.verb in ("corosync-conf", "hosts"):
             from stackha.lab.lab import corosync_conf_for, hosts_for, plan
 
@@ -410,7 +460,9 @@ def _lab(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _vagrant_box(args: argparse.Namespace, progress: Callable[[str], None]) -> Path:
+def _vagrant_box(
+    args: argparse.Namespace, progress: Callable[[str], None], out_dir: Optional[str] = None
+) -> Path:
     import tempfile
 
     from stackha.lab import package
@@ -422,7 +474,61 @@ def _vagrant_box(args: argparse.Namespace, progress: Callable[[str], None]) -> P
     with tempfile.TemporaryDirectory(prefix="stackha-box-debs.") as built:
         deb = Path(args.deb) if args.deb else package.build(runner, Path(built))
         debs = [deb, lab_package(deb)]
-        return build_box(runner, args.release, debs, Path(args.out), log=progress)
+        return build_box(
+            runner,
+            args.release,
+            debs,
+            Path(out_dir or args.out),
+            log=progress,
+            profile=args.profile,
+        )
+
+
+def _vagrant_lab(args: argparse.Namespace, out: TextIO, progress: Callable[[str], None]) -> int:
+    from stackha.clock import SystemClock
+    from stackha.lab.namespaces import LabError
+    from stackha.lab.vagrant_host import acceleration
+    from stackha.lab.vagrant_lab import VagrantLab
+    from stackha.ocf.daemon import ProcTable
+    from stackha.runner import SubprocessRunner
+
+    lab = VagrantLab(
+        SubprocessRunner(), ProcTable(), SystemClock(), Path(args.lab_dir), progress=progress
+    )
+    if args.verb == "vagrant-up":
+        accel = args.accel or acceleration()
+        box = _vagrant_box(args, progress, out_dir=args.box_dir)
+        timings = lab.up(
+            box,
+            args.release,
+            nodes=args.nodes,
+            subnet=args.subnet,
+            memory_mib=args.memory,
+            cpus=args.cpus,
+            accel=accel,
+        )
+        status = lab.cluster_status()
+        online = " ".join(status.online_nodes) if status else "-"
+        out.write(
+            f"Vagrant lab in {args.lab_dir}: {args.nodes} VMs of Debian {args.release} ({accel}),"
+            f" online: {online}; {sum(timings.values()):.0f}s\n"
+        )
+    elif args.verb == "vagrant-deploy":
+        vip = lab.deploy()
+        shown = lab.vm("node1").run(["crm_mon", "--one-shot"], timeout=120)
+        out.write(f"{shown.stdout}VIP {vip}\n")
+    elif args.verb == "vagrant-down":
+        lab.down()
+        out.write(f"removed the Vagrant lab of {args.lab_dir}\n")
+    else:
+        command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+        if not command:
+            raise LabError("vagrant-exec NODE -- COMMAND: no command given")
+        result = lab.vm(args.node).run(command, timeout=3600)
+        out.write(result.stdout)
+        sys.stderr.write(result.stderr)
+        return result.returncode
+    return 0
 
 
 def _print_status(status: dict[str, object], out: TextIO) -> None:

@@ -96,20 +96,26 @@ def test_the_namespace_labs_trees_keep_their_cache_names_and_the_vm_tree_has_its
         for p in ("cluster", "stack")
     }
     with pytest.raises(LabError, match=r"trixie.list: no packages in section \[vm\]"):
-        release.vm_packages("trixie", lists)
+        release.vm_packages("trixie", lists_dir=lists)
     (lists / "trixie.list").write_text(listed + "[vm]\nlinux-image-amd64\n")
     after = {
         p: tree_name("trixie", release.packages("trixie", p, lists), mirror)
         for p in ("cluster", "stack")
     }
     assert after == before
-    vm = tree_name("trixie", release.vm_packages("trixie", lists), mirror)
+    vm = tree_name("trixie", release.vm_packages("trixie", lists_dir=lists), mirror)
     assert vm not in after.values()
-    assert release.vm_packages("trixie", lists) == [
+    assert release.vm_packages("trixie", lists_dir=lists) == [
         "pacemaker",
         "mariadb-server",
         "linux-image-amd64",
     ]
+    # the cluster profile's box: the first section and [vm], its own tree
+    cluster = release.vm_packages("trixie", "cluster", lists_dir=lists)
+    assert cluster == ["pacemaker", "linux-image-amd64"]
+    assert tree_name("trixie", cluster, mirror) not in (vm, *after.values())
+    with pytest.raises(LabError, match="unknown profile 'all': one of cluster, stack"):
+        release.vm_packages("trixie", "all", lists_dir=lists)
 
 
 def debian_depends(package):

@@ -317,6 +317,9 @@ class Bmc(IpmiServer):
     def listen(cls, timeout=30):
         pass
 
+    def get_chassis_status(self, session):
+        pass
+
     def get_power_state(self):
         pass
 

@@ -1,91 +1,102 @@
-"""Virtual BMCs for the Vagrant lab, with the fake runner (no libvirt here)."""
+"""The Vagrant lab's BMCs power VMs through virsh: the exact commands, with the fake runner."""
 
-import configparser
 import json
 
 import pytest
 from stackha.lab import vagrant_bmc
 from stackha.lab.namespaces import LabError
 
-NET_INFO = """Name:           stackha-lab
-UUID:           0b5c
-Active:         yes
-Persistent:     yes
-Autostart:      no
-Bridge:         virbr7
-"""
+VIRSH = ["/usr/bin/virsh", "-c", "qemu:///system"]
 
 
-def vbmc_config(directory, domain):
-    path = directory / domain / "config"
-    path.parent.mkdir(parents=True)
-    path.write_text(
-        f"[VirtualBMC]\nusername = admin\npassword = password\ndomain_name = {domain}\n"
-    )
-    return path
+def machines(fake_runner, tmp_path):
+    return vagrant_bmc.VirtualMachines(fake_runner, tmp_path)
 
 
-def test_up_adds_a_bmc_per_vm_at_the_namespace_labs_addresses(fake_runner, tmp_path):
-    """Same BMC addresses, port and user as the namespace lab; the password never on argv."""
-    configs = [vbmc_config(tmp_path / "vbmc", f"vagrant_node{i}") for i in (1, 2)]
-    fake_runner.expect(["virsh", "net-info", "stackha-lab"], stdout=NET_INFO)
-    for i in (1, 2):
-        fake_runner.expect(["ip", "addr", "add", f"192.168.213.10{i}/24", "dev", "virbr7"])
-        fake_runner.expect(
-            [
-                "vbmc",
-                "add",
-                f"vagrant_node{i}",
-                "--address",
-                f"192.168.213.10{i}",
-                "--port",
-                "623",
-                "--username",
-                "admin",
-                "--libvirt-uri",
-                "qemu:///system",
-            ]
-        )
-        fake_runner.expect(["vbmc", "start", f"vagrant_node{i}"])
-    path = vagrant_bmc.up(
-        fake_runner,
-        2,
-        "192.168.213.0/24",
-        "vbmc",
-        tmp_path / "vbmc",
-        tmp_path / "shared",
-        password="s3cret",
-    )
-    for config in configs:
-        parser = configparser.ConfigParser()
-        parser.read(config)
-        assert parser["VirtualBMC"]["password"] == "s3cret"
-    inventory = json.loads(path.read_text())
-    assert [n["bmc"]["address"] for n in inventory["nodes"]] == [
-        "192.168.213.101",
-        "192.168.213.102",
-    ]
-    assert inventory["nodes"][0]["bmc"] == {
-        "address": "192.168.213.101",
-        "port": 623,
-        "username": "admin",
-        "password": "s3cret",
-        "lanplus": True,
-    }
-    assert path.stat().st_mode & 0o077 == 0
+@pytest.mark.parametrize(
+    ("domstate", "power"),
+    [("running\n", "on"), ("paused\n", "on"), ("in shutdown\n", "on"), ("shut off\n", "off")],
+)
+def test_status_is_what_libvirt_says(fake_runner, tmp_path, domstate, power):
+    fake_runner.expect([*VIRSH, "domstate", "stackha-node2"], stdout=domstate)
+    assert machines(fake_runner, tmp_path).power_state("node2") == power
 
 
-def test_up_without_the_libvirt_network_says_what_to_do(fake_runner, tmp_path):
+def test_status_libvirt_cannot_tell_is_an_error_not_a_guess(fake_runner, tmp_path):
     fake_runner.expect(
-        ["virsh", "net-info", "stackha-lab"], returncode=1, stderr="error: Network not found"
+        [*VIRSH, "domstate", "stackha-node1"],
+        returncode=1,
+        stderr="error: failed to get domain 'stackha-node1'\n",
     )
-    with pytest.raises(LabError, match="run 'vagrant up' first"):
-        vagrant_bmc.up(fake_runner, 1, "192.168.213.0/24", "vbmc", tmp_path, tmp_path)
+    with pytest.raises(LabError, match="virsh domstate stackha-node1: error: failed to get"):
+        machines(fake_runner, tmp_path).power_state("node1")
 
 
-def test_down_removes_the_bmcs_and_their_addresses(fake_runner):
-    fake_runner.expect(["virsh", "net-info", "stackha-lab"], stdout=NET_INFO)
-    fake_runner.expect(["vbmc", "stop", "vagrant_node1"])
-    fake_runner.expect(["vbmc", "delete", "vagrant_node1"])
-    fake_runner.expect(["ip", "addr", "del", "192.168.213.101/24", "dev", "virbr7"])
-    vagrant_bmc.down(fake_runner, 1, "192.168.213.0/24", "vbmc")
+def test_off_cuts_the_power_of_a_running_vm(fake_runner, tmp_path):
+    fake_runner.expect([*VIRSH, "domstate", "stackha-node1"], stdout="running\n")
+    fake_runner.expect([*VIRSH, "destroy", "stackha-node1"])
+    fake_runner.expect([*VIRSH, "domstate", "stackha-node1"], stdout="shut off\n")
+    assert machines(fake_runner, tmp_path).set_power("node1", "off") == "off"
+
+
+def test_off_of_a_vm_that_is_off_does_nothing_and_says_off(fake_runner, tmp_path):
+    fake_runner.expect([*VIRSH, "domstate", "stackha-node1"], stdout="shut off\n")
+    fake_runner.expect([*VIRSH, "domstate", "stackha-node1"], stdout="shut off\n")
+    assert machines(fake_runner, tmp_path).set_power("node1", "off") == "off"
+
+
+def test_reset_of_a_running_vm_resets_it(fake_runner, tmp_path):
+    fake_runner.expect([*VIRSH, "domstate", "stackha-node3"], stdout="running\n")
+    fake_runner.expect([*VIRSH, "reset", "stackha-node3"])
+    fake_runner.expect([*VIRSH, "domstate", "stackha-node3"], stdout="running\n")
+    assert machines(fake_runner, tmp_path).set_power("node3", "reset") == "on"
+
+
+def test_reset_of_a_vm_that_is_off_powers_it_on(fake_runner, tmp_path):
+    fake_runner.expect([*VIRSH, "domstate", "stackha-node3"], stdout="shut off\n")
+    fake_runner.expect([*VIRSH, "domstate", "stackha-node3"], stdout="shut off\n")
+    fake_runner.expect([*VIRSH, "start", "stackha-node3"])
+    fake_runner.expect([*VIRSH, "domstate", "stackha-node3"], stdout="running\n")
+    assert machines(fake_runner, tmp_path).set_power("node3", "reset") == "on"
+
+
+def test_cycle_is_off_then_on(fake_runner, tmp_path):
+    fake_runner.expect([*VIRSH, "domstate", "stackha-node2"], stdout="running\n")
+    fake_runner.expect([*VIRSH, "destroy", "stackha-node2"])
+    fake_runner.expect([*VIRSH, "domstate", "stackha-node2"], stdout="shut off\n")
+    fake_runner.expect([*VIRSH, "start", "stackha-node2"])
+    fake_runner.expect([*VIRSH, "domstate", "stackha-node2"], stdout="running\n")
+    assert machines(fake_runner, tmp_path).set_power("node2", "cycle") == "on"
+
+
+def test_a_failed_start_is_an_error_the_bmc_answers_busy_to(fake_runner, tmp_path):
+    fake_runner.expect([*VIRSH, "domstate", "stackha-node2"], stdout="shut off\n")
+    fake_runner.expect([*VIRSH, "domstate", "stackha-node2"], stdout="shut off\n")
+    fake_runner.expect(
+        [*VIRSH, "start", "stackha-node2"],
+        returncode=1,
+        stderr="error: Failed to start domain 'stackha-node2'\n",
+    )
+    with pytest.raises(LabError, match="virsh start stackha-node2: error: Failed to start"):
+        machines(fake_runner, tmp_path).set_power("node2", "on")
+
+
+def test_an_unknown_action_is_refused_before_libvirt_is_asked(fake_runner, tmp_path):
+    with pytest.raises(LabError, match="unknown power action diag"):
+        machines(fake_runner, tmp_path).set_power("node1", "diag")
+
+
+def test_main_without_an_inventory_says_so_and_exits_1(tmp_path, capsys):
+    assert vagrant_bmc.main([str(tmp_path), "node1"]) == 1
+    assert "BMC of node1 cannot start: the lab's inventory:" in capsys.readouterr().err
+
+
+def test_main_for_a_node_the_inventory_lacks_says_so_and_exits_1(tmp_path, capsys):
+    (tmp_path / "inventory.json").write_text(json.dumps({"nodes": []}))
+    assert vagrant_bmc.main([str(tmp_path), "node9"]) == 1
+    assert "no node node9 in the lab's inventory" in capsys.readouterr().err
+
+
+def test_main_usage(capsys):
+    assert vagrant_bmc.main([]) == 2
+    assert "usage:" in capsys.readouterr().err

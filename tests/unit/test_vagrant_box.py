@@ -703,3 +703,47 @@ def test_a_box_is_rebuilt_only_when_its_tree_or_a_package_changes(tmp_path, debs
     assert build() == box and len(rebuilt) == 3, "another package list: built"
     vagrant_box.recipe_path(box).write_text("{not json")
     assert build() == box and len(rebuilt) == 4, "an unreadable recipe: built"
+
+
+def test_each_profile_has_a_box_of_its_own_built_from_its_own_tree(tmp_path, debs, monkeypatch):
+    """stackha-trixie (stack) and stackha-trixie-cluster: two boxes, two recipes, two trees."""
+    out = tmp_path / "out"
+    assert vagrant_box.box_path(out, "trixie").name == "stackha-trixie.box"
+    assert vagrant_box.box_path(out, "trixie", "cluster").name == "stackha-trixie-cluster.box"
+    key = tmp_path / "gems/vagrant-2.3.4/keys/vagrant.pub"
+    key.parent.mkdir(parents=True)
+    key.write_text(KEY)
+    boot_code = tmp_path / "mbr.bin"
+    boot_code.write_bytes(bytes(440))
+    monkeypatch.setattr(vagrant_box, "missing_programs", lambda required: [])
+    asked = []
+
+    def vm_tree(runner, release, cache_dir, log, profile):
+        asked.append(profile)
+        return make_tree(tmp_path / f"{release}-{profile}")
+
+    monkeypatch.setattr(vagrant_box, "vm_tree", vm_tree)
+
+    def box_from_tree(runner, tree, release, debs, out_dir, *args, profile, **kw):
+        path = vagrant_box.box_path(out_dir, release, profile)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(tree.name)
+        return path
+
+    monkeypatch.setattr(vagrant_box, "box_from_tree", box_from_tree)
+    for profile in ("cluster", "stack"):
+        vagrant_box.build_box(
+            FakeRunner(),
+            "trixie",
+            debs,
+            out,
+            key_pattern=str(key),
+            boot_code_path=str(boot_code),
+            profile=profile,
+        )
+    assert asked == ["cluster", "stack"]
+    assert (out / "stackha-trixie-cluster.box").read_text() == "trixie-cluster"
+    assert (out / "stackha-trixie.box").read_text() == "trixie-stack"
+    assert vagrant_box.recorded_recipe(out / "stackha-trixie-cluster.box")["tree"] == (
+        "trixie-cluster"
+    )

@@ -21,7 +21,19 @@ from pathlib import Path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Optional
+    from typing import Optional, Protocol
+
+    class PowerControl(Protocol):
+        """What a BMC powers: the namespace lab (stackha.lab.lab.Lab) or the Vagrant lab's VMs
+        (stackha.lab.vagrant_bmc.VirtualMachines). ``set_power`` raises LabError when the
+        action failed; ``directory`` holds the lab-only test knob."""
+
+        directory: Path
+
+        def set_power(self, name: str, action: str) -> str: ...
+
+        def power_state(self, name: str) -> str: ...
+
 
 # IPMI completion codes.
 OK = 0
@@ -65,6 +77,7 @@ def log(line: str) -> None:
 # 1.6.19 (tests/package proves each). Without them the BMC could not power anything.
 BMC_HOOKS = (
     "listen",
+    "get_chassis_status",
     "get_power_state",
     "power_off",
     "power_on",
@@ -83,7 +96,6 @@ def make_bmc_class() -> type:
     cipher suites other than 3, the BMC runs without the refusal and logs a line saying so.
     """
     from stackha.fencing.ipmi import MINIMUM_PYGHMI, lacking_arguments, pyghmi_version
-    from stackha.lab.lab import Lab
     from stackha.lab.namespaces import LabError
 
     try:
@@ -126,20 +138,25 @@ def make_bmc_class() -> type:
 
     class LabBmc(bmc.Bmc):  # type: ignore[misc]
         def __init__(
-            self, lab: Lab, node: str, authdata: dict[str, str], address: str, port: int
+            self,
+            power: PowerControl,
+            node: str,
+            authdata: dict[str, str],
+            address: str,
+            port: int,
         ) -> None:
             super().__init__(authdata, port=port, address=address)
-            self.lab = lab
+            self.power = power
             self.node = node
 
         def _act(self, action: str) -> int:
-            directory = str(self.lab.directory)
+            directory = str(self.power.directory)
             if action in POWER_ON_ACTIONS and take_busy_power_on(directory, self.node):
                 log(f"{self.node}: power {action}: Node Busy (test knob {BUSY_KNOB_SUFFIX})")
                 return NODE_BUSY
             started = time.monotonic()
             try:
-                state = self.lab.set_power(self.node, action)
+                state = self.power.set_power(self.node, action)
             except LabError as err:
                 # A boot that really failed: the reason here, Node Busy to the caller (which
                 # may ask again).
@@ -149,7 +166,15 @@ def make_bmc_class() -> type:
             return OK
 
         def get_power_state(self) -> str:
-            return self.lab.power_state(self.node)
+            return self.power.power_state(self.node)
+
+        def get_chassis_status(self, session):  # type: ignore[no-untyped-def]
+            # A state that cannot be read is an error to the client, never a guess.
+            try:
+                return super().get_chassis_status(session)
+            except LabError as err:
+                log(f"{self.node}: power status FAILED: {err}")
+                return session.send_ipmi_response(code=NODE_BUSY)
 
         def power_off(self) -> int:
             return self._act("off")
@@ -170,13 +195,11 @@ def make_bmc_class() -> type:
     return LabBmc
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        sys.stderr.write("usage: python -m stackha.lab.bmc LAB_DIR NODE\n")
-        return 2
-    directory, node = args
-    from stackha.lab.lab import Lab
+def serve(power: PowerControl, inventory_path: Path, node: str) -> int:
+    """Serve the BMC of ``node`` (its entry in the lab's inventory file) until killed; 1 with
+    one line of log when pyghmi cannot run it or the inventory cannot be read or lacks it."""
+    import json
+
     from stackha.lab.namespaces import LabError
 
     try:
@@ -184,14 +207,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     except LabError as error:
         log(f"BMC of {node} cannot start: {error}")
         return 1
-    lab = Lab(directory)
-    inventory = lab.inventory()
-    nodes = inventory["nodes"]
+    try:
+        inventory = json.loads(inventory_path.read_text())
+    except (OSError, ValueError) as err:
+        log(f"BMC of {node} cannot start: the lab's inventory: {err}")
+        return 1
+    nodes = inventory.get("nodes", []) if isinstance(inventory, dict) else []
     assert isinstance(nodes, list)
-    entry = next(n for n in nodes if n["name"] == node)
+    entry = next((n for n in nodes if n["name"] == node), None)
+    if entry is None:
+        log(f"BMC of {node} cannot start: no node {node} in the lab's inventory")
+        return 1
     credentials = entry["bmc"]
     server = bmc_class(
-        lab,
+        power,
         node,
         {credentials["username"]: credentials["password"]},
         credentials["address"],
@@ -200,6 +229,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     log(f"BMC of {node} listening on {credentials['address']}:{credentials['port']}")
     server.listen()
     return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        sys.stderr.write("usage: python -m stackha.lab.bmc LAB_DIR NODE\n")
+        return 2
+    directory, node = args
+    from stackha.lab.lab import Lab
+
+    lab = Lab(directory)
+    return serve(lab, lab.inventory_path, node)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ Corosync, pcs, the fence and resource agents, HAProxy, the stackha package's dep
 ``[stack]`` the services the control plane adds (MariaDB Galera, RabbitMQ, the OpenStack APIs,
 memcached). A lab asks for a profile: ``cluster`` builds a tree of the first section alone (a
 fencing lab needs no OpenStack), ``stack`` of both. The Vagrant lab's box reads the same file:
-its tree (:func:`vm_tree`) is the ``stack`` profile's with the ``[vm]`` section on top, what a
+its tree (:func:`vm_tree`) is a profile's (``stack`` unless asked) with the ``[vm]`` section on
+top, what a
 machine of its own boots with (a kernel, systemd as init); the namespace lab's nodes, which boot
 no kernel, never have it, and their trees keep their cache names.
 
@@ -105,9 +106,14 @@ def packages(release: str, profile: str = "stack", lists_dir: Path = LISTS_DIR) 
     return _section_packages(release, PROFILES[: PROFILES.index(profile) + 1], lists_dir)
 
 
-def vm_packages(release: str, lists_dir: Path = LISTS_DIR) -> list[str]:
-    """The packages of ``release``'s Vagrant box: the ``stack`` profile's and ``[vm]``'s."""
-    return _section_packages(release, (*PROFILES, VM_SECTION), lists_dir)
+def vm_packages(release: str, profile: str = "stack", lists_dir: Path = LISTS_DIR) -> list[str]:
+    """The packages of ``release``'s Vagrant box: ``profile``'s (as a node's) and ``[vm]``'s."""
+    check_release(release)
+    if profile not in PROFILES:
+        raise LabError(f"unknown profile {profile!r}: one of {', '.join(PROFILES)}")
+    return _section_packages(
+        release, (*PROFILES[: PROFILES.index(profile) + 1], VM_SECTION), lists_dir
+    )
 
 
 def node_tree(
@@ -127,12 +133,15 @@ def vm_tree(
     release: str,
     cache_dir: str = DEFAULT_CACHE_DIR,
     log: Optional[Callable[[str], None]] = None,
+    profile: str = "stack",
 ) -> Path:
-    """The tree of ``release``'s Vagrant box (:func:`vm_packages`), built now unless cached.
+    """The tree of ``release``'s Vagrant box for ``profile`` (:func:`vm_packages`), built now
+    unless cached.
 
     A tree of its own in the same cache: its package list differs, so its name does.
     """
-    return TreeCache(runner, cache_dir, log=log).tree(vm_packages(release), suite=release)
+    wanted = vm_packages(release, profile)
+    return TreeCache(runner, cache_dir, log=log).tree(wanted, suite=release)
 
 
 def lab_package(deb: Path) -> Path:

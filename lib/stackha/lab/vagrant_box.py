@@ -1,8 +1,9 @@
 """A libvirt Vagrant box of a release's lab node tree, made offline from Debian's packages only.
 
 The box is the namespace lab's node tree of the release (:func:`stackha.lab.release.vm_tree`:
-the ``stack`` profile's packages and the ``[vm]`` section's kernel and init, from the same tree
-cache) with the stackha packages installed by dpkg, on a disk of its own:
+the ``stack`` profile's packages, or the ``cluster`` profile's in ``stackha-<release>-cluster``,
+and the ``[vm]`` section's kernel and init, from the same tree cache) with the stackha packages
+installed by dpkg, on a disk of its own:
 
 - a raw image with an MBR written here (one bootable Linux partition from sector 2048 to the
   end) and syslinux's MBR boot code;
@@ -329,8 +330,14 @@ def present_units(root: Path, names: Sequence[str] = DISTRO_UNITS) -> list[str]:
     ]
 
 
-def box_path(out_dir: Path, release: str) -> Path:
-    return out_dir / f"stackha-{release}.box"
+def box_name(release: str, profile: str = "stack") -> str:
+    """The box's name in Vagrant: ``stackha-<release>``, and ``-cluster`` for a box with the
+    cluster profile's packages only (the Vagrant tier of make check: smaller, built faster)."""
+    return f"stackha-{release}" if profile == "stack" else f"stackha-{release}-{profile}"
+
+
+def box_path(out_dir: Path, release: str, profile: str = "stack") -> Path:
+    return out_dir / f"{box_name(release, profile)}.box"
 
 
 def pack_box(path: Path, image: Path, size_gib: int) -> None:
@@ -615,9 +622,10 @@ def box_from_tree(
     size_gib: int = DEFAULT_SIZE_GIB,
     hostname: str = HOSTNAME,
     log: Optional[Callable[[str], None]] = None,
+    profile: str = "stack",
 ) -> Path:
     """The box of ``tree`` (a release's VM tree) with ``debs`` installed, as
-    ``out_dir/stackha-<release>.box`` (replacing one there); its path.
+    ``out_dir/stackha-<release>.box`` (:func:`box_path`; replacing one there); its path.
 
     Built in ``out_dir/.stackha-<release>.box.build`` (a build's leftover there is removed
     first) and renamed into place once complete. Raises LabError naming the step that failed;
@@ -628,7 +636,7 @@ def box_from_tree(
     if not os.path.lexists(tree / "vmlinuz") or not os.path.lexists(tree / "initrd.img"):
         raise LabError(f"{tree} has no /vmlinuz or /initrd.img: not a tree with a kernel")
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = box_path(out_dir, release)
+    target = box_path(out_dir, release, profile)
     work = out_dir / f".{target.name}.build"
     with locked(out_dir / f".{target.name}.lock"):
         # Under the lock no other build of this box runs: what is there is a killed build's
@@ -673,9 +681,11 @@ def build_box(
     key_pattern: str = VAGRANT_KEY_GLOB,
     boot_code_path: str = MBR_CODE,
     log: Optional[Callable[[str], None]] = None,
+    profile: str = "stack",
 ) -> Path:
-    """The libvirt Vagrant box of ``release`` with the stackha packages ``debs``, as
-    ``out_dir/stackha-<release>.box`` (see the module's text); its path.
+    """The libvirt Vagrant box of ``release`` for ``profile`` with the stackha packages
+    ``debs``, as ``out_dir/stackha-<release>.box`` (:func:`box_path`; see the module's text);
+    its path.
 
     Everything the build needs from the host is checked before the release's tree is built
     (minutes when the cache does not hold it). Raises LabError naming what is missing or the
@@ -694,14 +704,23 @@ def build_box(
     missing = missing_programs(HOST_PROGRAMS)
     if missing:
         raise LabError(f"building a box needs {', '.join(missing)}: install them")
-    tree = vm_tree(runner, release, cache_dir, log)
+    tree = vm_tree(runner, release, cache_dir, log, profile)
     made_of = box_recipe(tree, debs, size_gib)
-    target = box_path(out_dir, release)
+    target = box_path(out_dir, release, profile)
     if target.is_file() and recorded_recipe(target) == made_of:
         (log or (lambda line: None))(f"box: {target} (cached: same tree and packages)")
         return target
     box = box_from_tree(
-        runner, tree, release, debs, out_dir, public_key, boot_code, size_gib, log=log
+        runner,
+        tree,
+        release,
+        debs,
+        out_dir,
+        public_key,
+        boot_code,
+        size_gib,
+        log=log,
+        profile=profile,
     )
     record_recipe(box, made_of)
     return box

@@ -362,8 +362,21 @@ class Hypervisor:
             argv, timeout=timeout, stdin=stdin, env=environment, check=check
         )
 
+    def spawn(self, spec: Spawn) -> int:
+        """Start ``spec`` in libvirtd's network and mount namespaces (the Vagrant lab's BMCs:
+        they bind addresses on its bridges and reach its socket); ``stop`` ends it with the
+        rest of the namespace. Raises LabError when libvirtd is not running."""
+        pid = self._libvirtd_pid()
+        if pid is None:
+            raise LabError(f"no hypervisor running from {self.directory}: start it first")
+        return self._inside(pid).spawn(spec)
+
     def _inside(self, pid: int, cwd: Optional[str] = None) -> NamespaceRunner:
         return NamespaceRunner(self.runner, pid, namespaces="mn", wd=cwd)
+
+    def running(self) -> bool:
+        """Whether this hypervisor's libvirtd runs."""
+        return self._libvirtd_pid() is not None
 
     def _libvirtd_pid(self) -> Optional[int]:
         """libvirtd's pid from its pid file, if that process is a live libvirtd (a pid file
