@@ -164,7 +164,7 @@ bench: venv
 soak: deps venv
 	STACKHA_SOAK_ROUNDS=$(ROUNDS) STACKHA_SOAK_SEED=$(SEED) \
 		$(PYTEST) -s tests/lab/test_galera_soak.py tests/lab/test_rabbitmq_soak.py \
-		tests/lab/test_stack_soak.py
+		tests/lab/test_openstack_stack.py::test_the_whole_stack_comes_back_by_itself_and_loses_nothing
 
 outage: deps venv
 	$(PYTEST) -s -m outage tests/lab/test_rabbitmq_outage.py

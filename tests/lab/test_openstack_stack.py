@@ -5,7 +5,8 @@ HAProxy with the client's requests kept on the other nodes, the APIs' database
 traffic goes through HAProxy on the database VIP to one Galera node (and to one other when
 that one's mariadbd is killed, the APIs still answering), and a crash of the node holding the
 VIP is survived — fenced through fence_stackha_ipmi, back by itself, every service
-rejoined."""
+rejoined. Last, on the same deployment, the stack soak (tests/stack_soak.py): faults combined
+and under load, nothing acknowledged lost, every service back by itself."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from stack_checks import (
     whole,
     writers,
 )
+from stack_soak import soak
 from stackha.lab import galera as lab_galera
 from stackha.lab import openstack
 from stackha.services import openstack_api as api
@@ -216,3 +218,10 @@ def test_a_crash_of_the_vip_node_is_fenced_and_every_service_recovers(deployment
     print(f"\n{round_}")
     assert round_.fencing[1] == f"fence-ipmi-{round_.holder}", round_.fencing
     assert round_.moved_to != round_.holder
+
+
+def test_the_whole_stack_comes_back_by_itself_and_loses_nothing(deployment, tmp_path):
+    """The soak's rounds (make check: every node at once, then a partition ending in fencing;
+    make soak: ROUNDS random ones) on this module's deployment, after the tests above: a
+    stack that has been through them must still survive it."""
+    soak(deployment, tmp_path)

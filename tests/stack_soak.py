@@ -1,4 +1,5 @@
-"""The whole stack under random faults with fencing on, as ``make lab`` deploys it: nothing
+"""The whole stack soak (tests/lab/test_openstack_stack.py runs it on its deployment, last):
+the whole stack under random faults with fencing on, as ``make lab`` deploys it: nothing
 acknowledged is lost and every service comes back on every node by itself.
 
 Three clients run throughout from the lab's network: a writer of acknowledged rows through the
@@ -25,10 +26,8 @@ import secrets
 import time
 from dataclasses import dataclass
 
-import pytest
 from galera_checks import missing_rows
 from lab_helpers import wait_for
-from stack_checks import deploy_stack
 from stack_clients import (
     AmqpTraffic,
     ApiClient,
@@ -92,13 +91,6 @@ def table(results):
     lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows]
     lines += [f"{r.number}: {r.faults}" + (f" [{r.notes}]" if r.notes else "") for r in results]
     return "\n".join(lines)
-
-
-@pytest.fixture(scope="module")
-def deployment(lab):
-    deployed = deploy_stack(lab)
-    print(f"\ndeployed in {deployed.info['deploy_seconds']:.1f}s")
-    return deployed
 
 
 def run_round(number, faults, deployment, writer, traffic, client):
@@ -191,7 +183,9 @@ def run_round(number, faults, deployment, writer, traffic, client):
     return result
 
 
-def test_the_whole_stack_comes_back_by_itself_and_loses_nothing(deployment, tmp_path):
+def soak(deployment, tmp_path):
+    """Run the soak's rounds on ``deployment`` (see the module's text); fails naming the round
+    and what stayed out or was lost."""
     rng = random.Random(SEED)
     plan = [draw_round(rng) for _ in range(int(ROUNDS_ASKED))] if ROUNDS_ASKED else short_plan(rng)
     print(
