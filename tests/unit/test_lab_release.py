@@ -440,3 +440,16 @@ def test_status_names_a_node_of_another_release_than_the_labs():
     out = io.StringIO()
     cli._print_status(status, out)
     assert out.getvalue().splitlines()[0].endswith("nodes run Debian bookworm")
+
+
+def test_a_package_two_sections_name_is_in_the_tree_once(tmp_path):
+    """rsync is Galera's ([stack]) and the box's ([vm]): one entry, where it comes first."""
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "trixie.list").write_text("[cluster]\npacemaker\n[stack]\nrsync\n[vm]\nudev\nrsync\n")
+    assert release.vm_packages("trixie", lists_dir=lists) == ["pacemaker", "rsync", "udev"]
+    assert release.vm_packages("trixie", "cluster", lists_dir=lists) == [
+        "pacemaker",
+        "udev",
+        "rsync",
+    ]

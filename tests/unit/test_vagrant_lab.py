@@ -137,12 +137,15 @@ def test_the_site_is_one_stackha_cib_render_reads():
     assert [node.name for node in site.nodes] == ["node1", "node2", "node3"]
 
 
-def test_vagrants_failing_line_is_the_one_named():
+def test_a_failed_vagrant_command_is_named_by_what_the_vm_and_vagrant_said_last():
     from stackha.runner import Result
 
-    out = "Bringing machine 'node1' up...\r\nProgress: 40%\r\n==> node1: Error while creating "
-    out += "domain: Call to virDomainCreateWithFlags failed\n==> node1: Removing domain...\n"
-    assert vagrant_error(Result(("vagrant",), 1, out, "")) == (
-        "==> node1: Error while creating domain: Call to virDomainCreateWithFlags failed"
+    out = "Bringing machine 'node1' up...\r\nProgress: 40%\r\n==> node1: Running provisioner\n"
+    out += "    node1: W: Some index files failed to download.\n"
+    out += "    node1: E: Unable to locate package rsync\n"
+    err = "The SSH command responded with a non-zero exit status. Vagrant\nassumes that ...\n"
+    assert vagrant_error(Result(("vagrant",), 1, out, err)) == (
+        "node1: E: Unable to locate package rsync | The SSH command responded with a non-zero "
+        "exit status. Vagrant"
     )
     assert vagrant_error(Result(("vagrant",), 1, "", "")) == "exit status 1"

@@ -95,7 +95,8 @@ def _section_packages(release: str, wanted: Sequence[str], lists_dir: Path) -> l
     missing = [name for name in wanted if not sections.get(name)]
     if missing:
         raise LabError(f"{path}: no packages in section [{missing[0]}]")
-    return [package for name in wanted for package in sections[name]]
+    # a package two sections name (rsync: Galera's and the box's) once, where it comes first
+    return list(dict.fromkeys(package for name in wanted for package in sections[name]))
 
 
 def packages(release: str, profile: str = "stack", lists_dir: Path = LISTS_DIR) -> list[str]:

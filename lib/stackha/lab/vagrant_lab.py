@@ -579,11 +579,13 @@ def vm_site_text(nodes: int, subnet: str, nic: str) -> str:
 
 
 def vagrant_error(result: Result) -> str:
-    """The line of Vagrant's output that says what failed (its progress lines end in \\r)."""
-    text = f"{result.stdout}\n{result.stderr}".replace("\r", "\n")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    lines = [line for line in lines if "Progress:" not in line]
-    for line in reversed(lines):
-        if "error" in line.lower() or "failed" in line.lower():
-            return line
-    return lines[-1] if lines else f"exit status {result.returncode}"
+    """One line for a failed Vagrant command: the last line of the machines' output (what the
+    VM or the provider said last) and the first of Vagrant's error message (its progress
+    lines, ending in \\r, left out)."""
+
+    def lines(text: str) -> list[str]:
+        split = (line.strip() for line in text.replace("\r", "\n").splitlines())
+        return [line for line in split if line and "Progress:" not in line]
+
+    said = [*lines(result.stdout)[-1:], *lines(result.stderr)[:1]]
+    return " | ".join(said) if said else f"exit status {result.returncode}"
