@@ -163,7 +163,8 @@ bench: venv
 # RabbitMQ; for the whole stack, every node at once then a partition ending in fencing).
 soak: deps venv
 	STACKHA_SOAK_ROUNDS=$(ROUNDS) STACKHA_SOAK_SEED=$(SEED) \
-		$(PYTEST) -s tests/lab/test_galera_soak.py tests/lab/test_rabbitmq_soak.py \
+		$(PYTEST) -s tests/lab/test_galera.py::test_no_acknowledged_write_is_lost_across_random_faults \
+		tests/lab/test_rabbitmq.py::test_no_confirmed_message_is_lost_across_random_faults \
 		tests/lab/test_openstack_stack.py::test_the_whole_stack_comes_back_by_itself_and_loses_nothing
 
 outage: deps venv

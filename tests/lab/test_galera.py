@@ -2,17 +2,30 @@
 
 Each fault runs while a writer commits rows; afterwards every acknowledged row must be on every
 node, and the cluster must be back to all Promoted by itself. Fencing is off here (stonith
-lives in the fencing tests); a crashed node is simply lost and powered on again.
+lives in the fencing tests); a crashed node is simply lost and powered on again. Last, the
+soak: random faults in rounds on the same Galera.
 """
 
 from __future__ import annotations
 
+import os
+import random
 import time
 
 import pytest
-from galera_checks import Writer, assert_no_lost_writes, deploy, sql, wait_all_promoted
+from galera_checks import (
+    FAULTS,
+    Writer,
+    assert_no_lost_writes,
+    deploy,
+    sql,
+    wait_all_promoted,
+)
 from lab_helpers import inside, pcs, wait_for
 from stackha.lab.galera import NODES, healthy, kill_mariadbd, roles, wsrep_status
+
+SOAK_ROUNDS = int(os.environ.get("STACKHA_SOAK_ROUNDS", "3"))
+SEED = int(os.environ.get("STACKHA_SOAK_SEED") or time.time_ns() % 1_000_000)
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +179,33 @@ def test_a_partitioned_node_leaves_and_rejoins(galera):
         writer.wait_for_commits(5)
     assert_no_lost_writes(galera, writer)
     assert sql(galera, "node3", "SELECT COUNT(*) FROM soak.acked").ok
+
+
+def test_no_acknowledged_write_is_lost_across_random_faults(galera):
+    """The soak, last, on this module's Galera (after the faults above): each round one random
+    fault (kill -9 of one or every mariadbd, a node crash, the whole lab's power, a partition);
+    after each the cluster must be all Promoted again by itself and every acknowledged row on
+    every node. ``STACKHA_SOAK_ROUNDS`` rounds (3 here; ``make soak ROUNDS=N``),
+    ``STACKHA_SOAK_SEED`` replays a run: the seed is printed."""
+    lab = galera
+    print(f"\nsoak: {SOAK_ROUNDS} rounds, seed {SEED} (STACKHA_SOAK_SEED={SEED} replays it)")
+    rng = random.Random(SEED)
+    recoveries = []
+    with Writer(lab) as writer:
+        for number in range(1, SOAK_ROUNDS + 1):
+            writer.wait_for_commits(5)
+            fault = rng.choice(FAULTS)
+            started = time.monotonic()
+            what = fault(lab, rng)
+            wait_for(lambda: not healthy(lab), f"round {number}: the cluster noticing", 90)
+            wait_all_promoted(lab, f"round {number}: {what}")
+            seconds = time.monotonic() - started
+            recoveries.append(seconds)
+            writer.wait_for_commits(5)
+            assert_no_lost_writes(lab, writer)
+            print(
+                f"round {number}: {what}; all Promoted after {seconds:.1f}s; "
+                f"{len(writer.acknowledged)} rows acknowledged so far, all on every node"
+            )
+    assert_no_lost_writes(lab, writer)
+    print(f"soak: worst recovery {max(recoveries):.1f}s, seed {SEED}")

@@ -3,17 +3,20 @@
 Each fault runs while a publisher sends to a quorum queue, each message waiting for its
 confirm, and a consumer drains it; afterwards every confirmed message must have been delivered,
 the users and policies must still be there, and the cluster must be whole again by itself.
-Fencing is off here; a crashed node is simply lost and powered on again.
+Fencing is off here; a crashed node is simply lost and powered on again. Last, the soak:
+random faults in rounds on the same RabbitMQ.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import time
 
 import pytest
 from lab_helpers import inside, pcs, wait_for
 from rabbitmq_checks import (
+    FAULTS,
     Traffic,
     assert_definitions_kept,
     deploy,
@@ -22,8 +25,11 @@ from rabbitmq_checks import (
     fault_power_cycle_node,
     wait_healthy,
 )
-from stackha.lab.rabbitmq import NODES, kill_broker, view
+from stackha.lab.rabbitmq import NODES, healthy, kill_broker, view
 from stackha.services import rabbitmq
+
+SOAK_ROUNDS = int(os.environ.get("STACKHA_SOAK_ROUNDS", "3"))
+SEED = int(os.environ.get("STACKHA_SOAK_SEED") or time.time_ns() % 1_000_000)
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +139,36 @@ def write_cookie(path, text):
     path.chmod(0o600)
     path.write_text(text)
     path.chmod(0o400)
+
+
+def test_no_confirmed_message_is_lost_across_random_faults(rabbit):
+    """The soak, last, on this module's RabbitMQ (after the faults above): each round one random
+    fault under traffic; after each the cluster must be whole again by itself, every confirmed
+    message delivered, the definitions kept. ``STACKHA_SOAK_ROUNDS`` rounds (3 here; ``make
+    soak ROUNDS=N``), ``STACKHA_SOAK_SEED`` replays a run: the seed is printed."""
+    lab, secrets = rabbit
+    print(f"\nsoak: {SOAK_ROUNDS} rounds, seed {SEED} (STACKHA_SOAK_SEED={SEED} replays it)")
+    rng = random.Random(SEED)
+    recoveries = []
+    with Traffic(lab, secrets) as traffic:
+        for number in range(1, SOAK_ROUNDS + 1):
+            traffic.wait_for_confirms(20)
+            fault = rng.choice(FAULTS)
+            started = time.monotonic()
+            what = fault(lab, rng)
+            wait_for(lambda: not healthy(lab, secrets["monitor"]), f"round {number}: noticed", 90)
+            wait_healthy(lab, secrets, f"round {number}: {what}")
+            seconds = time.monotonic() - started
+            recoveries.append(seconds)
+            traffic.wait_for_confirms(20)
+            wait_for(lambda: not traffic.lost(), f"round {number}: confirmed ids delivered", 120)
+            assert_definitions_kept(lab)
+            print(
+                f"round {number}: {what}; whole after {seconds:.1f}s; "
+                f"{len(traffic.confirmed)} confirmed so far, all delivered"
+            )
+    assert traffic.lost() == []
+    print(
+        f"soak: {len(traffic.confirmed)} confirmed, none lost, {traffic.reconnects} publisher "
+        f"reconnects, worst recovery {max(recoveries):.1f}s, seed {SEED}"
+    )
