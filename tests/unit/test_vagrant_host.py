@@ -300,8 +300,7 @@ def test_stop_ends_only_the_namespaces_processes_by_pid_and_is_idempotent(lab):
     ]
     assert processes.pids() == [900]
     assert not hypervisor.directory.exists()
-    runner.expect([IP, "netns", "list"], stdout="other-lab\n")
-    hypervisor.stop()
+    hypervisor.stop()  # nothing of its own left: no command
 
 
 def test_stop_leaves_what_it_did_not_write(lab):
@@ -320,13 +319,28 @@ def test_stop_leaves_what_it_did_not_write(lab):
 
 def test_stop_says_which_process_survived_sigkill(lab):
     hypervisor, runner, processes, _ = lab
-    hypervisor.directory.mkdir()
+    (hypervisor.directory / "etc-libvirt").mkdir(parents=True)
     processes.add(4009, FakeProcess("qemu-system-x86", state="D"))
     processes.processes[4009].dies_on = {signal.SIGKILL: 1000.0}  # stuck in the kernel
     runner.expect([IP, "netns", "list"], stdout=f"{NS}\n")
     runner.expect([IP, "netns", "pids", NS], stdout="4009\n")
     with pytest.raises(LabError, match=f"namespace {NS}: lab processes gone not reached"):
         hypervisor.stop(timeout=5)
+
+
+def test_a_refused_start_leaves_another_hypervisors_namespace_alone(lab):
+    """start refuses a namespace that exists; stop of that directory then ends nothing (the
+    namespace is another lab's), and says the namespace is taken."""
+    hypervisor, runner, processes, _ = lab
+    processes.add(4100, FakeProcess("libvirtd"))
+    runner.expect([IP, "netns", "list"], stdout=f"{NS}\n")
+    with pytest.raises(LabError, match=f"network namespace {NS} already exists"):
+        hypervisor.start()
+    runner.expect([IP, "netns", "list"], stdout=f"{NS}\n")
+    assert hypervisor.namespace_taken()
+    hypervisor.stop()
+    assert processes.signals == []
+    assert processes.pids() == [4100]
 
 
 CPUINFO_VMX = "processor\t: 0\nflags\t\t: fpu vme de pse msr vmx sse2\n\nprocessor\t: 1\n"

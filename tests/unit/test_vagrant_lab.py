@@ -149,3 +149,13 @@ def test_a_failed_vagrant_command_is_named_by_what_the_vm_and_vagrant_said_last(
         "exit status. Vagrant"
     )
     assert vagrant_error(Result(("vagrant",), 1, "", "")) == "exit status 1"
+
+
+def test_a_second_vagrant_lab_is_refused_while_one_runs(parts):
+    """The hypervisor's namespace exists and is not this directory's: refused before anything
+    is written, so nothing of the running lab is touched by a cleanup."""
+    lab, runner, _, box = parts
+    runner.expect(["/sbin/ip", "netns", "list"], stdout="stackha-vagrant (id: 3)\n")
+    with pytest.raises(LabError, match="network namespace stackha-vagrant exists: another"):
+        up(lab, box)
+    assert not lab.directory.exists()

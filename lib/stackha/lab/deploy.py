@@ -45,13 +45,14 @@ from stackha.lab.lab import (
     RENDERED_CIBS,
     SITE_FILE,
     Lab,
+    NodeState,
 )
 from stackha.lab.namespaces import LabError
 from stackha.services import openstack_api as api
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
     from typing import Callable
 
 FIRST = "node1"
@@ -84,16 +85,7 @@ def site_text(lab: Lab, api_services: str = "pacemaker") -> str:
         "dc-deadtime = 2s",
         "",
     ]
-    for node in state.nodes:
-        lines += [
-            f"[node {node.name}]",
-            f"address = {node.address}/{prefix}",
-            f"bmc = {node.bmc_address}",
-            f"bmc_port = {BMC_PORT}",
-            f"bmc_username = {BMC_USER}",
-            f"bmc_password_file = {fencing / 'bmc.password'}",
-            "",
-        ]
+    lines += node_sections(state.nodes, prefix, str(fencing / "bmc.password"))
     outlets = " ".join(f"{name}:{outlet}" for outlet, name in pdu["outlets"].items())
     lines += [
         "[pdu lab]",
@@ -127,6 +119,24 @@ def site_text(lab: Lab, api_services: str = "pacemaker") -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+def node_sections(nodes: Iterable[NodeState], prefix: str, password_file: str) -> list[str]:
+    """The site file's ``[node NAME]`` sections of a lab's nodes (the namespace lab's or the
+    Vagrant lab's: the same plan): each node's address and its BMC, whose password is read
+    from ``password_file`` on the node."""
+    lines: list[str] = []
+    for node in nodes:
+        lines += [
+            f"[node {node.name}]",
+            f"address = {node.address}/{prefix}",
+            f"bmc = {node.bmc_address}",
+            f"bmc_port = {BMC_PORT}",
+            f"bmc_username = {BMC_USER}",
+            f"bmc_password_file = {password_file}",
+            "",
+        ]
+    return lines
 
 
 def _secret(path: Path, text: str) -> None:

@@ -374,6 +374,11 @@ class Hypervisor:
     def _inside(self, pid: int, cwd: Optional[str] = None) -> NamespaceRunner:
         return NamespaceRunner(self.runner, pid, namespaces="mn", wd=cwd)
 
+    def namespace_taken(self) -> bool:
+        """Whether the network namespace exists while this directory did not make it (another
+        hypervisor's, which start refuses and stop leaves alone)."""
+        return not (self.directory / ETC).is_dir() and self._namespace_exists()
+
     def running(self) -> bool:
         """Whether this hypervisor's libvirtd runs."""
         return self._libvirtd_pid() is not None
@@ -392,9 +397,12 @@ class Hypervisor:
         """End every process in the namespace by pid (SIGTERM, then SIGKILL to those left at
         ``timeout`` less a reserve), delete the namespace, remove what start wrote into the
         state directory (and the directory, if nothing else is in it). Idempotent. Vagrant's
-        VMs should be destroyed first (``vagrant destroy -f``): here they are only killed.
-        Raises LabError when a process survives SIGKILL or the namespace cannot be deleted."""
-        if self._namespace_exists():
+        VMs should be destroyed first (``vagrant destroy -f``): here they are only killed. A
+        namespace this directory did not make is left alone. Raises LabError when a process
+        survives SIGKILL or the namespace cannot be deleted."""
+        # Only a namespace this directory's start made: start lays the directory out before it
+        # makes the namespace, and refuses one that exists (another lab's: never ended here).
+        if (self.directory / ETC).is_dir() and self._namespace_exists():
             self._end_namespace(Deadline(self.clock, timeout))
         for entry in STATE_ENTRIES:
             path = self.directory / entry
