@@ -3,11 +3,12 @@
 # the same Debian packages (in stackha's box already), stackha's packages, corosync.conf and /etc/hosts from the same
 # code, the shared authkey, then the cluster. Idempotent: vagrant provision may run it again.
 #
-#   provision.sh NODE_NAME NODE_COUNT SUBNET
+#   provision.sh NODE_NAME NODE_COUNT SUBNET SHARED   (SHARED: the host's shared folder: authkey)
 set -eu
 name=$1
 nodes=$2
 subnet=$3
+shared=$4
 source=/opt/stackha
 
 if dpkg-query -W -f='${Status}' stackha-lab 2>/dev/null | grep -q 'install ok installed'; then
@@ -40,7 +41,7 @@ stackha=/usr/bin/stackha
 "$stackha" lab corosync-conf --nodes "$nodes" --subnet "$subnet" > /etc/corosync/corosync.conf
 # where that corosync.conf logs, as a namespace node has it (stackha.lab.node)
 install -d -m 0755 /var/log/cluster
-install -m 0400 -o root -g root "$source/vagrant/.lab/authkey" /etc/corosync/authkey
+install -m 0400 -o root -g root "$shared/authkey" /etc/corosync/authkey
 # Name every node in /etc/hosts (replacing what an earlier run added).
 sed -i '/# stackha-lab$/d' /etc/hosts
 "$stackha" lab hosts --nodes "$nodes" --subnet "$subnet" \

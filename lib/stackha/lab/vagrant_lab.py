@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 from stackha.clock import Deadline
+from stackha.lab.deploy import node_sections
 from stackha.lab.lab import BMC_PORT, BMC_USER, CLUSTER_NAME, DEFAULT_SUBNET, plan
 from stackha.lab.namespaces import LabError, missing_programs
 from stackha.lab.openstack import HAPROXY_STATS_SOCKET
@@ -65,6 +66,7 @@ HYPERVISOR = "hypervisor"
 STATE = "lab.json"
 SSH_CONFIG = "ssh_config"
 VAGRANT_STATE = "vagrant-state"  # VAGRANT_DOTFILE_PATH: the machines' ids, not in the checkout
+SHARED = "shared"  # the Vagrantfile's STACKHA_SHARED: the corosync authkey it makes
 # The Vagrantfile's names (vagrant/Vagrantfile).
 CLUSTER_NETWORK = "stackha-lab"
 MANAGEMENT = "192.168.214.0/24"
@@ -276,6 +278,11 @@ class VagrantLab:
             raise LabError(f"{cpus} processors per VM: 1 or more")
         if accel not in ("kvm", "tcg"):
             raise LabError(f"acceleration {accel}: kvm or tcg")
+        if self.hypervisor.namespace_taken():
+            raise LabError(
+                f"network namespace {self.hypervisor.namespace} exists: another Vagrant lab runs"
+                " (stackha lab vagrant-down --lab-dir ITS_DIR), one at a time"
+            )
 
     def _step(self, timings: dict[str, float], what: str, work: Callable[[], object]) -> None:
         started = time.monotonic()
@@ -297,6 +304,7 @@ class VagrantLab:
             "STACKHA_CPUS": str(state["cpus"]),
             "STACKHA_ACCEL": str(state["accel"]),
             "STACKHA_MANAGEMENT": MANAGEMENT,
+            "STACKHA_SHARED": str(self.directory / SHARED),
         }
 
     def _vagrant(self, argv: Sequence[str], deadline: Deadline) -> Result:
@@ -497,9 +505,9 @@ class VagrantLab:
         if self.directory.is_dir():
             for path in self.directory.glob("bmc-*.log"):
                 path.unlink()
-            vagrant_state = self.directory / VAGRANT_STATE
-            if vagrant_state.is_dir():
-                shutil.rmtree(vagrant_state)
+            for made in (VAGRANT_STATE, SHARED):
+                if (self.directory / made).is_dir():
+                    shutil.rmtree(self.directory / made)
             try:
                 self.directory.rmdir()
             except OSError:
@@ -556,16 +564,7 @@ def vm_site_text(nodes: int, subnet: str, nic: str) -> str:
         "stonith_enabled = true",
         "",
     ]
-    for node in plan(nodes, subnet):
-        lines += [
-            f"[node {node.name}]",
-            f"address = {node.address}/{prefix}",
-            f"bmc = {node.bmc_address}",
-            f"bmc_port = {BMC_PORT}",
-            f"bmc_username = {BMC_USER}",
-            f"bmc_password_file = {FENCING_PASSWORD}",
-            "",
-        ]
+    lines += node_sections(plan(nodes, subnet), str(prefix), FENCING_PASSWORD)
     lines += [
         "[vip public]",
         f"address = {vip_of(subnet)}/{prefix}",
