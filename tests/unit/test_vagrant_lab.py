@@ -110,6 +110,17 @@ def test_a_vm_command_is_one_ssh_with_sudo_and_its_secret_on_stdin(parts):
     )
 
 
+def test_a_vm_commands_environment_is_set_in_the_vm_not_for_ssh(parts):
+    lab, runner = running_lab(parts)
+    config = lab.directory / "ssh_config"
+    runner.expect(
+        [NSENTER, "-t", str(LIBVIRTD), "-m", "-n", "--", "/usr/bin/ssh", "-F", str(config)]
+        + ["-o", "BatchMode=yes", "node1", "sudo --non-interactive -- env LC_ALL=C crm_mon -1"],
+        stdin="",
+    )
+    lab.vm("node1").run(["crm_mon", "-1"], timeout=60, env={"LC_ALL": "C"})
+
+
 def test_a_vm_the_lab_lacks_is_named(parts):
     lab, _ = running_lab(parts)
     with pytest.raises(LabError, match=r"no VM node4 in the Vagrant lab \(it has node1, node2"):
@@ -124,7 +135,8 @@ def test_no_process_is_started_in_a_vm_from_the_host(parts):
 
 
 def test_the_site_is_one_stackha_cib_render_reads():
-    """Every VM with its BMC and the password file, fencing on, HAProxy, the VIP at .10."""
+    """Every VM with its BMC and the password file, the PDU over telnet, fencing on, HAProxy,
+    the VIP at .10."""
     text = vm_site_text(3, "192.168.213.0/24", "eth1")
     parser = configparser.ConfigParser()
     parser.read_string(text)
@@ -133,6 +145,10 @@ def test_the_site_is_one_stackha_cib_render_reads():
     assert parser["node node3"]["bmc_password_file"] == "/etc/stackha/fencing/bmc.password"
     assert parser["vip public"]["address"] == "192.168.213.10/24"
     assert parser["vip public"]["nic"] == "eth1"
+    assert parser["pdu lab"]["address"] == "192.168.213.99"
+    assert parser["pdu lab"]["transport"] == "telnet"
+    assert parser["pdu lab"]["outlets"] == "node1:1 node2:2 node3:3"
+    assert parser["pdu lab"]["password_file"] == "/etc/stackha/fencing/pdu.password"
     site = read_site(text)
     assert [node.name for node in site.nodes] == ["node1", "node2", "node3"]
 

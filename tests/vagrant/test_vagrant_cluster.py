@@ -1,6 +1,7 @@
 """The Vagrant lab for real: three VMs from the box built here, a Pacemaker cluster on them with
-the packaged agents, HAProxy and a VIP with fencing on, the VIP's VM fenced through its virtual
-BMC with fence_stackha_ipmi and back in the cluster, then nothing left.
+the packaged agents, HAProxy and a VIP with fencing on (a BMC per VM, the PDU as the second
+level), the VIP's VM fenced through its virtual BMC with fence_stackha_ipmi and back in the
+cluster, then nothing left.
 
 Runs under KVM where the processor virtualizes and QEMU's software emulation elsewhere (these
 machines: a paravirtual /dev/kvm cannot run a Debian kernel). Needs root, libvirt's and Vagrant's
@@ -67,6 +68,9 @@ def test_haproxy_and_the_vip_start_with_fencing_through_the_bmcs(vagrant_lab):
     assert status is not None and status.stonith_enabled
     devices = [r for r in status.resources if r.agent == "stonith:fence_stackha_ipmi"]
     assert len(devices) == NODES
+    assert [r.id for r in status.resources if r.agent == "stonith:fence_stackha_pdu"] == [
+        "fence-pdu-lab"
+    ]
     # every VM's BMC answers our agent from another VM, with the device's own parameters (the
     # password through the file the CIB names, never on a command line)
     inventory = json.loads((vagrant_lab.directory / "inventory.json").read_text())
@@ -78,6 +82,14 @@ def test_haproxy_and_the_vip_start_with_fencing_through_the_bmcs(vagrant_lab):
         )
         status = other.run(["fence_stackha_ipmi"], timeout=120, stdin=options)
         assert status.ok and "ON" in status.stdout, (entry["name"], status.stdout, status.stderr)
+    # the PDU (fencing's second level) answers our agent over telnet with every VM's power,
+    # read from libvirt
+    options = (
+        f"ip={inventory['pdu']['address']}\nusername=apc\n"
+        "password_script=/bin/cat /etc/stackha/fencing/pdu.password\naction=list-status\n"
+    )
+    listed = vagrant_lab.vm("node2").run(["fence_stackha_pdu"], timeout=120, stdin=options)
+    assert listed.stdout == "1,node1,ON\n2,node2,ON\n3,node3,ON\n", listed.stderr
     # HAProxy answers on the VIP, from the VM Pacemaker put the VIP on, to every VM
     holder = vip_holder(vagrant_lab)
     for name in NAMES:

@@ -251,13 +251,20 @@ class Session:
 
 
 def serve(directory: str) -> int:
-    """The PDU: telnet on its address, and the relay socket for SSH sessions."""
+    """The namespace lab's PDU: telnet on its address, and the relay socket for SSH sessions."""
     from stackha.lab.lab import Lab
 
     lab = Lab(directory)
-    pdu = lab.inventory()["pdu"]
+    return serve_outlets(lab, lab.inventory(), ssh_relay=True)
+
+
+def serve_outlets(power: Switchboard, inventory: dict[str, object], ssh_relay: bool) -> int:
+    """The PDU of a lab's ``inventory`` switching ``power`` (the namespace lab, or the Vagrant
+    lab's VMs): telnet on its address and, with ``ssh_relay``, the relay socket for SSH
+    sessions. Serves until killed."""
+    pdu = inventory["pdu"]
     assert isinstance(pdu, dict)
-    outlets = Outlets.from_inventory(lab, dict(pdu["outlets"]))
+    outlets = Outlets.from_inventory(power, dict(pdu["outlets"]))
     credentials = (str(pdu["username"]), str(pdu["password"]))
 
     def handler(login: Optional[tuple[str, str]]) -> type:
@@ -279,8 +286,10 @@ def serve(directory: str) -> int:
     telnet = socketserver.ThreadingTCPServer(
         (str(pdu["address"]), int(pdu["telnet_port"])), handler(credentials)
     )
-    relay = socketserver.ThreadingUnixStreamServer(RELAY_SOCKET, handler(None))
-    for server in (telnet, relay):
+    servers: list[socketserver.BaseServer] = [telnet]
+    if ssh_relay:
+        servers.append(socketserver.ThreadingUnixStreamServer(RELAY_SOCKET, handler(None)))
+    for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
     sys.stderr.write(f"PDU listening on {pdu['address']}:{pdu['telnet_port']} (telnet)\n")
     sys.stderr.flush()

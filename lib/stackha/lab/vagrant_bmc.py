@@ -1,10 +1,15 @@
-"""Virtual BMCs for the Vagrant lab's VMs: the namespace lab's BMC simulator, powering VMs.
+"""Virtual BMCs and a PDU for the Vagrant lab's VMs: the namespace lab's simulators, powering VMs.
 
 One process per VM, started by :mod:`stackha.lab.vagrant_lab` inside the hypervisor's network
 and mount namespaces (where libvirtd and its bridges live), bound to the address the namespace
 lab gives that node's BMC (.100+i, port 623) on the bridge of the VMs' cluster network::
 
     python3 -m stackha.lab.vagrant_bmc VAGRANT_LAB_DIR NODE
+    python3 -m stackha.lab.vagrant_bmc VAGRANT_LAB_DIR --pdu
+
+The second serves the lab's switched PDU (:mod:`stackha.lab.pdu`, its APC command line over
+telnet, outlet i powering node i) at the namespace lab's PDU address (.99), switching the VMs
+the same way: the second fencing level, ``fence_stackha_pdu``, as on the namespace lab.
 
 It is :mod:`stackha.lab.bmc` — the same pyghmi server, the same cipher-suite-3 refusal, the same
 log lines and Node Busy answers — with :class:`VirtualMachines` as what it powers: ``virsh``
@@ -20,6 +25,7 @@ caller's home, and it would be a second BMC to test beside the one the namespace
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -37,6 +43,7 @@ SYSTEM_URI = "qemu:///system"
 # The Vagrantfile's libvirt.default_prefix: node1's domain is stackha-node1.
 DOMAIN_PREFIX = "stackha-"
 INVENTORY = "inventory.json"
+PDU = "--pdu"  # main's argument that serves the lab's PDU instead of a node's BMC
 VIRSH_TIMEOUT_S = 60.0
 # virsh domstate's words for a domain whose power is off; every other state has power.
 POWERED_OFF = ("shut off", "shutoff")
@@ -88,14 +95,25 @@ class VirtualMachines:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    from stackha.lab.bmc import serve
+    from stackha.lab.bmc import log, serve
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        sys.stderr.write("usage: python3 -m stackha.lab.vagrant_bmc VAGRANT_LAB_DIR NODE\n")
+        sys.stderr.write("usage: python3 -m stackha.lab.vagrant_bmc VAGRANT_LAB_DIR NODE|--pdu\n")
         return 2
     directory, node = Path(args[0]), args[1]
-    return serve(VirtualMachines(SubprocessRunner(), directory), directory / INVENTORY, node)
+    machines = VirtualMachines(SubprocessRunner(), directory)
+    if node != PDU:
+        return serve(machines, directory / INVENTORY, node)
+    from stackha.lab.pdu import serve_outlets
+
+    try:
+        inventory = json.loads((directory / INVENTORY).read_text())
+    except (OSError, ValueError) as err:
+        log(f"the PDU cannot start: the lab's inventory: {err}")
+        return 1
+    # telnet only: the namespace lab's SSH side is an sshd in a mount namespace of its own
+    return serve_outlets(machines, inventory, ssh_relay=False)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@
 3. ``vagrant up --provider=libvirt`` with ``vagrant/Vagrantfile``: the VMs, provisioned by
    ``vagrant/provision.sh`` as the namespace lab provisions its nodes, KVM when the processor
    virtualizes and QEMU's software emulation (TCG) when it does not;
-4. a BMC per VM (:mod:`stackha.lab.vagrant_bmc`) at the namespace lab's BMC address (.100+i) on
-   the cluster network's bridge, its password in the lab's inventory (mode 0600) and, for the
-   fence agents, in ``/etc/stackha/fencing/bmc.password`` of every VM (sent over ssh's stdin);
+4. a BMC per VM and the PDU (:mod:`stackha.lab.vagrant_bmc`) at the namespace lab's addresses
+   (.100+i, .99) on the cluster network's bridge, their passwords in the lab's inventory (mode
+   0600) and, for the fence agents, in ``/etc/stackha/fencing/bmc.password`` and
+   ``pdu.password`` of every VM (sent over ssh's stdin);
 5. every node online in one quorate cluster, as node1's ``crm_mon`` says.
 
 ``stackha lab vagrant-down`` (``make vagrant-lab-down``) destroys the VMs and their volumes
@@ -39,11 +40,19 @@ from pathlib import Path
 
 from stackha.clock import Deadline
 from stackha.lab.deploy import node_sections
-from stackha.lab.lab import BMC_PORT, BMC_USER, CLUSTER_NAME, DEFAULT_SUBNET, plan
+from stackha.lab.lab import (
+    BMC_PORT,
+    BMC_USER,
+    CLUSTER_NAME,
+    DEFAULT_SUBNET,
+    PDU_TELNET_PORT,
+    PDU_USER,
+    plan,
+)
 from stackha.lab.namespaces import LabError, missing_programs
 from stackha.lab.openstack import HAPROXY_STATS_SOCKET
 from stackha.lab.switch import IP
-from stackha.lab.vagrant_bmc import INVENTORY, SYSTEM_URI, VIRSH
+from stackha.lab.vagrant_bmc import INVENTORY, PDU, SYSTEM_URI, VIRSH
 from stackha.lab.vagrant_host import Hypervisor
 from stackha.ocf.daemon import wait_until
 from stackha.ocf.status import GenericError
@@ -71,6 +80,8 @@ SHARED = "shared"  # the Vagrantfile's STACKHA_SHARED: the corosync authkey it m
 CLUSTER_NETWORK = "stackha-lab"
 MANAGEMENT = "192.168.214.0/24"
 FENCING_PASSWORD = "/etc/stackha/fencing/bmc.password"
+PDU_PASSWORD = "/etc/stackha/fencing/pdu.password"
+BMC_MODULE = "stackha.lab.vagrant_bmc"
 SITE_FILE = "/etc/stackha/site.ini"
 CIB_FILE = "/etc/stackha/cib.xml"
 HAPROXY_CONFIG = "/etc/stackha/haproxy.cfg"
@@ -100,7 +111,8 @@ PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 class VmRunner:
     """A runner whose commands run as root in one VM of the lab (ssh, then sudo), each argument
-    quoted for the VM's shell. Standard input goes through ssh's: secrets go there."""
+    quoted for the VM's shell, ``env`` set in the VM (``env NAME=VALUE``: never secrets, which
+    ``ps`` in the VM would show). Standard input goes through ssh's: secrets go there."""
 
     def __init__(self, hypervisor: Hypervisor, ssh_config: Path, node: str) -> None:
         self.hypervisor = hypervisor
@@ -116,12 +128,14 @@ class VmRunner:
         env: Optional[Mapping[str, str]] = None,
         check: bool = False,
     ) -> Result:
-        remote = shlex.join(["sudo", "--non-interactive", "--", *argv])
+        settings = [f"{name}={value}" for name, value in (env or {}).items()]
+        command = ["env", *settings, *argv] if settings else list(argv)
+        remote = shlex.join(["sudo", "--non-interactive", "--", *command])
         return self.hypervisor.run(
             [SSH, "-F", str(self.ssh_config), "-o", "BatchMode=yes", self.node, remote],
             timeout=timeout,
             stdin=stdin if stdin is not None else "",
-            env={"PATH": PATH, **(env or {})},
+            env={"PATH": PATH},
             check=check,
         )
 
@@ -226,7 +240,7 @@ class VagrantLab:
                 lambda: self._vagrant(["up", "--provider=libvirt"], deadline),
             )
             self._step(timings, "ssh configuration", lambda: self._ssh_config(deadline))
-            self._step(timings, "BMCs", lambda: self._start_bmcs(nodes, subnet))
+            self._step(timings, "BMCs and PDU", lambda: self._start_power(nodes, subnet))
             self._step(
                 timings,
                 "cluster online",
@@ -325,13 +339,15 @@ class VagrantLab:
         with os.fdopen(descriptor, "w") as handle:
             handle.write(result.stdout)
 
-    def _start_bmcs(self, nodes: int, subnet: str) -> None:
-        """A BMC per VM on the cluster network's bridge; the password in the inventory and in
-        every VM's fencing password file."""
+    def _start_power(self, nodes: int, subnet: str) -> None:
+        """A BMC per VM and the PDU on the cluster network's bridge (the namespace lab's
+        addresses); their passwords in the inventory and in every VM's fencing password
+        files."""
         bridge = self.bridge()
         prefix = ipaddress.ip_network(subnet).prefixlen
-        password = secrets.token_urlsafe(12)
+        password, pdu_password = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
         planned = plan(nodes, subnet)
+        pdu_address = pdu_address_of(subnet)
         inventory = {
             "cluster_name": CLUSTER_NAME,
             "subnet": subnet,
@@ -349,6 +365,13 @@ class VagrantLab:
                 }
                 for node in planned
             ],
+            "pdu": {
+                "address": pdu_address,
+                "telnet_port": PDU_TELNET_PORT,
+                "username": PDU_USER,
+                "password": pdu_password,
+                "outlets": {str(node.nodeid): node.name for node in planned},
+            },
         }
         descriptor = os.open(
             self.directory / INVENTORY, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
@@ -357,28 +380,25 @@ class VagrantLab:
             json.dump(inventory, handle, indent=1)
             handle.write("\n")
         state = self.load()
-        bmcs: dict[str, int] = {}
-        for node in planned:
-            self._in_namespace([IP, "addr", "add", f"{node.bmc_address}/{prefix}", "dev", bridge])
-            bmcs[node.name] = self.hypervisor.spawn(
+        simulators: dict[str, int] = {}
+        for name, address in [(n.name, n.bmc_address) for n in planned] + [("pdu", pdu_address)]:
+            self._in_namespace([IP, "addr", "add", f"{address}/{prefix}", "dev", bridge])
+            argument = PDU if name == "pdu" else name
+            simulators[name] = self.hypervisor.spawn(
                 Spawn(
-                    (
-                        sys.executable,
-                        "-m",
-                        "stackha.lab.vagrant_bmc",
-                        str(self.directory),
-                        node.name,
-                    ),
-                    output_path=str(self.directory / f"bmc-{node.name}.log"),
+                    (sys.executable, "-m", BMC_MODULE, str(self.directory), argument),
+                    output_path=str(self.directory / f"bmc-{name}.log"),
                 )
             )
-            self.vm(node.name).run(
-                ["install", "-D", "-m", "0600", "/dev/stdin", FENCING_PASSWORD],
-                timeout=SSH_TIMEOUT_S,
-                stdin=password,
-                check=True,
-            )
-        state["bmcs"] = bmcs
+        for node in planned:
+            for path, secret in ((FENCING_PASSWORD, password), (PDU_PASSWORD, pdu_password)):
+                self.vm(node.name).run(
+                    ["install", "-D", "-m", "0600", "/dev/stdin", path],
+                    timeout=SSH_TIMEOUT_S,
+                    stdin=secret,
+                    check=True,
+                )
+        state["bmcs"] = simulators
         self._save(state)
 
     def bridge(self) -> str:
@@ -424,9 +444,10 @@ class VagrantLab:
 
     def deploy(self, timeout: float = DEPLOY_TIMEOUT_S) -> str:
         """What a 2-core machine's VMs carry (see docs/lab.md): fencing through
-        ``fence_stackha_ipmi`` at every VM's BMC, the HAProxy clone and the VIP, deployed the
-        way the README tells an operator to — a site file on node1, ``stackha cib render``,
-        ``check``, ``apply`` — and waited for. Returns the VIP's address."""
+        ``fence_stackha_ipmi`` at every VM's BMC and ``fence_stackha_pdu`` at the PDU, the
+        HAProxy clone and the VIP, deployed the way the README tells an operator to — a site
+        file on node1, ``stackha cib render``, ``check``, ``apply`` — and waited for. Returns
+        the VIP's address."""
         state = self.load()
         subnet = str(state["subnet"])
         node1 = self.vm("node1")
@@ -461,17 +482,19 @@ class VagrantLab:
         return vip_of(subnet)
 
     def deployed(self) -> bool:
-        """Every fence device and the VIP started, the HAProxy clone on every node, nothing
-        failed, as node1 sees it."""
+        """Every fence device (a BMC's per VM, the PDU's) and the VIP started, the HAProxy
+        clone on every node, nothing failed, as node1 sees it."""
         status = self.cluster_status()
         if status is None or not status.dc:
             return False
         devices = [r for r in status.resources if r.agent.startswith("stonith:")]
+        pdus = [r for r in devices if r.agent == "stonith:fence_stackha_pdu"]
         haproxy = status.instances("haproxy")
         on = {node for r in haproxy if r.active and not r.failed for node in r.nodes}
         vips = [r for r in status.resources if r.agent.endswith(":IPaddr2")]
         return (
-            len(devices) == len(self.nodes())
+            len(devices) == len(self.nodes()) + 1
+            and len(pdus) == 1
             and all(r.active and not r.failed for r in devices + vips)
             and on == set(self.nodes())
             and len(vips) == 1
@@ -512,6 +535,11 @@ class VagrantLab:
                 self.directory.rmdir()
             except OSError:
                 pass  # something else lives there: not ours to remove
+
+
+def pdu_address_of(subnet: str) -> str:
+    """The PDU's address: .99, as the namespace lab's."""
+    return str(ipaddress.ip_network(subnet).network_address + 99)
 
 
 def vip_of(subnet: str) -> str:
@@ -565,7 +593,15 @@ def vm_site_text(nodes: int, subnet: str, nic: str) -> str:
         "",
     ]
     lines += node_sections(plan(nodes, subnet), str(prefix), FENCING_PASSWORD)
+    outlets = " ".join(f"{node.name}:{node.nodeid}" for node in plan(nodes, subnet))
     lines += [
+        "[pdu lab]",
+        f"address = {pdu_address_of(subnet)}",
+        "transport = telnet",
+        f"username = {PDU_USER}",
+        f"password_file = {PDU_PASSWORD}",
+        f"outlets = {outlets}",
+        "",
         "[vip public]",
         f"address = {vip_of(subnet)}/{prefix}",
         f"nic = {nic}",
