@@ -21,7 +21,7 @@ from pathlib import Path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Optional, Protocol
+    from typing import Any, Optional, Protocol
 
     class PowerControl(Protocol):
         """What a BMC powers: the namespace lab (stackha.lab.lab.Lab) or the Vagrant lab's VMs
@@ -195,11 +195,25 @@ def make_bmc_class() -> type:
     return LabBmc
 
 
+def read_inventory(path: Path, who: str) -> Optional[dict[str, Any]]:
+    """The lab's inventory file for a simulator (``who``: "BMC of node1", "the PDU"), or None
+    after one line of log saying why it cannot start."""
+    import json
+
+    try:
+        inventory = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        log(f"{who} cannot start: the lab's inventory: {err}")
+        return None
+    if not isinstance(inventory, dict):
+        log(f"{who} cannot start: the lab's inventory {path} is not a JSON object")
+        return None
+    return inventory
+
+
 def serve(power: PowerControl, inventory_path: Path, node: str) -> int:
     """Serve the BMC of ``node`` (its entry in the lab's inventory file) until killed; 1 with
     one line of log when pyghmi cannot run it or the inventory cannot be read or lacks it."""
-    import json
-
     from stackha.lab.namespaces import LabError
 
     try:
@@ -207,12 +221,10 @@ def serve(power: PowerControl, inventory_path: Path, node: str) -> int:
     except LabError as error:
         log(f"BMC of {node} cannot start: {error}")
         return 1
-    try:
-        inventory = json.loads(inventory_path.read_text())
-    except (OSError, ValueError) as err:
-        log(f"BMC of {node} cannot start: the lab's inventory: {err}")
+    inventory = read_inventory(inventory_path, f"BMC of {node}")
+    if inventory is None:
         return 1
-    nodes = inventory.get("nodes", []) if isinstance(inventory, dict) else []
+    nodes = inventory.get("nodes", [])
     assert isinstance(nodes, list)
     entry = next((n for n in nodes if n["name"] == node), None)
     if entry is None:

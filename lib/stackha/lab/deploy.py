@@ -25,7 +25,6 @@ directory, named in one progress line, not between the progress lines.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -46,6 +45,7 @@ from stackha.lab.lab import (
     SITE_FILE,
     Lab,
     NodeState,
+    write_private,
 )
 from stackha.lab.namespaces import LabError
 from stackha.services import openstack_api as api
@@ -141,9 +141,7 @@ def node_sections(nodes: Iterable[NodeState], prefix: str, password_file: str) -
 
 def _secret(path: Path, text: str) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text + "\n")
+    write_private(path, text + "\n")
 
 
 def write_fencing_passwords(lab: Lab) -> None:

@@ -39,7 +39,7 @@ from stackha.runner import CommandError, Spawn, SubprocessRunner
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
-    from typing import Callable, Optional
+    from typing import Any, Callable, Optional
 
     from stackha.clock import Clock
     from stackha.ocf.daemon import ProcessTable
@@ -177,6 +177,46 @@ def plan(nodes: int, subnet: str) -> list[NodeState]:
 def corosync_conf_for(nodes: Sequence[NodeState]) -> str:
     members = [corosync_conf.Member(n.name, n.nodeid, n.address) for n in nodes]
     return corosync_conf.render(CLUSTER_NAME, members)
+
+
+def write_private(path: Path, text: str) -> None:
+    """``text`` as the whole of the root-only file ``path`` (mode 0600 from its creation: the
+    labs' inventories, states and secrets)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+
+
+def inventory_of(
+    nodes: Sequence[NodeState], subnet: str, password: str, pdu_address: str, pdu_password: str
+) -> dict[str, Any]:
+    """A lab's inventory, the one format both labs' BMCs, PDU, deploys and tests read: every
+    node with its BMC, the PDU with an outlet per node (outlet i powers node i)."""
+    return {
+        "cluster_name": CLUSTER_NAME,
+        "subnet": subnet,
+        "nodes": [
+            {
+                "name": n.name,
+                "address": n.address,
+                "bmc": {
+                    "address": n.bmc_address,
+                    "port": BMC_PORT,
+                    "username": BMC_USER,
+                    "password": password,
+                    "lanplus": True,
+                },
+            }
+            for n in nodes
+        ],
+        "pdu": {
+            "address": pdu_address,
+            "telnet_port": PDU_TELNET_PORT,
+            "username": PDU_USER,
+            "password": pdu_password,
+            "outlets": {str(n.nodeid): n.name for n in nodes},
+        },
+    }
 
 
 def hosts_for(nodes: Sequence[NodeState]) -> str:
@@ -431,37 +471,14 @@ class Lab:
             raise LabError(str(err)) from err
 
     def _write_inventory(self, state: LabState, password: str, pdu_password: str) -> None:
-        inventory = {
-            "cluster_name": CLUSTER_NAME,
-            "subnet": state.subnet,
-            "switch_address": state.switch_address,
-            "nodes": [
-                {
-                    "name": n.name,
-                    "address": n.address,
-                    "bmc": {
-                        "address": n.bmc_address,
-                        "port": BMC_PORT,
-                        "username": BMC_USER,
-                        "password": password,
-                        "lanplus": True,
-                    },
-                }
-                for n in state.nodes
-            ],
-            "pdu": {
-                "address": state.pdu_address,
-                "telnet_port": PDU_TELNET_PORT,
-                "ssh_port": PDU_SSH_PORT,
-                "username": PDU_USER,
-                "password": pdu_password,
-                "outlets": {str(n.nodeid): n.name for n in state.nodes},
-            },
-        }
-        descriptor = os.open(self.inventory_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(inventory, handle, indent=1)
-            handle.write("\n")
+        assert state.pdu_address is not None
+        inventory = inventory_of(
+            state.nodes, state.subnet, password, state.pdu_address, pdu_password
+        )
+        # the namespace lab's own: its switch, and the PDU's SSH side
+        inventory["switch_address"] = state.switch_address
+        inventory["pdu"]["ssh_port"] = PDU_SSH_PORT
+        write_private(self.inventory_path, json.dumps(inventory, indent=1) + "\n")
 
     def _start_bmc(self, state: LabState, node: NodeState) -> int:
         switch = self._switch(state)

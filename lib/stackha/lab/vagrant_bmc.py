@@ -25,7 +25,6 @@ caller's home, and it would be a second BMC to test beside the one the namespace
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -95,7 +94,7 @@ class VirtualMachines:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    from stackha.lab.bmc import log, serve
+    from stackha.lab.bmc import read_inventory, serve
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
@@ -107,10 +106,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         return serve(machines, directory / INVENTORY, node)
     from stackha.lab.pdu import serve_outlets
 
-    try:
-        inventory = json.loads((directory / INVENTORY).read_text())
-    except (OSError, ValueError) as err:
-        log(f"the PDU cannot start: the lab's inventory: {err}")
+    inventory = read_inventory(directory / INVENTORY, "the PDU")
+    if inventory is None:
         return 1
     # telnet only: the namespace lab's SSH side is an sshd in a mount namespace of its own
     return serve_outlets(machines, inventory, ssh_relay=False)

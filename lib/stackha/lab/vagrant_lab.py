@@ -30,7 +30,6 @@ from __future__ import annotations
 import glob
 import ipaddress
 import json
-import os
 import secrets
 import shlex
 import shutil
@@ -41,13 +40,12 @@ from pathlib import Path
 from stackha.clock import Deadline
 from stackha.lab.deploy import node_sections
 from stackha.lab.lab import (
-    BMC_PORT,
-    BMC_USER,
     CLUSTER_NAME,
     DEFAULT_SUBNET,
-    PDU_TELNET_PORT,
     PDU_USER,
+    inventory_of,
     plan,
+    write_private,
 )
 from stackha.lab.namespaces import LabError, missing_programs
 from stackha.lab.openstack import HAPROXY_STATS_SOCKET
@@ -175,10 +173,7 @@ class VagrantLab:
         return data
 
     def _save(self, state: dict[str, object]) -> None:
-        descriptor = os.open(self.state_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(state, handle, indent=1)
-            handle.write("\n")
+        write_private(self.state_path, json.dumps(state, indent=1) + "\n")
 
     def nodes(self) -> list[str]:
         count = self.load()["nodes"]
@@ -210,13 +205,14 @@ class VagrantLab:
         work is undone first."""
         self._refuse(box, nodes, subnet, memory_mib, cpus, accel)
         deadline = Deadline(self.clock, timeout)
+        box_name = box.name[: -len(".box")]  # what the Vagrantfile's STACKHA_BOX names
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._save(
             {
                 "nodes": nodes,
                 "subnet": subnet,
                 "release": release,
-                "box": box.name[: -len(".box")],
+                "box": box_name,
                 "memory_mib": memory_mib,
                 "cpus": cpus,
                 "accel": accel,
@@ -224,7 +220,6 @@ class VagrantLab:
             }
         )
         timings: dict[str, float] = {}
-        box_name = box.name[: -len(".box")]
         try:
             self._step(timings, "hypervisor", self.hypervisor.start)
             self._step(
@@ -334,10 +329,7 @@ class VagrantLab:
 
     def _ssh_config(self, deadline: Deadline) -> None:
         result = self._vagrant(["ssh-config"], deadline)
-        path = self.directory / SSH_CONFIG
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(result.stdout)
+        write_private(self.directory / SSH_CONFIG, result.stdout)
 
     def _start_power(self, nodes: int, subnet: str) -> None:
         """A BMC per VM and the PDU on the cluster network's bridge (the namespace lab's
@@ -348,37 +340,8 @@ class VagrantLab:
         password, pdu_password = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
         planned = plan(nodes, subnet)
         pdu_address = pdu_address_of(subnet)
-        inventory = {
-            "cluster_name": CLUSTER_NAME,
-            "subnet": subnet,
-            "nodes": [
-                {
-                    "name": node.name,
-                    "address": node.address,
-                    "bmc": {
-                        "address": node.bmc_address,
-                        "port": BMC_PORT,
-                        "username": BMC_USER,
-                        "password": password,
-                        "lanplus": True,
-                    },
-                }
-                for node in planned
-            ],
-            "pdu": {
-                "address": pdu_address,
-                "telnet_port": PDU_TELNET_PORT,
-                "username": PDU_USER,
-                "password": pdu_password,
-                "outlets": {str(node.nodeid): node.name for node in planned},
-            },
-        }
-        descriptor = os.open(
-            self.directory / INVENTORY, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
-        )
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(inventory, handle, indent=1)
-            handle.write("\n")
+        inventory = inventory_of(planned, subnet, password, pdu_address, pdu_password)
+        write_private(self.directory / INVENTORY, json.dumps(inventory, indent=1) + "\n")
         state = self.load()
         simulators: dict[str, int] = {}
         for name, address in [(n.name, n.bmc_address) for n in planned] + [("pdu", pdu_address)]:
@@ -386,7 +349,7 @@ class VagrantLab:
             argument = PDU if name == "pdu" else name
             simulators[name] = self.hypervisor.spawn(
                 Spawn(
-                    (sys.executable, "-m", BMC_MODULE, str(self.directory), argument),
+                    (sys.executable, "-I", "-m", BMC_MODULE, str(self.directory), argument),
                     output_path=str(self.directory / f"bmc-{name}.log"),
                 )
             )
