@@ -78,9 +78,9 @@ from stack_checks import deploy_stack  # noqa: E402
 from stack_checks import whole as stack_whole  # noqa: E402
 from stack_clients import RowWriter, create_soak_user, write_client_defaults  # noqa: E402
 from stackha.lab import galera as lab_galera  # noqa: E402
-from stackha.lab import openstack  # noqa: E402
 from stackha.lab.lab import Lab  # noqa: E402
 from stackha.lab.rabbitmq import OPENSTACK_PASSWORD  # noqa: E402
+from stackha.services import api_catalog as catalog
 from stackha.services import openstack_api as api  # noqa: E402
 
 SUBNET = "192.168.221.0/24"
@@ -371,7 +371,7 @@ def ctl(lab: Lab, *argv: str, stdin: Optional[str] = None) -> None:
 def to_incumbents(lab: Lab, address: str, limit: float) -> float:
     """Our Galera, RabbitMQ and API clones replaced by the incumbents' on fresh data; returns
     the incumbents' cold start (create to Galera healthy and RabbitMQ whole)."""
-    services = (openstack.KEYSTONE, openstack.NOVA_API, "galera", "rabbitmq")
+    services = (catalog.KEYSTONE.name, catalog.NOVA_API.name, "galera", "rabbitmq")
     pcs(lab, "resource", "disable", *services, "--wait=600", timeout=660)
     if wait(lambda: bench_galera.no_mariadbd(lab) and bench_rabbitmq.no_broker(lab), 180) is None:
         raise RuntimeError("mariadbd or a broker still runs after the resources were disabled")

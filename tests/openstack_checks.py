@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from galera_checks import deploy as deploy_galera
 from lab_helpers import inside, pcs, wait_for
 from stackha.lab import openstack
+from stackha.services import api_catalog as catalog
 from stackha.services import openstack_api as api
 
 NODES = openstack.NODES
-CLONES = ("haproxy", openstack.KEYSTONE, openstack.NOVA_API)
+CLONES = ("haproxy", catalog.KEYSTONE.name, catalog.NOVA_API.name)
 DEPLOY_TIMEOUT = 300.0
 # keystone's deep monitor: a token from the node's own keystone, every minute
 DEEP_MONITOR = ["monitor", "interval=60s", "timeout=60s", "OCF_CHECK_LEVEL=20"]
@@ -35,11 +36,11 @@ class Deployment:
     @property
     def keystone_url(self):
         """keystone on the virtual IP, without the /v3."""
-        return api.endpoint_url(self.vip, openstack.KEYSTONE_PORT)
+        return api.endpoint_url(self.vip, catalog.KEYSTONE.port)
 
     @property
     def nova_url(self):
-        return self.info["nova_url"]
+        return self.info["urls"][catalog.NOVA_API.name]
 
     def admin(self):
         return api.read_openstack_credentials(self.info["admin_credentials"])
@@ -49,7 +50,7 @@ def with_deep_keystone_monitor(commands):
     """``openstack.api_commands()`` with a depth-20 monitor added to keystone's."""
     result = []
     for argv in commands:
-        if argv[:3] == ["resource", "create", openstack.KEYSTONE]:
+        if argv[:3] == ["resource", "create", catalog.KEYSTONE.name]:
             at = argv.index("clone")
             argv = [*argv[:at], *DEEP_MONITOR, *argv[at:]]
         result.append(argv)
@@ -135,9 +136,9 @@ def failed_actions(lab, node="node1"):
 def answers_both(lab, address):
     """Whether keystone and nova-api both answer their version document at ``address``."""
     return openstack.answers_version(
-        lab, api.endpoint_url(address, openstack.KEYSTONE_PORT), openstack.KEYSTONE
+        lab, api.endpoint_url(address, catalog.KEYSTONE.port), catalog.KEYSTONE.name
     ) and openstack.answers_version(
-        lab, api.endpoint_url(address, openstack.NOVA_PORT), openstack.NOVA_API
+        lab, api.endpoint_url(address, catalog.NOVA_API.port), catalog.NOVA_API.name
     )
 
 
@@ -251,11 +252,11 @@ class Client:
 
     def _keystone(self):
         answer = api.http_get(self.keystone, self.timeout)
-        return api.version_document_ok(answer.status, answer.body, openstack.KEYSTONE) or ""
+        return api.version_document_ok(answer.status, answer.body, catalog.KEYSTONE) or ""
 
     def _nova(self):
         answer = api.http_get(self.nova, self.timeout)
-        return api.version_document_ok(answer.status, answer.body, openstack.NOVA_API) or ""
+        return api.version_document_ok(answer.status, answer.body, catalog.NOVA_API) or ""
 
     def _token(self):
         api.issue_token(self.credentials, self.timeout)

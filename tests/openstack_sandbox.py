@@ -44,12 +44,12 @@ from agent_runs import free_port
 from mariadb_sandbox import bootstrap_argv, one_member_galera
 from stackha.lab.openstack import (
     UWSGI,
-    UWSGI_WORKERS,
     KeystoneAdmin,
     credentials_text,
     keystone_authtoken,
     trimmed_uwsgi_ini,
 )
+from stackha.services.api_catalog import service_named
 from stackha.services.openstack_api import (
     NotReachable,
     http_get,
@@ -57,7 +57,6 @@ from stackha.services.openstack_api import (
     read_openstack_credentials,
     read_uwsgi_ini,
     service_environment,
-    service_named,
     socket_address,
     uwsgi_argv,
     version_document_ok,
@@ -187,7 +186,7 @@ def _agent_files(
     (name, text; 0600)."""
     log_file = directory / "log" / "uwsgi.log"
     debian_ini = Path(service_named(service).uwsgi_ini)
-    processes, threads = UWSGI_WORKERS[service]
+    processes, threads = service_named(service).lab.workers
     settings = {"logto": str(log_file), "chdir": str(directory / "state")}
     text = trimmed_uwsgi_ini(debian_ini.read_text(encoding="utf-8"), processes, threads, settings)
     uwsgi_ini = directory / debian_ini.name
@@ -414,7 +413,7 @@ connection = {database_url_api or _sqlite_url(state / "nova_api.sqlite")}
 connection = {database_url or _sqlite_url(state / "nova.sqlite")}
 [wsgi]
 api_paste_config = {directory}/api-paste.ini
-{keystone_authtoken(keystone_url, password)}service_token_roles_required = true
+{keystone_authtoken(keystone_url, "nova", password)}service_token_roles_required = true
 {memcache}[oslo_concurrency]
 lock_path = {state}/lock
 {_cache_section(memcache_servers)}""",
@@ -502,7 +501,7 @@ def wait_until_serving(
     while time.monotonic() - started < timeout:
         try:
             answer = http_get(url, 5)
-            problem = version_document_ok(answer.status, answer.body, service) or ""
+            problem = version_document_ok(answer.status, answer.body, api) or ""
             if not problem:
                 return time.monotonic() - started
         except NotReachable as err:

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 from lab_helpers import fault_crash_all_nodes
 from stackha.lab import galera as lab_galera
-from stackha.lab import openstack
 from stackha.lab import rabbitmq as lab_rabbitmq
 from stackha.lab.namespaces import LabError
 from stackha.pacemaker import crm_mon
 from stackha.runner import CommandError
+from stackha.services import api_catalog as catalog
 
 NODES = ("node1", "node2", "node3")
 EVERY_NODE = "every node crashed"
@@ -48,7 +48,7 @@ def _kill_haproxy(lab, node):
 
 def _kill_uwsgi(service):
     def kill(lab, node):
-        lab.kill_9([node], (openstack.PIDFILES[service],), "uwsgi")
+        lab.kill_9([node], (catalog.service_named(service).pidfile,), "uwsgi")
 
     return kill
 
@@ -58,8 +58,8 @@ KILLERS = {
     "mariadbd": lab_galera.kill_mariadbd,
     "beam.smp": lab_rabbitmq.kill_broker,
     "haproxy": _kill_haproxy,
-    "keystone's uwsgi master": _kill_uwsgi(openstack.KEYSTONE),
-    "nova-api's uwsgi master": _kill_uwsgi(openstack.NOVA_API),
+    "keystone's uwsgi master": _kill_uwsgi(catalog.KEYSTONE.name),
+    "nova-api's uwsgi master": _kill_uwsgi(catalog.NOVA_API.name),
 }
 
 
@@ -218,7 +218,7 @@ class Injection:
 # -- what is whole -----------------------------------------------------------------------------
 
 SERVICES = ("nodes", "fencing", "haproxy", "vip", "galera", "rabbitmq", "keystone", "nova-api")
-CLONES = ("haproxy", "rabbitmq", openstack.KEYSTONE, openstack.NOVA_API)
+CLONES = ("haproxy", "rabbitmq", catalog.KEYSTONE.name, catalog.NOVA_API.name)
 VIPS = ("vip-public", "vip-database")  # the database VIP when database_path = haproxy
 
 

@@ -43,11 +43,11 @@ from openstack_sandbox import (
 )
 from rabbitmq_sandbox import one_node_rabbitmq
 from stackha.ocf.daemon import ProcTable, is_alive, read_pidfile
+from stackha.services.api_catalog import service_named
 from stackha.services.openstack_api import (
     http_get,
     port_problem,
     read_openstack_credentials,
-    service_named,
     version_document_ok,
 )
 
@@ -150,7 +150,7 @@ class ApiUnderTest:
         api = service_named(self.name)
         url = f"http://127.0.0.1:{port or self.port}{api.version_path}"
         answer = http_get(url, 10)
-        return version_document_ok(answer.status, answer.body, self.name)
+        return version_document_ok(answer.status, answer.body, api)
 
     def all_workers_loaded(self, log_offset: int) -> float:
         return wait_until_all_workers_loaded(self.prepared, log_offset)

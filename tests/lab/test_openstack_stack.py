@@ -41,6 +41,7 @@ from stack_checks import (
 from stack_soak import soak
 from stackha.lab import galera as lab_galera
 from stackha.lab import openstack
+from stackha.services import api_catalog as catalog
 from stackha.services import openstack_api as api
 
 # What a user may see at most when one keystone master is killed; measured in this lab (the
@@ -105,7 +106,7 @@ def test_every_instance_serves_and_a_token_reads_nova_through_the_vip(deployment
     assert answer.status == 200, api.status_text(answer.status)
     assert "flavors" in answer.body
     for node in NODES:
-        for service in (openstack.KEYSTONE, openstack.NOVA_API):
+        for service in (catalog.KEYSTONE.name, catalog.NOVA_API.name):
             # the agent's monitor at depth 20 with the resource's own parameters, on this node
             result = inside(lab, node, "crm_resource", "--force-check=20", "-r", service)
             assert result.ok, f"{node}: {service} depth 20: {result.stdout}{result.stderr}"
@@ -119,20 +120,20 @@ def test_kill_9_of_a_keystone_master_is_restarted_behind_haproxy(deployment):
     settle(lab)
     holder = vip_holder(lab)
     node = next(n for n in NODES if n != holder)
-    keystone_pid = openstack.api_pid(lab, node, openstack.KEYSTONE)
-    nova_pid = openstack.api_pid(lab, node, openstack.NOVA_API)
+    keystone_pid = openstack.api_pid(lab, node, catalog.KEYSTONE.name)
+    nova_pid = openstack.api_pid(lab, node, catalog.NOVA_API.name)
     assert keystone_pid and nova_pid
     address = lab.node(node).address
 
     def restarted():
-        pid = openstack.api_pid(lab, node, openstack.KEYSTONE)
+        pid = openstack.api_pid(lab, node, catalog.KEYSTONE.name)
         if pid in (None, keystone_pid) or not answers_both(lab, address):
             return False
-        return node in started_on(status_from(lab), openstack.KEYSTONE)
+        return node in started_on(status_from(lab), catalog.KEYSTONE.name)
 
     with Client(deployment) as client:
         killed = time.monotonic()
-        lab.kill_9([node], [openstack.PIDFILES[openstack.KEYSTONE]], "uwsgi")
+        lab.kill_9([node], [catalog.service_named(catalog.KEYSTONE.name).pidfile], "uwsgi")
         wait_for(restarted, f"{node}'s keystone restarted and answering", 120)
         restarted_after = time.monotonic() - killed
         client.wait_steady("after the keystone kill")
@@ -141,7 +142,7 @@ def test_kill_9_of_a_keystone_master_is_restarted_behind_haproxy(deployment):
         f"\nkill -9 of {node}'s keystone master: restarted and answering after "
         f"{restarted_after:.1f}s; client: {outcome}"
     )
-    assert openstack.api_pid(lab, node, openstack.NOVA_API) == nova_pid
+    assert openstack.api_pid(lab, node, catalog.NOVA_API.name) == nova_pid
     assert outcome.failed <= KILL_FAILURES, str(outcome)
     failures = failed_actions(lab)
     assert any(f.startswith("keystone_monitor_") and f" on {node}:" in f for f in failures), (

@@ -147,7 +147,6 @@ def test_through_haproxy_api_clones_start_after_the_database_vip_and_galera_but_
     assert api_orders(rendered()) == {
         ("vip-database", "start", "keystone-clone", "Optional"),
         ("galera-clone", "promote", "keystone-clone", "Optional"),
-        ("rabbitmq-clone", "start", "keystone-clone", "Mandatory"),
         ("vip-database", "start", "nova-api-clone", "Optional"),
         ("galera-clone", "promote", "nova-api-clone", "Optional"),
         ("rabbitmq-clone", "start", "nova-api-clone", "Mandatory"),
@@ -156,10 +155,11 @@ def test_through_haproxy_api_clones_start_after_the_database_vip_and_galera_but_
 
 
 def test_with_local_writers_api_clones_wait_for_their_nodes_galera_and_rabbitmq():
+    """keystone is not after RabbitMQ: it sends nothing through it, and a Mandatory ordering
+    would restart it with its node's RabbitMQ."""
     cib = rendered(local_writers())
     assert api_orders(cib) == {
         ("galera-clone", "promote", "keystone-clone", "Mandatory"),
-        ("rabbitmq-clone", "start", "keystone-clone", "Mandatory"),
         ("galera-clone", "promote", "nova-api-clone", "Mandatory"),
         ("rabbitmq-clone", "start", "nova-api-clone", "Mandatory"),
         ("keystone-clone", "start", "nova-api-clone", "Optional"),
@@ -267,5 +267,8 @@ def test_every_template_and_agent_is_installed_with_the_package():
     assert templates == sorted(
         f"crm-templates/{p.name}" for p in (ROOT / "crm-templates").iterdir() if p.is_file()
     )
-    agents = sorted(data["share/stackha/agents"].split())
+    # a glob (setuptools >= 62.3): a new agent is its declaration, not a line here too
+    agents = sorted(
+        str(p.relative_to(ROOT)) for g in data["share/stackha/agents"].split() for p in ROOT.glob(g)
+    )
     assert agents == sorted(f"agents/{p.name}" for p in (ROOT / "agents").iterdir() if p.is_file())

@@ -12,6 +12,7 @@ from stackha.lab import openstack
 from stackha.lab.lab import HAPROXY_CONFIG, Lab, LabState, plan
 from stackha.lab.namespaces import LabError
 from stackha.lab.node import read_sysctls
+from stackha.services import api_catalog as catalog
 from stackha.services import openstack_api as api
 
 DEBIAN_KEYSTONE_INI = """[uwsgi]
@@ -59,8 +60,19 @@ def test_settings_replace_their_options_and_a_pid_file_is_refused():
         openstack.trimmed_uwsgi_ini("[uwsgi]\npidfile = /run/k.pid\n", 2, 1)
 
 
+PASSWORDS = {"keystone_db": "k" * 32, "nova-api_db": "n" * 32}
+
+
+def config(service, node="node2", address="192.0.2.12", database_host="127.0.0.1", **passwords):
+    return parsed(
+        openstack.service_config(
+            service, node, address, "192.0.2.100", {**PASSWORDS, **passwords}, database_host
+        )
+    )
+
+
 def test_the_database_sql_creates_everything_and_sets_the_passwords_again():
-    sql = openstack.database_sql("k" * 32, "n" * 32)
+    sql = openstack.database_sql(PASSWORDS)
     for database in ("keystone", "nova_api", "nova", "nova_cell0"):
         assert f"CREATE DATABASE IF NOT EXISTS {database};" in sql
     assert f"ALTER USER 'keystone'@'%' IDENTIFIED BY '{'k' * 32}';" in sql
@@ -75,16 +87,21 @@ def parsed(text):
 
 def test_services_use_their_own_nodes_galera_through_loopback():
     """The cell mappings nova stores are read on every node: 127.0.0.1 means its own Galera."""
-    keystone = parsed(openstack.keystone_conf("node2", "kpass"))
+    keystone = config(catalog.KEYSTONE, keystone_db="kpass")
     assert keystone["database"]["connection"] == "mysql+pymysql://keystone:kpass@127.0.0.1/keystone"
     assert keystone["token"]["provider"] == "fernet" and keystone["cache"]["enabled"] == "false"
+    assert "keystone_authtoken" not in keystone
     url = openstack.transport_url(["node1", "node2"], "rpass")
     assert url == "rabbit://openstack:rpass@node1:5672,openstack:rpass@node2:5672/"
-    nova = parsed(openstack.nova_conf("node2", "192.0.2.12", "192.0.2.100", "n", "ks", url))
+    nova = config(
+        catalog.NOVA_API, **{"nova-api_db": "n", "nova-api_keystone": "ks", "transport_url": url}
+    )
+    assert nova["DEFAULT"]["transport_url"] == url
     assert nova["api_database"]["connection"] == "mysql+pymysql://nova:n@127.0.0.1/nova_api"
     assert nova["database"]["connection"] == "mysql+pymysql://nova:n@127.0.0.1/nova"
     assert nova["keystone_authtoken"]["auth_url"] == "http://192.0.2.100:5000/"
     assert nova["keystone_authtoken"]["password"] == "ks"
+    assert nova["keystone_authtoken"]["username"] == "nova"
     assert nova["DEFAULT"]["my_ip"] == "192.0.2.12"
 
 
@@ -124,25 +141,26 @@ def test_the_vip_is_the_address_nothing_else_in_the_lab_has():
 def test_through_the_database_vip_every_node_writes_to_the_one_haproxy_picks():
     """Given the database VIP, every connection string names it (nova's cell mappings too,
     which are made from them): HAProxy there sends it to one Galera node."""
-    keystone = parsed(openstack.keystone_conf("node2", "kpass", "192.0.2.98"))
+    keystone = config(catalog.KEYSTONE, database_host="192.0.2.98", keystone_db="kpass")
     assert keystone["database"]["connection"] == (
         "mysql+pymysql://keystone:kpass@192.0.2.98/keystone"
     )
-    url = openstack.transport_url(["node1"], "r")
-    nova = parsed(
-        openstack.nova_conf("node2", "192.0.2.12", "192.0.2.100", "n", "ks", url, "192.0.2.98")
+    nova = config(
+        catalog.NOVA_API,
+        database_host="192.0.2.98",
+        **{"nova-api_db": "n", "nova-api_keystone": "k"},
     )
     assert nova["api_database"]["connection"] == "mysql+pymysql://nova:n@192.0.2.98/nova_api"
     assert nova["database"]["connection"] == "mysql+pymysql://nova:n@192.0.2.98/nova"
 
 
 def test_the_health_checks_user_has_no_privilege_and_comes_from_the_labs_subnet_only():
-    sql = openstack.database_sql("k" * 32, "n" * 32, "c" * 32, "192.0.2.0/24")
+    sql = openstack.database_sql(PASSWORDS, "c" * 32, "192.0.2.0/24")
     account = "'stackha-check'@'192.0.2.0/255.255.255.0'"
     assert f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY '{'c' * 32}';" in sql
     assert f"ALTER USER {account} IDENTIFIED BY '{'c' * 32}' WITH MAX_USER_CONNECTIONS 30;" in sql
     assert "stackha-check" not in " ".join(line for line in sql.splitlines() if "GRANT" in line)
-    assert "stackha-check" not in openstack.database_sql("k", "n")
+    assert "stackha-check" not in openstack.database_sql(PASSWORDS)
     credentials = parsed(openstack.check_credentials_text("c" * 32))
     assert dict(credentials["client"]) == {"user": "stackha-check", "password": "c" * 32}
 

@@ -15,8 +15,12 @@ from stackha.lab.accounts import Accounts
 from stackha.lab.lab import Lab
 from stackha.lab.namespaces import LabError
 from stackha.lab.node import Node
+from stackha.services import api_catalog
 
 CHECKOUT = Path(__file__).resolve().parents[2]
+
+# the [stack] section brings the API services' packages (their records)
+API_PACKAGES = [p for service in api_catalog.SERVICES for p in service.lab.packages]
 
 PASSWD = """root:x:0:0:root:/root:/bin/bash
 hacluster:x:100:101::/var/lib/pacemaker:/usr/sbin/nologin
@@ -108,6 +112,7 @@ def test_the_namespace_labs_trees_keep_their_cache_names_and_the_vm_tree_has_its
     assert release.vm_packages("trixie", lists_dir=lists) == [
         "pacemaker",
         "mariadb-server",
+        *API_PACKAGES,
         "linux-image-amd64",
     ]
     # the cluster profile's box: the first section and [vm], its own tree
@@ -447,7 +452,12 @@ def test_a_package_two_sections_name_is_in_the_tree_once(tmp_path):
     lists = tmp_path / "lists"
     lists.mkdir()
     (lists / "trixie.list").write_text("[cluster]\npacemaker\n[stack]\nrsync\n[vm]\nudev\nrsync\n")
-    assert release.vm_packages("trixie", lists_dir=lists) == ["pacemaker", "rsync", "udev"]
+    assert release.vm_packages("trixie", lists_dir=lists) == [
+        "pacemaker",
+        "rsync",
+        *API_PACKAGES,
+        "udev",
+    ]
     assert release.vm_packages("trixie", "cluster", lists_dir=lists) == [
         "pacemaker",
         "udev",

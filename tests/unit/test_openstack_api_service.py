@@ -7,6 +7,7 @@ import threading
 
 import pytest
 from fakes import FakeHttpServer
+from stackha.services import api_catalog as catalog
 from stackha.services import openstack_api as api
 from stackha.services.openstack_api import ConfigError, CredentialsError, NotReachable
 
@@ -401,9 +402,9 @@ NOVA_CHOICES = json.dumps(
 
 
 def test_healthy_version_documents():
-    assert api.version_document_ok(200, KEYSTONE_V3, "keystone") is None
-    assert api.version_document_ok(200, NOVA_ROOT, "nova-api") is None
-    assert api.version_document_ok(300, NOVA_CHOICES, "nova-api") is None
+    assert api.version_document_ok(200, KEYSTONE_V3, catalog.KEYSTONE) is None
+    assert api.version_document_ok(200, NOVA_ROOT, catalog.NOVA_API) is None
+    assert api.version_document_ok(300, NOVA_CHOICES, catalog.NOVA_API) is None
 
 
 @pytest.mark.parametrize(
@@ -421,12 +422,12 @@ def test_healthy_version_documents():
     ],
 )
 def test_unhealthy_answers_name_the_status(status, body, service, problem):
-    assert api.version_document_ok(status, body, service) == problem
+    assert api.version_document_ok(status, body, catalog.service_named(service)) == problem
 
 
 def test_an_unknown_service_is_an_error():
-    with pytest.raises(api.OpenStackApiError, match="unknown API service 'glance'"):
-        api.version_document_ok(200, "{}", "glance")
+    with pytest.raises(catalog.UnknownService, match="unknown API service 'glance'"):
+        catalog.service_named("glance")
 
 
 # -- HTTP against a real loopback server -------------------------------------------------------
@@ -453,7 +454,7 @@ def test_get_returns_status_headers_and_body(fake_api):
     assert answer.status == 200 and answer.body == KEYSTONE_V3
     assert answer.headers["content-type"] == "application/json"
     assert fake_api.requests[0][2]["Accept"] == "application/json"
-    assert api.version_document_ok(answer.status, answer.body, "keystone") is None
+    assert api.version_document_ok(answer.status, answer.body, catalog.KEYSTONE) is None
 
 
 def test_an_http_error_status_is_an_answer(fake_api):
@@ -789,11 +790,11 @@ def test_a_socket_address_reads_back_as_the_same_endpoint():
 
 
 def test_the_environment_points_each_application_at_its_config_file():
-    assert api.service_environment(api.KEYSTONE, "/etc/keystone/keystone.conf") == {
+    assert api.service_environment(catalog.KEYSTONE, "/etc/keystone/keystone.conf") == {
         "OS_KEYSTONE_CONFIG_DIR": "/etc/keystone",
         "OS_KEYSTONE_CONFIG_FILES": "keystone.conf",
     }
-    assert api.service_environment(api.NOVA_API, "/srv/nova/nova-api.conf") == {
+    assert api.service_environment(catalog.NOVA_API, "/srv/nova/nova-api.conf") == {
         "OS_NOVA_CONFIG_DIR": "/srv/nova",
         # the paste pipeline is read from the first file: nova answered 500 to everything
         # with nova.conf alone
@@ -802,16 +803,16 @@ def test_the_environment_points_each_application_at_its_config_file():
 
 
 def test_nova_reads_api_paste_ini_beside_its_config():
-    assert api.companion_files(api.NOVA_API, "/srv/nova/nova-api.conf") == [
+    assert api.companion_files(catalog.NOVA_API, "/srv/nova/nova-api.conf") == [
         "/srv/nova/api-paste.ini"
     ]
-    assert api.companion_files(api.KEYSTONE, "/etc/keystone/keystone.conf") == []
+    assert api.companion_files(catalog.KEYSTONE, "/etc/keystone/keystone.conf") == []
 
 
 def test_a_relative_config_path_becomes_absolute(tmp_path, monkeypatch):
     """The service runs in /, not in the agent's directory."""
     monkeypatch.chdir(tmp_path)
-    assert api.service_environment(api.KEYSTONE, "conf/keystone.conf") == {
+    assert api.service_environment(catalog.KEYSTONE, "conf/keystone.conf") == {
         "OS_KEYSTONE_CONFIG_DIR": f"{tmp_path}/conf",
         "OS_KEYSTONE_CONFIG_FILES": "keystone.conf",
     }
@@ -846,7 +847,7 @@ def test_uwsgi_gets_an_http_socket_beside_a_files_unix_socket():
 
 def test_keystones_own_server_takes_its_address_on_the_command_line():
     argv = api.executable_argv(
-        api.KEYSTONE,
+        catalog.KEYSTONE,
         "/usr/bin/keystone-wsgi-public",
         "/etc/keystone/keystone.conf",
         "192.0.2.7",
@@ -858,7 +859,7 @@ def test_keystones_own_server_takes_its_address_on_the_command_line():
 
 def test_nova_api_takes_its_address_from_a_second_config_file():
     argv = api.executable_argv(
-        api.NOVA_API,
+        catalog.NOVA_API,
         "/usr/bin/nova-api",
         "/etc/nova/nova.conf",
         "192.0.2.7",
@@ -876,7 +877,7 @@ def test_nova_api_takes_its_address_from_a_second_config_file():
 
 def test_the_listen_file_of_nova_api_sets_address_port_and_the_compute_api_alone(tmp_path):
     # without enabled_apis, nova-api's own server also starts the metadata API on 0.0.0.0:8775
-    text = api.listen_config_text(api.NOVA_API, "192.0.2.7", 8774)
+    text = api.listen_config_text(catalog.NOVA_API, "192.0.2.7", 8774)
     assert text == (
         "# written by ocf:stackha:nova-api\n"
         "[DEFAULT]\n"
@@ -888,7 +889,7 @@ def test_the_listen_file_of_nova_api_sets_address_port_and_the_compute_api_alone
 
 
 def test_keystone_needs_no_listen_file():
-    assert api.listen_config_text(api.KEYSTONE, "192.0.2.7", 5000) == ""
+    assert api.listen_config_text(catalog.KEYSTONE, "192.0.2.7", 5000) == ""
 
 
 # -- the service's own config file -------------------------------------------------------------
@@ -1067,7 +1068,7 @@ def test_keystones_deep_check_is_a_token_issued_by_this_node(fake_api, closed_po
     """The credentials' auth_url (the VIP, here nothing) is not asked: this node is."""
     fake_api.answers["POST", "/v3/auth/tokens"] = (201, {"X-Subject-Token": "gAAAAABn"}, "{}")
     credentials = api.Credentials(f"http://127.0.0.1:{closed_port}/v3", "monitor", PASSWORD, "s")
-    api.check_authenticated(api.KEYSTONE, fake_api.url, credentials, EachGetsOneSecond())
+    api.check_authenticated(catalog.KEYSTONE, fake_api.url, credentials, EachGetsOneSecond())
     ((method, path, _, body),) = fake_api.requests
     assert (method, path) == ("POST", "/v3/auth/tokens")
     assert json.loads(body) == api.token_request_body(credentials)
@@ -1077,7 +1078,7 @@ def test_keystone_refusing_the_user_is_a_credentials_error(fake_api):
     fake_api.answers["POST", "/v3/auth/tokens"] = (401, {}, KEYSTONE_401)
     with pytest.raises(CredentialsError) as caught:
         api.check_authenticated(
-            api.KEYSTONE, fake_api.url, credentials_for(fake_api), EachGetsOneSecond()
+            catalog.KEYSTONE, fake_api.url, credentials_for(fake_api), EachGetsOneSecond()
         )
     assert str(caught.value) == "keystone refused user monitor (domain Default, project service)"
 
@@ -1087,7 +1088,7 @@ def test_keystone_failing_its_own_deep_check_is_not_keystone_unavailable(fake_ap
     fake_api.answers["POST", "/v3/auth/tokens"] = (503, {}, "")
     with pytest.raises(api.OpenStackApiError) as caught:
         api.check_authenticated(
-            api.KEYSTONE, fake_api.url, credentials_for(fake_api), EachGetsOneSecond()
+            catalog.KEYSTONE, fake_api.url, credentials_for(fake_api), EachGetsOneSecond()
         )
     assert type(caught.value) is api.OpenStackApiError
     assert str(caught.value) == (
@@ -1100,7 +1101,7 @@ def test_nova_api_is_asked_with_a_token_from_the_credentials_keystone(fake_api, 
     fake_api.answers["GET", "/v2.1/flavors"] = (200, {}, NOVA_V21)
     credentials = credentials_for(keystone_api)
     waits = EachGetsOneSecond()
-    api.check_authenticated(api.NOVA_API, fake_api.url, credentials, waits)
+    api.check_authenticated(catalog.NOVA_API, fake_api.url, credentials, waits)
     # two requests, each through the one budget the caller gave
     assert waits.asked == [f"POST {keystone_api.url}/v3/auth/tokens", "GET /v2.1/flavors"]
     assert [request[:2] for request in keystone_api.requests] == [("POST", "/v3/auth/tokens")]
@@ -1115,7 +1116,7 @@ def test_nova_api_refusing_the_token_names_the_status(fake_api, keystone_api):
     fake_api.answers["GET", "/v2.1/flavors"] = (401, {}, KEYSTONE_401)
     with pytest.raises(api.OpenStackApiError) as caught:
         api.check_authenticated(
-            api.NOVA_API, fake_api.url, credentials_for(keystone_api), EachGetsOneSecond()
+            catalog.NOVA_API, fake_api.url, credentials_for(keystone_api), EachGetsOneSecond()
         )
     assert type(caught.value) is api.OpenStackApiError
     assert str(caught.value) == "GET /v2.1/flavors with a token answered 401 Unauthorized"
@@ -1126,7 +1127,7 @@ def test_nova_api_not_answering_is_not_reachable(keystone_api, closed_port):
     url = f"http://127.0.0.1:{closed_port}"
     with pytest.raises(NotReachable, match=f"^GET {url}/v2.1/flavors: Connection refused$"):
         api.check_authenticated(
-            api.NOVA_API, url, credentials_for(keystone_api), EachGetsOneSecond()
+            catalog.NOVA_API, url, credentials_for(keystone_api), EachGetsOneSecond()
         )
 
 
@@ -1134,7 +1135,7 @@ def test_keystone_failing_is_keystone_unavailable_and_nova_is_not_asked(fake_api
     keystone_api.answers["POST", "/v3/auth/tokens"] = (503, {}, "")
     with pytest.raises(api.KeystoneUnavailable) as caught:
         api.check_authenticated(
-            api.NOVA_API, fake_api.url, credentials_for(keystone_api), EachGetsOneSecond()
+            catalog.NOVA_API, fake_api.url, credentials_for(keystone_api), EachGetsOneSecond()
         )
     assert str(caught.value) == (
         f"no token from keystone: POST {keystone_api.url}/v3/auth/tokens answered "
@@ -1146,7 +1147,7 @@ def test_keystone_failing_is_keystone_unavailable_and_nova_is_not_asked(fake_api
 def test_keystone_not_answering_is_keystone_unavailable(fake_api, closed_port):
     credentials = api.Credentials(f"http://127.0.0.1:{closed_port}/v3", "monitor", PASSWORD, "s")
     with pytest.raises(api.KeystoneUnavailable) as caught:
-        api.check_authenticated(api.NOVA_API, fake_api.url, credentials, EachGetsOneSecond())
+        api.check_authenticated(catalog.NOVA_API, fake_api.url, credentials, EachGetsOneSecond())
     assert str(caught.value) == (
         f"no token from keystone: POST http://127.0.0.1:{closed_port}/v3/auth/tokens: "
         "Connection refused"
@@ -1159,12 +1160,12 @@ def test_keystone_refusing_the_user_of_nova_is_a_credentials_error(fake_api, key
     keystone_api.answers["POST", "/v3/auth/tokens"] = (401, {}, KEYSTONE_401)
     with pytest.raises(CredentialsError):
         api.check_authenticated(
-            api.NOVA_API, fake_api.url, credentials_for(keystone_api), EachGetsOneSecond()
+            catalog.NOVA_API, fake_api.url, credentials_for(keystone_api), EachGetsOneSecond()
         )
     assert fake_api.requests == []
 
 
-@pytest.mark.parametrize("service", [api.KEYSTONE, api.NOVA_API], ids=lambda s: s.name)
+@pytest.mark.parametrize("service", [catalog.KEYSTONE, catalog.NOVA_API], ids=lambda s: s.name)
 @pytest.mark.parametrize("status", [400, 401, 500])
 def test_no_deep_check_message_shows_the_password(fake_api, service, status):
     """Keystone with insecure_debug quotes what it was sent."""

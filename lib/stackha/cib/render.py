@@ -24,8 +24,9 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
-from stackha.cib.site import API_SERVICES, KNOWN_SERVICES, Service, Site
+from stackha.cib.site import KNOWN_SERVICES, Service, Site
 from stackha.install import InstallError, load_agent_module, source_dir
+from stackha.services import api_catalog
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -357,22 +358,27 @@ def render_cib(
     if "rabbitmq" in site.services:
         _stackha_service(cib, site, "rabbitmq", "rabbitmq-clone.xml", {}, problems)
 
-    apis = [s for s in API_SERVICES if s in site.services and site.runs(s)]
+    apis = [s for s in api_catalog.SERVICES if s.name in site.services and site.runs(s.name)]
     database_vip = site.database_vip()
+    identity = api_catalog.IDENTITY
     for service in apis:
-        _stackha_service(cib, site, service, "api-clone.xml", {}, problems, service=service)
-        if "galera" in site.services and site.database_path == "local":
-            # each instance uses its own node's Galera: it needs that one promoted, and stops
-            # before it is demoted (interleaved)
-            _order(cib, "galera-clone", "promote", f"{service}-clone", "Mandatory")
-        elif "galera" in site.services and database_vip is not None:
-            _database_path(cib, database_vip.resource_id, service)
-        if "rabbitmq" in site.services:
-            _order(cib, "rabbitmq-clone", "start", f"{service}-clone", "Mandatory")
-    if "keystone" in apis and "nova-api" in apis:
-        # nova-api needs keystone only to validate tokens, through the VIP: order the start,
-        # but a keystone restart must not restart nova-api
-        _order(cib, "keystone-clone", "start", "nova-api-clone", "Optional")
+        clone = f"{service.name}-clone"
+        _stackha_service(
+            cib, site, service.name, "api-clone.xml", {}, problems, service=service.name
+        )
+        if service.uses_database and "galera" in site.services:
+            if site.database_path == "local":
+                # each instance uses its own node's Galera: it needs that one promoted, and
+                # stops before it is demoted (interleaved)
+                _order(cib, "galera-clone", "promote", clone, "Mandatory")
+            elif database_vip is not None:
+                _database_path(cib, database_vip.resource_id, service.name)
+        if service.uses_messaging and "rabbitmq" in site.services:
+            _order(cib, "rabbitmq-clone", "start", clone, "Mandatory")
+        if service.validates_tokens and identity in apis:
+            # it needs keystone only to validate tokens, through the VIP: order the start, but
+            # a keystone restart must not restart it
+            _order(cib, f"{identity.name}-clone", "start", clone, "Optional")
 
     for own in site.active_passive_services():
         if own.name in site.services and own.name not in KNOWN_SERVICES:

@@ -13,6 +13,8 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
+from stackha.services import api_catalog
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 
 # What a site may run, and which of them are clones of one of stackha's agents.
 INFRASTRUCTURE = ("haproxy", "galera", "rabbitmq")
-API_SERVICES = ("keystone", "nova-api")
+API_SERVICES = api_catalog.NAMES
 KNOWN_SERVICES = INFRASTRUCTURE + API_SERVICES
 API_MODES = ("pacemaker", "systemd")
 # How the API services reach Galera: haproxy (the default, what the OpenStack HA Guide, TripleO

@@ -12,7 +12,8 @@ In two stages, because the API services' databases live in the Galera that Pacem
    infrastructure: HAProxy, the two VIPs, Galera, RabbitMQ,
    fencing through ``fence_stackha_ipmi`` (level 1) and ``fence_stackha_pdu`` (level 2) —
    checked and applied, and waited for;
-2. keystone and nova-api provisioned on that Galera (stackha.lab.openstack), their database
+2. the API services (stackha.services.api_catalog) provisioned on that Galera
+   (stackha.lab.openstack), their database
    connections to the database VIP (``database_path = haproxy``), the health check's user and
    credentials with them; then the same site with ``api_services = pacemaker`` applied:
    ``apply`` shows the diff, the API clones.
@@ -48,6 +49,7 @@ from stackha.lab.lab import (
     write_private,
 )
 from stackha.lab.namespaces import LabError
+from stackha.services import api_catalog as catalog
 from stackha.services import openstack_api as api
 
 TYPE_CHECKING = False
@@ -57,8 +59,9 @@ if TYPE_CHECKING:
 
 FIRST = "node1"
 HEALTHY_TIMEOUT_S = 420.0
-SERVICES = ("haproxy", "galera", "rabbitmq", "keystone", "nova-api")
-CLONES = ("haproxy", "galera", "rabbitmq", openstack.KEYSTONE, openstack.NOVA_API)
+INFRASTRUCTURE = ("haproxy", "galera", "rabbitmq")
+SERVICES = INFRASTRUCTURE + catalog.NAMES
+CLONES = SERVICES
 
 
 def site_text(lab: Lab, api_services: str = "pacemaker") -> str:
@@ -112,12 +115,8 @@ def site_text(lab: Lab, api_services: str = "pacemaker") -> str:
         f"policies = {json.dumps(lab_rabbitmq.POLICIES)}",
         "",
     ]
-    for service in (openstack.KEYSTONE, openstack.NOVA_API):
-        lines += [
-            f"[service {service}]",
-            f"credentials = {openstack.MONITOR_CREDENTIALS[service]}",
-            "",
-        ]
+    for service in catalog.SERVICES:
+        lines += [f"[service {service.name}]", f"credentials = {service.monitor_credentials}", ""]
     return "\n".join(lines)
 
 
@@ -299,7 +298,7 @@ def deploy(lab: Lab, stackha: str) -> dict[str, object]:
         ),
     )
     info = deployer.step(
-        "keystone and nova-api provisioned",
+        "the API services provisioned",
         lambda: openstack.provision(
             lab,
             rabbitmq_password=str(shared["openstack"]),
@@ -310,19 +309,17 @@ def deploy(lab: Lab, stackha: str) -> dict[str, object]:
     )
     assert isinstance(info, dict)
     deployer.step("full CIB rendered, checked, applied", lambda: deployer.apply("pacemaker"))
-    keystone_url = api.endpoint_url(vip, openstack.KEYSTONE_PORT)
-    nova_url = api.endpoint_url(vip, openstack.NOVA_PORT)
     deployer.step(
         "every clone started on every node",
         lambda: deployer.wait("the clones", lambda: clones_started(lab, CLONES)),
     )
     deployer.step(
-        "keystone and nova-api answer through the VIP",
+        "every API service answers through the VIP",
         lambda: deployer.wait(
             "the APIs through the VIP",
-            lambda: (
-                openstack.answers_version(lab, keystone_url, openstack.KEYSTONE)
-                and openstack.answers_version(lab, nova_url, openstack.NOVA_API)
+            lambda: all(
+                openstack.answers_version(lab, api.endpoint_url(vip, service.port), service.name)
+                for service in catalog.SERVICES
             ),
             120,
         ),
@@ -343,12 +340,18 @@ def deploy(lab: Lab, stackha: str) -> dict[str, object]:
 
 def endpoints_text(info: Mapping[str, object]) -> str:
     """What to try once the lab is up, for the README's ``make lab``."""
-    vip = info["vip"]
-    return (
-        f"keystone  {info['keystone_url']}   (admin credentials: {info['admin_credentials']})\n"
-        f"nova-api  {info['nova_url']}\n"
-        f"database  {info['database_vip']}:3306 through HAProxy, to one Galera node at a time\n"
-        f"try:      stackha lab exec node1 -- curl -s http://{vip}:{openstack.KEYSTONE_PORT}/v3\n"
-        "          stackha lab exec node1 -- stackha status\n"
-        "          stackha lab crash NODE   (the cluster fences it through its BMC)\n"
-    )
+    urls = info["urls"]
+    assert isinstance(urls, dict)
+    width = max(len(name) for name in [*urls, "database"]) + 2
+    lines = [f"{name:<{width}}{url}" for name, url in urls.items()]
+    lines[0] += f"   (admin credentials: {info['admin_credentials']})"
+    identity = urls[openstack.IDENTITY.name]
+    pad = " " * width
+    lines += [
+        f"{'database':<{width}}{info['database_vip']}:3306 through HAProxy, to one Galera node "
+        "at a time",
+        f"{'try:':<{width}}stackha lab exec node1 -- curl -s {identity}/v3",
+        f"{pad}stackha lab exec node1 -- stackha status",
+        f"{pad}stackha lab crash NODE   (the cluster fences it through its BMC)",
+    ]
+    return "\n".join(lines) + "\n"

@@ -41,6 +41,7 @@ from stackha.ocf.daemon import is_alive, wait_until
 from stackha.ocf.status import GenericError
 from stackha.pacemaker import crm_mon
 from stackha.runner import CommandError, Spawn
+from stackha.services import api_catalog
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -68,19 +69,20 @@ STATE_DIRS: Mapping[str, str] = {
 # node like the ones above, but only where the package is installed: a lab for fencing or
 # Galera must not need 240 packages of OpenStack, and a bind mount onto a missing directory
 # would fail the node's boot. Each private copy gets the owner and mode of the host's directory
-# (/var/lib/keystone is keystone's, 0750). Their logs, /var/log/keystone and /var/log/nova, are
-# private already: they live in the node's /var/log.
+# (/var/lib/keystone is keystone's, 0750). Their logs, in /var/log/<user>, are private already:
+# they live in the node's /var/log.
 SERVICE_DIRS: Mapping[str, str] = {
-    "etc/keystone": "/etc/keystone",
-    "var/lib/keystone": "/var/lib/keystone",
-    "etc/nova": "/etc/nova",
-    "var/lib/nova": "/var/lib/nova",
+    directory.lstrip("/"): directory
+    for service in api_catalog.SERVICES
+    for directory in service.lab.state_dirs
 }
 PACEMAKER_SUBDIRS = ("cib", "pengine", "blackbox", "cores")
 RUN_DIRS = ("/run/crm", "/run/haproxy", "/run/resource-agents", "/run/lock")
 # Run directories of a service user, made at every boot (/run is a fresh tmpfs, as on a real
 # machine, where systemd's RuntimeDirectory= would make them) when the user exists.
-USER_RUN_DIRS: Mapping[str, str] = {"/run/keystone": "keystone", "/run/nova": "nova"}
+USER_RUN_DIRS: Mapping[str, str] = {
+    service.run_dir: service.user for service in api_catalog.SERVICES
+}
 # Kernel settings of the node's own network namespace, applied at every boot when the node's
 # disk has this file (``key = value`` lines; only net.* keys: the others are the host's).
 SYSCTL_FILE = "sysctl.conf"

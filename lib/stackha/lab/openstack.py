@@ -114,6 +114,7 @@ from stackha import galera_check
 from stackha.lab.lab import HAPROXY_CONFIG, Lab
 from stackha.lab.namespaces import LabError
 from stackha.runner import CommandError, Spawn
+from stackha.services import api_catalog as catalog
 from stackha.services import haproxy
 from stackha.services import openstack_api as api
 
@@ -123,12 +124,10 @@ if TYPE_CHECKING:
     from typing import Callable, Optional
 
     from stackha.lab.namespaces import NamespaceRunner
+    from stackha.services.api_catalog import ApiService
 
 NODES = ("node1", "node2", "node3")
-KEYSTONE = api.KEYSTONE.name
-NOVA_API = api.NOVA_API.name
-KEYSTONE_PORT = api.KEYSTONE.port
-NOVA_PORT = api.NOVA_API.port
+IDENTITY = catalog.IDENTITY
 # The virtual IP: the address of the lab's subnet that no one has (.1 the switch, .11… the
 # nodes, .99 the PDU, .101… the BMCs; see stackha.lab.lab.plan).
 VIP_INDEX = 100
@@ -139,61 +138,55 @@ NIC = "eth0"  # every node's interface on the lab switch
 REGION = "RegionOne"
 
 MARIADB = "/usr/bin/mariadb"
-KEYSTONE_MANAGE = "/usr/bin/keystone-manage"
-NOVA_MANAGE = "/usr/bin/nova-manage"
 UWSGI = "/usr/bin/uwsgi"
 SETPRIV = "/usr/bin/setpriv"
 KILL = "/bin/kill"
-# The packages' configuration directories, copied from the nodes' system to each node.
-CONFIG_DIRS = {KEYSTONE: Path("/etc/keystone"), NOVA_API: Path("/etc/nova")}
-LOG_DIRS = {KEYSTONE: "/var/log/keystone", NOVA_API: "/var/log/nova"}
-USERS = {KEYSTONE: api.KEYSTONE.user, NOVA_API: api.NOVA_API.user}
 
-KEYSTONE_CONF = "/etc/keystone/keystone.conf"
-NOVA_CONF = "/etc/nova/nova.conf"
-UWSGI_INI = {KEYSTONE: api.KEYSTONE.uwsgi_ini, NOVA_API: api.NOVA_API.uwsgi_ini}
-# uwsgi workers on two cores for three nodes (Debian: keystone 8 x 32, nova-api 16 x 1)
-UWSGI_WORKERS = {KEYSTONE: (2, 2), NOVA_API: (2, 1)}
-# What the agents default to, and what start_api uses.
-PIDFILES = {KEYSTONE: "/run/keystone/keystone-ocf.pid", NOVA_API: "/run/nova/nova-api-ocf.pid"}
-KEY_REPOSITORIES = ("/etc/keystone/fernet-keys", "/etc/keystone/credential-keys")
-
-# Secrets, one file each (root, 0600) on every node; provisioning again reuses them.
-KEYSTONE_DB_PASSWORD = "/etc/keystone/database.password"
-ADMIN_PASSWORD = "/etc/keystone/admin.password"
-MONITOR_PASSWORD = "/etc/keystone/stackha-monitor.password"
-NOVA_DB_PASSWORD = "/etc/nova/database.password"
-NOVA_KEYSTONE_PASSWORD = "/etc/nova/keystone.password"
-RABBITMQ_PASSWORD = "/etc/nova/rabbitmq.password"
+# Secrets every service shares, one file each (root, 0600) on every node; provisioning again
+# reuses them. Each service's own: its database password and its Keystone user's, in its
+# configuration directory (secret_files).
+ADMIN_PASSWORD = f"{IDENTITY.config_dir}/admin.password"
+MONITOR_PASSWORD = f"{IDENTITY.config_dir}/stackha-monitor.password"
+RABBITMQ_PASSWORD = f"{IDENTITY.config_dir}/rabbitmq.password"
 CHECK_PASSWORD = "/etc/mysql/stackha-check.password"
-SECRET_FILES = {
-    "keystone_db": KEYSTONE_DB_PASSWORD,
+COMMON_SECRETS = {
     "admin": ADMIN_PASSWORD,
     "monitor": MONITOR_PASSWORD,
-    "nova_db": NOVA_DB_PASSWORD,
-    "nova_keystone": NOVA_KEYSTONE_PASSWORD,
     "rabbitmq": RABBITMQ_PASSWORD,
     "check": CHECK_PASSWORD,
 }
-# key=value files that stackha.services.openstack_api.read_openstack_credentials reads
-ADMIN_CREDENTIALS = "/etc/keystone/admin.credentials"
-MONITOR_CREDENTIALS = {
-    KEYSTONE: "/etc/keystone/stackha-monitor.credentials",
-    NOVA_API: "/etc/nova/stackha-monitor.credentials",
-}
+# a key=value file that stackha.services.openstack_api.read_openstack_credentials reads
+ADMIN_CREDENTIALS = f"{IDENTITY.config_dir}/admin.credentials"
 ADMIN_USER = "admin"
 ADMIN_PROJECT = "admin"
 SERVICE_PROJECT = "service"
-NOVA_USER = "nova"
 MONITOR_USER = "stackha-monitor"
 RABBITMQ_USER = "openstack"  # stackha.lab.rabbitmq.OPENSTACK_USER
 AMQP_PORT = 5672
 HAPROXY_STATS_SOCKET = "/run/haproxy/admin.sock"
 SYSCTLS = {"net.ipv4.ip_nonlocal_bind": "1"}
-NOVA_DATABASES = ("nova_api", "nova", "nova_cell0")
 # HAProxy's health check of the Galera nodes logs in as this user (no privilege).
 CHECK_USER = "stackha-check"
 LOCAL_DATABASE = "127.0.0.1"
+
+
+def database_secret(service: ApiService) -> str:
+    return f"{service.name}_db"
+
+
+def keystone_secret(service: ApiService) -> str:
+    return f"{service.name}_keystone"
+
+
+def secret_files(services: Sequence[ApiService] = catalog.SERVICES) -> dict[str, str]:
+    """Every secret of a lab running ``services``: key -> path inside a node."""
+    files = dict(COMMON_SECRETS)
+    for service in services:
+        if service.lab.databases:
+            files[database_secret(service)] = f"{service.config_dir}/database.password"
+        if service.lab.authtoken:
+            files[keystone_secret(service)] = f"{service.config_dir}/keystone.password"
+    return files
 
 
 # -- what goes into the files ---------------------------------------------------------------
@@ -239,16 +232,22 @@ def check_credentials_text(password: str) -> str:
 
 
 def database_sql(
-    keystone_password: str, nova_password: str, check_password: str = "", subnet: str = ""
+    passwords: Mapping[str, str],
+    check_password: str = "",
+    subnet: str = "",
+    services: Sequence[ApiService] = catalog.SERVICES,
 ) -> str:
-    """The databases and users (and the health check's, given ``check_password`` and the lab's
-    ``subnet``), for the mariadb client's stdin (never its command line). Idempotent: the
-    passwords are set again if the users exist."""
-    lines = [f"CREATE DATABASE IF NOT EXISTS {db};" for db in ("keystone", *NOVA_DATABASES)]
-    for user, password, databases in (
-        ("keystone", keystone_password, ("keystone",)),
-        ("nova", nova_password, NOVA_DATABASES),
-    ):
+    """The databases of ``services`` and their users (each service's user, with its password
+    in ``passwords`` under :func:`database_secret`), and the health check's (given
+    ``check_password`` and the lab's ``subnet``), for the mariadb client's stdin (never its
+    command line). Idempotent: the passwords are set again if the users exist."""
+    lines = []
+    for service in services:
+        databases = service.lab.databases
+        if not databases:
+            continue
+        user, password = service.user, passwords[database_secret(service)]
+        lines += [f"CREATE DATABASE IF NOT EXISTS {db};" for db in databases]
         # Passwords are hex (secrets.token_hex): nothing in them needs quoting.
         lines.append(f"CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY '{password}';")
         lines.append(f"ALTER USER '{user}'@'%' IDENTIFIED BY '{password}';")
@@ -258,42 +257,15 @@ def database_sql(
     return "\n".join(lines) + "\n"
 
 
-def keystone_conf(node: str, database_password: str, database_host: str = LOCAL_DATABASE) -> str:
-    return f"""# written by stackha.lab.openstack for {node}
-[DEFAULT]
-log_dir = /var/log/keystone
-log_file = keystone.log
-
-[cache]
-# no memcached in the lab
-enabled = false
-
-[credential]
-key_repository = /etc/keystone/credential-keys/
-
-[database]
-connection = {database_url("keystone", database_password, "keystone", database_host)}
-
-[fernet_tokens]
-key_repository = /etc/keystone/fernet-keys/
-
-[oslo_policy]
-policy_dirs = /etc/keystone/policy.d
-
-[token]
-provider = fernet
-"""
-
-
 def transport_url(node_names: Sequence[str], password: str) -> str:
     hosts = ",".join(f"{RABBITMQ_USER}:{password}@{name}:{AMQP_PORT}" for name in node_names)
     return f"rabbit://{hosts}/"
 
 
-def keystone_authtoken(keystone_url: str, password: str) -> str:
-    """nova.conf's ``[keystone_authtoken]``: keystonemiddleware validates clients' tokens at
-    the Keystone of ``keystone_url`` (its base URL) as the ``nova`` user of the ``service``
-    project, whose password is ``password``."""
+def keystone_authtoken(keystone_url: str, user: str, password: str) -> str:
+    """The ``[keystone_authtoken]`` section: keystonemiddleware validates clients' tokens at
+    the Keystone of ``keystone_url`` (its base URL) as ``user`` of the ``service`` project,
+    whose password is ``password``."""
     return f"""[keystone_authtoken]
 www_authenticate_uri = {keystone_url}/
 auth_url = {keystone_url}/
@@ -301,44 +273,42 @@ auth_type = password
 project_domain_name = Default
 user_domain_name = Default
 project_name = {SERVICE_PROJECT}
-username = {NOVA_USER}
+username = {user}
 password = {password}
 """
 
 
-def nova_conf(
+def service_config(
+    service: ApiService,
     node: str,
     address: str,
     vip: str,
-    database_password: str,
-    keystone_password: str,
-    messaging_url: str,
+    passwords: Mapping[str, str],
     database_host: str = LOCAL_DATABASE,
 ) -> str:
-    keystone = api.endpoint_url(vip, KEYSTONE_PORT)
-    return f"""# written by stackha.lab.openstack for {node}
-[DEFAULT]
-my_ip = {address}
-state_path = /var/lib/nova
-# nova-api serves without a broker; nova-manage cell_v2 create_cell needs one named
-transport_url = {messaging_url}
-
-[api]
-auth_strategy = keystone
-
-[api_database]
-connection = {database_url("nova", database_password, "nova_api", database_host)}
-
-[database]
-connection = {database_url("nova", database_password, "nova", database_host)}
-
-{keystone_authtoken(keystone, keystone_password)}
-[oslo_concurrency]
-lock_path = /var/lib/nova/tmp
-
-[oslo_policy]
-policy_dirs = /etc/nova/policy.d
-"""
+    """``service``'s configuration file on ``node`` (whose address is ``address``): its
+    record's sections with the placeholders filled in (see stackha.services.api_catalog), and
+    ``[keystone_authtoken]`` if it validates tokens. ``passwords`` holds the lab's secrets
+    (:func:`secret_files`' keys); its databases are reached at ``database_host``."""
+    values = {
+        "node": node,
+        "address": address,
+        "vip": vip,
+        "transport_url": passwords.get("transport_url", ""),
+    }
+    for database in service.lab.databases:
+        password = passwords[database_secret(service)]
+        values[f"db_{database}"] = database_url(service.user, password, database, database_host)
+    lines = [f"# written by stackha.lab.openstack for {node}"]
+    for section, options in service.lab.config:
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {value.format_map(values)}" for key, value in options]
+        lines.append("")
+    text = "\n".join(lines) + "\n"
+    if service.lab.authtoken:
+        keystone = api.endpoint_url(vip, IDENTITY.port)
+        text += keystone_authtoken(keystone, service.user, passwords[keystone_secret(service)])
+    return text
 
 
 def trimmed_uwsgi_ini(
@@ -390,22 +360,27 @@ def credentials_text(auth_url: str, username: str, password: str, project: str) 
 def haproxy_config(
     vip: str,
     backends: Sequence[tuple[str, str]],
-    keystone_port: int = KEYSTONE_PORT,
-    nova_port: int = NOVA_PORT,
+    services: Sequence[ApiService] = catalog.SERVICES,
     database_vip: Optional[str] = None,
     check_command: str = "",
 ) -> str:
-    """One HAProxy configuration for every node: keystone on ``vip:keystone_port`` and nova-api
-    on ``vip:nova_port``, each balanced over ``backends`` ((name, address) of every node) with
-    health checks on the version document; given ``database_vip``, also the database path
-    there (stackha.services.haproxy.galera_listen, checked by ``check_command``). HAProxy binds
-    the virtual IPs on every node (the nodes need ``net.ipv4.ip_nonlocal_bind=1``); the stats
+    """One HAProxy configuration for every node: each of ``services`` on ``vip`` and its own
+    port, balanced over ``backends`` ((name, address) of every node) with health checks on
+    its version document; given ``database_vip``, also the database path there
+    (stackha.services.haproxy.galera_listen, checked by ``check_command``). HAProxy binds the
+    virtual IPs on every node (the nodes need ``net.ipv4.ip_nonlocal_bind=1``); the stats
     socket is what the haproxy agent's depth-10 monitor asks."""
 
-    def servers(port: int) -> str:
-        return "".join(
-            f"    server {name} {address}:{port} check inter 2s fall 2 rise 2\n"
+    def listen(service: ApiService) -> str:
+        servers = "".join(
+            f"    server {name} {address}:{service.port} check inter 2s fall 2 rise 2\n"
             for name, address in backends
+        )
+        return (
+            f"listen {service.name.replace('-', '_')}\n"
+            f"    bind {vip}:{service.port}\n"
+            f"    option httpchk GET {service.version_path}\n"
+            f"{servers}"
         )
 
     database = ""
@@ -414,6 +389,7 @@ def haproxy_config(
         command = check_command or galera_check_command()
         database = "\n" + haproxy.galera_listen(database_vip, backends, command)
         external_check = "".join(f"    {line}\n" for line in haproxy.DATABASE_GLOBAL)
+    listens = "\n".join(listen(service) for service in services)
     return f"""# written by stackha.lab.openstack
 global
     stats socket {HAPROXY_STATS_SOCKET} mode 600 level admin
@@ -429,14 +405,7 @@ defaults
     timeout server 60s
     timeout check 2s
 
-listen keystone
-    bind {vip}:{keystone_port}
-    option httpchk GET /v3
-{servers(keystone_port)}
-listen nova_api
-    bind {vip}:{nova_port}
-    option httpchk GET /
-{servers(nova_port)}{database}"""
+{listens}{database}"""
 
 
 # -- pcs -------------------------------------------------------------------------------------
@@ -487,18 +456,19 @@ def vip_commands(vip: str, prefix: int) -> list[list[str]]:
     ]
 
 
-def api_commands() -> list[list[str]]:
-    """``pcs`` argument lists that create the keystone and nova-api clones with stackha's
-    agents and order them after the Galera clone's promotion (see the module docstring)."""
+def api_commands(services: Sequence[ApiService] = catalog.SERVICES) -> list[list[str]]:
+    """``pcs`` argument lists that create the API clones with stackha's agents, order them
+    after the Galera clone's promotion, and a token validator after keystone's clone at start
+    only (see the module docstring)."""
     commands = []
-    for service in (KEYSTONE, NOVA_API):
+    for service in services:
         commands += [
             [
                 "resource",
                 "create",
-                service,
-                f"ocf:stackha:{service}",
-                f"credentials={MONITOR_CREDENTIALS[service]}",
+                service.name,
+                f"ocf:stackha:{service.name}",
+                f"credentials={service.monitor_credentials}",
                 "op",
                 "start",
                 "timeout=120s",
@@ -514,20 +484,30 @@ def api_commands() -> list[list[str]]:
                 "clone",
                 "interleave=true",
             ],
-            ["constraint", "order", "promote", "galera-clone", "then", "start", f"{service}-clone"],
+            [
+                "constraint",
+                "order",
+                "promote",
+                "galera-clone",
+                "then",
+                "start",
+                f"{service.name}-clone",
+            ],
         ]
-    commands.append(
-        [
-            "constraint",
-            "order",
-            "start",
-            "keystone-clone",
-            "then",
-            "start",
-            "nova-api-clone",
-            "kind=Optional",
-        ]
-    )
+    for service in services:
+        if service.validates_tokens and IDENTITY in services:
+            commands.append(
+                [
+                    "constraint",
+                    "order",
+                    "start",
+                    f"{IDENTITY.name}-clone",
+                    "then",
+                    "start",
+                    f"{service.name}-clone",
+                    "kind=Optional",
+                ]
+            )
     return commands
 
 
@@ -568,16 +548,16 @@ def as_user(user: str, argv: Sequence[str]) -> list[str]:
 
 
 def uwsgi_argv(service: str, address: str, ini_text: str) -> list[str]:
-    """The command ``ocf:stackha:keystone`` / ``nova-api`` run in uwsgi mode for a node whose
+    """The command an API agent (``ocf:stackha:<service>``) runs in uwsgi mode for a node whose
     uwsgi ini (at Debian's path) is ``ini_text``: the node's address as ``--http-socket``,
     ``--die-on-term``, as the service's user, in a session of its own, with ``--pidfile``
     added: the agent writes the pid file itself, a command started from outside the node
     cannot, and the agent then finds the service where it keeps it."""
-    api_service = api.service_named(service)
+    api_service = catalog.service_named(service)
     ini = api.parse_uwsgi_ini(
-        ini_text, UWSGI_INI[service], api.socket_address(address, api_service.port)
+        ini_text, api_service.uwsgi_ini, api.socket_address(address, api_service.port)
     )
-    argv = [*api.uwsgi_argv(UWSGI, ini), "--pidfile", PIDFILES[service]]
+    argv = [*api.uwsgi_argv(UWSGI, ini), "--pidfile", api_service.pidfile]
     return ["/usr/bin/setsid", *as_user(api_service.user, argv)]
 
 
@@ -599,12 +579,12 @@ def get(lab: Lab, url: str, token: str = "", timeout: float = 5.0) -> api.HttpAn
 
 def answers_version(lab: Lab, base_url: str, service: str) -> bool:
     """Whether ``service`` at ``base_url`` answers its version document (200 and the right id)."""
-    path = api.service_named(service).version_path
+    api_service = catalog.service_named(service)
     try:
-        answer = get(lab, base_url + path, timeout=3.0)
+        answer = get(lab, base_url + api_service.version_path, timeout=3.0)
     except api.OpenStackApiError:
         return False
-    return api.version_document_ok(answer.status, answer.body, service) is None
+    return api.version_document_ok(answer.status, answer.body, api_service) is None
 
 
 def token_for(lab: Lab, credentials: api.Credentials, timeout: float = 10.0) -> str:
@@ -617,20 +597,21 @@ def start_api(lab: Lab, node: str, service: str, timeout: float = 120.0) -> floa
     version document answers on the node's address; returns the seconds that took."""
     started = time.monotonic()
     handle = lab.node(node)
+    api_service = catalog.service_named(service)
     # the agent's log_file default; uwsgi's logto takes over once it has read its ini
-    log = handle.root / LOG_DIRS[service].lstrip("/") / f"{service}-ocf.log"
-    ini = handle.root / UWSGI_INI[service].lstrip("/")
+    log = handle.root / api_service.log_file.lstrip("/")
+    ini = handle.root / api_service.uwsgi_ini.lstrip("/")
     handle.runner.spawn(
         Spawn(
             tuple(uwsgi_argv(service, handle.address, ini.read_text())),
             output_path=str(log),
-            # No OS_*_CONFIG_FILES: both read Debian's default paths, the files provisioned
-            # here. (nova's must name api-paste.ini first: nova/api/openstack/wsgi_app.py loads
-            # the paste pipeline from the first file, "nova.conf" alone gives a 500 to every
-            # request.)
+            # No OS_*_CONFIG_FILES: the services read Debian's default paths, the files
+            # provisioned here. (nova's must name api-paste.ini first:
+            # nova/api/openstack/wsgi_app.py loads the paste pipeline from the first file,
+            # "nova.conf" alone gives a 500 to every request.)
         )
     )
-    url = api.endpoint_url(handle.address, api.service_named(service).port)
+    url = api.endpoint_url(handle.address, api_service.port)
     _wait(lambda: answers_version(lab, url, service), timeout, f"{node}: {service} answering")
     return time.monotonic() - started
 
@@ -638,7 +619,7 @@ def start_api(lab: Lab, node: str, service: str, timeout: float = 120.0) -> floa
 def api_pid(lab: Lab, node: str, service: str) -> Optional[int]:
     """The uwsgi master of ``service`` on ``node`` (its pid inside the node), or None."""
     try:
-        return lab.service_pid(node, (PIDFILES[service],), "uwsgi")
+        return lab.service_pid(node, (catalog.service_named(service).pidfile,), "uwsgi")
     except LabError:
         return None
 
@@ -660,7 +641,7 @@ def stop_api(lab: Lab, node: str, service: str, timeout: float = 60.0) -> None:
     except LabError:
         runner.run([KILL, "-KILL", str(pid)], timeout=10)
         _wait(gone, 10, f"{node}: {service} (pid {pid}) killed")
-    runner.run(["/bin/rm", "-f", PIDFILES[service]], timeout=10)
+    runner.run(["/bin/rm", "-f", catalog.service_named(service).pidfile], timeout=10)
 
 
 # -- Keystone's REST API ---------------------------------------------------------------------
@@ -779,23 +760,34 @@ class KeystoneAdmin:
         )
 
 
-def register(lab: Lab, keystone_url: str, vip: str, shared: Mapping[str, str]) -> None:
-    """The service project, the nova and monitor users, their roles, and the compute service
-    with its endpoints on the virtual IP, through the Keystone at ``keystone_url``."""
+def register(
+    lab: Lab,
+    keystone_url: str,
+    vip: str,
+    shared: Mapping[str, str],
+    services: Sequence[ApiService] = catalog.SERVICES,
+) -> None:
+    """The service project, the monitor user (reader) and each service's Keystone user (admin
+    on the service project: keystonemiddleware validates tokens with it), and each service's
+    catalog entry with its endpoints on the virtual IP, through the Keystone at
+    ``keystone_url``."""
     admin = api.Credentials(
         f"{keystone_url}/v3", ADMIN_USER, shared["admin"], ADMIN_PROJECT, "Default", "Default"
     )
     keystone = KeystoneAdmin(keystone_url, token_for(lab, admin), lab.switch().call, 10.0)
-    service = keystone.ensure(
+    project = keystone.ensure(
         "projects",
         f"name={SERVICE_PROJECT}&domain_id=default",
         {"project": {"name": SERVICE_PROJECT, "domain_id": "default"}},
     )
     roles = {name: keystone.find("roles", f"name={name}") for name in ("admin", "reader")}
-    for user, password, role in (
-        (NOVA_USER, shared["nova_keystone"], "admin"),
-        (MONITOR_USER, shared["monitor"], "reader"),
-    ):
+    users = [(MONITOR_USER, shared["monitor"], "reader")]
+    users += [
+        (service.user, shared[keystone_secret(service)], "admin")
+        for service in services
+        if service.lab.authtoken
+    ]
+    for user, password, role in users:
         user_id = keystone.ensure(
             "users",
             f"name={user}&domain_id=default",
@@ -804,24 +796,30 @@ def register(lab: Lab, keystone_url: str, vip: str, shared: Mapping[str, str]) -
         role_id = roles[role]
         if role_id is None:
             raise LabError(f"keystone has no {role} role (keystone-manage bootstrap makes it)")
-        keystone.grant(service, user_id, role_id)
-    compute = keystone.ensure(
-        "services", "type=compute", {"service": {"name": "nova", "type": "compute"}}
-    )
-    nova_url = api.endpoint_url(vip, NOVA_PORT) + "/v2.1"
-    for interface in ("public", "internal", "admin"):
-        keystone.ensure(
-            "endpoints",
-            f"service_id={compute}&interface={interface}",
-            {
-                "endpoint": {
-                    "service_id": compute,
-                    "interface": interface,
-                    "url": nova_url,
-                    "region_id": REGION,
-                }
-            },
+        keystone.grant(project, user_id, role_id)
+    for service in services:
+        entry = service.lab.catalog
+        if entry is None:
+            continue
+        service_id = keystone.ensure(
+            "services",
+            f"type={entry.type}",
+            {"service": {"name": entry.name, "type": entry.type}},
         )
+        url = api.endpoint_url(vip, service.port) + entry.path
+        for interface in ("public", "internal", "admin"):
+            keystone.ensure(
+                "endpoints",
+                f"service_id={service_id}&interface={interface}",
+                {
+                    "endpoint": {
+                        "service_id": service_id,
+                        "interface": interface,
+                        "url": url,
+                        "region_id": REGION,
+                    }
+                },
+            )
 
 
 # -- provisioning ----------------------------------------------------------------------------
@@ -855,11 +853,13 @@ def _copy_with_owners(source: Path, target: Path) -> None:
             os.lchown(copy, info.st_uid, info.st_gid)
 
 
-def _shared_secrets(first_root: Path, rabbitmq_password: Optional[str]) -> dict[str, str]:
+def _shared_secrets(
+    first_root: Path, rabbitmq_password: Optional[str], services: Sequence[ApiService]
+) -> dict[str, str]:
     """The passwords every node shares: those node1 has (its databases were made with them),
     else new ones."""
     shared = {}
-    for key, path in SECRET_FILES.items():
+    for key, path in secret_files(services).items():
         existing = first_root / path.lstrip("/")
         text = existing.read_text().strip() if existing.exists() else ""
         shared[key] = text or secrets.token_hex(16)
@@ -869,81 +869,76 @@ def _shared_secrets(first_root: Path, rabbitmq_password: Optional[str]) -> dict[
 
 
 def _write_node_files(
-    lab: Lab, name: str, vip: str, shared: Mapping[str, str], database_host: str
+    lab: Lab,
+    name: str,
+    vip: str,
+    shared: Mapping[str, str],
+    database_host: str,
+    services: Sequence[ApiService],
 ) -> None:
     handle = lab.node(name)
     root = handle.root
     accounts = handle.accounts
-    state = lab.load()
-    for service, host_dir in CONFIG_DIRS.items():
-        private = root / host_dir.relative_to("/")
+    members = [node.name for node in lab.load().nodes]
+    passwords = {**shared, "transport_url": transport_url(members, shared["rabbitmq"])}
+    keystone_vip = api.endpoint_url(vip, IDENTITY.port) + "/v3"
+    keystone_here = api.endpoint_url(handle.address, IDENTITY.port) + "/v3"
+    for service in services:
+        config_dir = Path(service.config_dir)
+        private = root / config_dir.relative_to("/")
         if not private.is_dir():
             raise LabError(
-                f"{name} has no private {host_dir}: the lab was made before {service} was "
-                "installed; take it down and up again"
+                f"{name} has no private {config_dir}: the lab was made before {service.name} "
+                "was installed; take it down and up again"
             )
-        _copy_with_owners(handle.system / host_dir.relative_to("/"), private)
-        log_dir = root / LOG_DIRS[service].lstrip("/")
+        _copy_with_owners(handle.system / config_dir.relative_to("/"), private)
+        owner = accounts.ids(service.user)
+        log_dir = root / service.log_dir.lstrip("/")
         log_dir.mkdir(exist_ok=True)
-        os.chown(log_dir, *accounts.ids(USERS[service]))
+        os.chown(log_dir, *owner)
         os.chmod(log_dir, 0o750)
-        processes, threads = UWSGI_WORKERS[service]
-        ini = Path(UWSGI_INI[service]).relative_to("/")
+        for lock_dir in service.lab.lock_dirs:
+            (root / lock_dir.lstrip("/")).mkdir(exist_ok=True)
+            os.chown(root / lock_dir.lstrip("/"), *owner)
+        processes, threads = service.lab.workers
+        ini = Path(service.uwsgi_ini).relative_to("/")
         (root / ini).write_text(
             trimmed_uwsgi_ini((handle.system / ini).read_text(), processes, threads)
         )
         # what the agent will refuse to start with, refused now
         api.read_uwsgi_ini(str(root / ini), f"{handle.address}:1")
-    lock_dir = root / "var/lib/nova/tmp"
-    lock_dir.mkdir(exist_ok=True)
-    os.chown(lock_dir, *accounts.ids(USERS[NOVA_API]))
-    _service_file(
-        root / KEYSTONE_CONF.lstrip("/"),
-        keystone_conf(name, shared["keystone_db"], database_host),
-        accounts.gid("keystone"),
-    )
-    members = [node.name for node in state.nodes]
-    _service_file(
-        root / NOVA_CONF.lstrip("/"),
-        nova_conf(
-            name,
-            handle.address,
-            vip,
-            shared["nova_db"],
-            shared["nova_keystone"],
-            transport_url(members, shared["rabbitmq"]),
-            database_host,
-        ),
-        accounts.gid("nova"),
-    )
-    for key, path in SECRET_FILES.items():
+        _service_file(
+            root / service.config.lstrip("/"),
+            service_config(service, name, handle.address, vip, passwords, database_host),
+            accounts.gid(service.user),
+        )
+        # keystone's deep monitor asks this node's keystone; the others' ask through the
+        # virtual IP, where they validate the token themselves
+        auth_url = keystone_here if service is IDENTITY else keystone_vip
+        _secret_file(
+            root / service.monitor_credentials.lstrip("/"),
+            credentials_text(auth_url, MONITOR_USER, shared["monitor"], SERVICE_PROJECT),
+        )
+    for key, path in secret_files(services).items():
         _secret_file(root / path.lstrip("/"), shared[key] + "\n")
     _secret_file(
         root / galera_check.CREDENTIALS.lstrip("/"), check_credentials_text(shared["check"])
     )
-    keystone_vip = api.endpoint_url(vip, KEYSTONE_PORT) + "/v3"
-    keystone_here = api.endpoint_url(handle.address, KEYSTONE_PORT) + "/v3"
     _secret_file(
         root / ADMIN_CREDENTIALS.lstrip("/"),
         credentials_text(keystone_vip, ADMIN_USER, shared["admin"], ADMIN_PROJECT),
     )
-    # keystone's deep monitor asks this node's keystone; nova-api's asks through the virtual IP,
-    # where nova itself validates the token
-    for service, auth_url in ((KEYSTONE, keystone_here), (NOVA_API, keystone_vip)):
-        _secret_file(
-            root / MONITOR_CREDENTIALS[service].lstrip("/"),
-            credentials_text(auth_url, MONITOR_USER, shared["monitor"], SERVICE_PROJECT),
-        )
     handle.set_sysctls(SYSCTLS)
 
 
-def _copy_keys(lab: Lab, source: str, targets: Sequence[str]) -> None:
-    """node ``source``'s Fernet and credential keys, the same on every other node."""
+def _copy_replicated(lab: Lab, source: str, targets: Sequence[str], service: ApiService) -> None:
+    """``service``'s replicated directories of node ``source`` (keystone's Fernet and
+    credential keys), the same on every other node."""
     origin = lab.node(source).root
     for name in targets:
         root = lab.node(name).root
-        for repository in KEY_REPOSITORIES:
-            relative = repository.lstrip("/")
+        for directory in service.lab.replicated_dirs:
+            relative = directory.lstrip("/")
             shutil.rmtree(root / relative, ignore_errors=True)
             shutil.copytree(origin / relative, root / relative, symlinks=True)
             _copy_with_owners(origin / relative, root / relative)
@@ -982,43 +977,76 @@ def wait_for_database(
         raise LabError(f"{err} ({last[0]})") from None
 
 
+def _setup_steps(
+    lab: Lab,
+    node: str,
+    service: ApiService,
+    values: Mapping[str, str],
+    timer: _Timer,
+    hidden: Sequence[str],
+) -> None:
+    """``service``'s setup commands, in order, on ``node`` as the service's user."""
+    runner = lab.node_runner(node)
+    for step in service.lab.setup:
+        argv = as_user(service.user, [word.format_map(values) for word in step.argv])
+        env = {key: value.format_map(values) for key, value in step.env} or None
+        timer.step(
+            step.what,
+            lambda a=argv, w=step.what, e=env, ok=step.accept: _run(  # type: ignore[misc]
+                runner, a, f"{node}: {w}", env=e, hidden=hidden, accept=ok
+            ),
+        )
+
+
 def provision(
     lab: Lab,
     rabbitmq_password: Optional[str] = None,
     nodes: Sequence[str] = NODES,
     database_vip: Optional[str] = None,
     check_command: str = "",
+    services: Sequence[ApiService] = catalog.SERVICES,
 ) -> dict[str, object]:
-    """Configure keystone and nova-api on every node and initialise their databases through
-    node1, given the lab's Galera up under Pacemaker (see the module docstring): through
-    HAProxy on ``database_vip`` (checked by ``check_command``) when given, else at each node's
-    own Galera. Leaves no API service running. Raises :class:`LabError` naming the step that
-    failed.
+    """Configure ``services`` (keystone first) on every node and initialise their databases
+    through node1, given the lab's Galera up under Pacemaker (see the module docstring):
+    through HAProxy on ``database_vip`` (checked by ``check_command``) when given, else at each
+    node's own Galera. Leaves no API service running. Raises :class:`LabError` naming the step
+    that failed.
 
-    Returns what tests need: ``vip``, ``prefix``, ``keystone_url`` and ``nova_url`` (on the VIP),
-    ``keystone_port``, ``nova_port``, ``admin_credentials`` (a host path, root 0600, that
-    ``read_openstack_credentials`` reads), ``admin_password``, ``monitor_credentials``
-    ({service: path inside a node}), ``haproxy_config`` (a host path), ``database_host``
-    (the database VIP or 127.0.0.1) and ``timings`` ({step: seconds}).
+    Returns what tests need: ``vip``, ``prefix``, ``urls`` ({service: its base URL on the
+    VIP}), ``keystone_url`` (on the VIP, with /v3), ``admin_credentials`` (a host path, root
+    0600, that ``read_openstack_credentials`` reads), ``admin_password``,
+    ``monitor_credentials`` ({service: path inside a node}), ``haproxy_config`` (a host path),
+    ``database_host`` (the database VIP or 127.0.0.1) and ``timings`` ({step: seconds}).
     """
+    if IDENTITY not in services:
+        raise LabError(f"the lab's API services need {IDENTITY.name}: every other validates tokens")
     system = lab.system()
-    for program in (KEYSTONE_MANAGE, NOVA_MANAGE, UWSGI, MARIADB, SETPRIV):
+    programs = {step.argv[0] for service in services for step in service.lab.setup}
+    for program in sorted(programs) + [UWSGI, MARIADB, SETPRIV]:
         if not os.access(system / program.lstrip("/"), os.X_OK):
-            raise LabError(f"{program} is missing: apt install keystone nova-api mariadb-client")
+            packages = [p for service in services for p in service.lab.packages]
+            raise LabError(f"{program} is missing: apt install {' '.join(packages)} mariadb-client")
     state = lab.load()
     network = ipaddress.ip_network(state.subnet)
     vip = vip_of(state.subnet)
     first = nodes[0]
     database_host = database_vip or LOCAL_DATABASE
     check_command = check_command or galera_check_command()
-    shared = _shared_secrets(lab.node(first).root, rabbitmq_password)
+    shared = _shared_secrets(lab.node(first).root, rabbitmq_password, services)
     hidden = list(shared.values())
     timer = _Timer(lab)
     runner = lab.node_runner(first)
+    values = {
+        "admin_user": ADMIN_USER,
+        "admin_project": ADMIN_PROJECT,
+        "admin_password": shared["admin"],
+        "region": REGION,
+        "keystone_url": api.endpoint_url(vip, IDENTITY.port),
+    }
 
     def files() -> None:
         for name in nodes:
-            _write_node_files(lab, name, vip, shared, database_host)
+            _write_node_files(lab, name, vip, shared, database_host, services)
 
     timer.step("configuration files on every node", files)
     timer.step(
@@ -1028,9 +1056,7 @@ def provision(
             [MARIADB, "--batch"],
             "creating the databases",
             60,
-            stdin=database_sql(
-                shared["keystone_db"], shared["nova_db"], shared["check"], state.subnet
-            ),
+            stdin=database_sql(shared, shared["check"], state.subnet, services),
             hidden=hidden,
         ),
     )
@@ -1039,110 +1065,61 @@ def provision(
             "the database through HAProxy on its VIP",
             lambda: wait_for_database(lab, first, database_vip, check_command),
         )
-    keystone_url = api.endpoint_url(lab.node(first).address, KEYSTONE_PORT)
+    keystone_url = api.endpoint_url(lab.node(first).address, IDENTITY.port)
 
-    def keystone_chain() -> None:
-        keystone = USERS[KEYSTONE]
-        owner = ["--keystone-user", keystone, "--keystone-group", keystone]
-        for what, argv, env in (
-            ("keystone-manage db_sync", [KEYSTONE_MANAGE, "db_sync"], None),
-            (
-                "keystone-manage fernet_setup",
-                [KEYSTONE_MANAGE, "fernet_setup", *owner],
-                None,
-            ),
-            (
-                "keystone-manage credential_setup",
-                [KEYSTONE_MANAGE, "credential_setup", *owner],
-                None,
-            ),
-            (
-                "keystone-manage bootstrap",
-                [
-                    KEYSTONE_MANAGE,
-                    "bootstrap",
-                    "--bootstrap-username",
-                    ADMIN_USER,
-                    "--bootstrap-project-name",
-                    ADMIN_PROJECT,
-                    "--bootstrap-region-id",
-                    REGION,
-                    *(
-                        f"--bootstrap-{kind}-url={api.endpoint_url(vip, KEYSTONE_PORT)}/v3/"
-                        for kind in ("admin", "internal", "public")
-                    ),
-                ],
-                {"OS_BOOTSTRAP_PASSWORD": shared["admin"]},
-            ),
-        ):
-            argv_as_user = as_user(keystone, argv)
-            timer.step(
-                what,
-                lambda a=argv_as_user, w=what, e=env: _run(  # type: ignore[misc]
-                    runner, a, f"{first}: {w}", env=e, hidden=hidden
-                ),
-            )
-        timer.step("key repositories copied", lambda: _copy_keys(lab, first, nodes[1:]))
+    def identity_chain() -> None:
+        _setup_steps(lab, first, IDENTITY, values, timer, hidden)
+        timer.step(
+            "key repositories copied", lambda: _copy_replicated(lab, first, nodes[1:], IDENTITY)
+        )
         # provisioning again, with keystone running (by hand or by Pacemaker): use that one
-        running = answers_version(lab, keystone_url, KEYSTONE)
+        running = answers_version(lab, keystone_url, IDENTITY.name)
         if not running:
             timer.step(
-                f"keystone started on {first} for registration",
-                lambda: start_api(lab, first, KEYSTONE),
+                f"{IDENTITY.name} started on {first} for registration",
+                lambda: start_api(lab, first, IDENTITY.name),
             )
         try:
             timer.step(
-                "service project, nova and monitor users, compute endpoints (REST)",
-                lambda: register(lab, keystone_url, vip, shared),
+                "service project, users, catalog endpoints (REST)",
+                lambda: register(lab, keystone_url, vip, shared, services),
             )
         finally:
             if not running:
-                timer.step(f"keystone stopped on {first}", lambda: stop_api(lab, first, KEYSTONE))
+                timer.step(
+                    f"{IDENTITY.name} stopped on {first}",
+                    lambda: stop_api(lab, first, IDENTITY.name),
+                )
 
-    def nova_chain() -> None:
-        nova = USERS[NOVA_API]
-        for what, argv, accept in (
-            ("nova-manage api_db sync", [NOVA_MANAGE, "api_db", "sync"], (0,)),
-            ("nova-manage cell_v2 map_cell0", [NOVA_MANAGE, "cell_v2", "map_cell0"], (0,)),
-            # 2: cell1 exists already (provisioning again)
-            (
-                "nova-manage cell_v2 create_cell",
-                [NOVA_MANAGE, "cell_v2", "create_cell", "--name=cell1"],
-                (0, 2),
-            ),
-            ("nova-manage db sync", [NOVA_MANAGE, "db", "sync"], (0,)),
-        ):
-            argv_as_user = as_user(nova, argv)
-            timer.step(
-                what,
-                lambda a=argv_as_user, w=what, ok=accept: _run(  # type: ignore[misc]
-                    runner, a, f"{first}: {w}", hidden=hidden, accept=ok
-                ),
-            )
+    def others_chain() -> None:
+        for service in services:
+            if service is not IDENTITY:
+                _setup_steps(lab, first, service, values, timer, hidden)
 
     def both() -> None:
+        # each chain is CPU-bound on one core, on different databases
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="provision") as pool:
-            chains = [pool.submit(keystone_chain), pool.submit(nova_chain)]
+            chains = [pool.submit(identity_chain), pool.submit(others_chain)]
             for chain in chains:
                 chain.result()
 
-    timer.step("keystone and nova databases (side by side)", both)
+    timer.step("the services' databases (identity beside the others)", both)
     config = lab.directory / HAPROXY_CONFIG
     backends = [(name, lab.node(name).address) for name in nodes]
     config.write_text(
-        haproxy_config(vip, backends, database_vip=database_vip, check_command=check_command)
+        haproxy_config(
+            vip, backends, services, database_vip=database_vip, check_command=check_command
+        )
     )
     admin_file = lab.node(first).root / ADMIN_CREDENTIALS.lstrip("/")
     return {
         "vip": vip,
         "prefix": network.prefixlen,
-        "keystone_port": KEYSTONE_PORT,
-        "nova_port": NOVA_PORT,
-        "keystone_url": api.endpoint_url(vip, KEYSTONE_PORT) + "/v3",
-        "nova_url": api.endpoint_url(vip, NOVA_PORT),
+        "urls": {service.name: api.endpoint_url(vip, service.port) for service in services},
+        "keystone_url": api.endpoint_url(vip, IDENTITY.port) + "/v3",
         "admin_credentials": str(admin_file),
         "admin_password": shared["admin"],
-        "monitor_credentials": dict(MONITOR_CREDENTIALS),
+        "monitor_credentials": {service.name: service.monitor_credentials for service in services},
         "haproxy_config": str(config),
         "database_host": database_host,
         "timings": timer.timings,

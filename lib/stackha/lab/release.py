@@ -5,12 +5,13 @@ from the distribution's packages (:mod:`stackha.lab.rootfs`, cached while its pa
 unchanged), with the stackha packages on top. The package list of each release is one file,
 ``releases/<release>.list``, in sections: ``[cluster]`` is what every node needs (Pacemaker,
 Corosync, pcs, the fence and resource agents, HAProxy, the stackha package's dependencies),
-``[stack]`` the services the control plane adds (MariaDB Galera, RabbitMQ, the OpenStack APIs,
-memcached). A lab asks for a profile: ``cluster`` builds a tree of the first section alone (a
-fencing lab needs no OpenStack), ``stack`` of both. The Vagrant lab's box reads the same file:
-its tree (:func:`vm_tree`) is a profile's (``stack`` unless asked) with the ``[vm]`` section on
-top, what a
-machine of its own boots with (a kernel, systemd as init); the namespace lab's nodes, which boot
+``[stack]`` the services the control plane adds (MariaDB Galera, RabbitMQ, uwsgi, memcached),
+and with it the packages of every OpenStack API service (their records' ``lab.packages`` in
+:mod:`stackha.services.api_catalog`). A lab asks for a profile: ``cluster`` builds a tree of
+the first section alone (a fencing lab needs no OpenStack), ``stack`` of both. The Vagrant
+lab's box reads the same file: its tree (:func:`vm_tree`) is a profile's (``stack`` unless
+asked) with the ``[vm]`` section on top, what a machine of its own boots with (a kernel,
+systemd as init); the namespace lab's nodes, which boot
 no kernel, never have it, and their trees keep their cache names.
 
 Every node of a lab boots an overlay of three layers (see :class:`stackha.lab.node.Node`):
@@ -31,6 +32,7 @@ from pathlib import Path
 from stackha.lab.namespaces import LabError
 from stackha.lab.package import deb_version
 from stackha.lab.rootfs import DEFAULT_CACHE_DIR, TreeCache, scratch_root
+from stackha.services import api_catalog
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 RELEASES = {"bookworm": "Debian 12", "trixie": "Debian 13"}
 # The sections of a package list, in order: a profile's tree has its section and those before.
 PROFILES = ("cluster", "stack")
+STACK_SECTION = "stack"
 # The section only a Vagrant box's tree has, after every profile's.
 VM_SECTION = "vm"
 LISTS_DIR = Path(__file__).with_name("releases")
@@ -95,8 +98,13 @@ def _section_packages(release: str, wanted: Sequence[str], lists_dir: Path) -> l
     missing = [name for name in wanted if not sections.get(name)]
     if missing:
         raise LabError(f"{path}: no packages in section [{missing[0]}]")
+    listed = []
+    for name in wanted:
+        listed += sections[name]
+        if name == STACK_SECTION:
+            listed += [p for service in api_catalog.SERVICES for p in service.lab.packages]
     # a package two sections name (rsync: Galera's and the box's) once, where it comes first
-    return list(dict.fromkeys(package for name in wanted for package in sections[name]))
+    return list(dict.fromkeys(listed))
 
 
 def packages(release: str, profile: str = "stack", lists_dir: Path = LISTS_DIR) -> list[str]:

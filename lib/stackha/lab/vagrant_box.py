@@ -50,6 +50,7 @@ from stackha.lab.rootfs import (
     remove_tree,
 )
 from stackha.runner import CommandError
+from stackha.services import api_catalog
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -117,11 +118,9 @@ DISTRO_UNITS = (
     "haproxy",
     "mariadb",
     "rabbitmq-server",
-    "keystone",
-    "nova-api",
-    "nova-api-metadata",
     # trixie's pcs splits its daemon in two: pcsd and the Ruby half it starts
     "pcsd-ruby",
+    *(unit for service in api_catalog.SERVICES for unit in service.lab.units),
 )
 # Units that only hold the boot up: networkd's wait-online waits 2 minutes for every link,
 # and the cluster link has no DHCP server (Vagrant configures it after the boot).

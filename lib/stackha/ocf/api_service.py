@@ -2,7 +2,7 @@
 ``ocf:stackha:nova-api``): what each action means for an HTTP API service that runs under uwsgi
 (Debian and Ubuntu today) or as its own server (older distributions), cloned behind HAProxy.
 
-An agent file declares its service (a :class:`~stackha.services.openstack_api.ApiService`) and
+An agent file declares its service (a :class:`~stackha.services.api_catalog.ApiService`) and
 its descriptions, and ends with ``main(make_agent(...))``: a third API service is a page of code.
 The workload knowledge (uwsgi ini files, version documents, tokens) is in
 :mod:`stackha.services.openstack_api`.
@@ -52,7 +52,8 @@ if TYPE_CHECKING:  # typing costs agent start-up time; the type checker alone ne
     from typing import Optional
 
     from stackha.ocf.budget import CheckBudget
-    from stackha.services.openstack_api import ApiService, UwsgiConfig
+    from stackha.services.api_catalog import ApiService
+    from stackha.services.openstack_api import UwsgiConfig
 
 UWSGI = "uwsgi"
 # How long stop waits for the service to end on SIGTERM before it kills it.
@@ -112,7 +113,7 @@ def parameters(service: ApiService) -> tuple[Parameter, ...]:
             "pidfile",
             "Pid file",
             "Where the agent records the pid of the service's master process. Unique per resource.",
-            default=f"/run/{service.user}/{name}-ocf.pid",
+            default=service.pidfile,
             unique_group="pidfile",
         ),
         Parameter(
@@ -138,7 +139,7 @@ def parameters(service: ApiService) -> tuple[Parameter, ...]:
             "Where the service's output goes",
             "File that receives the service's standard output and error (uwsgi's own 'logto' "
             "takes over once uwsgi has read its ini file).",
-            default=f"/var/log/{service.user}/{name}-ocf.log",
+            default=service.log_file,
         ),
         Parameter(
             "credentials",
@@ -329,7 +330,7 @@ class ApiAgent:
             answer = budget.timed(f"GET {path}", lambda timeout: api.http_get(url + path, timeout))
         except api.OpenStackApiError as err:
             raise GenericError(f"{self.service.name}: {err}") from None
-        problem = api.version_document_ok(answer.status, answer.body, self.service.name)
+        problem = api.version_document_ok(answer.status, answer.body, self.service)
         if problem:
             raise GenericError(f"{self.service.name} at {url}: {problem}")
 

@@ -1,6 +1,7 @@
-"""What stackha knows about the OpenStack API services keystone and nova-api, with no OCF in it:
-how Debian runs them under uwsgi, where they listen, what a healthy one answers, and how to get a
-Keystone token for a deeper check.
+"""What stackha knows about running the OpenStack API services, with no OCF in it (each service's
+own facts are its record in :mod:`stackha.services.api_catalog`): how Debian runs them under
+uwsgi, where they listen, what a healthy one answers, and how to get a Keystone token for a
+deeper check.
 
 How Debian 12 runs them (keystone 22 "Zed", nova-api 26): ``/etc/init.d/keystone`` starts
 ``uwsgi_python311 --http-socket :5000 --ini /etc/keystone/keystone-uwsgi.ini`` under
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from typing import Optional
 
     from stackha.clock import Waits
+    from stackha.services.api_catalog import ApiService
 
 
 class OpenStackApiError(Exception):
@@ -50,117 +52,6 @@ class NotReachable(OpenStackApiError):
 
 class CredentialsError(OpenStackApiError):
     """The credentials file is missing, unreadable or incomplete, or Keystone refused them."""
-
-
-class ApiService(Record):
-    """One API service as Debian 12 packages it.
-
-    ``config_env`` names the environment variables the service's WSGI application reads its
-    configuration directory and files from, and the files' list (``{name}`` is the config
-    file's name) (keystone/server/flask/core.py, nova/api/openstack/
-    wsgi_app.py): how a uwsgi-run service is pointed at a config file other than the default.
-    ``executable`` is the service's own server, for distributions that do not run it under uwsgi;
-    ``listen_options`` (section, address option, port option) and ``listen_settings`` (more
-    options of that section) make the extra config file of a server that takes its address from
-    its configuration only.
-    """
-
-    __slots__ = (
-        "name",
-        "port",
-        "version_path",
-        "uwsgi_ini",
-        "wsgi_file",
-        "user",
-        "config",
-        "config_env",
-        "executable",
-        "executable_args",
-        "listen_options",
-        "listen_settings",
-        "authenticated_path",
-    )
-    name: str
-    port: int
-    version_path: str
-    uwsgi_ini: str
-    wsgi_file: str
-    user: str
-    config: str
-    config_env: tuple[str, str, str]
-    executable: str
-    executable_args: tuple[str, ...]
-    listen_options: Optional[tuple[str, str, str]]
-    listen_settings: tuple[tuple[str, str], ...]
-    authenticated_path: Optional[str]
-
-    def __init__(
-        self,
-        name: str,
-        port: int,
-        version_path: str,
-        uwsgi_ini: str,
-        wsgi_file: str,
-        user: str,
-        config: str,
-        config_env: tuple[str, str, str],
-        executable: str,
-        executable_args: tuple[str, ...],
-        listen_options: Optional[tuple[str, str, str]],
-        listen_settings: tuple[tuple[str, str], ...],
-        authenticated_path: Optional[str],
-    ) -> None:
-        self._freeze(locals())
-
-
-KEYSTONE = ApiService(
-    name="keystone",
-    port=5000,
-    version_path="/v3",
-    uwsgi_ini="/etc/keystone/keystone-uwsgi.ini",
-    wsgi_file="/usr/bin/keystone-wsgi-public",
-    user="keystone",
-    config="/etc/keystone/keystone.conf",
-    config_env=("OS_KEYSTONE_CONFIG_DIR", "OS_KEYSTONE_CONFIG_FILES", "{name}"),
-    # pbr's generated script serves the application with wsgiref when run directly
-    executable="/usr/bin/keystone-wsgi-public",
-    executable_args=("--host", "{host}", "--port", "{port}"),
-    listen_options=None,
-    listen_settings=(),
-    # keystone's deep check is the token request itself, sent to this node
-    authenticated_path=None,
-)
-NOVA_API = ApiService(
-    name="nova-api",
-    port=8774,
-    version_path="/",
-    uwsgi_ini="/etc/nova/nova-api-uwsgi.ini",
-    wsgi_file="/usr/bin/nova-api-wsgi",
-    user="nova",
-    config="/etc/nova/nova.conf",
-    # nova's WSGI application loads its paste pipeline from the first file of the list
-    config_env=("OS_NOVA_CONFIG_DIR", "OS_NOVA_CONFIG_FILES", "api-paste.ini;{name}"),
-    executable="/usr/bin/nova-api",
-    # nova-api takes no address on its command line: a second config file sets it
-    executable_args=("--config-file", "{config}", "--config-file", "{listen_config}"),
-    listen_options=("DEFAULT", "osapi_compute_listen", "osapi_compute_listen_port"),
-    # The compute API only, as under uwsgi: nova-api starts every API of enabled_apis, whose
-    # default adds the metadata API, on 0.0.0.0:8775 (metadata_listen) with its own workers.
-    listen_settings=(("enabled_apis", "osapi_compute"),),
-    # GET / and /v2.1/ answer without a token; flavors goes through keystonemiddleware (401
-    # without a valid token) and reads the API database, for any role
-    authenticated_path="/v2.1/flavors",
-)
-SERVICES = {service.name: service for service in (KEYSTONE, NOVA_API)}
-
-
-def service_named(name: str) -> ApiService:
-    try:
-        return SERVICES[name]
-    except KeyError:
-        raise OpenStackApiError(
-            f"unknown API service {name!r} (known: {', '.join(sorted(SERVICES))})"
-        ) from None
 
 
 # -- where it listens -------------------------------------------------------------------------
@@ -672,38 +563,35 @@ def _version_ids(data: object, key: str) -> list[str]:
     return [str(e.get("id", "")) for e in entries if isinstance(e, dict)]
 
 
-def version_document_ok(status: int, body: str, service: str) -> Optional[str]:
+def version_document_ok(status: int, body: str, service: ApiService) -> Optional[str]:
     """None when ``body`` is what a healthy ``service`` answers to its version request, else a
     one-line problem naming the HTTP status (``GET /v3 answered 503 Service Unavailable``).
 
     keystone 22, ``GET /v3``: 200 ``{"version": {"id": "v3.14", "status": "stable", ...}}``.
     nova-api 26, ``GET /``: 200 ``{"versions": [{"id": "v2.0", "status": "SUPPORTED"}, {"id":
     "v2.1", "status": "CURRENT", "version": "2.93", "min_version": "2.1"}]}``; nova answers 300
-    ``{"choices": [...]}`` to other paths, accepted here too. Only the version id is checked: the
-    status strings are the services' to change, and the id is what tells that the application
+    ``{"choices": [...]}`` to other paths. keystone's ``GET /`` nests the list:
+    ``{"versions": {"values": [...]}}``. Only the version id is checked (the service's
+    ``version_id``, or it followed by a minor version: ``v3`` accepts ``v3.14``): the status
+    strings are the services' to change, and the id is what tells that the application
     answering is keystone v3 or nova v2.1 and not something else on the port.
     """
     import json
 
-    api = service_named(service)
-    request = f"GET {api.version_path}"
-    expected = (200,) if api is KEYSTONE else (200, 300)
-    if status not in expected:
+    request = f"GET {service.version_path}"
+    if status not in service.version_statuses:
         return f"{request} answered {status_text(status)}"
     try:
         data = json.loads(body)
     except ValueError:
         return f"{request} answered {status_text(status)} but not JSON"
-    if api is KEYSTONE:
-        version = data.get("version") if isinstance(data, dict) else None
-        found = str(version.get("id", "")) if isinstance(version, dict) else ""
-        if found == "v3" or found.startswith("v3."):
-            return None
-        return f"{request} answered {status_text(status)} without a v3 version document"
-    ids = _version_ids(data, "versions") + _version_ids(data, "choices")
-    if "v2.1" in ids:
+    version = data.get("version") if isinstance(data, dict) else None
+    ids = [str(version.get("id", ""))] if isinstance(version, dict) else []
+    ids += _version_ids(data, "versions") + _version_ids(data, "choices")
+    wanted = service.version_id
+    if any(found == wanted or found.startswith(wanted + ".") for found in ids):
         return None
-    return f"{request} answered {status_text(status)} without a v2.1 version document"
+    return f"{request} answered {status_text(status)} without a {wanted} version document"
 
 
 # -- HTTP --------------------------------------------------------------------------------------

@@ -1,0 +1,423 @@
+"""The OpenStack API services stackha runs, one record each: everything that is particular to a
+service lives in its :class:`ApiService` here, and every other part of stackha reads it from
+there — the OCF agent's parameters and checks (``stackha.ocf.api_service``), the site file's
+service names (``stackha.cib.site``), the constraints the renderer writes (``stackha.cib.render``),
+the lab's packages, directories, configuration files, databases and Keystone registrations
+(``stackha.lab.openstack``). A new API service is a record here and a declaration in
+``stackha.agents`` (its descriptions); ``tests/unit/test_api_catalog.py`` fails if a service's
+name is written anywhere else in the library, the agents or the templates.
+
+The facts are those of Debian's packages: the paths, users and uwsgi ini files are Debian 12's
+and Debian 13's alike (checked in the lab on both).
+
+Nothing here imports anything: the module is on every API agent's monitor path.
+"""
+
+from __future__ import annotations
+
+from stackha.record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
+
+# A placeholder of a lab configuration value or setup command (see LabFacts):
+#   {node} {address}: the node's name and address; {vip}: the API VIP;
+#   {transport_url}: the RabbitMQ URL of every node; {db_NAME}: the URL of database NAME as the
+#   service's database user; {keystone_url}: Keystone's base URL on the VIP (no /v3);
+#   {admin_user} {admin_project} {region}: keystone-manage bootstrap's.
+
+
+class UnknownService(LookupError):
+    """No API service of that name."""
+
+
+class SetupStep(Record):
+    """One command the lab runs once, on the first node, as the service's user, to make the
+    service's database and state: ``argv`` (placeholders allowed), the exit codes that mean
+    done (2 for "made already" of a rerun), the environment it needs (values with placeholders:
+    a password travels there, never on a command line)."""
+
+    __slots__ = ("argv", "accept", "env")
+    argv: tuple[str, ...]
+    accept: tuple[int, ...]
+    env: tuple[tuple[str, str], ...]
+
+    def __init__(
+        self,
+        argv: tuple[str, ...],
+        accept: tuple[int, ...] = (0,),
+        env: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self._freeze(locals())
+
+    @property
+    def what(self) -> str:
+        """What the step is called in progress lines: the program's name and its verbs."""
+        words = [self.argv[0].rpartition("/")[2]]
+        words += [w for w in self.argv[1:] if not w.startswith("-") and "{" not in w][:2]
+        return " ".join(words)
+
+
+class CatalogEntry(Record):
+    """The service's entry in Keystone's catalog: its name and type, and what its endpoints'
+    URL adds to the VIP's ``http://vip:port`` (cinder's names the project)."""
+
+    __slots__ = ("name", "type", "path")
+    name: str
+    type: str
+    path: str
+
+    def __init__(self, name: str, type: str, path: str = "") -> None:
+        self._freeze(locals())
+
+
+class LabFacts(Record):
+    """What the lab's provisioning (``stackha.lab.openstack``) needs of a service.
+
+    - ``packages``: the Debian packages that install it (the lab's nodes get them);
+    - ``units``: the distribution's systemd units of it, which the Vagrant box disables (the
+      cluster starts the service, never the distribution);
+    - ``state_dirs``: directories each node keeps a private copy of (configuration, state);
+    - ``workers``: uwsgi (processes, threads) for three nodes on two cores;
+    - ``databases``: made on Galera for the service's user (its name);
+    - ``config``: the configuration file's sections and options (placeholders allowed);
+      ``authtoken``: whether it gets a ``[keystone_authtoken]`` section (keystonemiddleware
+      validating clients' tokens as the service's Keystone user);
+    - ``lock_dirs``: directories the service's user writes (oslo.concurrency's lock path);
+    - ``setup``: the commands that make its database and state, in order;
+    - ``replicated_dirs``: directories made on the first node and copied to the others
+      (Keystone's Fernet and credential keys: a token one node issues must be valid on all);
+    - ``catalog``: its entry in Keystone's catalog (None: keystone's own, made by bootstrap).
+    """
+
+    __slots__ = (
+        "packages",
+        "units",
+        "state_dirs",
+        "workers",
+        "databases",
+        "config",
+        "authtoken",
+        "lock_dirs",
+        "setup",
+        "replicated_dirs",
+        "catalog",
+    )
+    packages: tuple[str, ...]
+    units: tuple[str, ...]
+    state_dirs: tuple[str, ...]
+    workers: tuple[int, int]
+    databases: tuple[str, ...]
+    config: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+    authtoken: bool
+    lock_dirs: tuple[str, ...]
+    setup: tuple[SetupStep, ...]
+    replicated_dirs: tuple[str, ...]
+    catalog: Optional[CatalogEntry]
+
+    def __init__(
+        self,
+        packages: tuple[str, ...],
+        units: tuple[str, ...],
+        state_dirs: tuple[str, ...],
+        workers: tuple[int, int],
+        databases: tuple[str, ...],
+        config: tuple[tuple[str, tuple[tuple[str, str], ...]], ...],
+        authtoken: bool,
+        lock_dirs: tuple[str, ...],
+        setup: tuple[SetupStep, ...],
+        replicated_dirs: tuple[str, ...] = (),
+        catalog: Optional[CatalogEntry] = None,
+    ) -> None:
+        self._freeze(locals())
+
+
+class ApiService(Record):
+    """One API service as Debian packages it.
+
+    How it runs and listens: ``uwsgi_ini``, ``wsgi_file``, ``user``, ``config`` (its oslo.config
+    file); ``config_env`` names the environment variables the service's WSGI application reads
+    its configuration directory and files from, and the files' list (``{name}`` is the config
+    file's name) (keystone/server/flask/core.py, nova/api/openstack/wsgi_app.py): how a
+    uwsgi-run service is pointed at a config file other than the default. ``executable`` is
+    the service's own server, for distributions that do not run it under uwsgi;
+    ``listen_options`` (section, address option, port option) and ``listen_settings`` (more
+    options of that section) make the extra config file of a server that takes its address
+    from its configuration only.
+
+    What a healthy one answers: ``GET version_path`` with one of ``version_statuses`` and a
+    version document naming ``version_id`` (or ``version_id.N``). The deep check (monitor depth
+    20): ``GET authenticated_path`` with a token and ``authenticated_headers`` (``{project_id}``
+    is the token's project); None: the token request itself is the check (keystone's).
+
+    What it needs (the renderer's constraints): ``uses_database`` (Galera, through the site's
+    database path), ``uses_messaging`` (RabbitMQ), ``validates_tokens`` (Keystone, through the
+    VIP: ordered after keystone's clone at start only, so that a keystone restart does not
+    restart it).
+    """
+
+    __slots__ = (
+        "name",
+        "port",
+        "version_path",
+        "version_id",
+        "version_statuses",
+        "uwsgi_ini",
+        "wsgi_file",
+        "user",
+        "config",
+        "config_env",
+        "executable",
+        "executable_args",
+        "listen_options",
+        "listen_settings",
+        "authenticated_path",
+        "authenticated_headers",
+        "uses_database",
+        "uses_messaging",
+        "validates_tokens",
+        "lab",
+    )
+    name: str
+    port: int
+    version_path: str
+    version_id: str
+    version_statuses: tuple[int, ...]
+    uwsgi_ini: str
+    wsgi_file: str
+    user: str
+    config: str
+    config_env: tuple[str, str, str]
+    executable: str
+    executable_args: tuple[str, ...]
+    listen_options: Optional[tuple[str, str, str]]
+    listen_settings: tuple[tuple[str, str], ...]
+    authenticated_path: Optional[str]
+    authenticated_headers: tuple[tuple[str, str], ...]
+    uses_database: bool
+    uses_messaging: bool
+    validates_tokens: bool
+    lab: LabFacts
+
+    def __init__(
+        self,
+        name: str,
+        port: int,
+        version_path: str,
+        version_id: str,
+        version_statuses: tuple[int, ...],
+        uwsgi_ini: str,
+        wsgi_file: str,
+        user: str,
+        config: str,
+        config_env: tuple[str, str, str],
+        executable: str,
+        executable_args: tuple[str, ...],
+        listen_options: Optional[tuple[str, str, str]],
+        listen_settings: tuple[tuple[str, str], ...],
+        authenticated_path: Optional[str],
+        authenticated_headers: tuple[tuple[str, str], ...],
+        uses_database: bool,
+        uses_messaging: bool,
+        validates_tokens: bool,
+        lab: LabFacts,
+    ) -> None:
+        self._freeze(locals())
+
+    @property
+    def config_dir(self) -> str:
+        return self.config.rpartition("/")[0]
+
+    @property
+    def log_dir(self) -> str:
+        return f"/var/log/{self.user}"
+
+    @property
+    def run_dir(self) -> str:
+        return f"/run/{self.user}"
+
+    @property
+    def pidfile(self) -> str:
+        """The agent's default pid file."""
+        return f"{self.run_dir}/{self.name}-ocf.pid"
+
+    @property
+    def log_file(self) -> str:
+        """The agent's default log file."""
+        return f"{self.log_dir}/{self.name}-ocf.log"
+
+    @property
+    def monitor_credentials(self) -> str:
+        """Where a deployment keeps the depth-20 monitor's credentials file (root, 0600)."""
+        return f"{self.config_dir}/stackha-monitor.credentials"
+
+
+# -- the services ----------------------------------------------------------------------------
+
+KEYSTONE_MANAGE = "/usr/bin/keystone-manage"
+NOVA_MANAGE = "/usr/bin/nova-manage"
+
+KEYSTONE = ApiService(
+    name="keystone",
+    port=5000,
+    version_path="/v3",
+    version_id="v3",
+    version_statuses=(200,),
+    uwsgi_ini="/etc/keystone/keystone-uwsgi.ini",
+    wsgi_file="/usr/bin/keystone-wsgi-public",
+    user="keystone",
+    config="/etc/keystone/keystone.conf",
+    config_env=("OS_KEYSTONE_CONFIG_DIR", "OS_KEYSTONE_CONFIG_FILES", "{name}"),
+    # pbr's generated script serves the application with wsgiref when run directly
+    executable="/usr/bin/keystone-wsgi-public",
+    executable_args=("--host", "{host}", "--port", "{port}"),
+    listen_options=None,
+    listen_settings=(),
+    # keystone's deep check is the token request itself, sent to this node
+    authenticated_path=None,
+    authenticated_headers=(),
+    uses_database=True,
+    # keystone sends no RPC and its notifications are off: a RabbitMQ restart is nothing to it
+    uses_messaging=False,
+    validates_tokens=False,
+    lab=LabFacts(
+        packages=("keystone",),
+        units=("keystone",),
+        state_dirs=("/etc/keystone", "/var/lib/keystone"),
+        # Debian: 8 processes of 32 threads
+        workers=(2, 2),
+        databases=("keystone",),
+        config=(
+            ("DEFAULT", (("log_dir", "/var/log/keystone"), ("log_file", "keystone.log"))),
+            # no memcached in the lab
+            ("cache", (("enabled", "false"),)),
+            ("credential", (("key_repository", "/etc/keystone/credential-keys/"),)),
+            ("database", (("connection", "{db_keystone}"),)),
+            ("fernet_tokens", (("key_repository", "/etc/keystone/fernet-keys/"),)),
+            ("oslo_policy", (("policy_dirs", "/etc/keystone/policy.d"),)),
+            ("token", (("provider", "fernet"),)),
+        ),
+        authtoken=False,
+        lock_dirs=(),
+        setup=(
+            SetupStep((KEYSTONE_MANAGE, "db_sync")),
+            SetupStep(
+                (
+                    KEYSTONE_MANAGE,
+                    "fernet_setup",
+                    "--keystone-user",
+                    "keystone",
+                    "--keystone-group",
+                    "keystone",
+                )
+            ),
+            SetupStep(
+                (
+                    KEYSTONE_MANAGE,
+                    "credential_setup",
+                    "--keystone-user",
+                    "keystone",
+                    "--keystone-group",
+                    "keystone",
+                )
+            ),
+            # the admin's password through the environment, never the command line
+            SetupStep(
+                (
+                    KEYSTONE_MANAGE,
+                    "bootstrap",
+                    "--bootstrap-username",
+                    "{admin_user}",
+                    "--bootstrap-project-name",
+                    "{admin_project}",
+                    "--bootstrap-region-id",
+                    "{region}",
+                    "--bootstrap-admin-url={keystone_url}/v3/",
+                    "--bootstrap-internal-url={keystone_url}/v3/",
+                    "--bootstrap-public-url={keystone_url}/v3/",
+                ),
+                env=(("OS_BOOTSTRAP_PASSWORD", "{admin_password}"),),
+            ),
+        ),
+        replicated_dirs=("/etc/keystone/fernet-keys", "/etc/keystone/credential-keys"),
+    ),
+)
+
+NOVA_API = ApiService(
+    name="nova-api",
+    port=8774,
+    version_path="/",
+    version_id="v2.1",
+    # nova answers 300 {"choices": [...]} to paths it does not serve
+    version_statuses=(200, 300),
+    uwsgi_ini="/etc/nova/nova-api-uwsgi.ini",
+    wsgi_file="/usr/bin/nova-api-wsgi",
+    user="nova",
+    config="/etc/nova/nova.conf",
+    # nova's WSGI application loads its paste pipeline from the first file of the list
+    config_env=("OS_NOVA_CONFIG_DIR", "OS_NOVA_CONFIG_FILES", "api-paste.ini;{name}"),
+    executable="/usr/bin/nova-api",
+    # nova-api takes no address on its command line: a second config file sets it
+    executable_args=("--config-file", "{config}", "--config-file", "{listen_config}"),
+    listen_options=("DEFAULT", "osapi_compute_listen", "osapi_compute_listen_port"),
+    # The compute API only, as under uwsgi: nova-api starts every API of enabled_apis, whose
+    # default adds the metadata API, on 0.0.0.0:8775 (metadata_listen) with its own workers.
+    listen_settings=(("enabled_apis", "osapi_compute"),),
+    # GET / and /v2.1/ answer without a token; flavors goes through keystonemiddleware (401
+    # without a valid token) and reads the API database, for any role
+    authenticated_path="/v2.1/flavors",
+    authenticated_headers=(),
+    uses_database=True,
+    uses_messaging=True,
+    validates_tokens=True,
+    lab=LabFacts(
+        packages=("nova-api",),
+        units=("nova-api", "nova-api-metadata"),
+        state_dirs=("/etc/nova", "/var/lib/nova"),
+        # Debian: 16 processes of 1 thread
+        workers=(2, 1),
+        databases=("nova_api", "nova", "nova_cell0"),
+        config=(
+            (
+                "DEFAULT",
+                (
+                    ("my_ip", "{address}"),
+                    ("state_path", "/var/lib/nova"),
+                    # nova-api serves without a broker; nova-manage cell_v2 create_cell needs
+                    # one named
+                    ("transport_url", "{transport_url}"),
+                ),
+            ),
+            ("api", (("auth_strategy", "keystone"),)),
+            ("api_database", (("connection", "{db_nova_api}"),)),
+            ("database", (("connection", "{db_nova}"),)),
+            ("oslo_concurrency", (("lock_path", "/var/lib/nova/tmp"),)),
+            ("oslo_policy", (("policy_dirs", "/etc/nova/policy.d"),)),
+        ),
+        authtoken=True,
+        lock_dirs=("/var/lib/nova/tmp",),
+        setup=(
+            SetupStep((NOVA_MANAGE, "api_db", "sync")),
+            SetupStep((NOVA_MANAGE, "cell_v2", "map_cell0")),
+            # 2: cell1 exists already (provisioning again)
+            SetupStep((NOVA_MANAGE, "cell_v2", "create_cell", "--name=cell1"), accept=(0, 2)),
+            SetupStep((NOVA_MANAGE, "db", "sync")),
+        ),
+        catalog=CatalogEntry("nova", "compute", "/v2.1"),
+    ),
+)
+
+# In the order they start: keystone first (the others validate tokens with it).
+SERVICES: tuple[ApiService, ...] = (KEYSTONE, NOVA_API)
+NAMES: tuple[str, ...] = tuple(service.name for service in SERVICES)
+# The identity service: the one whose token requests the others' deep checks and the lab's
+# registrations use.
+IDENTITY = KEYSTONE
+
+
+def service_named(name: str) -> ApiService:
+    for service in SERVICES:
+        if service.name == name:
+            return service
+    raise UnknownService(f"unknown API service {name!r} (known: {', '.join(sorted(NAMES))})")
