@@ -66,8 +66,8 @@ from typing import Callable, Optional
 
 from stackha.clock import Deadline, SystemClock
 from stackha.lab.lab import DEFAULT_SUBNET, Lab, LabState, NodeState
-from stackha.ocf.daemon import ProcTable
 from stackha.pacemaker.crm_mon import ClusterStatus
+from stackha.process import ProcTable
 from stackha.runner import BASE_ENV, Spawn
 
 PCS = "/usr/sbin/pcs"

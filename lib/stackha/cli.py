@@ -382,7 +382,7 @@ def _lab(args: argparse.Namespace, out: TextIO) -> int:
 
     from stackha.lab.lab import Lab
     from stackha.lab.namespaces import LabError
-    from stackha.ocf.status import GenericError
+    from stackha.process import ProcessError
 
     def progress(message: str) -> None:
         sys.stderr.write(f"lab: {message}\n")
@@ -454,7 +454,9 @@ def _lab(args: argparse.Namespace, out: TextIO) -> int:
             shown = lab.node_runner("node1").run([command, "status"], timeout=60)
             out.write(shown.stdout)
             out.write(endpoints_text(info))
-    except (LabError, GenericError) as err:
+    # A lab step that waited in vain (process control's wait_until) raises ProcessError
+    # where the lab had nothing to add to its reason.
+    except (LabError, ProcessError) as err:
         sys.stderr.write(f"stackha lab: error: {err}\n")
         return 1
     return 0
@@ -489,7 +491,7 @@ def _vagrant_lab(args: argparse.Namespace, out: TextIO, progress: Callable[[str]
     from stackha.lab.namespaces import LabError
     from stackha.lab.vagrant_host import acceleration
     from stackha.lab.vagrant_lab import VagrantLab
-    from stackha.ocf.daemon import ProcTable
+    from stackha.process import ProcTable
     from stackha.runner import SubprocessRunner
 
     lab = VagrantLab(

@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 
 from hypothesis import strategies as st
-from stackha.ocf.daemon import ProcTable
+from stackha.process import ProcTable
 from stackha.runner import CommandError, Result
 
 # How many generated cases ran (conftest prints it at the end of the session).

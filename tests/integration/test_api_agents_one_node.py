@@ -42,7 +42,7 @@ from openstack_sandbox import (
     wait_until_all_workers_loaded,
 )
 from rabbitmq_sandbox import one_node_rabbitmq
-from stackha.ocf.daemon import ProcTable, is_alive, read_pidfile
+from stackha.process import ProcTable, is_alive, read_pidfile
 from stackha.services.api_catalog import service_named
 from stackha.services.openstack_api import (
     http_get,

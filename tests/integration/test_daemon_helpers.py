@@ -1,4 +1,5 @@
-"""The daemon helpers on real processes: start as a user with a pid file, stop in time."""
+"""Process control (stackha.process) on real processes: start as a user with a pid file,
+stop in time."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 import time
 
 from stackha.clock import Deadline, SystemClock
-from stackha.ocf.daemon import (
+from stackha.process import (
     ProcTable,
     is_alive,
     read_pidfile,

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from agent_runs import exit_reason, free_port, run_agent
-from stackha.ocf.daemon import ProcTable, is_alive, read_pidfile
+from stackha.process import ProcTable, is_alive, read_pidfile
 
 PROCESSES = ProcTable()
 

@@ -13,7 +13,7 @@ import time
 import pytest
 from lab_helpers import inside, node_pids, online_from, pcs, wait_for
 from stackha.lab.bmc import set_busy_power_ons
-from stackha.ocf.daemon import ProcTable, is_alive
+from stackha.process import ProcTable, is_alive
 from stackha.runner import Spawn
 
 PROCESSES = ProcTable()

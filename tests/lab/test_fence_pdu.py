@@ -9,7 +9,7 @@ import time
 import pytest
 from agent_runs import command_lines_watched_for
 from lab_helpers import inside, node_pids, online_from, pcs, wait_for
-from stackha.ocf.daemon import ProcTable, is_alive
+from stackha.process import ProcTable, is_alive
 
 PROCESSES = ProcTable()
 AGENT = "/usr/sbin/fence_stackha_pdu"

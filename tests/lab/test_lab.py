@@ -12,7 +12,7 @@ import pytest
 from lab_helpers import cluster_view, inside, lab_up, node_pids, online_from, pcs, wait_for
 from stackha.lab.lab import Lab
 from stackha.lab.namespaces import LabError
-from stackha.ocf.daemon import ProcTable, is_alive
+from stackha.process import ProcTable, is_alive
 
 PROCESSES = ProcTable()
 VIP = "192.168.213.50"

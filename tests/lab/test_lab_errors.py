@@ -12,7 +12,7 @@ from stackha.lab import lab as lab_module
 from stackha.lab import package
 from stackha.lab.lab import Lab
 from stackha.lab.namespaces import LabError
-from stackha.ocf.daemon import ProcTable, is_alive
+from stackha.process import ProcTable, is_alive
 from stackha.runner import CommandError, SubprocessRunner
 
 STACKHA = str(Path(sys.executable).parent / "stackha")

@@ -9,8 +9,8 @@ import pytest
 from lab_helpers import lab_up
 from stackha.clock import Deadline, SystemClock
 from stackha.lab.lab import Lab
-from stackha.ocf.daemon import ProcTable, wait_until
 from stackha.pacemaker import attrd_updater, crm_attribute
+from stackha.process import ProcTable, wait_until
 
 HAPROXY_CFG = """global
     stats socket /run/haproxy/admin.sock mode 600 level admin

@@ -31,7 +31,7 @@ from stackha.lab import release
 from stackha.lab.accounts import Accounts
 from stackha.lab.lab import Lab
 from stackha.lab.rootfs import DEFAULT_CACHE_DIR, mounts_under
-from stackha.ocf.daemon import ProcTable, is_alive
+from stackha.process import ProcTable, is_alive
 
 RELEASES = os.environ.get("STACKHA_RELEASE_LABS", " ".join(sorted(release.RELEASES))).split()
 # What each release's nodes must report (Debian's own versions of the release).

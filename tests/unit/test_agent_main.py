@@ -5,6 +5,7 @@ import io
 from stackha.ocf.agent import Agent, main
 from stackha.ocf.spec import Action, AgentSpec, Parameter
 from stackha.ocf.status import GenericError, NotInstalled, OcfStatus
+from stackha.process import ProcessError
 
 SPEC = AgentSpec(
     name="sample",
@@ -121,7 +122,8 @@ def test_stop_whose_leftovers_will_not_die_fails_with_both_reasons():
         raise NotInstalled("user nosuchuser does not exist")
 
     def leftovers(call, stop):
-        raise GenericError("the broker (pid 4321) still running after SIGKILL")
+        # what stackha.process.stop_all raises when a process outlives SIGKILL
+        raise ProcessError("the broker (pid 4321) still running after SIGKILL")
 
     code, _, err = run(Agent(SPEC, {"stop": broken}, leftovers=leftovers), "stop")
     assert code == 1
@@ -158,6 +160,17 @@ def test_handler_error_becomes_its_code_and_one_line_reason():
     code, _, err = run(Agent(SPEC, {"start": start}), "start", {"OCF_RESKEY_address": "a"})
     assert code == 1
     assert last_line(err) == "ocf-exit-reason:port 80 is taken"
+
+
+def test_process_control_error_is_error_1_with_its_reason_not_an_internal_error():
+    """A ProcessError from stackha.process (no OCF in it) ends as GenericError would."""
+
+    def stop(call):
+        raise ProcessError("mariadbd (pid 1234) still running\nafter SIGKILL")
+
+    code, _, err = run(Agent(SPEC, {"stop": stop}), "stop", {"OCF_RESKEY_address": "a"})
+    assert code == OcfStatus.ERR_GENERIC
+    assert last_line(err) == "ocf-exit-reason:mariadbd (pid 1234) still running after SIGKILL"
 
 
 def test_a_bug_is_reported_as_error_1_with_its_type_not_a_bare_traceback():

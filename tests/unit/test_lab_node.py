@@ -12,7 +12,7 @@ from stackha.clock import Deadline
 from stackha.lab import bmc, post
 from stackha.lab.namespaces import LabError
 from stackha.lab.node import Node, daemons_by_pid_namespace
-from stackha.ocf.daemon import ProcTable
+from stackha.process import ProcTable
 
 
 def add_process(proc, pid, comm, namespace, state="S"):

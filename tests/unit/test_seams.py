@@ -43,6 +43,42 @@ def imported_modules(path):
             yield node.module
 
 
+def absolute_imports(path):
+    """Every module ``path`` imports, by its full name: a relative import resolved against the
+    package ``path`` is in, and ``from a import b`` also as ``a.b`` (``b`` may be a module)."""
+    package = list(path.relative_to(ROOT / "lib").parent.parts)
+    for node in ast.walk(tree(path)):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            yield module
+            yield from (f"{module}.{alias.name}" for alias in node.names)
+
+
+def imports_of(path, module):
+    return sorted(
+        name for name in absolute_imports(path) if name == module or name.startswith(module + ".")
+    )
+
+
+SERVICES = sorted((ROOT / "lib" / "stackha" / "services").rglob("*.py"))
+LAB = sorted((ROOT / "lib" / "stackha" / "lab").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", SERVICES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_services_know_nothing_of_ocf(path):
+    """A workload module imports nothing from stackha.ocf: the OCF glue is in agents/."""
+    assert imports_of(path, "stackha.ocf") == [], "keep OCF out of services/ (agents/ map errors)"
+
+
+@pytest.mark.parametrize("path", LAB + SERVICES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_lab_and_services_raise_no_ocf_errors(path):
+    """The lab and the workload modules raise their own errors, never OCF exit codes."""
+    assert imports_of(path, "stackha.ocf.status") == [], "raise LabError, ProcessError or your own"
+
+
 @pytest.mark.parametrize("path", LIBRARY + EXECUTABLES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_only_the_runner_starts_programs(path):
     if path.name == "runner.py":

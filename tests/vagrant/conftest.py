@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from stackha.clock import SystemClock
 from stackha.lab.vagrant_lab import VagrantLab
-from stackha.ocf.daemon import ProcTable
+from stackha.process import ProcTable
 from stackha.runner import SubprocessRunner
 
 STACKHA = str(Path(sys.executable).parent / "stackha")

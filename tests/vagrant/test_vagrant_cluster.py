@@ -20,7 +20,7 @@ from stackha.clock import Deadline, SystemClock
 from stackha.lab.lab import DEFAULT_SUBNET as SUBNET
 from stackha.lab.vagrant_host import NAMESPACE
 from stackha.lab.vagrant_lab import HAPROXY_PORT, vip_of
-from stackha.ocf.daemon import wait_until
+from stackha.process import wait_until
 
 STACKHA = str(Path(sys.executable).parent / "stackha")
 NODES = 3  # tests/vagrant/conftest.py brings up three

@@ -33,7 +33,7 @@ from stackha.lab.namespaces import (
 from stackha.lab.node import Node, daemons_by_pid_namespace
 from stackha.lab.rootfs import CHROOT, DEFAULT_CACHE_DIR
 from stackha.lab.switch import Switch
-from stackha.ocf.daemon import ProcTable, wait_until
+from stackha.process import ProcTable, wait_until
 from stackha.runner import CommandError, Spawn, SubprocessRunner
 
 TYPE_CHECKING = False
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Optional
 
     from stackha.clock import Clock
-    from stackha.ocf.daemon import ProcessTable
+    from stackha.process import ProcessTable
     from stackha.runner import Result, Runner
 
 DEFAULT_DIR = "/var/lib/stackha/lab"

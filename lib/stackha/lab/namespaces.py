@@ -6,7 +6,7 @@ import os
 import signal
 from pathlib import Path
 
-from stackha.ocf.daemon import is_alive, wait_until
+from stackha.process import is_alive, wait_until
 from stackha.runner import Spawn
 
 TYPE_CHECKING = False
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     T = TypeVar("T")
 
     from stackha.clock import Deadline
-    from stackha.ocf.daemon import ProcessTable
+    from stackha.process import ProcessTable
     from stackha.runner import Result, Runner
 
 # The programs the lab starts to hold namespaces and enter them: the only processes it ends.

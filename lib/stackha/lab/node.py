@@ -37,9 +37,8 @@ from stackha.clock import Deadline
 from stackha.lab.accounts import Accounts
 from stackha.lab.namespaces import NSENTER, LabError, NamespaceRunner, end_processes, start_init
 from stackha.lab.rootfs import MOUNT, UMOUNT, system_mounts
-from stackha.ocf.daemon import is_alive, wait_until
-from stackha.ocf.status import GenericError
 from stackha.pacemaker import crm_mon
+from stackha.process import ProcessError, is_alive, wait_until
 from stackha.runner import CommandError, Spawn
 from stackha.services import api_catalog
 
@@ -49,7 +48,7 @@ if TYPE_CHECKING:
     from typing import Optional
 
     from stackha.lab.switch import Switch
-    from stackha.ocf.daemon import ProcessTable
+    from stackha.process import ProcessTable
     from stackha.runner import Runner
 
 # Host directory (relative to the node root) → where it is mounted inside the node.
@@ -421,7 +420,7 @@ class Node:
         wait = Deadline(deadline.clock, min(OLD_PORT_GONE_S, deadline.remaining()))
         try:
             wait_until(gone, wait, f"the old {self.port} gone", interval=0.05)
-        except GenericError as err:
+        except ProcessError as err:
             raise LabError(
                 f"node {self.name}: its last boot's link {self.port} is still on the switch "
                 f"after {wait.seconds:.0f}s: {err}"
@@ -487,7 +486,7 @@ class Node:
                 self.processes.signal(pid, signal.SIGTERM)
             try:
                 wait_until(lambda: not pids(), deadline, f"{name} stopped", interval=0.2)
-            except GenericError as err:
+            except ProcessError as err:
                 raise LabError(f"node {self.name}: {name} did not stop: {err}") from err
 
     def status(self) -> Optional[crm_mon.ClusterStatus]:

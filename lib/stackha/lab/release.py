@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from typing import Callable, Optional
 
     from stackha.clock import Clock
-    from stackha.ocf.daemon import ProcessTable
+    from stackha.process import ProcessTable
     from stackha.runner import Runner
 
 # The releases a lab's nodes can run, and what an operator calls them.

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from stackha.clock import Deadline, SystemClock
 from stackha.lab.namespaces import NSENTER, UNSHARE, LabError, end_processes, start_init
-from stackha.ocf.daemon import ProcTable
+from stackha.process import ProcTable
 from stackha.runner import CommandError, CommandTimedOut
 
 TYPE_CHECKING = False
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from typing import Callable, Optional
 
     from stackha.clock import Clock
-    from stackha.ocf.daemon import ProcessTable
+    from stackha.process import ProcessTable
     from stackha.runner import Result, Runner
 
 MMDEBSTRAP = "/usr/bin/mmdebstrap"

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from typing import Callable, TypeVar
 
     from stackha.clock import Deadline
-    from stackha.ocf.daemon import ProcessTable
+    from stackha.process import ProcessTable
     from stackha.runner import Runner
 
     T = TypeVar("T")

@@ -44,8 +44,7 @@ from stackha.lab.namespaces import (
     missing_programs,
 )
 from stackha.lab.switch import IP
-from stackha.ocf.daemon import KILL_RESERVE_S, is_alive, read_pidfile, wait_until
-from stackha.ocf.status import GenericError
+from stackha.process import KILL_RESERVE_S, ProcessError, is_alive, read_pidfile, wait_until
 from stackha.runner import CommandError, Spawn
 
 TYPE_CHECKING = False
@@ -54,7 +53,7 @@ if TYPE_CHECKING:
     from typing import Optional
 
     from stackha.clock import Clock
-    from stackha.ocf.daemon import ProcessTable
+    from stackha.process import ProcessTable
     from stackha.runner import Result, Runner
 
 DEFAULT_DIR = "/var/lib/stackha/vagrant-host"
@@ -314,7 +313,7 @@ class Hypervisor:
 
         try:
             wait_until(answering, deadline, "libvirtd answering virsh version", interval=POLL_S)
-        except GenericError as err:
+        except ProcessError as err:
             raise LabError(
                 f"libvirtd not answering 'virsh version' within {deadline.seconds:g}s: "
                 f"{last_line(self.log_file)} (log: {self.log_file})"
@@ -433,13 +432,13 @@ class Hypervisor:
                 f"the processes of {self.namespace} ended",
                 interval=0.1,
             )
-        except GenericError:
+        except ProcessError:
             left = [pid for pid in pids if is_alive(self.processes, pid)]
             try:
                 end_processes(
                     self.processes, left, deadline, tuple(str(names[pid]) for pid in left)
                 )
-            except GenericError as err:
+            except ProcessError as err:
                 raise LabError(f"namespace {self.namespace}: {err}") from err
         self._ip("netns", "del", self.namespace)
 

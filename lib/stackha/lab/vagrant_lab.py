@@ -52,9 +52,8 @@ from stackha.lab.openstack import HAPROXY_STATS_SOCKET
 from stackha.lab.switch import IP
 from stackha.lab.vagrant_bmc import INVENTORY, PDU, SYSTEM_URI, VIRSH
 from stackha.lab.vagrant_host import Hypervisor
-from stackha.ocf.daemon import wait_until
-from stackha.ocf.status import GenericError
 from stackha.pacemaker import crm_mon
+from stackha.process import ProcessError, wait_until
 from stackha.runner import CommandError, Spawn
 
 TYPE_CHECKING = False
@@ -63,7 +62,7 @@ if TYPE_CHECKING:
     from typing import Callable, Optional
 
     from stackha.clock import Clock
-    from stackha.ocf.daemon import ProcessTable
+    from stackha.process import ProcessTable
     from stackha.runner import Result, Runner
 
 DEFAULT_DIR = "/var/lib/stackha/vagrant-lab"
@@ -400,7 +399,7 @@ class VagrantLab:
 
         try:
             wait_until(online, deadline, "every VM online in the cluster", interval=3)
-        except GenericError as err:
+        except ProcessError as err:
             status = self.cluster_status(node)
             seen = ", ".join(status.online_nodes) if status else "no answer"
             raise LabError(f"{err} (online as {node} sees it: {seen or 'none'})") from err
@@ -440,7 +439,7 @@ class VagrantLab:
         deadline = Deadline(self.clock, timeout)
         try:
             wait_until(self.deployed, deadline, "fencing, the HAProxy clone and the VIP", 3)
-        except GenericError as err:
+        except ProcessError as err:
             raise LabError(str(err)) from err
         return vip_of(subnet)
 

@@ -2,8 +2,9 @@
 
 An agent file in ``agents/`` declares an :class:`Agent` (its spec and one handler per action) and
 ends with ``raise SystemExit(main(AGENT, sys.argv, os.environ))``. Handlers raise
-:class:`~stackha.ocf.status.OcfError` subclasses; ``main()`` alone turns them into an exit code
-and an ``ocf-exit-reason:`` line.
+:class:`~stackha.ocf.status.OcfError` subclasses, and let process control's
+:class:`~stackha.process.ProcessError` through; ``main()`` alone turns them into an exit code
+and an ``ocf-exit-reason:`` line (a ProcessError into OCF_ERR_GENERIC).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from stackha.ocf.status import (
     OcfStatus,
     Unimplemented,
 )
+from stackha.process import ProcessError
 from stackha.record import Record
 from stackha.runner import SubprocessRunner
 
@@ -112,7 +114,7 @@ class Agent(Record):
     with the configuration given (a parameter unset, a user that does not exist): called with
     ``stop=True`` it finds the resource's processes by means that do not depend on every
     parameter (the pid file checked against the program's name, the instance's own
-    arguments on its command line — stackha.ocf.daemon.find_instance), stops them, and
+    arguments on its command line — stackha.process.find_instance), stops them, and
     returns their pids; with ``stop=False`` it only finds them. Every agent in ``agents/`` that
     runs a process declares one (tests/unit/test_seams.py).
     """
@@ -172,6 +174,12 @@ def main(
         return int(_dispatch(agent, context, log, runner, clock or SystemClock(), out, err))
     except OcfError as error:
         return _fail(agent, context, log, err, error.status, error.reason)
+    except ProcessError as error:
+        # Process control knows nothing of OCF: a stop that outlived SIGKILL or a wait that ran
+        # out is a failed action (OCF_ERR_GENERIC, as GenericError), with its own reason — not
+        # an internal error.
+        failure = GenericError(str(error))
+        return _fail(agent, context, log, err, failure.status, failure.reason)
     except Exception as error:  # noqa: BLE001 - the one place that turns any bug into a reason
         return _fail(agent, context, log, err, OcfStatus.ERR_GENERIC, _internal_error(log, error))
 
@@ -327,8 +335,9 @@ def _unconfigured(agent: Agent, call: Call, action: str, error: OcfError) -> int
     stopping = action == "stop"
     try:
         found = agent.leftovers(call, stopping)
-    except OcfError as failure:  # it could not look, or what it found would not stop
-        raise GenericError(f"{action}: {error.reason}; {failure.reason}") from None
+    # it could not look, or what it found would not stop (process control's ProcessError)
+    except (OcfError, ProcessError) as failure:
+        raise GenericError(f"{action}: {error.reason}; {failure}") from None
     if not found:
         call.log.warning(f"{action}: {error.reason}; none of its processes runs here")
         return OcfStatus.SUCCESS if stopping else OcfStatus.NOT_RUNNING

@@ -23,8 +23,17 @@ import os
 from stackha import __version__
 from stackha.clock import Deadline
 from stackha.ocf.agent import Agent, Call
-from stackha.ocf.daemon import (
+from stackha.ocf.spec import Action, AgentSpec, Parameter
+from stackha.ocf.status import (
+    GenericError,
+    NotConfigured,
+    NotInstalled,
+    NotRunning,
+    OcfStatus,
+)
+from stackha.process import (
     KILL_RESERVE_S,
+    ProcessError,
     ProcTable,
     find_instance,
     is_alive,
@@ -36,14 +45,6 @@ from stackha.ocf.daemon import (
     stop_all,
     stop_process,
     wait_until,
-)
-from stackha.ocf.spec import Action, AgentSpec, Parameter
-from stackha.ocf.status import (
-    GenericError,
-    NotConfigured,
-    NotInstalled,
-    NotRunning,
-    OcfStatus,
 )
 from stackha.services import openstack_api as api
 
@@ -421,12 +422,11 @@ class ApiAgent:
                 return False
             return True
 
+        # serving()'s own GenericError (the service exited) goes through wait_until unchanged
         try:
             wait_until(serving, call.deadline.sub(1.0), f"{self.service.name} answering", 0.2)
-        except GenericError as err:
-            if "exited during start" in err.reason:
-                raise
-            raise GenericError(f"{err.reason}: {last_problem[0]}") from None
+        except ProcessError as err:
+            raise GenericError(f"{err}: {last_problem[0]}") from None
 
     def stop(self, call: Call) -> int:
         master = self.master(call)
@@ -465,7 +465,7 @@ class ApiAgent:
 
     def clean_up(self, call: Call) -> None:
         """Remove what a dead service left: its pid file, its listen file and UNIX sockets —
-        each only when it is what the service or this agent wrote (stackha.ocf.daemon)."""
+        each only when it is what the service or this agent wrote (stackha.process)."""
         remove_stale_pidfile(PROCESSES, str(call.config.pidfile), self.process_name(call))
         remove_own_file(self.listen_config_path(call), api.listen_config_header(self.service))
         if not self.uses_uwsgi(call) or not os.path.isfile(str(call.config.uwsgi_ini)):

@@ -12,7 +12,7 @@ import os
 import signal
 
 from stackha.clock import Deadline
-from stackha.ocf.daemon import is_alive, running_pid
+from stackha.process import is_alive, running_pid
 from stackha.record import Record
 from stackha.runner import CommandError
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Optional
 
-    from stackha.ocf.daemon import ProcessTable
+    from stackha.process import ProcessTable
     from stackha.runner import Runner
 
 

@@ -1,4 +1,10 @@
-"""Running a daemon for an agent: pid files, start as a user, wait until ready, stop in time.
+"""Process control: pid files, the process table, start a daemon as a user, wait until a
+condition holds, stop a process in time.
+
+Used by the OCF agents, the workload modules (``stackha.services``) and the lab alike, so it
+knows none of them: a failure raises :class:`ProcessError`, and each caller turns that into its
+own error at its edge (an OCF agent's ``main()`` into OCF_ERR_GENERIC, the lab into a LabError
+or ``stackha lab``'s error line).
 
 Process state is read from ``/proc`` through a small :class:`ProcessTable` seam so tests can
 hand in a fake one; signals go through the same seam.
@@ -11,7 +17,6 @@ import signal
 import stat
 
 from stackha.clock import Deadline
-from stackha.ocf.status import GenericError
 from stackha.runner import Spawn
 
 # typing and the seams' protocols are for the type checker only (see stackha.record).
@@ -27,6 +32,11 @@ if TYPE_CHECKING:
 # budget kept back from the graceful TERM phase.
 KILL_RESERVE_S = 2.0
 POLL_INTERVAL_S = 0.1
+
+
+class ProcessError(Exception):
+    """A process did not do what was waited for (a condition not reached in time, a process
+    that outlived SIGKILL); the message says what, in one line."""
 
 
 if TYPE_CHECKING:
@@ -163,7 +173,8 @@ def find_processes(table: ProcessTable, name: str, arguments: Sequence[str]) -> 
 
 
 def stop_all(table: ProcessTable, pids: Sequence[int], deadline: Deadline, what: str) -> None:
-    """``stop_process`` for each of ``pids``, in the one budget; raises if one survives."""
+    """``stop_process`` for each of ``pids``, in the one budget; raises :class:`ProcessError`
+    if one survives."""
     for pid in pids:
         stop_process(table, pid, deadline, what=what)
 
@@ -285,12 +296,13 @@ def wait_until(
     what: str,
     interval: float = POLL_INTERVAL_S,
 ) -> None:
-    """Poll ``ready`` until it is true; raise GenericError naming ``what`` at the deadline."""
+    """Poll ``ready`` until it is true; raise :class:`ProcessError` naming ``what`` at the
+    deadline. An exception ``ready`` raises goes through to the caller."""
     while True:
         if ready():
             return
         if deadline.expired():
-            raise GenericError(f"{what} not reached within {deadline.seconds:.0f}s")
+            raise ProcessError(f"{what} not reached within {deadline.seconds:.0f}s")
         deadline.sleep(interval)
 
 
@@ -302,7 +314,8 @@ def stop_process(
     what: str = "process",
     reserve: float = KILL_RESERVE_S,
 ) -> None:
-    """TERM, wait, then KILL before ``deadline`` runs out; raise if the process survives.
+    """TERM, wait, then KILL before ``deadline`` runs out; raise :class:`ProcessError` if the
+    process survives.
 
     The graceful phase gets the whole budget but ``reserve`` seconds, which are kept for KILL.
     """
@@ -322,4 +335,4 @@ def stop_process(
             return
         deadline.sleep(POLL_INTERVAL_S)
     if is_alive(table, pid):
-        raise GenericError(f"{what} (pid {pid}) still running after SIGKILL")
+        raise ProcessError(f"{what} (pid {pid}) still running after SIGKILL")

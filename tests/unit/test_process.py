@@ -3,7 +3,8 @@ import signal
 import pytest
 from fakes import FakeProcess, FakeProcessTable
 from stackha.clock import Deadline
-from stackha.ocf.daemon import (
+from stackha.process import (
+    ProcessError,
     ProcTable,
     find_instance,
     find_processes,
@@ -17,7 +18,6 @@ from stackha.ocf.daemon import (
     stop_process,
     wait_until,
 )
-from stackha.ocf.status import GenericError
 
 
 def test_a_process_that_obeys_term_gets_no_kill(fake_clock):
@@ -43,7 +43,7 @@ def test_a_stuck_process_is_killed_before_the_stop_budget_runs_out(fake_clock):
 def test_a_process_that_survives_kill_is_an_error(fake_clock):
     table = FakeProcessTable(fake_clock)
     table.add(10, FakeProcess("svc", dies_on={signal.SIGKILL: 999}))
-    with pytest.raises(GenericError, match="still running after SIGKILL"):
+    with pytest.raises(ProcessError, match="still running after SIGKILL"):
         stop_process(table, 10, Deadline(fake_clock, 5))
 
 
@@ -55,7 +55,7 @@ def test_a_zombie_is_not_alive(fake_clock):
 
 
 def test_wait_until_gives_up_at_the_deadline_with_a_reason(fake_clock):
-    with pytest.raises(GenericError, match="service ready not reached within 30s"):
+    with pytest.raises(ProcessError, match="service ready not reached within 30s"):
         wait_until(lambda: False, Deadline(fake_clock, 30), "service ready")
     assert fake_clock.now == pytest.approx(1030)
 
