@@ -55,7 +55,10 @@ class SetupStep(Record):
     def what(self) -> str:
         """What the step is called in progress lines: the program's name and its verbs."""
         words = [self.argv[0].rpartition("/")[2]]
-        words += [w for w in self.argv[1:] if not w.startswith("-") and "{" not in w][:2]
+        for word in self.argv[1:3]:
+            if word.startswith("-") or "{" in word:
+                break
+            words.append(word)
         return " ".join(words)
 
 
