@@ -37,9 +37,9 @@ VERSION_PATHS = {"keystone": "/v3", "nova-api": "/"}
 USERS = {"keystone": "keystone", "nova-api": "nova"}
 DEBIAN_PORTS = {"keystone": 5000, "nova-api": 8774}
 CONFIG_ENV = {
-    "keystone": ("OS_KEYSTONE_CONFIG_DIR", "OS_KEYSTONE_CONFIG_FILES", "{name}"),
+    "keystone": {"OS_KEYSTONE_CONFIG_DIR": "{dir}", "OS_KEYSTONE_CONFIG_FILES": "{name}"},
     # nova loads its paste pipeline from the first file
-    "nova-api": ("OS_NOVA_CONFIG_DIR", "OS_NOVA_CONFIG_FILES", "api-paste.ini;{name}"),
+    "nova-api": {"OS_NOVA_CONFIG_DIR": "{dir}", "OS_NOVA_CONFIG_FILES": "api-paste.ini;{name}"},
 }
 # The service's own server and its name in /proc/PID/comm (15 characters at most).
 EXECUTABLES = {"keystone": "keystone-wsgi-public", "nova-api": "nova-api"}
@@ -492,10 +492,9 @@ def test_start_runs_uwsgi_with_the_ini_as_debians_init_script_does(node):
     )
     assert spawned.user == USER
     assert spawned.output_path == str(node.log_file)
-    directory, files, names = CONFIG_ENV[node.name]
     assert spawned.env == {
-        directory: str(node.config.parent),
-        files: names.format(name=node.config.name),
+        variable: value.format(dir=node.config.parent, name=node.config.name)
+        for variable, value in CONFIG_ENV[node.name].items()
     }
     pid = node.runner.next_pid
     assert node.pidfile.read_text() == f"{pid}\n"

@@ -557,7 +557,8 @@ def uwsgi_argv(service: str, address: str, ini_text: str) -> list[str]:
     ini = api.parse_uwsgi_ini(
         ini_text, api_service.uwsgi_ini, api.socket_address(address, api_service.port)
     )
-    argv = [*api.uwsgi_argv(UWSGI, ini), "--pidfile", api_service.pidfile]
+    pyargv = api.uwsgi_pyargv(api_service, api_service.config)
+    argv = [*api.uwsgi_argv(UWSGI, ini, pyargv), "--pidfile", api_service.pidfile]
     return ["/usr/bin/setsid", *as_user(api_service.user, argv)]
 
 

@@ -256,6 +256,10 @@ class ApiAgent:
     def validate(self, call: Call) -> None:
         call.require_binary(self.program(call))
         config = str(call.config.config)
+        problem = api.config_name_problem(self.service, config)
+        if problem:
+            # the resource's definition: the same on every node
+            raise NotConfigured(problem)
         if not os.path.isfile(config):
             raise NotInstalled(f"config file {config} does not exist")
         # Exit codes: the files are each node's own, so a bad one is this node's problem (5: the
@@ -383,7 +387,9 @@ class ApiAgent:
         """The command line, and the address and port it will listen on."""
         if self.uses_uwsgi(call):
             ini = self.uwsgi_config(call)
-            return api.uwsgi_argv(str(call.config.uwsgi_binary), ini), *self.endpoint(call)
+            pyargv = api.uwsgi_pyargv(self.service, str(call.config.config))
+            argv = api.uwsgi_argv(str(call.config.uwsgi_binary), ini, pyargv)
+            return argv, *self.endpoint(call)
         host, port = self.host(call), self.port(call)
         listen_config = self.listen_config_path(call)
         text = api.listen_config_text(self.service, host, port)

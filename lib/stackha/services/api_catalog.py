@@ -140,11 +140,15 @@ class ApiService(Record):
     """One API service as Debian packages it.
 
     How it runs and listens: ``uwsgi_ini``, ``wsgi_file``, ``user``, ``config`` (its oslo.config
-    file); ``config_env`` names the environment variables the service's WSGI application reads
-    its configuration directory and files from, and the files' list (``{name}`` is the config
-    file's name) (keystone/server/flask/core.py, nova/api/openstack/wsgi_app.py): how a
-    uwsgi-run service is pointed at a config file other than the default. ``executable`` is
-    the service's own server, for distributions that do not run it under uwsgi;
+    file). How a uwsgi-run service is pointed at a config file other than the default: the
+    environment its WSGI application reads its configuration directory and files from
+    (``config_env``: variable and value, ``{dir}`` and ``{name}`` being the config file's
+    directory and name; keystone/server/flask/core.py, nova/api/openstack/wsgi_app.py), or
+    the arguments uwsgi passes it (``uwsgi_args``, its ``--pyargv``: cinder reads sys.argv).
+    ``config_name``: the one file name the application reads from that directory, when it
+    takes no list ("" when any name works); ``companions``: the files beside it that it reads
+    too (nova's ``api-paste.ini``). ``executable`` is the service's own server, for
+    distributions that do not run it under uwsgi;
     ``listen_options`` (section, address option, port option) and ``listen_settings`` (more
     options of that section) make the extra config file of a server that takes its address
     from its configuration only.
@@ -171,6 +175,9 @@ class ApiService(Record):
         "user",
         "config",
         "config_env",
+        "config_name",
+        "companions",
+        "uwsgi_args",
         "executable",
         "executable_args",
         "listen_options",
@@ -191,7 +198,10 @@ class ApiService(Record):
     wsgi_file: str
     user: str
     config: str
-    config_env: tuple[str, str, str]
+    config_env: tuple[tuple[str, str], ...]
+    config_name: str
+    companions: tuple[str, ...]
+    uwsgi_args: tuple[str, ...]
     executable: str
     executable_args: tuple[str, ...]
     listen_options: Optional[tuple[str, str, str]]
@@ -214,7 +224,10 @@ class ApiService(Record):
         wsgi_file: str,
         user: str,
         config: str,
-        config_env: tuple[str, str, str],
+        config_env: tuple[tuple[str, str], ...],
+        config_name: str,
+        companions: tuple[str, ...],
+        uwsgi_args: tuple[str, ...],
         executable: str,
         executable_args: tuple[str, ...],
         listen_options: Optional[tuple[str, str, str]],
@@ -271,7 +284,10 @@ KEYSTONE = ApiService(
     wsgi_file="/usr/bin/keystone-wsgi-public",
     user="keystone",
     config="/etc/keystone/keystone.conf",
-    config_env=("OS_KEYSTONE_CONFIG_DIR", "OS_KEYSTONE_CONFIG_FILES", "{name}"),
+    config_env=(("OS_KEYSTONE_CONFIG_DIR", "{dir}"), ("OS_KEYSTONE_CONFIG_FILES", "{name}")),
+    config_name="",
+    companions=(),
+    uwsgi_args=(),
     # pbr's generated script serves the application with wsgiref when run directly
     executable="/usr/bin/keystone-wsgi-public",
     executable_args=("--host", "{host}", "--port", "{port}"),
@@ -359,7 +375,10 @@ NOVA_API = ApiService(
     user="nova",
     config="/etc/nova/nova.conf",
     # nova's WSGI application loads its paste pipeline from the first file of the list
-    config_env=("OS_NOVA_CONFIG_DIR", "OS_NOVA_CONFIG_FILES", "api-paste.ini;{name}"),
+    config_env=(("OS_NOVA_CONFIG_DIR", "{dir}"), ("OS_NOVA_CONFIG_FILES", "api-paste.ini;{name}")),
+    config_name="",
+    companions=("api-paste.ini",),
+    uwsgi_args=(),
     executable="/usr/bin/nova-api",
     # nova-api takes no address on its command line: a second config file sets it
     executable_args=("--config-file", "{config}", "--config-file", "{listen_config}"),

@@ -30,7 +30,7 @@ from stackha.record import Record
 # typing is for the type checker only (see stackha.record).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from email.message import Message
     from typing import Optional
 
@@ -405,8 +405,9 @@ def service_environment(service: ApiService, config: str) -> dict[str, str]:
     import os
 
     directory, name = os.path.split(os.path.abspath(config))
-    dir_variable, files_variable, files = service.config_env
-    return {dir_variable: directory, files_variable: files.format(name=name)}
+    return {
+        variable: value.format(dir=directory, name=name) for variable, value in service.config_env
+    }
 
 
 def companion_files(service: ApiService, config: str) -> list[str]:
@@ -415,12 +416,29 @@ def companion_files(service: ApiService, config: str) -> list[str]:
     import os
 
     directory = os.path.dirname(os.path.abspath(config))
-    named = service.config_env[2].split(";")
-    return [os.path.join(directory, name) for name in named if name != "{name}"]
+    return [os.path.join(directory, name) for name in service.companions]
 
 
-def uwsgi_argv(binary: str, ini: UwsgiConfig) -> list[str]:
-    """uwsgi's command line for ``ini`` (read with the agent's address as the default socket).
+def config_name_problem(service: ApiService, config: str) -> Optional[str]:
+    """Why ``service`` cannot be pointed at ``config``, or None: one that reads one file name
+    from a directory (placement reads ``placement.conf`` from OS_PLACEMENT_CONFIG_DIR) cannot
+    read a file of another name, and uwsgi splits its ``--pyargv`` at spaces."""
+    import os
+
+    name = os.path.basename(config)
+    if service.config_name and name != service.config_name:
+        return (
+            f"config = {config}: {service.name} reads {service.config_name} from the directory "
+            "it is given; name the file so"
+        )
+    if service.uwsgi_args and " " in config:
+        return f"config = {config!r}: uwsgi passes it on a --pyargv, which a space would split"
+    return None
+
+
+def uwsgi_argv(binary: str, ini: UwsgiConfig, pyargv: Sequence[str] = ()) -> list[str]:
+    """uwsgi's command line for ``ini`` (read with the agent's address as the default socket),
+    with ``pyargv`` as the application's sys.argv[1:].
 
     ``--die-on-term`` always: without it uwsgi takes SIGTERM as "reload brutally" and a stop
     would never end the service. The listening socket is passed only when the file has none of
@@ -429,7 +447,18 @@ def uwsgi_argv(binary: str, ini: UwsgiConfig) -> list[str]:
     argv = [binary, "--ini", ini.path, "--die-on-term"]
     if not ini.http_listener.from_file:
         argv += ["--http-socket", ini.http_listener.address]
+    if pyargv:
+        argv += ["--pyargv", " ".join(pyargv)]
     return argv
+
+
+def uwsgi_pyargv(service: ApiService, config: str) -> list[str]:
+    """The arguments uwsgi passes ``service``'s application for ``config`` (its
+    ``uwsgi_args``)."""
+    import os
+
+    directory = os.path.dirname(os.path.abspath(config))
+    return [arg.format(config=os.path.abspath(config), dir=directory) for arg in service.uwsgi_args]
 
 
 def executable_argv(
