@@ -60,7 +60,7 @@ def test_settings_replace_their_options_and_a_pid_file_is_refused():
         openstack.trimmed_uwsgi_ini("[uwsgi]\npidfile = /run/k.pid\n", 2, 1)
 
 
-PASSWORDS = {"keystone_db": "k" * 32, "nova-api_db": "n" * 32}
+PASSWORDS = {f"{service.name}_db": service.name[0] * 32 for service in catalog.SERVICES}
 
 
 def config(service, node="node2", address="192.0.2.12", database_host="127.0.0.1", **passwords):

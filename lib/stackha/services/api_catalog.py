@@ -430,8 +430,242 @@ NOVA_API = ApiService(
     ),
 )
 
+PLACEMENT_API = ApiService(
+    name="placement-api",
+    port=8778,
+    version_path="/",
+    version_id="v1.0",
+    version_statuses=(200,),
+    uwsgi_ini="/etc/placement/placement-api-uwsgi.ini",
+    wsgi_file="/usr/bin/placement-api",
+    user="placement",
+    config="/etc/placement/placement.conf",
+    # placement/wsgi.py reads placement.conf from this directory, no list of files
+    config_env=(("OS_PLACEMENT_CONFIG_DIR", "{dir}"),),
+    config_name="placement.conf",
+    companions=(),
+    uwsgi_args=(),
+    # pbr's generated script serves the application with wsgiref when run directly
+    executable="/usr/bin/placement-api",
+    executable_args=("--host", "{host}", "--port", "{port}"),
+    listen_options=None,
+    listen_settings=(),
+    # A project's usages (microversion 1.9) are what a reader of the project may read; the
+    # allocation candidates and resource providers are an admin's or a service's.
+    authenticated_path="/usages?project_id={project_id}",
+    authenticated_headers=(("OpenStack-API-Version", "placement 1.9"),),
+    uses_database=True,
+    uses_messaging=False,
+    validates_tokens=True,
+    lab=LabFacts(
+        packages=("placement-api",),
+        units=("placement-api",),
+        state_dirs=("/etc/placement", "/var/lib/placement"),
+        # Debian: 8 processes of 32 threads
+        workers=(1, 2),
+        databases=("placement",),
+        config=(
+            ("api", (("auth_strategy", "keystone"),)),
+            ("placement_database", (("connection", "{db_placement}"),)),
+        ),
+        authtoken=True,
+        lock_dirs=(),
+        setup=(SetupStep(("/usr/bin/placement-manage", "db", "sync")),),
+        catalog=CatalogEntry("placement", "placement"),
+    ),
+)
+
+GLANCE_API = ApiService(
+    name="glance-api",
+    port=9292,
+    version_path="/",
+    # the v2 API's minor versions: v2.16, v2.15, ...
+    version_id="v2",
+    # glance answers 300 Multiple Choices with its version list
+    version_statuses=(200, 300),
+    uwsgi_ini="/etc/glance/glance-api-uwsgi.ini",
+    wsgi_file="/usr/bin/glance-wsgi-api",
+    user="glance",
+    config="/etc/glance/glance-api.conf",
+    # glance/common/wsgi_app.py reads glance-api-paste.ini and glance-api.conf (and
+    # glance-image-import.conf if present) from this directory
+    config_env=(("OS_GLANCE_CONFIG_DIR", "{dir}"),),
+    config_name="glance-api.conf",
+    companions=("glance-api-paste.ini",),
+    uwsgi_args=(),
+    executable="/usr/bin/glance-api",
+    executable_args=("--config-file", "{config}", "--config-file", "{listen_config}"),
+    listen_options=("DEFAULT", "bind_host", "bind_port"),
+    listen_settings=(),
+    authenticated_path="/v2/images?limit=1",
+    authenticated_headers=(),
+    uses_database=True,
+    uses_messaging=False,
+    validates_tokens=True,
+    lab=LabFacts(
+        packages=("glance-api",),
+        units=("glance-api",),
+        state_dirs=("/etc/glance", "/var/lib/glance"),
+        workers=(1, 2),
+        databases=("glance",),
+        config=(
+            ("database", (("connection", "{db_glance}"),)),
+            ("paste_deploy", (("flavor", "keystone"),)),
+            # each node's own directory: the lab lists images, it stores none
+            (
+                "glance_store",
+                (
+                    ("stores", "file"),
+                    ("default_store", "file"),
+                    ("filesystem_store_datadir", "/var/lib/glance/images/"),
+                ),
+            ),
+            ("oslo_concurrency", (("lock_path", "/var/lib/glance/tmp"),)),
+        ),
+        authtoken=True,
+        lock_dirs=("/var/lib/glance/tmp", "/var/lib/glance/images"),
+        setup=(SetupStep(("/usr/bin/glance-manage", "db_sync")),),
+        catalog=CatalogEntry("glance", "image"),
+    ),
+)
+
+NEUTRON_SERVER = ApiService(
+    name="neutron-server",
+    port=9696,
+    version_path="/",
+    version_id="v2.0",
+    version_statuses=(200,),
+    uwsgi_ini="/etc/neutron/neutron-api-uwsgi.ini",
+    wsgi_file="/usr/bin/neutron-api",
+    user="neutron",
+    config="/etc/neutron/neutron.conf",
+    # neutron/server/__init__.py: the files of the list, in this directory; the ML2 plugin's
+    # own file after neutron.conf, as Debian's init script passes them
+    config_env=(
+        ("OS_NEUTRON_CONFIG_DIR", "{dir}"),
+        ("OS_NEUTRON_CONFIG_FILES", "{name};plugins/ml2/ml2_conf.ini"),
+    ),
+    config_name="",
+    companions=("plugins/ml2/ml2_conf.ini", "api-paste.ini"),
+    uwsgi_args=(),
+    # the API and the RPC server in one (under uwsgi, the RPC half is neutron-rpc-server's)
+    executable="/usr/bin/neutron-server",
+    executable_args=(
+        "--config-file",
+        "{config}",
+        "--config-file",
+        "{dir}/plugins/ml2/ml2_conf.ini",
+        "--config-file",
+        "{listen_config}",
+    ),
+    listen_options=("DEFAULT", "bind_host", "bind_port"),
+    listen_settings=(),
+    authenticated_path="/v2.0/networks?limit=1",
+    authenticated_headers=(),
+    uses_database=True,
+    uses_messaging=True,
+    validates_tokens=True,
+    lab=LabFacts(
+        packages=("neutron-api",),
+        units=("neutron-api", "neutron-rpc-server"),
+        state_dirs=("/etc/neutron", "/var/lib/neutron"),
+        workers=(1, 2),
+        databases=("neutron",),
+        config=(
+            (
+                "DEFAULT",
+                (
+                    ("core_plugin", "ml2"),
+                    ("service_plugins", "router,qos"),
+                    ("auth_strategy", "keystone"),
+                    ("transport_url", "{transport_url}"),
+                    # the lab has no nova-compute to tell of port changes
+                    ("notify_nova_on_port_status_changes", "false"),
+                    ("notify_nova_on_port_data_changes", "false"),
+                ),
+            ),
+            ("database", (("connection", "{db_neutron}"),)),
+            ("oslo_concurrency", (("lock_path", "/var/lib/neutron/tmp"),)),
+        ),
+        authtoken=True,
+        lock_dirs=("/var/lib/neutron/tmp",),
+        setup=(
+            SetupStep(
+                (
+                    "/usr/bin/neutron-db-manage",
+                    "--config-file",
+                    "/etc/neutron/neutron.conf",
+                    "--config-file",
+                    "/etc/neutron/plugins/ml2/ml2_conf.ini",
+                    "upgrade",
+                    "heads",
+                )
+            ),
+        ),
+        catalog=CatalogEntry("neutron", "network"),
+    ),
+)
+
+CINDER_API = ApiService(
+    name="cinder-api",
+    port=8776,
+    version_path="/",
+    version_id="v3",
+    # cinder answers 300 Multiple Choices with its version list
+    version_statuses=(200, 300),
+    uwsgi_ini="/etc/cinder/cinder-api-uwsgi.ini",
+    wsgi_file="/usr/bin/cinder-wsgi",
+    user="cinder",
+    config="/etc/cinder/cinder.conf",
+    # cinder/wsgi/wsgi.py parses sys.argv: uwsgi's --pyargv names the file
+    config_env=(),
+    config_name="",
+    companions=("api-paste.ini",),
+    uwsgi_args=("--config-file", "{config}"),
+    executable="/usr/bin/cinder-api",
+    executable_args=("--config-file", "{config}", "--config-file", "{listen_config}"),
+    listen_options=("DEFAULT", "osapi_volume_listen", "osapi_volume_listen_port"),
+    listen_settings=(),
+    authenticated_path="/v3/{project_id}/volumes?limit=1",
+    authenticated_headers=(),
+    uses_database=True,
+    uses_messaging=True,
+    validates_tokens=True,
+    lab=LabFacts(
+        packages=("cinder-api",),
+        units=("cinder-api",),
+        state_dirs=("/etc/cinder", "/var/lib/cinder"),
+        workers=(1, 2),
+        databases=("cinder",),
+        config=(
+            (
+                "DEFAULT",
+                (
+                    ("auth_strategy", "keystone"),
+                    ("my_ip", "{address}"),
+                    ("transport_url", "{transport_url}"),
+                    ("state_path", "/var/lib/cinder"),
+                ),
+            ),
+            ("database", (("connection", "{db_cinder}"),)),
+            ("oslo_concurrency", (("lock_path", "/var/lib/cinder/tmp"),)),
+        ),
+        authtoken=True,
+        lock_dirs=("/var/lib/cinder/tmp",),
+        setup=(SetupStep(("/usr/bin/cinder-manage", "db", "sync")),),
+        catalog=CatalogEntry("cinderv3", "volumev3", "/v3/%(project_id)s"),
+    ),
+)
+
 # In the order they start: keystone first (the others validate tokens with it).
-SERVICES: tuple[ApiService, ...] = (KEYSTONE, NOVA_API)
+SERVICES: tuple[ApiService, ...] = (
+    KEYSTONE,
+    PLACEMENT_API,
+    NOVA_API,
+    GLANCE_API,
+    NEUTRON_SERVER,
+    CINDER_API,
+)
 NAMES: tuple[str, ...] = tuple(service.name for service in SERVICES)
 # The identity service: the one whose token requests the others' deep checks and the lab's
 # registrations use.

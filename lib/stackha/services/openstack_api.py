@@ -465,10 +465,13 @@ def executable_argv(
     service: ApiService, executable: str, config: str, host: str, port: int, listen_config: str
 ) -> list[str]:
     """The command line of the service's own server (``executable`` mode)."""
+    import os
+
     values = {
         "host": host,
         "port": str(port),
         "config": config,
+        "dir": os.path.dirname(os.path.abspath(config)),
         "listen_config": listen_config,
     }
     return [executable] + [arg.format(**values) for arg in service.executable_args]
@@ -961,8 +964,26 @@ def _keystone_message(body: str, password: str) -> str:
     return " ".join(message.split())[:200]
 
 
+class Token(Record):
+    """A project-scoped token: its value (``X-Subject-Token``) and the project's id."""
+
+    __slots__ = ("value", "project_id")
+    value: str
+    project_id: str
+
+    def __init__(self, value: str, project_id: str) -> None:
+        self._freeze(locals())
+
+
 def issue_token(credentials: Credentials, timeout: float) -> str:
-    """A token for ``credentials`` (the ``X-Subject-Token`` of ``POST /v3/auth/tokens``).
+    """A token for ``credentials`` (the ``X-Subject-Token`` of ``POST /v3/auth/tokens``); see
+    :func:`issue_project_token`."""
+    return issue_project_token(credentials, timeout).value
+
+
+def issue_project_token(credentials: Credentials, timeout: float) -> Token:
+    """A token for ``credentials`` (the ``X-Subject-Token`` of ``POST /v3/auth/tokens``) and
+    the id of the project it is scoped to (the answer's ``token.project.id``).
 
     Raises :class:`CredentialsError` when Keystone refuses the user (401), :class:`NotReachable`
     when nothing answers, :class:`OpenStackApiError` naming the status for any other answer.
@@ -984,7 +1005,21 @@ def issue_token(credentials: Credentials, timeout: float) -> str:
     token = answer.headers.get("x-subject-token", "")
     if not token:
         raise OpenStackApiError(f"POST {shown} answered 201 without an X-Subject-Token header")
-    return token
+    return Token(token, _project_id(answer.body))
+
+
+def _project_id(body: str) -> str:
+    """``token.project.id`` of Keystone's answer, or "" (a service that needs it says so)."""
+    import json
+
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return ""
+    token = data.get("token") if isinstance(data, dict) else None
+    project = token.get("project") if isinstance(token, dict) else None
+    found = project.get("id") if isinstance(project, dict) else None
+    return found if isinstance(found, str) else ""
 
 
 class KeystoneUnavailable(OpenStackApiError):
@@ -1025,16 +1060,23 @@ def check_authenticated(
     try:
         token = waits.timed(
             f"POST {shown_url(token_url(credentials.auth_url))}",
-            lambda timeout: issue_token(credentials, timeout),
+            lambda timeout: issue_project_token(credentials, timeout),
         )
     except CredentialsError:
         raise
     except OpenStackApiError as err:
         raise KeystoneUnavailable(f"no token from keystone: {err}") from None
     path = service.authenticated_path
-    request = f"GET {path} with a token"
+    if "{project_id}" in path:
+        if not token.project_id:
+            raise KeystoneUnavailable("keystone's token names no project id")
+        path = path.replace("{project_id}", token.project_id)
+    # the path as the record writes it: a project id in a log line says nothing
+    request = f"GET {service.authenticated_path} with a token"
+    headers = {**dict(service.authenticated_headers), "X-Auth-Token": token.value}
     answer = waits.timed(
-        f"GET {path}", lambda timeout: http_get(f"{url}{path}", timeout, {"X-Auth-Token": token})
+        f"GET {service.authenticated_path}",
+        lambda timeout: http_get(f"{url}{path}", timeout, headers),
     )
     if answer.status != 200:
         raise OpenStackApiError(f"{request} answered {status_text(answer.status)}")
