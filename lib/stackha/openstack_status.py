@@ -1,10 +1,11 @@
 """``stackha status``: the cluster as an OpenStack operator thinks of it.
 
 Read from ``crm_mon``'s XML (states, node attributes, failed actions, the fencing history), the
-CIB's configuration (VIP addresses, what each fence device fences, the fencing levels, the
-cluster's name) and, when this node runs RabbitMQ, ``rabbitmqctl cluster_status``. Resources are
-classified by their agent, never by their ids: an ``ocf:heartbeat:IPaddr2`` is a VIP whatever it
-is called, an ``ocf:heartbeat:galera`` clone is Galera like ``ocf:stackha:galera``.
+CIB's configuration through :mod:`stackha.cib.model` (VIP addresses, what each fence device
+fences, the fencing levels, the cluster's name, where each clone may run) and, when this node
+runs RabbitMQ, ``rabbitmqctl cluster_status``. Resources are classified by their agent, never by
+their ids: an ``ocf:heartbeat:IPaddr2`` is a VIP whatever it is called, an
+``ocf:heartbeat:galera`` clone is Galera like ``ocf:stackha:galera``.
 
 :func:`gather` is the one function that runs commands; :func:`parse_configuration`,
 :func:`summarise`, :func:`as_json` and :func:`render_text` are pure. No lxml: the command
@@ -17,6 +18,8 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 
+from stackha.cib import model
+from stackha.cib.model import Configuration, FencingLevel
 from stackha.pacemaker import cibadmin, crm_mon
 from stackha.runner import CommandError, CommandNotFound
 from stackha.services import rabbitmq
@@ -52,67 +55,12 @@ class StatusError(Exception):
 # -- the CIB's configuration ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FencingLevel:
-    """One ``fencing-level``: devices tried together, level ``index`` for ``target``."""
-
-    target: str
-    # node (a node name), pattern (target-pattern, a regular expression) or attribute
-    # (target-attribute=target-value)
-    target_kind: str
-    index: int
-    devices: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Configuration:
-    """What ``cibadmin --query --scope configuration`` says that crm_mon does not."""
-
-    cluster_name: Optional[str]
-    # primitive id -> its instance attributes (the first value of each name)
-    parameters: Mapping[str, Mapping[str, str]]
-    fencing_levels: tuple[FencingLevel, ...]
-
-
 def parse_configuration(xml_text: str) -> Configuration:
     """Parse the CIB's ``<configuration>`` (or a whole ``<cib>``); raises StatusError."""
     try:
-        root = ET.fromstring(xml_text)
-    except ET.ParseError as err:
-        raise StatusError(f"cibadmin printed no XML: {err}") from None
-    configuration = root if root.tag == "configuration" else root.find("configuration")
-    if configuration is None:
-        raise StatusError(f"no <configuration> in cibadmin's output (found <{root.tag}>)")
-    name = configuration.find("crm_config/cluster_property_set/nvpair[@name='cluster-name']")
-    parameters: dict[str, dict[str, str]] = {}
-    for primitive in configuration.iter("primitive"):
-        values: dict[str, str] = {}
-        # Direct children only: an <op> has instance_attributes of its own.
-        for nvpair in primitive.iterfind("instance_attributes/nvpair"):
-            values.setdefault(nvpair.get("name", ""), nvpair.get("value", ""))
-        parameters[primitive.get("id", "")] = values
-    levels = []
-    for level in configuration.iterfind("fencing-topology/fencing-level"):
-        if level.get("target") is not None:
-            target, kind = level.get("target", ""), "node"
-        elif level.get("target-pattern") is not None:
-            target, kind = level.get("target-pattern", ""), "pattern"
-        else:
-            target = f"{level.get('target-attribute', '')}={level.get('target-value', '')}"
-            kind = "attribute"
-        levels.append(
-            FencingLevel(
-                target=target,
-                target_kind=kind,
-                index=_int(level.get("index")) or 0,
-                devices=tuple(d for d in level.get("devices", "").split(",") if d),
-            )
-        )
-    return Configuration(
-        cluster_name=name.get("value") if name is not None else None,
-        parameters=parameters,
-        fencing_levels=tuple(sorted(levels, key=lambda lv: (lv.target, lv.index))),
-    )
+        return model.parse_configuration(xml_text)
+    except model.CibError as err:
+        raise StatusError(f"cibadmin printed {err}") from None
 
 
 # -- what stackha status shows (its JSON is these classes, field for field) ----------------
@@ -272,13 +220,6 @@ class OpenStackStatus:
 # -- judgement -----------------------------------------------------------------------------
 
 
-def _int(value: Optional[str]) -> Optional[int]:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 def _unique(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v for v in values if v))
 
@@ -355,14 +296,39 @@ class _Judge:
         recorded = (f.node for f in self.failures_of(unit))
         return self.sorted_nodes([*unit.failed_instances_on(), *recorded])
 
+    def parameters(self, unit: _Unit) -> Mapping[str, str]:
+        resource = self.configuration.resources.get(unit.resource)
+        return resource.params if resource is not None else {}
+
+    def allowed_members(self, unit: _Unit) -> list[str]:
+        """The cluster's members (a pacemaker_remote compute node runs no API) the location
+        constraints let ``unit`` run on. A member the CIB does not list, or a rule that
+        cannot be evaluated offline (a date), leaves the node in."""
+        members = [n.name for n in self.cluster.nodes if n.type == "member"]
+        # The primitive's id: its group's and clone's constraints count too.
+        allowed = self.configuration.allowed_nodes(unit.resource)
+        if allowed is None:
+            return members
+        listed = set(self.configuration.node_names)
+        return [n for n in members if n in allowed or n not in listed]
+
     def stopped_on(self, unit: _Unit) -> tuple[str, ...]:
         """A clone's stopped nodes: crm_mon lists stopped instances without a node, so these
-        are the cluster's members (a pacemaker_remote compute node runs no API) and any node
-        the clone ran or failed on, less those serving it."""
+        are the members it may run on while fewer than clone-max instances run (none when
+        the configuration stops it), and any node it ran or failed on, less those serving
+        it."""
         if unit.clone is None:
             return ()
         serving = set(unit.active_on())
-        candidates = [n.name for n in self.cluster.nodes if n.type == "member"]
+        configuration = self.configuration
+        clone_max = configuration.meta_number(unit.resource, ("clone-max",), 0)
+        candidates = []
+        if not (
+            configuration.stops_all_resources
+            or configuration.is_stopped_by_configuration(unit.resource)
+            or 0 < clone_max <= len(serving)
+        ):
+            candidates = self.allowed_members(unit)
         candidates += [f.node for f in self.failures_of(unit)]
         return self.sorted_nodes(n for n in candidates if n not in serving)
 
@@ -400,7 +366,7 @@ class _Judge:
         return Vip(
             id=unit.id,
             agent=unit.agent,
-            address=self.configuration.parameters.get(unit.resource, {}).get("ip"),
+            address=self.parameters(unit).get("ip"),
             held_by=self.sorted_nodes(unit.active_on()),
             failed=bool(unit.failed_instances_on()),
         )
@@ -420,9 +386,8 @@ class _Judge:
         rsc = unit.resource
         roles = {n: r for r in unit.instances if r.active for n in r.nodes}
         recorded = {f.node for f in self.failures_of(unit)}
-        members = [n.name for n in self.cluster.nodes if n.type == "member"]
         nodes = []
-        for node in self.sorted_nodes([*members, *roles, *recorded]):
+        for node in self.sorted_nodes([*self.allowed_members(unit), *roles, *recorded]):
             instance = roles.get(node)
             safe = self.cluster.attribute(node, f"{rsc}-safe-to-bootstrap")
             nodes.append(
@@ -471,9 +436,9 @@ class _Judge:
         )
 
     def fence_device(self, unit: _Unit) -> FenceDevice:
-        parameters = self.configuration.parameters.get(unit.resource, {})
-        host_list = _split_host_list(parameters.get("pcmk_host_list", ""))
-        host_map = _host_map_targets(parameters.get("pcmk_host_map", ""))
+        parameters = self.parameters(unit)
+        host_list = model.host_list_targets(parameters)
+        host_map = model.host_map_targets(parameters)
         sources = [
             name
             for name, targets in (("pcmk_host_list", host_list), ("pcmk_host_map", host_map))
@@ -515,22 +480,13 @@ class _Judge:
         return Fencing(
             enabled=self.cluster.stonith_enabled,
             devices=tuple(devices),
-            levels=self.configuration.fencing_levels,
+            levels=tuple(
+                sorted(self.configuration.fencing_levels, key=lambda lv: (lv.target, lv.index))
+            ),
             history=self.cluster.fence_history,
             history_error=self.cluster.fence_history_error,
             warnings=tuple(warnings),
         )
-
-
-def _split_host_list(text: str) -> tuple[str, ...]:
-    # Pacemaker splits pcmk_host_list on spaces, commas and semicolons.
-    return _unique(re.split(r"[\s,;]+", text))
-
-
-def _host_map_targets(text: str) -> tuple[str, ...]:
-    """The node names of ``pcmk_host_map`` (``node1:1;node2:2``, or ``=``, ``,``, spaces)."""
-    entries = re.split(r"[\s,;]+", text)
-    return _unique(re.split(r"[:=]", entry, maxsplit=1)[0] for entry in entries)
 
 
 def summarise(

@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from cib_builders import meta
 from stackha.cib.render import render_cib
 from stackha.cib.simulate import run_scenarios
 from stackha.cib.site import read_site
@@ -23,14 +24,7 @@ def empty_cib():
 
 
 def clone(clone_id, primitive, **options):
-    pairs = "".join(
-        f'<nvpair id="{clone_id}-{name}" name="{name.replace("_", "-")}" value="{value}"/>'
-        for name, value in options.items()
-    )
-    return (
-        f'<clone id="{clone_id}"><meta_attributes id="{clone_id}-meta">{pairs}</meta_attributes>'
-        f"{primitive}</clone>"
-    )
+    return f'<clone id="{clone_id}">{meta(clone_id, **options)}{primitive}</clone>'
 
 
 def dummy(primitive_id):

@@ -1,83 +1,30 @@
-"""stackha.cib.simulate without Pacemaker: the configuration read from hand-made CIB XML, the
-expectations applied to hand-made placements, and the scenario loop against a fake
-crm_simulate."""
+"""The crm_simulate scenarios without Pacemaker: the expectations (stackha.cib.expectations)
+applied to hand-made placements of configurations read from hand-made CIB XML, and the
+scenario loop (stackha.cib.simulate) against a fake crm_simulate."""
 
 import xml.etree.ElementTree as ET
 
 import pytest
-from stackha.cib import simulate as sim
-
-NODES = ("node1", "node2", "node3")
-
-
-def cib_xml(resources="", constraints="", properties="", nodes=None, status=""):
-    nodes = nodes or "".join(f'<node id="{n}" uname="node{n}"/>' for n in range(1, len(NODES) + 1))
-    return (
-        '<cib validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0">'
-        "<configuration>"
-        f'<crm_config><cluster_property_set id="options">{properties}'
-        "</cluster_property_set></crm_config>"
-        f"<nodes>{nodes}</nodes>"
-        f"<resources>{resources}</resources>"
-        f"<constraints>{constraints}</constraints>"
-        f"</configuration><status>{status}</status></cib>"
-    )
-
-
-def configuration(**parts):
-    return sim.read_configuration(ET.fromstring(cib_xml(**parts)))
-
-
-def meta(owner, **values):
-    pairs = "".join(
-        f'<nvpair id="{owner}-{name}" name="{name.replace("_", "-")}" value="{value}"/>'
-        for name, value in values.items()
-    )
-    return f'<meta_attributes id="{owner}-meta">{pairs}</meta_attributes>'
-
-
-def clone(clone_id, primitive_id, **options):
-    return (
-        f'<clone id="{clone_id}">{meta(clone_id, **options)}'
-        f'<primitive id="{primitive_id}" class="ocf" provider="heartbeat" type="Dummy"/>'
-        "</clone>"
-    )
-
-
-def primitive(primitive_id, **options):
-    return (
-        f'<primitive id="{primitive_id}" class="ocf" provider="heartbeat" type="IPaddr2">'
-        f"{meta(primitive_id, **options)}</primitive>"
-    )
-
-
-def fence_device(device_id, **params):
-    pairs = "".join(
-        f'<nvpair id="{device_id}-{name}" name="{name}" value="{value}"/>'
-        for name, value in params.items()
-    )
-    return (
-        f'<primitive id="{device_id}" class="stonith" type="fence_ipmilan">'
-        f'<instance_attributes id="{device_id}-ia">{pairs}</instance_attributes></primitive>'
-    )
-
-
-HAPROXY = clone("haproxy-clone", "haproxy", interleave="true")
-VIP = primitive("vip-public")
-GALERA = clone("galera-clone", "galera", promotable="true", promoted_max="3", notify="true")
-KEYSTONE = clone("keystone-clone", "keystone", interleave="true")
-VIP_WITH_HAPROXY = (
-    '<rsc_colocation id="vip-with-haproxy" rsc="vip-public" with-rsc="haproxy-clone" '
-    'score="INFINITY"/>'
+from cib_builders import (
+    CONTROLLER_NODES,
+    GALERA,
+    HAPROXY,
+    HAPROXY_WITH_VIP,
+    KEYSTONE,
+    KEYSTONE_AFTER_GALERA,
+    NODES,
+    VIP,
+    VIP_WITH_HAPROXY,
+    cib_xml,
+    clone,
+    configuration,
+    fence_device,
+    meta,
+    primitive,
 )
-HAPROXY_WITH_VIP = (
-    '<rsc_colocation id="haproxy-with-vip" rsc="haproxy-clone" with-rsc="vip-public" '
-    'score="INFINITY"/>'
-)
-KEYSTONE_AFTER_GALERA = (
-    '<rsc_order id="galera-then-keystone" first="galera-clone" first-action="promote" '
-    'then="keystone-clone" then-action="start" kind="Mandatory"/>'
-)
+from stackha.cib import expectations, simulate
+from stackha.cib.model import CibError, read_configuration
+from stackha.pacemaker.crm_simulate import SimulationFailed, parse_simulation
 
 
 def everywhere(role="Started", nodes=NODES):
@@ -85,7 +32,7 @@ def everywhere(role="Started", nodes=NODES):
 
 
 def problems(config, placement, online=NODES, scenario="start-up"):
-    return sim.check_placement(config, placement, online, scenario).problems
+    return expectations.check_placement(config, placement, online, scenario).problems
 
 
 # --- a. clones on every node, and the HA Guide's inverted colocation ------------------------
@@ -134,24 +81,20 @@ def test_clone_max_below_the_node_count_expects_that_many_instances():
 
 
 def test_an_exclusive_discovery_rule_on_a_node_attribute_is_evaluated():
-    """The TripleO role-attribute rule: a clone is expected only on nodes with the attribute."""
-    nodes = (
-        '<node id="1" uname="node1"><instance_attributes id="n1">'
-        '<nvpair id="n1-r" name="osp-controller" value="true"/></instance_attributes></node>'
-        '<node id="2" uname="node2"><instance_attributes id="n2">'
-        '<nvpair id="n2-r" name="osp-controller" value="TRUE"/></instance_attributes></node>'
-        '<node id="3" uname="node3"/>'
-    )
+    """The TripleO role-attribute rule: a clone is expected only on nodes with the attribute
+    (node3 has none)."""
     rule = (
         '<rsc_location id="on-controllers" rsc="haproxy-clone" resource-discovery="exclusive">'
         '<rule id="on-controllers-rule" score="0">'
         '<expression id="on-controllers-expr" attribute="osp-controller" operation="eq" '
         'value="true"/></rule></rsc_location>'
     )
-    config = configuration(resources=HAPROXY, constraints=rule, nodes=nodes)
-    assert sim.allowed_nodes(config, "haproxy-clone") == {"node1", "node2"}
-    assert sim.allowed_nodes(config, "haproxy") == {"node1", "node2"}
+    config = configuration(resources=HAPROXY, constraints=rule, nodes=CONTROLLER_NODES)
     assert problems(config, {"haproxy": everywhere(nodes=("node1", "node2"))}) == []
+    assert problems(config, {"haproxy": {"node1": "Started"}}) == [
+        "start-up: haproxy-clone runs on node1 only, expected on every online node it is "
+        "allowed on (node1 node2)"
+    ]
 
 
 def test_a_rule_that_cannot_be_evaluated_offline_skips_the_check_with_a_note():
@@ -161,19 +104,9 @@ def test_a_rule_that_cannot_be_evaluated_offline_skips_the_check_with_a_note():
         '<date_expression id="d" operation="gt" start="2030-01-01"/></rule></rsc_location>'
     )
     config = configuration(resources=HAPROXY, constraints=rule)
-    findings = sim.check_placement(config, {}, NODES, "start-up")
+    findings = expectations.check_placement(config, {}, NODES, "start-up")
     assert findings.problems == []
     assert any("haproxy-clone" in note and "office-hours" in note for note in findings.notes)
-
-
-def test_an_opt_in_cluster_allows_only_the_nodes_a_constraint_names():
-    """symmetric-cluster=false: a score of 0 allows a node, no constraint does not."""
-    config = configuration(
-        resources=VIP,
-        properties='<nvpair id="o-sym" name="symmetric-cluster" value="false"/>',
-        constraints='<rsc_location id="on-1" rsc="vip-public" node="node1" score="0"/>',
-    )
-    assert sim.allowed_nodes(config, "vip-public") == {"node1"}
 
 
 # --- b. promotion -----------------------------------------------------------------------------
@@ -210,8 +143,7 @@ def test_the_legacy_master_element_and_master_max_are_read():
         '<primitive id="galera" class="ocf" provider="heartbeat" type="galera"/></master>'
     )
     config = configuration(resources=legacy)
-    assert config.resources["galera-master"].promotable
-    assert sim.promotion_attributes(config) == ("master-galera",)
+    assert simulate.promotion_attributes(config) == ("master-galera",)
     placement = {"galera": {"node1": "Promoted", "node2": "Unpromoted"}}
     assert problems(config, placement, online=("node1", "node2")) == [
         "start-up: galera-master is Promoted on node1 only, expected Promoted on every node it "
@@ -258,21 +190,6 @@ def test_a_vip_colocated_with_the_promoted_role_must_be_on_a_promoted_instance()
     assert problems(config, placement) == []
 
 
-def test_colocation_sets_are_read_as_pacemaker_reads_them():
-    """In a set each member goes with the one before; between sets, the first of the earlier
-    set with the last of the later (Pacemaker 2.1 pcmk__unpack_colocation)."""
-    constraint = (
-        '<rsc_colocation id="chain" score="INFINITY">'
-        '<resource_set id="chain-1"><resource_ref id="a"/><resource_ref id="b"/>'
-        '<resource_ref id="c"/></resource_set>'
-        '<resource_set id="chain-2"><resource_ref id="d"/><resource_ref id="e"/>'
-        "</resource_set></rsc_colocation>"
-    )
-    config = configuration(resources="".join(primitive(r) for r in "abcde"), constraints=constraint)
-    pairs = {(c.rsc, c.with_rsc) for c in config.colocations}
-    assert pairs == {("b", "a"), ("c", "b"), ("e", "d"), ("a", "e")}
-
-
 # --- d. orderings -----------------------------------------------------------------------------
 
 
@@ -304,45 +221,6 @@ def test_a_non_interleaved_clone_needs_what_it_is_ordered_after_somewhere():
     ) in problems(config, none_promoted)
 
 
-def test_optional_orderings_and_their_legacy_score_form_are_not_checked():
-    """kind=Optional, or score=0 before kind existed, orders nothing that must hold."""
-    optional = KEYSTONE_AFTER_GALERA.replace('kind="Mandatory"', 'kind="Optional"')
-    legacy = KEYSTONE_AFTER_GALERA.replace('kind="Mandatory"', 'score="0"')
-    for constraint in (optional, legacy):
-        config = configuration(resources=GALERA + KEYSTONE, constraints=constraint)
-        assert [o.is_mandatory for o in config.orderings] == [False]
-
-
-def test_then_action_defaults_to_the_first_action():
-    """<rsc_order first-action="promote"> without then-action promotes "then" after it."""
-    constraint = '<rsc_order id="o" first="galera-clone" first-action="promote" then="vip-db"/>'
-    config = configuration(resources=GALERA + primitive("vip-db"), constraints=constraint)
-    assert [(o.first_action, o.then_action, o.is_mandatory) for o in config.orderings] == [
-        ("promote", "promote", True)
-    ]
-
-
-def test_order_sets_are_read_as_pacemaker_reads_them():
-    """The reference's two-set ordering: each of an unordered set before the first of a
-    sequential one, whose members follow each other."""
-    constraint = (
-        '<rsc_order id="infra-then-api">'
-        '<resource_set id="s1" sequential="false"><resource_ref id="haproxy-clone"/>'
-        '<resource_ref id="memcached-clone"/></resource_set>'
-        '<resource_set id="s2" sequential="true"><resource_ref id="keystone-clone"/>'
-        '<resource_ref id="nova-clone"/></resource_set></rsc_order>'
-    )
-    resources = (
-        HAPROXY + KEYSTONE + clone("memcached-clone", "memcached") + clone("nova-clone", "nova")
-    )
-    config = configuration(resources=resources, constraints=constraint)
-    assert {(o.first, o.then) for o in config.orderings} == {
-        ("haproxy-clone", "keystone-clone"),
-        ("memcached-clone", "keystone-clone"),
-        ("keystone-clone", "nova-clone"),
-    }
-
-
 # --- e. fence devices -------------------------------------------------------------------------
 
 
@@ -355,25 +233,14 @@ def test_a_fence_device_on_the_node_it_fences_is_reported():
     assert problems(config, {"fence-node1": {"node2": "Started"}}) == []
 
 
-def test_fence_targets_come_from_the_host_list_and_the_host_map():
-    """pcmk_host_list is split on spaces, commas and semicolons; pcmk_host_map gives node:port
-    (or node=port) entries."""
-    listed = sim.Resource("f", "primitive", None, (), {}, {"pcmk_host_list": "n1, n2;n3"})
-    mapped = sim.Resource("f", "primitive", None, (), {}, {"pcmk_host_map": "n1:1;n2=2,3 n3:4"})
-    dynamic = sim.Resource("f", "primitive", None, (), {}, {})
-    assert sim.fence_targets(listed) == {"n1", "n2", "n3"}
-    assert sim.fence_targets(mapped) == {"n1", "n2", "n3"}
-    assert sim.fence_targets(dynamic) is None
-
-
 def test_a_device_that_fences_every_node_is_noted_not_reported():
     """A PDU feeding every node must run on one of them."""
     pdu = fence_device("fence-pdu", pcmk_host_map="node1:1;node2:2;node3:3")
     config = configuration(resources=pdu)
-    findings = sim.check_placement(config, {"fence-pdu": {"node1": "Started"}}, NODES, "s")
+    findings = expectations.check_placement(config, {"fence-pdu": {"node1": "Started"}}, NODES, "s")
     assert findings.problems == []
     assert "fence-pdu fences every node: where it runs is not checked" in findings.notes
-    assert sim.check_configuration(config).problems == []
+    assert expectations.check_configuration(config).problems == []
 
 
 def test_the_configuration_check_reports_a_device_allowed_on_its_target():
@@ -383,7 +250,7 @@ def test_the_configuration_check_reports_a_device_allowed_on_its_target():
     )
     ban = '<rsc_location id="f2-avoids" rsc="fence-node2" node="node2" score="-INFINITY"/>'
     config = configuration(resources=devices, constraints=ban)
-    assert sim.check_configuration(config).problems == [
+    assert expectations.check_configuration(config).problems == [
         "configuration: fence-node1 fences node1 and may run on node1 (no -INFINITY location "
         "constraint keeps it off node1)"
     ]
@@ -413,21 +280,9 @@ def test_what_the_configuration_stops_or_does_not_manage_is_not_expected_to_run(
         resources=clone("off-clone", "off", target_role="Stopped")
         + primitive("unmanaged", is_managed="false")
     )
-    findings = sim.check_placement(config, {}, NODES, "start-up")
+    findings = expectations.check_placement(config, {}, NODES, "start-up")
     assert findings.problems == []
     assert "unmanaged is not managed: where it runs is not checked" in findings.notes
-
-
-def test_a_resource_default_target_role_yields_to_the_resources_own():
-    """rsc_defaults target-role=Stopped does not stop a resource that says Started."""
-    cib = ET.fromstring(cib_xml(resources=primitive("vip", target_role="Started")))
-    defaults = ET.fromstring(
-        '<rsc_defaults><meta_attributes id="d"><nvpair id="d-t" name="target-role" '
-        'value="Stopped"/></meta_attributes></rsc_defaults>'
-    )
-    cib.find("configuration").append(defaults)
-    config = sim.read_configuration(cib)
-    assert not config.is_stopped_by_configuration("vip")
 
 
 # --- reading crm_simulate ---------------------------------------------------------------------
@@ -474,7 +329,7 @@ def test_a_simulation_is_read_into_placement_fencing_and_what_it_did():
         '<resource id="vip" role="Started"><node name="node3"/></resource>'
         "</resources></revised_cluster_status></pacemaker-result>"
     )
-    result = sim.parse_simulation(text)
+    result = parse_simulation(text)
     assert result.fenced == ("node2",)
     assert result.online_nodes == ("node1",)
     assert result.placement == {
@@ -491,7 +346,7 @@ def test_pseudo_actions_alone_are_a_settled_cluster():
         '<pseudo_action task="keystone-clone_start_0"/>',
         '<pseudo_action task="keystone-clone_running_0"/>',
     )
-    assert sim.parse_simulation(simulation_output({}, transition=pseudo)).transition == ()
+    assert parse_simulation(simulation_output({}, transition=pseudo)).transition == ()
 
 
 def test_promotion_scores_are_injected_for_every_node_and_promotable_primitive():
@@ -499,7 +354,7 @@ def test_promotion_scores_are_injected_for_every_node_and_promotable_primitive()
     one."""
     existing = '<node_state id="2" uname="node2"><lrm id="2"/></node_state>'
     cib = ET.fromstring(cib_xml(resources=GALERA + HAPROXY, status=existing))
-    sim.inject_promotion_scores(cib, sim.read_configuration(cib))
+    simulate.inject_promotion_scores(cib, read_configuration(cib))
     states = cib.findall("status/node_state")
     assert [s.get("uname") for s in states] == ["node2", "node1", "node3"]
     for state in states:
@@ -600,7 +455,7 @@ def test_scenarios_run_start_up_to_stability_then_lose_each_node(tmp_path, fake_
         stdout=simulation_output({"haproxy": {"node1": "Started"}}, ("node1",), ("node2",)),
     )
 
-    results = sim.run_scenarios(cib_path, fake_runner, tmp_path, clock=fake_clock)
+    results = simulate.run_scenarios(cib_path, fake_runner, tmp_path, clock=fake_clock)
 
     assert [(r.name, r.problems, r.rounds) for r in results] == [
         ("configuration", (), 0),
@@ -629,7 +484,7 @@ def test_a_cib_crm_simulate_refuses_is_a_start_up_problem(tmp_path, fake_runner)
         stderr="cib.xml:9: element rsc_order: validity error : IDREF attribute first references "
         'an unknown ID "galera-clone"\n',
     )
-    results = sim.run_scenarios(cib_path, fake_runner, tmp_path)
+    results = simulate.run_scenarios(cib_path, fake_runner, tmp_path)
     assert [r.name for r in results] == ["configuration", "start-up"]
     assert results[1].problems == (
         "start-up: crm_simulate refused the CIB (exit 78, Invalid configuration): cib.xml:9: "
@@ -648,8 +503,8 @@ def test_a_simulation_without_a_revised_status_is_refused_not_read(tmp_path, fak
         '<modify_node action="Failing" node="node1"/><status code="0" message="OK"/>'
         "</pacemaker-result>"
     )
-    with pytest.raises(sim.SimulationFailed, match="no revised cluster status"):
-        sim.parse_simulation(cut_short)
+    with pytest.raises(SimulationFailed, match="no revised cluster status"):
+        parse_simulation(cut_short)
     cib_path = tmp_path / "cib.xml"
     cib_path.write_text(cib_xml(resources=HAPROXY, nodes=TWO_NODES))
     fake_runner.expect(
@@ -662,7 +517,7 @@ def test_a_simulation_without_a_revised_status_is_refused_not_read(tmp_path, fak
         stdout=EVENTS_OK,
     )
     fake_runner.expect(argv(tmp_path, "start-up-1-events.xml", "start-up-1.xml"), stdout=cut_short)
-    results = sim.run_scenarios(cib_path, fake_runner, tmp_path)
+    results = simulate.run_scenarios(cib_path, fake_runner, tmp_path)
     assert results[1].problems == ("start-up: crm_simulate printed no revised cluster status",)
 
 
@@ -671,5 +526,5 @@ def test_a_file_that_is_not_a_cib_raises(tmp_path, fake_runner):
     path = tmp_path / "cib.xml"
     for text in ("not xml", "<cib/>"):
         path.write_text(text)
-        with pytest.raises(sim.CibError):
-            sim.run_scenarios(path, fake_runner, tmp_path)
+        with pytest.raises(CibError):
+            simulate.run_scenarios(path, fake_runner, tmp_path)

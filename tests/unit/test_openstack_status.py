@@ -438,6 +438,79 @@ CIB_TRIPLEO = """\
 </configuration>
 """
 
+# The stackha cluster's configuration with references, as a hand-edited CIB may have them: a
+# second PDU feed (its own address) takes the first feed's outlet map and login by id-ref, and
+# keystone-clone nova-api-clone's meta attributes (clone-max=2). crm_mon then shows the second
+# feed on node2 and keystone on node1 and node2 only: all the instances clone-max allows.
+CIB_STACKHA_ID_REFS = (
+    CIB_STACKHA.replace(
+        '    <clone id="keystone-clone">\n',
+        '    <clone id="keystone-clone">\n'
+        '      <meta_attributes id-ref="nova-api-clone-meta_attributes"/>\n',
+    )
+    .replace(
+        '    <clone id="nova-api-clone">\n',
+        '    <clone id="nova-api-clone">\n'
+        '      <meta_attributes id="nova-api-clone-meta_attributes">\n'
+        '        <nvpair id="nova-api-clone-meta_attributes-clone-max" name="clone-max" value="2"/>\n'
+        "      </meta_attributes>\n",
+    )
+    .replace(
+        '    <primitive class="stonith" id="fence-pdu-rack1" type="fence_stackha_pdu">\n',
+        '    <primitive class="stonith" id="fence-pdu-rack1-b" type="fence_stackha_pdu">\n'
+        '      <instance_attributes id="fence-pdu-rack1-b-instance_attributes">\n'
+        '        <nvpair id="fence-pdu-rack1-b-instance_attributes-ip" name="ip" value="10.0.0.98"/>\n'
+        "      </instance_attributes>\n"
+        '      <instance_attributes id-ref="fence-pdu-rack1-instance_attributes"/>\n'
+        "    </primitive>\n"
+        '    <primitive class="stonith" id="fence-pdu-rack1" type="fence_stackha_pdu">\n',
+    )
+)
+CRM_MON_STACKHA_ID_REFS = CRM_MON_STACKHA.replace(
+    """      <resource id="keystone" resource_agent="ocf:stackha:keystone" role="Started" active="true" orphaned="false" blocked="false" managed="true" failed="false" failure_ignored="false" nodes_running_on="1">
+        <node name="node3" id="3" cached="true"/>
+      </resource>
+""",
+    """      <resource id="keystone" resource_agent="ocf:stackha:keystone" role="Stopped" active="false" orphaned="false" blocked="false" managed="true" failed="false" failure_ignored="false" nodes_running_on="0"/>
+""",
+).replace(
+    "  </resources>\n  <node_attributes>",
+    """    <resource id="fence-pdu-rack1-b" resource_agent="stonith:fence_stackha_pdu" role="Started" active="true" orphaned="false" blocked="false" managed="true" failed="false" failure_ignored="false" nodes_running_on="1">
+      <node name="node2" id="2" cached="true"/>
+    </resource>
+  </resources>
+  <node_attributes>""",
+)
+
+# The TripleO cluster's configuration with constraints on resource sets: keystone's set, named
+# in an order after Galera's promotion, is kept off controller-2 by a location constraint that
+# refers to it (id-ref); Galera is kept off controller-1; RabbitMQ is disabled.
+CIB_TRIPLEO_SETS = CIB_TRIPLEO.replace(
+    "  <constraints/>\n",
+    """  <constraints>
+    <rsc_order id="galera-then-apis" kind="Mandatory">
+      <resource_set id="galera-set" action="promote">
+        <resource_ref id="galera-master"/>
+      </resource_set>
+      <resource_set id="api-set" action="start">
+        <resource_ref id="openstack-keystone-clone"/>
+      </resource_set>
+    </rsc_order>
+    <rsc_location id="apis-avoid-controller-2" node="controller-2" score="-INFINITY">
+      <resource_set id-ref="api-set"/>
+    </rsc_location>
+    <rsc_location id="galera-avoids-controller-1" rsc="galera-master" node="controller-1" score="-INFINITY"/>
+  </constraints>
+""",
+).replace(
+    '    <clone id="rabbitmq-clone">\n',
+    """    <clone id="rabbitmq-clone">
+      <meta_attributes id="rabbitmq-clone-meta_attributes">
+        <nvpair id="rabbitmq-clone-meta_attributes-target-role" name="target-role" value="Stopped"/>
+      </meta_attributes>
+""",
+)
+
 # crm_mon when Pacemaker does not run on this node: the reason is in the XML, not on stderr.
 CRM_MON_NOT_CONNECTED = """\
 <pacemaker-result api-version="2.25" request="crm_mon --one-shot --inactive --output-as=xml --show-node-attributes --fence-history=3">
@@ -540,7 +613,9 @@ def cluster_status_json(running=("rabbit@node1", "rabbit@node2"), partitions=Non
 
 
 @pytest.mark.skipif(not API_SCHEMA.exists(), reason="Pacemaker 2.1.5's schemas are not here")
-@pytest.mark.parametrize("xml", [CRM_MON_STACKHA, CRM_MON_TRIPLEO, CRM_MON_NOT_CONNECTED])
+@pytest.mark.parametrize(
+    "xml", [CRM_MON_STACKHA, CRM_MON_TRIPLEO, CRM_MON_NOT_CONNECTED, CRM_MON_STACKHA_ID_REFS]
+)
 def test_crm_mon_fixtures_are_valid_pacemaker_2_1_5_output(xml):
     """Each crm_mon fixture validates against the API schema Pacemaker 2.1.5 ships."""
     from lxml import etree
@@ -550,7 +625,7 @@ def test_crm_mon_fixtures_are_valid_pacemaker_2_1_5_output(xml):
 
 
 @pytest.mark.skipif(not CIB_SCHEMA.exists(), reason="Pacemaker 2.1.5's schemas are not here")
-@pytest.mark.parametrize("xml", [CIB_STACKHA, CIB_TRIPLEO])
+@pytest.mark.parametrize("xml", [CIB_STACKHA, CIB_TRIPLEO, CIB_STACKHA_ID_REFS, CIB_TRIPLEO_SETS])
 def test_cib_fixtures_are_valid_configurations(xml):
     """Each configuration, put in a CIB, validates against the CIB schema of Pacemaker 2.1.5."""
     from lxml import etree
@@ -658,9 +733,10 @@ def test_parse_configuration_reads_name_parameters_and_levels():
     """The cluster's name, each primitive's parameters and the fencing levels, in order."""
     configuration = parse_configuration(CIB_STACKHA)
     assert configuration.cluster_name == "openstack"
-    assert configuration.parameters["vip-public"]["ip"] == "192.168.213.100"
-    assert configuration.parameters["fence-pdu-rack1"]["pcmk_host_map"] == "node1:1;node2:2;node3:3"
-    assert configuration.parameters["haproxy"] == {}
+    resources = configuration.resources
+    assert resources["vip-public"].params["ip"] == "192.168.213.100"
+    assert resources["fence-pdu-rack1"].params["pcmk_host_map"] == "node1:1;node2:2;node3:3"
+    assert resources["haproxy"].params == {}
     assert [(lv.target, lv.index, lv.devices) for lv in configuration.fencing_levels[:2]] == [
         ("node1", 1, ("fence-ipmi-node1",)),
         ("node1", 2, ("fence-pdu-rack1",)),
@@ -682,6 +758,57 @@ def test_parse_configuration_refuses_what_is_not_a_configuration():
         parse_configuration("<resources/>")
     with pytest.raises(StatusError, match="no XML"):
         parse_configuration("Could not connect to the CIB")
+
+
+def test_parameters_and_meta_attributes_given_by_id_ref_are_the_referenced_sets():
+    """The second PDU feed fences what the first does (its pcmk_host_map by id-ref, its own
+    address first), and keystone-clone's clone-max=2 (by id-ref) makes its two instances all
+    there should be: not "stopped on node3"."""
+    status = stackha_cluster(crm_mon_xml=CRM_MON_STACKHA_ID_REFS, cib_xml=CIB_STACKHA_ID_REFS)
+    devices = {d.id: d for d in status.fencing.devices}
+    feed_b = devices["fence-pdu-rack1-b"]
+    assert (feed_b.targets, feed_b.targets_from, feed_b.running_on) == (
+        ("node1", "node2", "node3"),
+        "pcmk_host_map",
+        ("node2",),
+    )
+    configuration = parse_configuration(CIB_STACKHA_ID_REFS)
+    assert configuration.resources["fence-pdu-rack1-b"].params["ip"] == "10.0.0.98"
+    services = {s.resource: s for s in status.services}
+    assert (services["keystone"].serving, services["keystone"].stopped_on) == (
+        ("node1", "node2"),
+        (),
+    )
+    # nova-api's own set says clone-max=2 too, but it failed on node3: that it still shows.
+    assert services["nova-api"].stopped_on == ("node3",)
+    assert "  keystone      node1 node2\n" in render_text(status)
+
+
+def test_stopped_on_is_where_the_constraints_and_target_role_let_a_clone_run():
+    """A location constraint on a resource set given by id-ref (the set of an order) keeps
+    keystone off controller-2; Galera kept off controller-1 is not listed there; a disabled
+    RabbitMQ (target-role=Stopped) is stopped nowhere it should run. A failure still shows."""
+    status = summarise(crm_mon.parse_status(CRM_MON_TRIPLEO), parse_configuration(CIB_TRIPLEO_SETS))
+    (keystone,) = status.services
+    assert keystone.stopped_on == ("controller-0", "controller-1")
+    (galera,) = status.galera
+    assert [n.node for n in galera.nodes] == ["controller-0", "controller-2"]
+    (broker,) = status.rabbitmq
+    assert broker.stopped_on == ()
+
+
+def test_stop_all_resources_leaves_only_failures_as_stopped_on():
+    """With stop-all-resources no clone should run anywhere: a failed node is all that shows."""
+    cib = CIB_TRIPLEO.replace(
+        "    </cluster_property_set>",
+        '      <nvpair id="cib-bootstrap-options-stop-all-resources" name="stop-all-resources" '
+        'value="true"/>\n    </cluster_property_set>',
+    )
+    status = summarise(crm_mon.parse_status(CRM_MON_TRIPLEO), parse_configuration(cib))
+    assert [(s.resource, s.stopped_on) for s in status.services] == [
+        ("openstack-keystone", ("controller-0",))
+    ]
+    assert [b.stopped_on for b in status.rabbitmq] == [()]
 
 
 # -- judgement -----------------------------------------------------------------------------

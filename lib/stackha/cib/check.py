@@ -20,17 +20,15 @@ from pathlib import Path
 
 from lxml import etree
 
+from stackha.cib.model import CibError, parse_configuration
 from stackha.cib.render import SCHEMA_DIR
-from stackha.pacemaker import crm_verify
+from stackha.pacemaker import crm_simulate, crm_verify
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from stackha.runner import Runner
-
-CRM_SIMULATE = "/usr/sbin/crm_simulate"
-TOOL_TIMEOUT_S = 60.0
 
 
 class CheckError(Exception):
@@ -58,10 +56,6 @@ def parse_cib(text: str, source: str = "CIB") -> etree._Element:
     return root
 
 
-def node_names(cib: etree._Element) -> list[str]:
-    return [node.get("uname", "") for node in cib.iterfind("configuration/nodes/node")]
-
-
 def schema_problems(cib: etree._Element, schema_dir: Path = SCHEMA_DIR) -> list[str]:
     """What the RelaxNG schema named by ``validate-with`` finds wrong, one line each."""
     name = cib.get("validate-with", "")
@@ -80,14 +74,6 @@ def schema_problems(cib: etree._Element, schema_dir: Path = SCHEMA_DIR) -> list[
     return [f"line {error.line}: {error.message}" for error in schema.error_log]
 
 
-def nodes_up_argv(source: Path, target: Path, nodes: Sequence[str]) -> list[str]:
-    # --quorum: an empty status has none, and crm_verify would warn of that alone
-    argv = [CRM_SIMULATE, "--xml-file", str(source), "--quiet", "--quorum", "true"]
-    for node in nodes:
-        argv += ["--node-up", node]
-    return [*argv, "--save-output", str(target)]
-
-
 def verify_findings(
     runner: Runner, cib_path: Path, nodes: Sequence[str], workdir: Path
 ) -> tuple[list[str], list[str]]:
@@ -95,9 +81,12 @@ def verify_findings(
     each. Its errors are problems; so is everything it says when it exits non-zero; warnings
     under exit 0 ("Blind faith: not fencing unseen nodes" with fencing off) are notes."""
     with_nodes = workdir / "nodes-up.xml"
-    result = runner.run(nodes_up_argv(cib_path, with_nodes, nodes), timeout=TOOL_TIMEOUT_S)
-    if not result.ok:
-        return [f"crm_simulate could not bring the nodes up: {result.output_line()}"], []
+    try:
+        # --quorum: an empty status has none, and crm_verify would warn of that alone
+        events = crm_simulate.Events(node_up=nodes, quorum=True)
+        crm_simulate.apply_events(runner, cib_path, with_nodes, events)
+    except crm_simulate.SimulationFailed as err:
+        return [f"bringing the nodes up: {err}"], []
     findings = crm_verify.verify_xml(runner, with_nodes.read_text(encoding="utf-8"))
     if findings.returncode == 0:
         return list(findings.errors), list(findings.warnings + findings.others)
@@ -115,7 +104,11 @@ def check_cib(
     """Every step's findings; a step after a failed one is not run (its findings would be
     noise). Raises :class:`CheckError` when the CIB cannot be checked at all."""
     cib = parse_cib(text, source)
-    nodes = node_names(cib)
+    try:
+        # Every <node>, whatever its type: crm_verify is to see them all up.
+        nodes = [node.name for node in parse_configuration(text).nodes]
+    except CibError as err:  # what lxml read, the standard library's parser may not
+        raise CheckError(f"{source}: {err}") from None
     steps = [Step(f"schema {cib.get('validate-with')}", schema_problems(cib, schema_dir))]
     if not steps[-1].ok:
         return steps
