@@ -58,8 +58,7 @@ KILLERS = {
     "mariadbd": lab_galera.kill_mariadbd,
     "beam.smp": lab_rabbitmq.kill_broker,
     "haproxy": _kill_haproxy,
-    "keystone's uwsgi master": _kill_uwsgi(catalog.KEYSTONE.name),
-    "nova-api's uwsgi master": _kill_uwsgi(catalog.NOVA_API.name),
+    **{f"{name}'s uwsgi master": _kill_uwsgi(name) for name in catalog.NAMES},
 }
 
 
@@ -217,8 +216,8 @@ class Injection:
 
 # -- what is whole -----------------------------------------------------------------------------
 
-SERVICES = ("nodes", "fencing", "haproxy", "vip", "galera", "rabbitmq", "keystone", "nova-api")
-CLONES = ("haproxy", "rabbitmq", catalog.KEYSTONE.name, catalog.NOVA_API.name)
+SERVICES = ("nodes", "fencing", "haproxy", "vip", "galera", "rabbitmq", *catalog.NAMES)
+CLONES = ("haproxy", "rabbitmq", *catalog.NAMES)
 VIPS = ("vip-public", "vip-database")  # the database VIP when database_path = haproxy
 
 

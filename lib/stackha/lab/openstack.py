@@ -570,9 +570,16 @@ def _wait(predicate: Callable[[], bool], seconds: float, what: str, interval: fl
         time.sleep(interval)
 
 
-def get(lab: Lab, url: str, token: str = "", timeout: float = 5.0) -> api.HttpAnswer:
-    """``GET url`` from the lab's network (the switch's), with a token if given."""
-    headers = {"Accept": "application/json"}
+def get(
+    lab: Lab,
+    url: str,
+    token: str = "",
+    timeout: float = 5.0,
+    headers: Optional[Mapping[str, str]] = None,
+) -> api.HttpAnswer:
+    """``GET url`` from the lab's network (the switch's), with a token if given and
+    ``headers`` besides."""
+    headers = {"Accept": "application/json", **(headers or {})}
     if token:
         headers["X-Auth-Token"] = token
     return lab.switch().call(lambda: api.http_get(url, timeout, headers))
