@@ -29,8 +29,10 @@ PYTHON     ?= /usr/bin/python3
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
 PYTEST     := $(PY) -m pytest
-# The Debian packages the tiers and the lab use (one list, shared with the Vagrant lab).
-APT_PACKAGES := $(shell grep -v '^\#' scripts/debian-packages)
+# The Debian packages the tiers and the lab use (one list, shared with the Vagrant lab), and
+# the OpenStack API services' (their records in stackha.services.api_catalog).
+APT_PACKAGES := $(shell grep -v '^\#' scripts/debian-packages) \
+	$(shell PYTHONPATH=lib $(PYTHON) -m stackha.services.api_catalog)
 # What builds, lints and tests stackha's own Debian packages.
 BUILD_PACKAGES := $(shell grep -v '^\#' scripts/debian-build-packages)
 

@@ -17,13 +17,15 @@ if dpkg-query -W -f='${Status}' stackha-lab 2>/dev/null | grep -q 'install ok in
     echo "provision: $name: the box holds every package"
 else
     # A public box: the packages of a namespace lab node of this release (the [cluster] and
-    # [stack] sections of its list), from the network.
+    # [stack] sections of its list, and the OpenStack APIs' from their records), from the
+    # network.
     . /etc/os-release
     list="$source/lib/stackha/lab/releases/$VERSION_CODENAME.list"
     [ -f "$list" ] || { echo "provision: no package list for Debian $VERSION_CODENAME ($list)" >&2; exit 1; }
     # shellcheck disable=SC2046 # one word per package
     "$source/scripts/install-debian-packages" $(awk '/^\[/ { section = $0; next }
-        (section == "[cluster]" || section == "[stack]") && NF && !/^#/' "$list")
+        (section == "[cluster]" || section == "[stack]") && NF && !/^#/' "$list") \
+        $(PYTHONPATH="$source/lib" python3 -m stackha.services.api_catalog)
     # The cluster starts these; the distribution must not, at boot or now.
     for service in mariadb rabbitmq-server haproxy; do
         systemctl disable --now "$service" 2>/dev/null || true

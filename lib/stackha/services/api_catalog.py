@@ -10,7 +10,9 @@ name is written anywhere else in the library, the agents or the templates.
 The facts are those of Debian's packages: the paths, users and uwsgi ini files are Debian 12's
 and Debian 13's alike (checked in the lab on both).
 
-Nothing here imports anything: the module is on every API agent's monitor path.
+Nothing here imports anything: the module is on every API agent's monitor path. Run as
+``python3 -m stackha.services.api_catalog`` it prints the services' Debian packages, for the
+Makefile, the Debian package's Suggests and a public Vagrant box's provisioning.
 """
 
 from __future__ import annotations
@@ -677,3 +679,14 @@ def service_named(name: str) -> ApiService:
         if service.name == name:
             return service
     raise UnknownService(f"unknown API service {name!r} (known: {', '.join(sorted(NAMES))})")
+
+
+def packages() -> list[str]:
+    """The Debian packages of every API service, in the catalog's order."""
+    return list(dict.fromkeys(p for service in SERVICES for p in service.lab.packages))
+
+
+if __name__ == "__main__":
+    # For what is not Python: the Makefile's host packages, the Debian package's Suggests,
+    # a public Vagrant box's provisioning. One package per line.
+    print("\n".join(packages()))
