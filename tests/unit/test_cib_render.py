@@ -43,7 +43,11 @@ def test_the_example_composes_every_building_block():
         "galera-clone",
         "rabbitmq-clone",
         "keystone-clone",
+        "placement-api-clone",
         "nova-api-clone",
+        "glance-api-clone",
+        "neutron-server-clone",
+        "cinder-api-clone",
         "vip-internal",
         "vip-database",
     ]
@@ -144,26 +148,39 @@ def api_orders(cib):
 def test_through_haproxy_api_clones_start_after_the_database_vip_and_galera_but_never_restart():
     """database_path = haproxy (the default): the APIs do not use their own node's Galera, so
     neither the VIP moving nor a Galera instance demoted restarts them (Optional orderings)."""
-    assert api_orders(rendered()) == {
+    orders = {
         ("vip-database", "start", "keystone-clone", "Optional"),
         ("galera-clone", "promote", "keystone-clone", "Optional"),
-        ("vip-database", "start", "nova-api-clone", "Optional"),
-        ("galera-clone", "promote", "nova-api-clone", "Optional"),
-        ("rabbitmq-clone", "start", "nova-api-clone", "Mandatory"),
-        ("keystone-clone", "start", "nova-api-clone", "Optional"),
     }
+    for api in ("placement-api", "nova-api", "glance-api", "neutron-server", "cinder-api"):
+        orders |= {
+            ("vip-database", "start", f"{api}-clone", "Optional"),
+            ("galera-clone", "promote", f"{api}-clone", "Optional"),
+            ("keystone-clone", "start", f"{api}-clone", "Optional"),
+        }
+    # the RPC users: nova, neutron, cinder; placement and glance send nothing through it
+    orders |= {
+        ("rabbitmq-clone", "start", f"{api}-clone", "Mandatory")
+        for api in ("nova-api", "neutron-server", "cinder-api")
+    }
+    assert api_orders(rendered()) == orders
 
 
 def test_with_local_writers_api_clones_wait_for_their_nodes_galera_and_rabbitmq():
     """keystone is not after RabbitMQ: it sends nothing through it, and a Mandatory ordering
     would restart it with its node's RabbitMQ."""
     cib = rendered(local_writers())
-    assert api_orders(cib) == {
-        ("galera-clone", "promote", "keystone-clone", "Mandatory"),
-        ("galera-clone", "promote", "nova-api-clone", "Mandatory"),
-        ("rabbitmq-clone", "start", "nova-api-clone", "Mandatory"),
-        ("keystone-clone", "start", "nova-api-clone", "Optional"),
+    orders = {("galera-clone", "promote", "keystone-clone", "Mandatory")}
+    for api in ("placement-api", "nova-api", "glance-api", "neutron-server", "cinder-api"):
+        orders |= {
+            ("galera-clone", "promote", f"{api}-clone", "Mandatory"),
+            ("keystone-clone", "start", f"{api}-clone", "Optional"),
+        }
+    orders |= {
+        ("rabbitmq-clone", "start", f"{api}-clone", "Mandatory")
+        for api in ("nova-api", "neutron-server", "cinder-api")
     }
+    assert api_orders(cib) == orders
     for service in ("keystone-clone", "nova-api-clone"):
         clone = cib.find(f"configuration/resources/clone[@id='{service}']")
         assert nvpairs(clone, "meta_attributes/nvpair") == {"interleave": "true"}
@@ -214,8 +231,8 @@ def test_no_password_reaches_the_cib():
 
 def test_an_active_passive_service_gets_its_vip_and_settings():
     site = EXAMPLE.replace(
-        "services = haproxy galera rabbitmq keystone nova-api",
-        "services = haproxy galera rabbitmq keystone nova-api cinder-volume",
+        "neutron-server cinder-api\n",
+        "neutron-server cinder-api cinder-volume\n",
     )
     site += (
         "\n[service cinder-volume]\nagent = systemd:cinder-volume\nstart_timeout = 200s\n"
