@@ -26,8 +26,8 @@ SITES = {
         "database_path = haproxy", "database_path = local"
     ).replace("serves = database", "serves = galera"),
     "with an active/passive service": EXAMPLE.replace(
-        "services = haproxy galera rabbitmq keystone nova-api",
-        "services = haproxy galera rabbitmq keystone nova-api cinder-volume",
+        "neutron-server cinder-api\n",
+        "neutron-server cinder-api cinder-volume\n",
     )
     + ACTIVE_PASSIVE,
     "IPMI only, no PDU": EXAMPLE[: EXAMPLE.index("# PDUs:")]
@@ -124,7 +124,7 @@ def test_render_lists_every_problem_of_a_bad_site(tmp_path, capsys):
     site.write_text(
         EXAMPLE.replace("192.0.2.12/24", "192.0.2.11/24")
         .replace("address = 192.0.2.9/24", "address = 203.0.113.9/24")
-        .replace("nova-api\n", "nova-api memcached\n", 1)
+        .replace("cinder-api\n", "cinder-api memcached\n", 1)
         .replace("[node ctl3]", "[node ctl4]")
     )
     code, out = run_cli("cib", "render", str(site))
