@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 from stackha import __version__
+from stackha.command_pages import command_page
 from stackha.install import InstallError, agent_files, install, load_agent_module
-from stackha.manpage import Page, command_page, escape, render
+from stackha.manpage import Page, escape, render
 
 ROOT = Path(__file__).resolve().parents[2]
 DEBIAN = ROOT / "debian"

@@ -689,4 +689,6 @@ def packages() -> list[str]:
 if __name__ == "__main__":
     # For what is not Python: the Makefile's host packages, the Debian package's Suggests,
     # a public Vagrant box's provisioning. One package per line.
-    print("\n".join(packages()))
+    import sys
+
+    sys.stdout.write("".join(f"{package}\n" for package in packages()))
