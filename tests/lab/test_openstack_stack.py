@@ -68,7 +68,7 @@ def test_the_stack_comes_up_healthy_with_fencing_on(deployment):
 
 
 def test_status_shows_the_stack_as_an_operator_thinks_of_it(deployment):
-    result = inside(deployment.lab, "node1", stackha_command(), "status", "--json")
+    result = inside(deployment.lab, "node1", stackha_command(deployment.lab), "status", "--json")
     assert result.ok, result.stderr
     status = json.loads(result.stdout)
     everywhere = sorted(NODES)
@@ -94,7 +94,7 @@ def test_status_shows_the_stack_as_an_operator_thinks_of_it(deployment):
     ]
     assert not [w for d in devices for w in d["warnings"]] and status["fencing"]["enabled"]
     assert len(status["fencing"]["levels"]) == 6
-    text = inside(deployment.lab, "node1", stackha_command(), "status")
+    text = inside(deployment.lab, "node1", stackha_command(deployment.lab), "status")
     assert text.ok, text.stderr
     print(f"\n{text.stdout}")
 
