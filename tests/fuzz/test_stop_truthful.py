@@ -31,18 +31,23 @@ from test_ocf_fuzz import AGENTS, ME, base_values, guarded_process_tables  # noq
 STAND_INS = {
     "galera": ("mariadbd", "pid", ("datadir",), lambda v: [f"--datadir={v['datadir']}"]),
     "haproxy": ("haproxy", "pidfile", ("config",), lambda v: ["-W", "-f", v["config"]]),
-    "keystone": (
-        "uwsgi",
-        "pidfile",
-        ("mode", "uwsgi_ini", "uwsgi_binary"),
-        lambda v: ["--ini", v["uwsgi_ini"]],
-    ),
-    "nova-api": (
-        "uwsgi",
-        "pidfile",
-        ("mode", "uwsgi_ini", "uwsgi_binary"),
-        lambda v: ["--ini", v["uwsgi_ini"]],
-    ),
+    # every API agent: a uwsgi master named by its ini
+    **{
+        name: (
+            "uwsgi",
+            "pidfile",
+            ("mode", "uwsgi_ini", "uwsgi_binary"),
+            lambda v: ["--ini", v["uwsgi_ini"]],
+        )
+        for name in (
+            "keystone",
+            "placement-api",
+            "nova-api",
+            "glance-api",
+            "neutron-server",
+            "cinder-api",
+        )
+    },
     "rabbitmq": (
         "beam.smp",
         "pid_file",

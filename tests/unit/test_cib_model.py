@@ -19,7 +19,6 @@ from cib_builders import (
     primitive,
 )
 from stackha.cib.model import (
-    INFINITY,
     CibError,
     Resource,
     fence_targets,
@@ -29,6 +28,7 @@ from stackha.cib.model import (
     read_cib,
     read_configuration,
 )
+from stackha.pacemaker.values import INFINITY
 
 # --- resources and their attributes ---------------------------------------------------------
 

@@ -32,13 +32,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stackha.cib.model import (
+from stackha.cib.model import fence_targets
+from stackha.pacemaker.values import (
     INFINITY,
     PROMOTED,
     STARTED,
     STOPPED,
     UNPROMOTED,
-    fence_targets,
     is_true,
     normal_role,
 )

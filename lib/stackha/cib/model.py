@@ -30,6 +30,15 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from stackha.pacemaker.values import (
+    INFINITY,
+    PROMOTED,
+    STARTED,
+    is_true,
+    normal_role,
+    parse_score,
+)
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -38,13 +47,6 @@ if TYPE_CHECKING:
 
     _Value = TypeVar("_Value")
 
-INFINITY = 1_000_000
-PROMOTED = "Promoted"
-UNPROMOTED = "Unpromoted"
-STARTED = "Started"
-STOPPED = "Stopped"
-# Pacemaker 2.1 still accepts the pre-2.1 role names (schema >= 3.7 has both); 3.0 does not.
-_ROLE_ALIASES = {"Master": PROMOTED, "Slave": UNPROMOTED}
 # Cluster nodes proper: Corosync members ("normal" is the pre-2.0 name); not pacemaker_remote
 # nodes ("remote") or quorum-only nodes ("ping").
 MEMBER_TYPES = ("member", "normal")
@@ -295,26 +297,6 @@ class Configuration:
 # Pacemaker's value rules
 
 
-def is_true(value: Optional[str]) -> bool:
-    """Pacemaker's crm_is_true."""
-    return value is not None and value.lower() in ("true", "on", "yes", "y", "1")
-
-
-def parse_score(text: Optional[str]) -> Optional[int]:
-    """Pacemaker's char2score; None for what cannot be told offline (node-health colors)."""
-    if text is None:
-        return 0
-    value = text.strip().lower()
-    if value in ("infinity", "+infinity"):
-        return INFINITY
-    if value == "-infinity":
-        return -INFINITY
-    try:
-        return max(-INFINITY, min(INFINITY, int(value)))
-    except ValueError:
-        return None
-
-
 def add_scores(left: int, right: int) -> int:
     """Pacemaker's score addition: -INFINITY wins over INFINITY."""
     if -INFINITY in (left, right):
@@ -322,13 +304,6 @@ def add_scores(left: int, right: int) -> int:
     if INFINITY in (left, right):
         return INFINITY
     return max(-INFINITY, min(INFINITY, left + right))
-
-
-def normal_role(role: Optional[str]) -> str:
-    """A role by its Pacemaker 2.1 name; no role is Started (any active role)."""
-    if not role:
-        return STARTED
-    return _ROLE_ALIASES.get(role, role)
 
 
 def host_list_targets(params: Mapping[str, str]) -> tuple[str, ...]:

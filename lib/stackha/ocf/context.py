@@ -13,6 +13,7 @@ fail a stop, and a failed stop gets the node fenced.
 from __future__ import annotations
 
 from stackha.ocf.spec import is_utf8, shown
+from stackha.pacemaker.values import is_true
 from stackha.record import Record
 
 # typing is for the type checker only, and notify data is parsed only for notify actions
@@ -68,10 +69,6 @@ def _meta_problem(name: str, value: str) -> Optional[str]:
     if name in NUMERIC_META and value != "" and _int_or_none(value) is None:
         return f"not a number of at most {MAX_META_NUMBER}"
     return None
-
-
-def _is_true(text: Optional[str]) -> bool:
-    return (text or "").strip().lower() in {"1", "yes", "true", "on", "y"}
 
 
 def _version(major: Optional[str], minor: Optional[str]) -> Optional[tuple[int, int]]:
@@ -184,7 +181,7 @@ class Context(Record):
 
     @property
     def is_promotable(self) -> bool:
-        return _is_true(self.meta.get("promotable")) or bool(
+        return is_true(self.meta.get("promotable")) or bool(
             _int_or_none(self.meta.get("promoted_max") or self.meta.get("master_max"))
         )
 
@@ -268,7 +265,7 @@ def read_context(argv: list[str], environ: Mapping[str, str]) -> Context:
         debug_log_file=first("HA_DEBUGLOG", "HA_debuglog"),
         # HA_debug is "1"/"yes"/"true" or a level number; "0" and "no" mean off (ocf.py gets
         # this wrong and turns debug on for any string, "0" included).
-        debug=_is_true(debug_text) or (_int_or_none(debug_text) or 0) > 0,
+        debug=is_true(debug_text) or (_int_or_none(debug_text) or 0) > 0,
         rsctmp=environ.get("HA_RSCTMP") or DEFAULT_RSCTMP,
         warnings=tuple(warnings),
     )

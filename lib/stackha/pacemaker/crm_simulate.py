@@ -11,7 +11,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-from stackha.cib.model import PROMOTED, STARTED, STOPPED, UNPROMOTED, is_true, normal_role
+from stackha.pacemaker.values import PROMOTED, STARTED, STOPPED, UNPROMOTED, is_true, normal_role
 from stackha.runner import CommandError
 
 TYPE_CHECKING = False
