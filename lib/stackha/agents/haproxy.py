@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """ocf:stackha:haproxy — HAProxy, the load balancer of the active/active stateless pattern.
 
 OCF glue only: what each action means for HAProxy. The workload knowledge is in
@@ -9,10 +8,9 @@ virtual IP colocated with the clone.
 from __future__ import annotations
 
 import os
-import sys
 
 from stackha import __version__
-from stackha.ocf.agent import Agent, Call, main
+from stackha.ocf.agent import Agent, Call
 from stackha.ocf.daemon import (
     ProcTable,
     find_instance,
@@ -274,6 +272,3 @@ AGENT = Agent(
     validate=validate,
     leftovers=leftovers,
 )
-
-if __name__ == "__main__":
-    raise SystemExit(main(AGENT, sys.argv, os.environ))

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """ocf:stackha:rabbitmq — one RabbitMQ cluster kept whole by a clone, one broker per node,
 without ever wiping a node's data.
 
@@ -31,10 +30,9 @@ OCF glue only; what RabbitMQ means is in stackha.services.rabbitmq. How the inst
 from __future__ import annotations
 
 import os
-import sys
 
 from stackha import __version__
-from stackha.ocf.agent import Agent, Call, main
+from stackha.ocf.agent import Agent, Call
 from stackha.ocf.daemon import (
     ProcTable,
     find_instance,
@@ -1112,6 +1110,3 @@ AGENT = Agent(
     validate=validate,
     leftovers=leftovers,
 )
-
-if __name__ == "__main__":
-    raise SystemExit(main(AGENT, sys.argv, os.environ))

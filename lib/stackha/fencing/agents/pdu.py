@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """fence_stackha_pdu — fencing through an APC-style switched PDU over SSH or telnet (pexpect).
 
 Option names are fence_apc's, legacy aliases included. Outlets by number or by name, on
@@ -9,10 +8,8 @@ command line.
 
 from __future__ import annotations
 
-import sys
-
 from stackha.fencing import spec as options
-from stackha.fencing.agent import FenceAgent, main
+from stackha.fencing.agent import FenceAgent
 from stackha.fencing.pdu import ApcPdu
 from stackha.fencing.spec import FenceAgentSpec, FenceOption
 
@@ -106,6 +103,3 @@ def make_device(config: Config, deadline: Deadline) -> ApcPdu:
 
 
 AGENT = FenceAgent(spec=SPEC, make_device=make_device)
-
-if __name__ == "__main__":
-    raise SystemExit(main(AGENT, sys.argv, sys.stdin))

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """ocf:stackha:keystone — the OpenStack Identity API, active/active behind HAProxy.
 
 A declaration only: the actions are those of every stackha API agent
@@ -7,11 +6,7 @@ A declaration only: the actions are those of every stackha API agent
 
 from __future__ import annotations
 
-import os
-import sys
-
-from stackha.ocf.agent import main
-from stackha.ocf.api_service import make_agent
+from stackha.agents.api_service import make_agent
 from stackha.services.openstack_api import KEYSTONE
 
 AGENT = make_agent(
@@ -34,6 +29,3 @@ AGENT = make_agent(
         "clone interleave=true"
     ),
 )
-
-if __name__ == "__main__":
-    raise SystemExit(main(AGENT, sys.argv, os.environ))

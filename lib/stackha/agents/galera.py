@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """ocf:stackha:galera — MariaDB Galera as a promotable clone: Promoted is "in the Primary
 Component, Synced and serving"; Unpromoted is "mariadbd stopped, position reported".
 
@@ -25,10 +24,9 @@ OCF glue only; what Galera means is in stackha.services.galera. How the instance
 from __future__ import annotations
 
 import os
-import sys
 
 from stackha import __version__
-from stackha.ocf.agent import Agent, Call, main
+from stackha.ocf.agent import Agent, Call
 from stackha.ocf.daemon import (
     ProcTable,
     find_instance,
@@ -731,6 +729,3 @@ AGENT = Agent(
     validate=validate,
     leftovers=leftovers,
 )
-
-if __name__ == "__main__":
-    raise SystemExit(main(AGENT, sys.argv, os.environ))

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """fence_stackha_ipmi — fencing through a machine's BMC, IPMI 2.0 over LAN (pyghmi).
 
 Option names are fence_ipmilan's, legacy aliases included: swapping one agent for the other is
@@ -7,10 +6,8 @@ one word in `pcs stonith create`. No ipmitool and no password on any command lin
 
 from __future__ import annotations
 
-import sys
-
 from stackha.fencing import spec as options
-from stackha.fencing.agent import FenceAgent, main
+from stackha.fencing.agent import FenceAgent
 from stackha.fencing.ipmi import IpmiDevice
 from stackha.fencing.options import OptionsError
 from stackha.fencing.spec import FenceAgentSpec, FenceOption
@@ -122,6 +119,3 @@ def validate(config: Config, extra: Mapping[str, str]) -> list[str]:
 
 
 AGENT = FenceAgent(spec=SPEC, make_device=make_device, validate=validate)
-
-if __name__ == "__main__":
-    raise SystemExit(main(AGENT, sys.argv, sys.stdin))
