@@ -16,12 +16,11 @@ from pathlib import Path
 import pytest
 from agent_runs import free_port
 from fakes import FakeHttpServer, FakeProcess, FakeProcessTable
-from stackha.install import load_agent_module
+from stackha.agents import rabbitmq as RABBITMQ
 from stackha.ocf.agent import main
 from stackha.services.rabbitmq import NODES_PATH
 
 ROOT = Path(__file__).resolve().parents[2]
-RABBITMQ = load_agent_module(ROOT / "agents" / "rabbitmq")
 ATTRD = "/usr/sbin/attrd_updater"
 CRM_MON = ["/usr/sbin/crm_mon", "--one-shot", "--inactive", "--output-as=xml"]
 STONITH_ADMIN = "/usr/sbin/stonith_admin"

@@ -1,7 +1,7 @@
 """ocf:stackha:nova-api — the OpenStack Compute API, active/active behind HAProxy.
 
 A declaration only: the actions are those of every stackha API agent
-(stackha.ocf.api_service), the workload knowledge is in stackha.services.openstack_api.
+(stackha.agents.api_service), the workload knowledge is in stackha.services.openstack_api.
 """
 
 from __future__ import annotations

@@ -24,8 +24,9 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
+from stackha.agents import declaration
 from stackha.cib.site import API_SERVICES, KNOWN_SERVICES, Service, Site
-from stackha.install import InstallError, load_agent_module, source_dir
+from stackha.install import source_dir
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -90,9 +91,9 @@ def template_dir() -> Path:
 def agent_spec(name: str) -> AgentSpec:
     """stackha's OCF agent ``name``'s declaration."""
     try:
-        return load_agent_module(source_dir("agents") / name).AGENT.spec  # type: ignore[no-any-return]
-    except (InstallError, OSError) as err:
-        raise RenderError([f"agent {name}: {err}"]) from None
+        return declaration(name).spec
+    except KeyError:
+        raise RenderError([f"agent {name}: stackha has no such OCF agent"]) from None
 
 
 class Template:
