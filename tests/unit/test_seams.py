@@ -162,6 +162,26 @@ def test_every_agent_with_a_stop_can_find_what_runs_without_its_configuration(ag
         assert declared.leftovers is not None
 
 
+GLUE = sorted((ROOT / "lib" / "stackha" / "agents").glob("*.py")) + sorted(
+    (ROOT / "lib" / "stackha" / "fencing" / "agents").glob("*.py")
+)
+
+
+@pytest.mark.parametrize("path", GLUE, ids=lambda p: str(p.relative_to(ROOT)))
+def test_agent_glue_runs_no_program_itself(path):
+    """What each workload's programs are asked, and how, is in stackha.services (one typed
+    function per verb, tested with the fake runner): an agent hands them its runner."""
+    for node in ast.walk(tree(path)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("run", "spawn")
+            and isinstance(node.func.value, ast.Attribute)
+            and node.func.value.attr == "runner"
+        ):
+            pytest.fail(f"line {node.lineno}: call a stackha.services function with the runner")
+
+
 # -- the executables: what Pacemaker runs, and nothing else --------------------------------
 
 REGISTRIES = {"agents": ocf_agents.MODULES, "fence": fence_agents.MODULES}

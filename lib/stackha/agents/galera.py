@@ -668,9 +668,7 @@ def promote(call: Call) -> int:
     log_offset = (
         os.path.getsize(str(call.config.log)) if os.path.exists(str(call.config.log)) else 0
     )
-    from stackha.runner import Spawn
-
-    pid = call.runner.spawn(Spawn(argv=tuple(argv)))
+    pid = galera.start_mariadbd(call.runner, argv)
     call.log.info(
         f"{'joining ' + ', '.join(peers) if joining else 'bootstrapping'} from "
         f"{position.uuid}:{position.seqno} (mariadbd pid {pid})"

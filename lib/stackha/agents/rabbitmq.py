@@ -52,7 +52,6 @@ if TYPE_CHECKING:  # typing costs agent start-up time; the type checker alone ne
 
     from stackha.ocf.node_attributes import NodeAttributes
     from stackha.pacemaker.crm_mon import ClusterStatus
-    from stackha.runner import Result
 
 POLL_S = 1.0
 FORMER_GRACE_S = 20.0  # how long a fresh node waits for the first online node to form
@@ -72,7 +71,6 @@ STOP_TIMEOUT_RESERVE_S = 5.0
 # them, that they still run: when every one went away (a crash during the recovery) Mnesia
 # would wait for them past the start's budget, so the boot is given up and decided again.
 BOOT_CHECK_S = 15.0
-TIMED_OUT = 124  # the exit status timeout(1) gives a command it had to kill
 # users and policies are JSON: a policy's definition nests three or four levels, a list of
 # users a few kilobytes.
 JSON_MAX_CHARS = 65536
@@ -290,31 +288,12 @@ class Broker:
     def pid(self) -> Optional[int]:
         return running_pid(PROCESSES, self.pid_file, "beam.smp")
 
-    def ctl(
-        self, *argv: str, stdin: Optional[str] = None, timeout: float = 60.0, node: str = ""
-    ) -> Result:
-        from stackha.runner import CommandTimedOut, Result
-
-        target = ["-n", node] if node else []
-        command = [str(self.call.config.ctl), *target, *argv]
-        try:
-            return self.call.runner.run(
-                command,
-                timeout=max(5.0, min(timeout, self.call.deadline.remaining() - 2.0)),
-                stdin=stdin,
-                env=self.env,
-            )
-        except CommandTimedOut as err:
-            # rabbitmqctl is an Erlang VM of its own: on a loaded node it can overrun even its
-            # own --timeout. A failed call (the callers say what failed), never a traceback.
-            return Result(tuple(command), TIMED_OUT, stderr=f"Error: {err}")
-
-    def ctl_ok(self, *argv: str, what: str, stdin: Optional[str] = None, node: str = "") -> str:
-        """rabbitmqctl's output; RabbitError describing what went wrong otherwise."""
-        result = self.ctl(*argv, stdin=stdin, node=node)
-        if not result.ok:
-            raise rabbitmq.ctl_failure(result.stdout + "\n" + result.stderr, what)
-        return result.stdout
+    @property
+    def ctl(self) -> rabbitmq.Rabbitmqctl:
+        """rabbitmqctl with this broker's environment as it is now (see use_store)."""
+        return rabbitmq.Rabbitmqctl(
+            self.call.runner, str(self.call.config.ctl), self.env, self.call.deadline
+        )
 
     # -- peers ------------------------------------------------------------------------------
 
@@ -468,17 +447,14 @@ def _boot(
     ``again_if_it_exits``: a VM that exits while BOOT_BUDGET_S of the start are left raises
     BootAbandoned, to be decided and booted again (a Khepri member waits for a Raft leader
     30 s at a time in 4.0, then exits)."""
-    from stackha.runner import Spawn
-
     _prepare_dirs(call, broker)
-    spawned = call.runner.spawn(
-        Spawn(
-            argv=(str(call.config.server),),
-            user=broker.user,
-            cwd=broker.home,
-            env=broker.env,
-            output_path=os.path.join(str(call.config.log_dir), f"{broker.name}-startup.log"),
-        )
+    spawned = rabbitmq.start_server(
+        call.runner,
+        str(call.config.server),
+        broker.user,
+        broker.home,
+        broker.env,
+        str(call.config.log_dir),
     )
     call.log.info(f"booting {broker.name} (pid {spawned})")
     # `wait` returns once the pid file exists, the node answers, and RabbitMQ is running;
@@ -486,19 +462,21 @@ def _boot(
     while True:
         remaining = max(5.0, call.deadline.remaining() - STOP_TIMEOUT_RESERVE_S - 5.0)
         chunk = remaining if abandon is None else min(remaining, BOOT_CHECK_S)
-        result = broker.ctl(
-            "wait", "--timeout", str(int(chunk)), broker.pid_file, timeout=chunk + 5.0
-        )
+        failure: Optional[rabbitmq.RabbitError] = None
+        try:
+            rabbitmq.wait(broker.ctl, broker.pid_file, int(chunk))
+        except rabbitmq.RabbitError as err:
+            failure = err
         pid = broker.pid()
-        if result.ok or pid is None or abandon is None or chunk >= remaining:
+        if failure is None or pid is None or abandon is None or chunk >= remaining:
             break
         why = abandon()
         if why is not None:
             stop_process(PROCESSES, pid, call.deadline, what="the broker")
             raise BootAbandoned(why)
-    if not result.ok:
-        reason = rabbitmq.ctl_failure(result.stdout + "\n" + result.stderr, "boot")
-        log_hint = _boot_error(call, broker)
+    if failure is not None:
+        reason = failure
+        log_hint = rabbitmq.boot_failure(str(call.config.log_dir), broker.name)
         if again_if_it_exits and pid is None and call.deadline.remaining() > BOOT_BUDGET_S:
             raise BootAbandoned(f"{broker.name} exited ({log_hint or reason})")
         if pid is not None:
@@ -507,22 +485,6 @@ def _boot(
     if pid is None:
         raise GenericError(f"{broker.name} booted but its pid file {broker.pid_file} is empty")
     return pid
-
-
-def _boot_error(call: Call, broker: Broker) -> str:
-    """The reason RabbitMQ gave for refusing to boot, from the end of its log."""
-    path = os.path.join(str(call.config.log_dir), f"{broker.name}.log")
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(max(0, os.path.getsize(path) - 20000))
-            tail = handle.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    for marker in ("inconsistent_cluster", "Error during startup", "BOOT FAILED"):
-        index = tail.rfind(marker)
-        if index >= 0:
-            return " ".join(tail[index : index + 300].split())
-    return ""
 
 
 def _cookie_refused(broker: Broker, peer: str, err: Exception) -> NotInstalled:
@@ -541,14 +503,11 @@ def _status_seen_by(broker: Broker, peers: dict[str, str]) -> Optional[rabbitmq.
     peers that refuse it."""
     for peer in sorted(peers.values()):
         try:
-            text = broker.ctl_ok(
-                "cluster_status", "--formatter", "json", what=f"cluster_status on {peer}", node=peer
-            )
+            return rabbitmq.cluster_status(broker.ctl, node=peer)
         except rabbitmq.CookieMismatch as err:
             raise _cookie_refused(broker, peer, err) from err
         except rabbitmq.RabbitError:
             continue
-        return rabbitmq.parse_cluster_status(text)
     return None
 
 
@@ -608,10 +567,10 @@ def _join(call: Call, broker: Broker, peers: dict[str, str]) -> str:
         seed = peers[node]
         joined = False
         try:
-            broker.ctl_ok("stop_app", what="stop_app")
-            broker.ctl_ok("join_cluster", seed, what=f"join_cluster {seed}")
+            rabbitmq.stop_app(broker.ctl)
+            rabbitmq.join_cluster(broker.ctl, seed)
             joined = True
-            broker.ctl_ok("start_app", what="start_app")
+            rabbitmq.start_app(broker.ctl)
             return seed
         except rabbitmq.CookieMismatch as err:
             raise _cookie_refused(broker, seed, err) from err
@@ -619,7 +578,10 @@ def _join(call: Call, broker: Broker, peers: dict[str, str]) -> str:
             if joined:
                 _abandon_half_join(call, broker, seed, err)
             errors.append(str(err))
-            broker.ctl("start_app")  # serve again, alone, while trying the next peer
+            try:
+                rabbitmq.start_app(broker.ctl)  # serve again, alone, while trying the next peer
+            except rabbitmq.RabbitError:
+                pass  # the next peer's stop_app says whether it matters
     raise GenericError(f"could not join any running member: {'; '.join(errors)}")
 
 
@@ -641,9 +603,10 @@ def _abandon_half_join(call: Call, broker: Broker, seed: str, err: Exception) ->
         stop_process(PROCESSES, pid, call.deadline, what="the broker")
     if os.path.exists(broker.data):
         _set_aside(call, broker, f"its join of {seed} failed half-way ({err})")
-    forgot = broker.ctl("forget_cluster_node", broker.name, node=seed)
-    if not forgot.ok:  # not a member there after all, or the seed went away: nothing to undo
-        failure = rabbitmq.ctl_failure(forgot.stdout + "\n" + forgot.stderr, "forget")
+    try:
+        rabbitmq.forget_cluster_node(broker.ctl, broker.name, node=seed)
+    except rabbitmq.RabbitError as failure:
+        # not a member there after all, or the seed went away: nothing to undo
         call.log.info(f"forget_cluster_node on {seed}: {failure}")
     raise BootAbandoned(f"its join of {seed} failed half-way: data set aside, joining afresh")
 
@@ -797,7 +760,7 @@ def _start(call: Call, broker: Broker) -> int:
                     f"{', '.join(membership.members)}, without waiting for the others "
                     "(force_boot); they rejoin this node with their data"
                 )
-                broker.ctl_ok("force_boot", what="force_boot")
+                rabbitmq.force_boot(broker.ctl)
         except rabbitmq.RabbitError as err:
             broker.withdraw_claim()
             raise GenericError(str(err)) from err
@@ -876,21 +839,19 @@ def _forget_removed_nodes(call: Call, broker: Broker) -> None:
         return
     configured = {n.name.split(".", 1)[0] for n in view.nodes}
     try:
-        status = rabbitmq.parse_cluster_status(
-            broker.ctl_ok("cluster_status", "--formatter", "json", what="cluster_status")
-        )
+        status = rabbitmq.cluster_status(broker.ctl)
     except rabbitmq.RabbitError as err:
         call.log.warning(f"not checking for removed nodes: {err}")
         return
     for member in status.members:
         if _pacemaker_node_of(member) in configured or member in status.running:
             continue
-        result = broker.ctl("forget_cluster_node", member)
-        if result.ok:
-            call.log.warning(f"forgot {member}: its node is no longer in the Pacemaker cluster")
-        else:
-            error = rabbitmq.ctl_failure(result.stdout + "\n" + result.stderr, f"forget {member}")
+        try:
+            rabbitmq.forget_cluster_node(broker.ctl, member)
+        except rabbitmq.RabbitError as error:
             call.log.warning(f"could not forget a removed node: {error}")
+        else:
+            call.log.warning(f"forgot {member}: its node is no longer in the Pacemaker cluster")
 
 
 # -- users, vhosts, policies -----------------------------------------------------------------
@@ -904,16 +865,14 @@ def _setup(call: Call, broker: Broker, everything: bool) -> None:
         if not everything:
             return
         vhosts = [v for v in str(call.config.vhosts or "/").split() if v]
-        existing = rabbitmq.parse_names(
-            broker.ctl_ok("list_vhosts", "--formatter", "json", what="list_vhosts"), "name"
-        )
-        for vhost in vhosts:
-            if vhost not in existing:
-                # a new vhost has no queues yet: quorum can be its default from the start
-                argv = rabbitmq.add_vhost_argv(vhost, broker.version)
-                broker.ctl_ok(*argv, what=f"add_vhost {vhost}")
-        _ensure_users(call, broker)
-        _ensure_policies(call, broker, broker.version)
+        rabbitmq.ensure_vhosts(broker.ctl, vhosts, broker.version)
+        for user in rabbitmq.parse_users(str(call.config.users)):
+            rabbitmq.ensure_user(broker.ctl, user, rabbitmq.read_password(user.password_file))
+        wanted = rabbitmq.parse_policies(str(call.config.policies), broker.version)
+        for policy in rabbitmq.ensure_policies(broker.ctl, wanted):
+            call.log.info(f"policy {policy.name} set on vhost {policy.vhost}")
+    except rabbitmq.PolicyRefused as err:
+        raise NotConfigured(str(err)) from err
     except (rabbitmq.CookieMismatch, rabbitmq.CredentialsError) as err:
         raise NotInstalled(str(err)) from err
     except rabbitmq.RabbitError as err:
@@ -929,53 +888,7 @@ def _ensure_monitor_user(call: Call, broker: Broker) -> None:
         pass
     except rabbitmq.RabbitError:
         pass  # the management API may still be starting: the user is made either way
-    _ensure_user(broker, rabbitmq.User(username, "", ("monitoring",)), password)
-
-
-def _ensure_user(broker: Broker, user: rabbitmq.User, password: str) -> None:
-    stdin = password + "\n"
-    added = broker.ctl("add_user", user.name, stdin=stdin)
-    if not added.ok:
-        if "already exists" not in added.stdout + added.stderr:
-            raise rabbitmq.ctl_failure(added.stdout + "\n" + added.stderr, f"add_user {user.name}")
-        if not broker.ctl("authenticate_user", user.name, stdin=stdin).ok:
-            broker.ctl_ok("change_password", user.name, stdin=stdin, what="change_password")
-    broker.ctl_ok("set_user_tags", user.name, *user.tags, what=f"set_user_tags {user.name}")
-    for vhost, (configure, write, read) in user.permissions.items():
-        broker.ctl_ok(
-            "set_permissions",
-            "-p",
-            vhost,
-            user.name,
-            configure,
-            write,
-            read,
-            what=f"set_permissions {user.name} on {vhost}",
-        )
-
-
-def _ensure_users(call: Call, broker: Broker) -> None:
-    for user in rabbitmq.parse_users(str(call.config.users)):
-        _ensure_user(broker, user, rabbitmq.read_password(user.password_file))
-
-
-def _ensure_policies(call: Call, broker: Broker, version: tuple[int, int, int]) -> None:
-    wanted = rabbitmq.parse_policies(str(call.config.policies), version)
-    current: dict[str, dict[str, tuple[str, str, int, str]]] = {}
-    for policy in wanted:
-        if policy.vhost not in current:
-            listing = broker.ctl_ok(
-                "list_policies", "-p", policy.vhost, "--formatter", "json", what="list_policies"
-            )
-            current[policy.vhost] = rabbitmq.parse_policy_listing(listing)
-        if current[policy.vhost].get(policy.name) == rabbitmq.policy_key(policy):
-            continue
-        argv = policy.set_argv(ctl="")[1:]
-        result = broker.ctl(*argv)
-        if not result.ok:
-            error = rabbitmq.ctl_failure(result.stdout + "\n" + result.stderr, "set_policy")
-            raise NotConfigured(f"policy {policy.name!r} refused by RabbitMQ: {error}")
-        call.log.info(f"policy {policy.name} set on vhost {policy.vhost}")
+    rabbitmq.ensure_user(broker.ctl, rabbitmq.User(username, "", ("monitoring",)), password)
 
 
 # -- stop, monitor, notify -------------------------------------------------------------------
@@ -1060,12 +973,8 @@ def _without_api(call: Call, broker: Broker, err: rabbitmq.RabbitError) -> int:
     """The management API did not answer: ask the node itself (an Erlang VM, about 0.75 s of
     CPU, only on this path). While RabbitMQ notices a partition the API of a healthy node can
     stall for seconds; a paused node (pause_minority) has stopped RabbitMQ altogether."""
-    result = call.runner.run(
-        [str(call.config.diagnostics), "-q", "check_running"],
-        timeout=max(5.0, min(20.0, call.deadline.remaining() - 2.0)),
-        env=broker.env,
-    )
-    if result.ok:
+    timeout = max(5.0, min(20.0, call.deadline.remaining() - 2.0))
+    if rabbitmq.is_running(call.runner, str(call.config.diagnostics), broker.env, timeout):
         call.log.warning(f"{err}; but RabbitMQ runs on {broker.name}")
         return OcfStatus.SUCCESS
     raise GenericError(
@@ -1095,12 +1004,12 @@ def notify(call: Call) -> int:
         if not stonith_admin.fenced_recently(call.runner, node, now=time.time(), timeout=10.0):
             continue
         member = rabbitmq.node_name(node.split(".", 1)[0])
-        result = broker.ctl("forget_cluster_node", member)
-        if result.ok:
-            call.log.warning(f"forgot {member}: Pacemaker fenced {node}")
-        else:
-            error = rabbitmq.ctl_failure(result.stdout + "\n" + result.stderr, f"forget {member}")
+        try:
+            rabbitmq.forget_cluster_node(broker.ctl, member)
+        except rabbitmq.RabbitError as error:
             call.log.warning(f"could not forget a fenced node: {error}")
+        else:
+            call.log.warning(f"forgot {member}: Pacemaker fenced {node}")
     return OcfStatus.SUCCESS
 
 
