@@ -45,8 +45,101 @@ class Deployment:
         return api.read_openstack_credentials(self.info["admin_credentials"])
 
 
+# -- the pcs commands of this deployment (stackha.lab.openstack's docstring tells why each) ---
+# The lab tests' own: stackha lab deploy applies a CIB rendered from crm-templates/ instead.
+
+
+def haproxy_commands(config: str) -> list[list[str]]:
+    """``pcs`` argument lists that create the haproxy clone (``ocf:stackha:haproxy``)."""
+    return [
+        [
+            "resource",
+            "create",
+            "haproxy",
+            "ocf:stackha:haproxy",
+            f"config={config}",
+            "op",
+            "monitor",
+            "interval=10s",
+            "timeout=20s",
+            "monitor",
+            "interval=30s",
+            "timeout=20s",
+            "OCF_CHECK_LEVEL=10",
+            "clone",
+            "interleave=true",
+        ]
+    ]
+
+
+def vip_commands(vip: str, prefix: int) -> list[list[str]]:
+    """``pcs`` argument lists that create the virtual IP (``ocf:heartbeat:IPaddr2``) where a
+    haproxy runs, after it has started."""
+    return [
+        [
+            "resource",
+            "create",
+            "vip",
+            "ocf:heartbeat:IPaddr2",
+            f"ip={vip}",
+            f"cidr_netmask={prefix}",
+            f"nic={openstack.NIC}",
+            "op",
+            "monitor",
+            "interval=10s",
+            "timeout=20s",
+        ],
+        ["constraint", "colocation", "add", "vip", "with", "haproxy-clone", "INFINITY"],
+        ["constraint", "order", "start", "haproxy-clone", "then", "start", "vip"],
+    ]
+
+
+def api_commands() -> list[list[str]]:
+    """``pcs`` argument lists that create the keystone and nova-api clones with stackha's
+    agents and order them after the Galera clone's promotion (see the module docstring)."""
+    commands = []
+    for service in (openstack.KEYSTONE, openstack.NOVA_API):
+        commands += [
+            [
+                "resource",
+                "create",
+                service,
+                f"ocf:stackha:{service}",
+                f"credentials={openstack.MONITOR_CREDENTIALS[service]}",
+                "op",
+                "start",
+                "timeout=120s",
+                "stop",
+                "timeout=60s",
+                "monitor",
+                "interval=10s",
+                "timeout=30s",
+                "monitor",
+                "interval=30s",
+                "timeout=30s",
+                "OCF_CHECK_LEVEL=10",
+                "clone",
+                "interleave=true",
+            ],
+            ["constraint", "order", "promote", "galera-clone", "then", "start", f"{service}-clone"],
+        ]
+    commands.append(
+        [
+            "constraint",
+            "order",
+            "start",
+            "keystone-clone",
+            "then",
+            "start",
+            "nova-api-clone",
+            "kind=Optional",
+        ]
+    )
+    return commands
+
+
 def with_deep_keystone_monitor(commands):
-    """``openstack.api_commands()`` with a depth-20 monitor added to keystone's."""
+    """``api_commands()`` with a depth-20 monitor added to keystone's."""
     result = []
     for argv in commands:
         if argv[:3] == ["resource", "create", openstack.KEYSTONE]:
@@ -68,9 +161,9 @@ def deploy(lab):
     seconds["provisioning"] = time.monotonic() - started
     started = time.monotonic()
     commands = [
-        *openstack.haproxy_commands(info["haproxy_config"]),
-        *openstack.vip_commands(info["vip"], info["prefix"]),
-        *with_deep_keystone_monitor(openstack.api_commands()),
+        *haproxy_commands(info["haproxy_config"]),
+        *vip_commands(info["vip"], info["prefix"]),
+        *with_deep_keystone_monitor(api_commands()),
     ]
     for argv in commands:
         pcs(lab, *argv)
