@@ -581,7 +581,7 @@ def _join(call: Call, broker: Broker, peers: dict[str, str]) -> str:
             try:
                 rabbitmq.start_app(broker.ctl)  # serve again, alone, while trying the next peer
             except rabbitmq.RabbitError:
-                pass  # the next peer's stop_app says whether it matters
+                pass  # the join's own error (above) is the one worth reporting
     raise GenericError(f"could not join any running member: {'; '.join(errors)}")
 
 
