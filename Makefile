@@ -147,19 +147,24 @@ integration: venv
 lab-tests: venv
 	$(LAB_TIER_ENV) $(PYTEST) tests/lab
 
+# The benchmarks that set up a sandbox or a lab run the tests' own helpers (tests/*.py:
+# openstack_checks, stack_checks, ...), found on PYTHONPATH as pytest finds them (pyproject's
+# pythonpath), not by editing sys.path; bench/measure.py is found beside each script.
+BENCH := PYTHONPATH=tests $(PY)
+
 bench: venv
-	$(PY) bench/monitor_haproxy.py
-	$(PY) bench/package_monitor.py
-	$(PY) bench/openstack_api.py
-	$(PY) bench/openstack_lab.py
-	$(PY) bench/openstack_stack.py
-	$(PY) bench/stack_outage.py
-	$(PY) bench/lab_timing.py
-	$(PY) bench/fence_ipmi.py
-	$(PY) bench/fence_ipmi_package.py
-	$(PY) bench/fence_pdu.py
-	$(PY) bench/galera.py
-	$(PY) bench/rabbitmq.py
+	$(BENCH) bench/monitor_haproxy.py
+	$(BENCH) bench/package_monitor.py
+	$(BENCH) bench/openstack_api.py
+	$(BENCH) bench/openstack_lab.py
+	$(BENCH) bench/openstack_stack.py
+	$(BENCH) bench/stack_outage.py
+	$(BENCH) bench/lab_timing.py
+	$(BENCH) bench/fence_ipmi.py
+	$(BENCH) bench/fence_ipmi_package.py
+	$(BENCH) bench/fence_pdu.py
+	$(BENCH) bench/galera.py
+	$(BENCH) bench/rabbitmq.py
 
 # CI runs the same tests inside make check with their short defaults (3 rounds for Galera and
 # RabbitMQ; for the whole stack, every node at once then a partition ending in fencing).

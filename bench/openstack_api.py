@@ -68,7 +68,6 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Callable, Optional
 
 # bench/ is sys.path[0] when this script runs: measure is bench/measure.py.
@@ -88,25 +87,23 @@ from measure import (
     stackha_package,
     write_json,
 )
-from stackha.services.openstack_api import (
-    issue_token,
-    read_openstack_credentials,
-    token_request_body,
-    token_url,
-)
 
 # The test sandbox is the one place that knows how to prepare a private keystone and nova-api
 # (schemas, Fernet keys, service user, a trimmed uwsgi ini); it lives with the tests, whose
-# directory pytest puts on sys.path (pyproject's pythonpath), so this script does the same.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from openstack_sandbox import (  # noqa: E402
+# directory is on PYTHONPATH as it is on pytest's path (see bench/README.md).
+from openstack_sandbox import (
     agent_parameters,
     prepare_keystone,
     prepare_nova_api,
     reachable_directory,
     stop_leftovers,
     wait_until_all_workers_loaded,
+)
+from stackha.services.openstack_api import (
+    issue_token,
+    read_openstack_credentials,
+    token_request_body,
+    token_url,
 )
 
 KEYSTONE_AGENT = f"{OCF_ROOT}/resource.d/stackha/keystone"

@@ -38,11 +38,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 # The lab tests' deployment and client are the one place that knows how to set the stack up
-# and what to count; the benchmark runs them, not a copy of them.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from openstack_checks import crash_vip_holder, deploy  # noqa: E402
-from stackha.lab.lab import Lab  # noqa: E402
+# and what to count; the benchmark runs them, not a copy of them (tests/ on PYTHONPATH: see
+# bench/README.md).
+from openstack_checks import crash_vip_holder, deploy
+from stackha.lab.lab import Lab
 
 SUBNET = "192.168.218.0/24"
 RECOVERY_LIMIT_S = 90.0

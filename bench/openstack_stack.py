@@ -41,10 +41,8 @@ import traceback
 from pathlib import Path
 from typing import Any, Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from stack_checks import crash_vip_holder, deploy_stack  # noqa: E402
-from stackha.lab.lab import Lab  # noqa: E402
+from stack_checks import crash_vip_holder, deploy_stack
+from stackha.lab.lab import Lab
 
 SUBNET = "192.168.219.0/24"
 LOGS = {

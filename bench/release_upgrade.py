@@ -40,13 +40,11 @@ import traceback
 from pathlib import Path
 from typing import Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from openstack_checks import failed_actions  # noqa: E402
-from stack_checks import deploy_stack  # noqa: E402
-from stack_clients import ApiClient  # noqa: E402
-from stack_upgrade import reinstall_one, upgrade_stopped, versions  # noqa: E402
-from stackha.lab.lab import Lab  # noqa: E402
+from openstack_checks import failed_actions
+from stack_checks import deploy_stack
+from stack_clients import ApiClient
+from stack_upgrade import reinstall_one, upgrade_stopped, versions
+from stackha.lab.lab import Lab
 
 SUBNET = "192.168.222.0/24"
 

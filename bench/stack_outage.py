@@ -68,20 +68,18 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-import galera as bench_galera  # noqa: E402  (bench/galera.py: the incumbent's deploy path)
-import rabbitmq as bench_rabbitmq  # noqa: E402  (bench/rabbitmq.py: the same)
-from galera_checks import missing_rows  # noqa: E402
-from rabbitmq_checks import Traffic, definitions  # noqa: E402
-from stack_checks import deploy_stack  # noqa: E402
-from stack_checks import whole as stack_whole  # noqa: E402
-from stack_clients import RowWriter, create_soak_user, write_client_defaults  # noqa: E402
-from stackha.lab import galera as lab_galera  # noqa: E402
-from stackha.lab.lab import Lab  # noqa: E402
-from stackha.lab.rabbitmq import OPENSTACK_PASSWORD  # noqa: E402
+import galera as bench_galera  # bench/galera.py: the incumbent's deploy path
+import rabbitmq as bench_rabbitmq  # bench/rabbitmq.py: the same
+from galera_checks import missing_rows
+from rabbitmq_checks import Traffic, definitions
+from stack_checks import deploy_stack
+from stack_checks import whole as stack_whole
+from stack_clients import RowWriter, create_soak_user, write_client_defaults
+from stackha.lab import galera as lab_galera
+from stackha.lab.lab import Lab
+from stackha.lab.rabbitmq import OPENSTACK_PASSWORD
 from stackha.services import api_catalog as catalog
-from stackha.services import openstack_api as api  # noqa: E402
+from stackha.services import openstack_api as api
 
 SUBNET = "192.168.221.0/24"
 NODES = ("node1", "node2", "node3")

@@ -17,7 +17,10 @@ from stackha.services import api_catalog as catalog
 from stackha.services import openstack_api as api
 
 NODES = openstack.NODES
-CLONES = ("haproxy", catalog.KEYSTONE.name, catalog.NOVA_API.name)
+# The pcs-built deployment (deploy below): keystone and nova-api, as the OpenStack HA Guide's
+# commands make them; the whole stack's deployment (stack_checks) runs every API service.
+PCS_SERVICES = (catalog.KEYSTONE, catalog.NOVA_API)
+CLONES = ("haproxy", *(service.name for service in PCS_SERVICES))
 DEPLOY_TIMEOUT = 300.0
 # keystone's deep monitor: a token from the node's own keystone, every minute
 DEEP_MONITOR = ["monitor", "interval=60s", "timeout=60s", "OCF_CHECK_LEVEL=20"]
@@ -46,8 +49,112 @@ class Deployment:
         return api.read_openstack_credentials(self.info["admin_credentials"])
 
 
+# -- the pcs commands of this deployment (stackha.lab.openstack's docstring tells why each) ---
+# The lab tests' own: stackha lab deploy applies a CIB rendered from crm-templates/ instead.
+
+
+def haproxy_commands(config: str) -> list[list[str]]:
+    """``pcs`` argument lists that create the haproxy clone (``ocf:stackha:haproxy``)."""
+    return [
+        [
+            "resource",
+            "create",
+            "haproxy",
+            "ocf:stackha:haproxy",
+            f"config={config}",
+            "op",
+            "monitor",
+            "interval=10s",
+            "timeout=20s",
+            "monitor",
+            "interval=30s",
+            "timeout=20s",
+            "OCF_CHECK_LEVEL=10",
+            "clone",
+            "interleave=true",
+        ]
+    ]
+
+
+def vip_commands(vip: str, prefix: int) -> list[list[str]]:
+    """``pcs`` argument lists that create the virtual IP (``ocf:heartbeat:IPaddr2``) where a
+    haproxy runs, after it has started."""
+    return [
+        [
+            "resource",
+            "create",
+            "vip",
+            "ocf:heartbeat:IPaddr2",
+            f"ip={vip}",
+            f"cidr_netmask={prefix}",
+            f"nic={openstack.NIC}",
+            "op",
+            "monitor",
+            "interval=10s",
+            "timeout=20s",
+        ],
+        ["constraint", "colocation", "add", "vip", "with", "haproxy-clone", "INFINITY"],
+        ["constraint", "order", "start", "haproxy-clone", "then", "start", "vip"],
+    ]
+
+
+def api_commands(services=PCS_SERVICES) -> list[list[str]]:
+    """``pcs`` argument lists that create the API clones of ``services`` with stackha's
+    agents, order them after the Galera clone's promotion, and one that validates tokens after
+    keystone's at start only (see stackha.lab.openstack's docstring)."""
+    commands = []
+    for service in services:
+        commands += [
+            [
+                "resource",
+                "create",
+                service.name,
+                f"ocf:stackha:{service.name}",
+                f"credentials={service.monitor_credentials}",
+                "op",
+                "start",
+                "timeout=120s",
+                "stop",
+                "timeout=60s",
+                "monitor",
+                "interval=10s",
+                "timeout=30s",
+                "monitor",
+                "interval=30s",
+                "timeout=30s",
+                "OCF_CHECK_LEVEL=10",
+                "clone",
+                "interleave=true",
+            ],
+            [
+                "constraint",
+                "order",
+                "promote",
+                "galera-clone",
+                "then",
+                "start",
+                f"{service.name}-clone",
+            ],
+        ]
+    commands += [
+        [
+            "constraint",
+            "order",
+            "start",
+            f"{catalog.KEYSTONE.name}-clone",
+            "then",
+            "start",
+            f"{service.name}-clone",
+            "kind=Optional",
+        ]
+        for service in services
+        if service.validates_tokens
+    ]
+    return commands
+
+
 def with_deep_keystone_monitor(commands):
-    """``openstack.api_commands()`` with a depth-20 monitor added to keystone's."""
+    """``api_commands()`` with a depth-20 monitor added to keystone's."""
     result = []
     for argv in commands:
         if argv[:3] == ["resource", "create", catalog.KEYSTONE.name]:
@@ -65,13 +172,13 @@ def deploy(lab):
     seconds = {}
     seconds["galera"] = deploy_galera(lab)
     started = time.monotonic()
-    info = openstack.provision(lab)
+    info = openstack.provision(lab, services=PCS_SERVICES)
     seconds["provisioning"] = time.monotonic() - started
     started = time.monotonic()
     commands = [
-        *openstack.haproxy_commands(info["haproxy_config"]),
-        *openstack.vip_commands(info["vip"], info["prefix"]),
-        *with_deep_keystone_monitor(openstack.api_commands()),
+        *haproxy_commands(info["haproxy_config"]),
+        *vip_commands(info["vip"], info["prefix"]),
+        *with_deep_keystone_monitor(api_commands()),
     ]
     for argv in commands:
         pcs(lab, *argv)

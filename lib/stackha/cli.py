@@ -9,14 +9,7 @@ from pathlib import Path
 from typing import Optional, TextIO
 
 from stackha import __version__
-from stackha.install import (
-    DEFAULT_SBIN,
-    InstallError,
-    agent_files,
-    install,
-    load_agent_module,
-    uninstall,
-)
+from stackha.install import DEFAULT_SBIN, InstallError, install, uninstall
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -284,11 +277,13 @@ def _command(args: argparse.Namespace, out: TextIO, runner: Optional[Runner]) ->
                 return 1
             return _lab(args, out)
         elif args.command == "docs":
+            from stackha.agents import MODULES as agent_modules
+            from stackha.agents import declaration
             from stackha.ocf.docs import render_docs
 
             args.directory.mkdir(parents=True, exist_ok=True)
-            for source in agent_files():
-                spec = load_agent_module(source).AGENT.spec
+            for name in sorted(agent_modules):
+                spec = declaration(name).spec
                 page = args.directory / f"{spec.name}.md"
                 page.write_text(render_docs(spec), encoding="utf-8")
                 out.write(f"wrote {page}\n")

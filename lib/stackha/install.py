@@ -1,23 +1,22 @@
 """Putting the agents where Pacemaker looks for them, and taking exactly them away again.
 
-Each agent in ``agents/`` is copied to ``$OCF_ROOT/resource.d/stackha/<name>`` with an interpreter
-line naming the Python that has this library (``sys.executable``, run with ``-I`` so no
-``PYTHONPATH`` or user site of whoever calls the agent can change what it imports). A manifest
-beside the agents records every file written and its checksum; uninstall removes those files
-and no others, and leaves alone a file someone changed since.
+Each agent executable in ``agents/`` is copied to ``$OCF_ROOT/resource.d/stackha/<name>`` (and
+each in ``fence/`` to the sbin directory) with an interpreter line naming the Python that has
+this library (``sys.executable``, run with ``-I`` so no ``PYTHONPATH`` or user site of whoever
+calls the agent can change what it imports); an executable only imports its declaration from
+``stackha.agents`` or ``stackha.fencing.agents``, which is where the declarations are read from.
+A manifest beside the agents records every file written and its checksum; uninstall removes
+those files and no others, and leaves alone a file someone changed since.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.machinery
-import importlib.util
 import json
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Optional
 
 PROVIDER = "stackha"
@@ -49,24 +48,17 @@ PACKAGED_OCF_ROOT = "/usr/lib/ocf"  # where the Debian package puts the OCF agen
 
 def source_dir(kind: str = "agents") -> Path:
     """Where the ``agents``, ``fence`` or ``crm-templates`` sources are: the source tree beside
-    ``lib/``, else the copy a wheel installs under ``share/stackha``, else (agents only) the
-    Debian package's agents, whose declarations the renderer and the docs read."""
+    ``lib/``, else the copy a wheel installs under ``share/stackha``."""
     candidates = [
         Path(__file__).resolve().parents[2] / kind,
         Path(sys.prefix) / "share" / "stackha" / kind,
     ]
-    if kind == "agents":
-        candidates.append(provider_dir(PACKAGED_OCF_ROOT))
     for candidate in candidates:
         if candidate.is_dir():
             return candidate
     raise InstallError(
         f"no {kind} sources found (looked in {', '.join(str(c) for c in candidates)})"
     )
-
-
-def agent_source_dir() -> Path:
-    return source_dir("agents")
 
 
 def _executables(directory: Path) -> list[Path]:
@@ -85,17 +77,6 @@ def agent_files(source: Optional[Path] = None) -> list[Path]:
 def fence_agent_files(source: Optional[Path] = None) -> list[Path]:
     """The fence agents (``fence/fence_*``)."""
     return [p for p in _executables(source or source_dir("fence")) if p.name.startswith("fence_")]
-
-
-def load_agent_module(path: Path) -> ModuleType:
-    """Import an agent file (which has no .py suffix) as a module, without running ``main``."""
-    loader = importlib.machinery.SourceFileLoader(f"stackha_agent_{path.name}", str(path))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    if spec is None:
-        raise InstallError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
 
 
 def interpreter_line() -> str:

@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 from agent_runs import command_lines_watched_for
 from lxml import etree
-from stackha.install import fence_agent_files, load_agent_module
+from stackha.fencing.agents import declaration
+from stackha.install import fence_agent_files
 
-ROOT = Path(__file__).resolve().parents[2]
 SBIN = Path("/usr/sbin")
 FENCE_RNG = "/usr/share/cluster/relaxng/metadata.rng"
 AGENTS = [p.name for p in fence_agent_files()]
 
 
 def spec_of(name):
-    return load_agent_module(ROOT / "fence" / name).AGENT.spec
+    return declaration(name).spec
 
 
 def run(name, stdin="", argv=(), user=None, timeout=60):

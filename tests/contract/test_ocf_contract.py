@@ -9,14 +9,14 @@ from agent_runs import OCF_ROOT, run_agent
 from lxml import etree
 from ocf_checks import DATADIR, XMLLINT_VALID, assert_valid_ocf_1_1
 from sandboxes import SANDBOXES
-from stackha.install import load_agent_module
+from stackha.agents import declaration
 
 ROOT = Path(__file__).resolve().parents[2]
 PACEMAKER_ENV = {"OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1"}
 
 
 def spec_of(agent_name):
-    return load_agent_module(ROOT / "agents" / agent_name).AGENT.spec
+    return declaration(agent_name).spec
 
 
 def metadata(installed, agent_name, agent_env, **extra):

@@ -19,10 +19,10 @@ from hostile import SECRET, any_value, counted, decoy_paths, make_run_dir
 from hypothesis import given
 from hypothesis import strategies as st
 from stackha.fencing.agent import FenceAgent, main
-from stackha.install import fence_agent_files, load_agent_module
+from stackha.fencing.agents import MODULES, declaration
 from stackha.runner import SubprocessRunner
 
-AGENTS = {path.name: load_agent_module(path) for path in fence_agent_files()}
+AGENTS = {name: declaration(name) for name in MODULES}
 SCRIPTS = {
     "prints": f"#!/bin/sh\necho {SECRET}\n",
     "fails": f"#!/bin/sh\necho {SECRET}\necho {SECRET} >&2\nexit 3\n",
@@ -53,8 +53,7 @@ class AnyPlugDevice:
         pass
 
 
-def agent_with_fake_device(module) -> FenceAgent:
-    real = module.AGENT
+def agent_with_fake_device(real: FenceAgent) -> FenceAgent:
 
     def make_device(config, deadline):
         real.make_device(config, deadline)  # its checks of the settings, no connection

@@ -33,7 +33,7 @@ from hostile import (
 )
 from hypothesis import given
 from hypothesis import strategies as st
-from stackha.install import agent_files, load_agent_module
+from stackha.agents import MODULES, declaration
 from stackha.ocf.agent import main
 from stackha.ocf.context import read_context
 from stackha.ocf.spec import parse_parameters
@@ -41,12 +41,12 @@ from stackha.ocf.spec import parse_parameters
 PREFIX = "ocf-exit-reason:"
 OCF_CODES = set(range(10))
 ME = pwd.getpwuid(os.getuid()).pw_name
-AGENTS = {path.name: load_agent_module(path) for path in agent_files()}
+AGENTS = {name: declaration(name) for name in MODULES}
 BINARY_NAMES = {"binary", "server", "ctl", "diagnostics", "executable"}
 
 
 def actions_of(name: str) -> list[str]:
-    agent = AGENTS[name].AGENT
+    agent = AGENTS[name]
     declared = {action.name for action in agent.spec.actions}
     return sorted(declared | set(agent.handlers) | {"meta-data", "validate-all", "usage"})
 
@@ -58,8 +58,7 @@ CASES = [(name, action) for name in AGENTS for action in [*actions_of(name), "<u
 def guarded_process_tables():
     """Every module an agent's handlers read the process table from gets the guard."""
     with pytest.MonkeyPatch.context() as patch:
-        for module in AGENTS.values():
-            agent = module.AGENT
+        for agent in AGENTS.values():
             functions = [*agent.handlers.values(), agent.validate, agent.leftovers]
             for function in functions:
                 namespace = getattr(getattr(function, "__func__", function), "__globals__", {})
@@ -134,7 +133,7 @@ META = {
 def environment(data, name: str, action: str, run: dict[str, str]):
     """The generated environment: each parameter working, unset or hostile; meta attributes
     Pacemaker sends or never would; the variables Pacemaker sets for logging."""
-    spec = AGENTS[name].AGENT.spec
+    spec = AGENTS[name].spec
     base = base_values(spec, run)
     hostile = any_value(decoy_paths(run))
     env = {
@@ -178,7 +177,7 @@ def run_agent(name: str, action: str, env: dict[str, str], cwd: str):
     os.chdir(cwd)
     try:
         code = main(
-            AGENTS[name].AGENT,
+            AGENTS[name],
             [name, action],
             env,
             runner=runner,
@@ -218,7 +217,7 @@ def assert_ocf_contract(name, action, env, code, out, err, log_text):
         assert "internal error:" not in found[0] or "CommandError" in found[0], found[0]
     if action == "meta-data":
         assert code == 0 and out.startswith("<?xml"), err
-    agent = AGENTS[name].AGENT
+    agent = AGENTS[name]
     context = read_context([name, action], env)
     if action in ("meta-data", "usage", "help", "--help", "-h"):
         return

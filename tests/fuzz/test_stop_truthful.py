@@ -55,7 +55,7 @@ STAND_INS = {
         lambda v: ["-home", v["home"], "-s", "rabbit", "boot"],
     ),
 }
-RUNS_A_PROCESS = sorted(name for name, module in AGENTS.items() if module.AGENT.leftovers)
+RUNS_A_PROCESS = sorted(name for name, agent in AGENTS.items() if agent.leftovers)
 
 STAND_IN_CODE = (
     "import ctypes, sys, time\n"
@@ -96,7 +96,7 @@ def test_stop_and_probe_are_truthful_against_a_running_stand_in(name, action, da
     """stop exits 0 only when the stand-in is gone; a probe never says 7 while it runs."""
     counted()
     comm, pid_parameter, fixed, arguments = STAND_INS[name]
-    spec = AGENTS[name].AGENT.spec
+    spec = AGENTS[name].spec
     with tempfile.TemporaryDirectory(prefix="stackha-fuzz-") as root:
         run = make_run_dir(Path(root))
         base = base_values(spec, run)
@@ -132,7 +132,7 @@ def test_stop_and_probe_are_truthful_against_a_running_stand_in(name, action, da
             ocf_action = "stop" if action == "stop" else "monitor"
             out, err = _Sink(), _Sink()
             code = main(
-                AGENTS[name].AGENT,
+                AGENTS[name],
                 [name, ocf_action],
                 env,
                 runner=FailingRunner(),

@@ -19,14 +19,15 @@ from haproxy_sandbox import agent_parameters, loopback_config
 from ipmi_sim import agent_options, running_ipmi_sim
 from lxml import etree
 from ocf_checks import XMLLINT_VALID, assert_valid_ocf_1_1
-from stackha.install import agent_files, fence_agent_files, load_agent_module
+from stackha.agents import declaration
+from stackha.fencing.agents import declaration as fence_declaration
+from stackha.install import agent_files, fence_agent_files
 from stackha.lab.release import RELEASES
 from stackha.lab.rootfs import TreeCache, scratch_root
 from stackha.runner import SubprocessRunner
 
 pytestmark = pytest.mark.root
 
-ROOT = Path(__file__).resolve().parents[2]
 # What the checks run in the tree, and nothing that must come in through stackha's Depends
 # (pcs brings python3-lxml with it: the bare tree below checks that one).
 CHECK_PACKAGES = (
@@ -72,11 +73,11 @@ def timed(what, function, *args, **kwargs):
 
 
 def spec_of(agent_name):
-    return load_agent_module(ROOT / "agents" / agent_name).AGENT.spec
+    return declaration(agent_name).spec
 
 
 def fence_spec_of(name):
-    return load_agent_module(ROOT / "fence" / name).AGENT.spec
+    return fence_declaration(name).spec
 
 
 def file_listing(top: Path) -> set[str]:

@@ -19,13 +19,12 @@ import pytest
 from agent_runs import free_port
 from fakes import FakeHttpServer, FakeProcess, FakeProcessTable
 from lxml import etree
+from stackha.agents import api_service, declaration
 from stackha.clock import SystemClock
-from stackha.install import load_agent_module
-from stackha.ocf import api_service
 from stackha.ocf.agent import main
 
 ROOT = Path(__file__).resolve().parents[2]
-AGENTS = {name: load_agent_module(ROOT / "agents" / name) for name in ("keystone", "nova-api")}
+AGENTS = {name: declaration(name) for name in ("keystone", "nova-api")}
 USER = pwd.getpwuid(os.getuid()).pw_name  # a user that exists, root or not
 PASSWORD = "Pa55-'w0rd'-x9Q"  # in the credentials file only: never in any output
 TOKEN = "gAAAAABn-token"
@@ -93,7 +92,7 @@ class Node:
 
     def __init__(self, name, root, runner, clock, processes):
         self.name = name
-        self.agent = AGENTS[name].AGENT
+        self.agent = AGENTS[name]
         self.runner = runner
         self.clock = clock
         self.processes = processes
@@ -323,7 +322,7 @@ def host_name(monkeypatch):
 def test_meta_data_declares_debians_defaults_and_three_monitor_depths(name, defaults):
     out = io.StringIO()
     env = {"OCF_RA_VERSION_MAJOR": "1", "OCF_RA_VERSION_MINOR": "1"}
-    assert main(AGENTS[name].AGENT, [name, "meta-data"], env, stdout=out) == 0
+    assert main(AGENTS[name], [name, "meta-data"], env, stdout=out) == 0
     root = etree.fromstring(out.getvalue().encode())
     found = {p.get("name"): p.find("content").get("default") for p in root.findall("parameters/*")}
     assert found == {

@@ -1,14 +1,10 @@
 """The fence agents' own glue: what they refuse and what they warn about."""
 
-from pathlib import Path
-
 import pytest
+from stackha.fencing.agents import ipmi as IPMI
+from stackha.fencing.agents import pdu as PDU
 from stackha.fencing.options import OptionsError, parse
-from stackha.install import load_agent_module
 
-ROOT = Path(__file__).resolve().parents[2]
-IPMI = load_agent_module(ROOT / "fence" / "fence_stackha_ipmi")
-PDU = load_agent_module(ROOT / "fence" / "fence_stackha_pdu")
 BASE = [("ip", "10.0.0.1"), ("username", "admin"), ("password", "pw")]
 
 

@@ -219,12 +219,11 @@ def test_ipport_is_1_to_65535(value):
 
 def test_the_agents_refuse_ipport_0_rather_than_use_623():
     """Both agents declare ipport's range: 0 is an error, not the default port."""
-    from stackha.install import load_agent_module
+    from stackha.fencing.agents import MODULES, declaration
 
-    for name in ("fence_stackha_ipmi", "fence_stackha_pdu"):
-        agent = load_agent_module(ROOT / "fence" / name)
+    for name in MODULES:
         with pytest.raises(OptionsError, match="option ipport: '0' is not in 1-65535"):
-            parse(agent.SPEC, BASE + [("ipport", "0")])
+            parse(declaration(name).spec, BASE + [("ipport", "0")])
 
 
 @pytest.mark.parametrize("name", ["login_timeout", "power_timeout", "shell_timeout"])
@@ -296,7 +295,8 @@ def test_the_agents_exit_1_with_one_line_never_a_traceback(name, argv, stdin):
             input=stdin,
             capture_output=True,
             timeout=30,
-            env={"PATH": "/usr/bin:/bin", "LC_ALL": locale},
+            # this tree's library, whatever the interpreter's own site-packages holds
+            env={"PATH": "/usr/bin:/bin", "LC_ALL": locale, "PYTHONPATH": str(ROOT / "lib")},
         )
         stderr = result.stderr.decode(errors="replace")
         assert result.returncode == 1, stderr

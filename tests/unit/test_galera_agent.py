@@ -8,11 +8,10 @@ import socket
 from pathlib import Path
 
 import pytest
-from stackha.install import load_agent_module
+from stackha.agents import galera as GALERA
 from stackha.ocf.agent import main
 
 ROOT = Path(__file__).resolve().parents[2]
-GALERA = load_agent_module(ROOT / "agents" / "galera")
 UUID = "8d6a3f38-5c2e-11ee-9b4a-2a4c1e0f0a12"
 ATTRD = "/usr/sbin/attrd_updater"
 CRM_ATTRIBUTE = "/usr/sbin/crm_attribute"

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 from fakes import FakeHttpServer, FakeProcess, FakeProcessTable
-from stackha.install import load_agent_module
+from stackha.agents import haproxy as HAPROXY
 from stackha.ocf.agent import main
 
 ROOT = Path(__file__).resolve().parents[2]
-HAPROXY = load_agent_module(ROOT / "agents" / "haproxy")
 MASTER, WORKER = 700, 701
 INFO = b"Name: HAProxy\nVersion: 2.6.12\nPid: 701\nStopping: 0\n\n"
 

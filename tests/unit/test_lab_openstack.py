@@ -188,30 +188,6 @@ def test_the_check_command_is_the_one_beside_stackha():
     assert openstack.galera_check_command("/opt/v/bin/stackha") == "/opt/v/bin/stackha-galera-check"
 
 
-def test_the_vip_follows_haproxy_and_starts_after_it():
-    commands = openstack.vip_commands("192.0.2.100", 24)
-    assert commands[0][:4] == ["resource", "create", "vip", "ocf:heartbeat:IPaddr2"]
-    assert {"ip=192.0.2.100", "cidr_netmask=24", "nic=eth0"} <= set(commands[0])
-    assert ["constraint", "colocation", "add", "vip", "with", "haproxy-clone", "INFINITY"] in (
-        commands
-    )
-    assert ["constraint", "order", "start", "haproxy-clone", "then", "start", "vip"] in commands
-
-
-def test_the_api_clones_wait_for_their_nodes_galera_and_monitor_at_two_depths():
-    commands = openstack.api_commands()
-    for service in ("keystone", "nova-api"):
-        (create,) = [c for c in commands if c[:3] == ["resource", "create", service]]
-        assert create[3] == f"ocf:stackha:{service}"
-        assert create[-2:] == ["clone", "interleave=true"]
-        ops = " ".join(create[create.index("op") :])
-        assert "monitor interval=10s timeout=30s monitor interval=30s" in ops
-        assert "OCF_CHECK_LEVEL=10" in ops and "OCF_CHECK_LEVEL=20" not in ops
-        order = ["constraint", "order", "promote", "galera-clone", "then", "start"]
-        assert [*order, f"{service}-clone"] in commands
-    assert commands[-1][-1] == "kind=Optional"
-
-
 def test_only_the_nodes_network_settings_are_read_from_its_sysctl_conf():
     text = "# comment\nnet.ipv4.ip_nonlocal_bind = 1\nkernel.panic = 5\nnet.core.somaxconn=512\n"
     assert read_sysctls(text) == [

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from stackha.install import load_agent_module
+from stackha.agents import declaration
 from stackha.ocf.agent import Agent, main
 from stackha.ocf.context import DEFAULT_TIMEOUT_S, read_context
 from stackha.ocf.log import AgentLog, one_line
@@ -180,7 +180,7 @@ def test_a_port_is_1_to_65535(text):
 def test_every_agents_ports_and_timeouts_are_bounded():
     """Every integer parameter of every agent has bounds; ports 1-65535, timeouts from 1."""
     for name in AGENT_NAMES:
-        for parameter in load_agent_module(ROOT / "agents" / name).AGENT.spec.parameters:
+        for parameter in declaration(name).spec.parameters:
             if parameter.type != "integer":
                 continue
             assert parameter.minimum is not None and parameter.maximum is not None, parameter
@@ -241,11 +241,11 @@ def test_json_nested_100000_deep_is_a_clean_6_not_recursion_error():
 
 @pytest.mark.parametrize("name", ["users", "policies"])
 def test_rabbitmqs_json_parameters_nested_100000_deep_give_6_naming_them(name):
-    rabbitmq = load_agent_module(ROOT / "agents" / "rabbitmq")
+    rabbitmq = declaration("rabbitmq")
     for value in ("[" * 100_000, "[" * 60_000 + "]" * 60_000):
         err = io.StringIO()
         code = main(
-            rabbitmq.AGENT,
+            rabbitmq,
             ["rabbitmq", "validate-all"],
             {"OCF_RESOURCE_INSTANCE": "rabbitmq:0", f"OCF_RESKEY_{name}": value},
             stdout=io.StringIO(),
@@ -301,7 +301,7 @@ def test_a_garbage_meta_attribute_is_logged_and_fails_neither_stop_nor_a_probe()
 def test_rabbitmq_stop_and_probe_survive_clone_max_abc(tmp_path):
     """The issue's case: rabbitmq failed every action, stop and probe included, with ValueError.
     Every path points under tmp_path: nothing of this machine's is looked at."""
-    rabbitmq = load_agent_module(ROOT / "agents" / "rabbitmq")
+    rabbitmq = declaration("rabbitmq")
     home = tmp_path / "home"
     home.mkdir()
     env = {
@@ -317,7 +317,7 @@ def test_rabbitmq_stop_and_probe_survive_clone_max_abc(tmp_path):
     }
     for action, expected in (("stop", 0), ("monitor", 7)):
         err = io.StringIO()
-        code = main(rabbitmq.AGENT, ["rabbitmq", action], env, stdout=io.StringIO(), stderr=err)
+        code = main(rabbitmq, ["rabbitmq", action], env, stdout=io.StringIO(), stderr=err)
         assert code == expected, err.getvalue()
         assert "ignoring OCF_RESKEY_CRM_meta_clone_max='abc'" in err.getvalue()
 
@@ -399,10 +399,17 @@ def test_meta_data_that_cannot_be_written_is_an_ocf_code_and_a_reason():
 
 
 def run_file(name, action, env):
-    """agents/NAME run as pacemaker-execd runs it: its own process, an environment of bytes."""
-    environ = {b"PATH": b"/usr/sbin:/usr/bin:/sbin:/bin", b"LC_ALL": b"C", **env}
+    """agents/NAME run as pacemaker-execd runs it: its own process, an environment of bytes.
+    With this tree's library (PYTHONPATH, which -I would ignore: the interpreter's own
+    site-packages may hold another tree's)."""
+    environ = {
+        b"PATH": b"/usr/sbin:/usr/bin:/sbin:/bin",
+        b"LC_ALL": b"C",
+        b"PYTHONPATH": str(ROOT / "lib").encode(),
+        **env,
+    }
     return subprocess.run(
-        [sys.executable, "-I", str(ROOT / "agents" / name), action],
+        [sys.executable, str(ROOT / "agents" / name), action],
         env=environ,
         capture_output=True,
         timeout=60,
@@ -416,7 +423,7 @@ def test_each_agent_with_non_utf8_bytes_everywhere_exits_cleanly(tmp_path, name)
     action (mon\\xffitor) each give an OCF code, at most one reason and no traceback. stop and a
     probe run only with an instance refused before any handler: with bad values they look for
     the service with defaults, and this machine may run one."""
-    agent = load_agent_module(ROOT / "agents" / name).AGENT
+    agent = declaration(name)
     log = tmp_path / "pacemaker.log"
     env = {f"OCF_RESKEY_{p.name}".encode(): b"x\xff" for p in agent.spec.parameters}
     env.update(
@@ -461,7 +468,7 @@ def test_credentials_and_password_files_that_are_not_utf8_are_named_not_raised(t
 
 def test_rabbitmq_validate_all_refuses_a_user_that_does_not_exist_even_with_home_set(tmp_path):
     """validate-all said 0, then start failed with KeyError when it chowned the directories."""
-    rabbitmq = load_agent_module(ROOT / "agents" / "rabbitmq")
+    rabbitmq = declaration("rabbitmq")
     binaries = {}
     for name in ("rabbitmq-server", "rabbitmqctl"):
         binaries[name] = tmp_path / name
@@ -469,7 +476,7 @@ def test_rabbitmq_validate_all_refuses_a_user_that_does_not_exist_even_with_home
         binaries[name].chmod(0o755)
     err = io.StringIO()
     code = main(
-        rabbitmq.AGENT,
+        rabbitmq,
         ["rabbitmq", "validate-all"],
         {
             "OCF_RESOURCE_INSTANCE": "rabbitmq:0",
@@ -487,7 +494,7 @@ def test_rabbitmq_validate_all_refuses_a_user_that_does_not_exist_even_with_home
 
 @pytest.mark.parametrize("kind", ["directory", "parent is a file"])
 def test_an_api_agents_log_file_that_cannot_be_one_is_not_installed(tmp_path, kind):
-    from stackha.ocf.api_service import create_log
+    from stackha.agents.api_service import create_log
     from stackha.ocf.status import NotInstalled
 
     if kind == "directory":
@@ -503,14 +510,14 @@ def test_an_api_agents_log_file_that_cannot_be_one_is_not_installed(tmp_path, ki
 def test_galera_quorum_bootstrap_outside_pacemaker_asks_no_crm_mon(tmp_path, fake_runner):
     """bootstrap_with_quorum=true run by hand: no cluster fenced anyone, so crm_mon is not run
     (it failed the action with CommandError). One member of three reported: no bootstrap."""
-    galera = load_agent_module(ROOT / "agents" / "galera")
+    galera = declaration("galera")
     rsctmp = tmp_path / "rsctmp"
     rsctmp.mkdir()
     uuid = "8d6a3f38-5c2e-11ee-9b4a-2a4c1e0f0a12"
     (rsctmp / "stackha-galera.attributes.json").write_text(f'{{"galera-position": "{uuid}:12"}}')
     err = io.StringIO()
     code = main(
-        galera.AGENT,
+        galera,
         ["galera", "monitor"],
         {
             "OCF_RESOURCE_INSTANCE": "galera:0",
@@ -543,11 +550,11 @@ def test_a_relative_path_parameter_is_refused_naming_it(name):
     """A path parameter (its default is an absolute path) given as a relative path would name
     a file in whatever directory Pacemaker runs the agent from: haproxy wrote its pid file
     into the working directory. Refused with 6 on validate-all, naming the parameter."""
-    module = load_agent_module(ROOT / "agents" / name)
-    parameter = next(p for p in module.AGENT.spec.parameters if p.is_path())
+    agent = declaration(name)
+    parameter = next(p for p in agent.spec.parameters if p.is_path())
     out, err = io.StringIO(), io.StringIO()
     environ = {"OCF_RESOURCE_INSTANCE": f"{name}:0", f"OCF_RESKEY_{parameter.name}": "run/x.pid"}
-    code = main(module.AGENT, [name, "validate-all"], environ, stdout=out, stderr=err)
+    code = main(agent, [name, "validate-all"], environ, stdout=out, stderr=err)
     assert code == 6, err.getvalue()
     assert_one_reason_last(err.getvalue())
     assert f"parameter {parameter.name}: 'run/x.pid' is not an absolute path" in err.getvalue()

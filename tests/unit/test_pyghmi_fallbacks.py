@@ -17,13 +17,12 @@ from pathlib import Path
 
 from fake_devices import FakePowerDevice
 from stackha.fencing.agent import FenceAgent, main
+from stackha.fencing.agents import ipmi as IPMI
 from stackha.fencing.ipmi import MINIMUM_PYGHMI, _wait_in_short_slices, lacking
-from stackha.install import load_agent_module
 
 ROOT = Path(__file__).resolve().parents[2]
 LIB = ROOT / "lib"
 AGENT = ROOT / "fence" / "fence_stackha_ipmi"
-IPMI = load_agent_module(AGENT)
 OPTIONS = "ip=127.0.0.1\nipport=9\nusername=admin\npassword=s3cret\naction=status\n"
 
 FITTING_SESSION = """

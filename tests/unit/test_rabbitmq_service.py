@@ -1,9 +1,11 @@
-"""RabbitMQ knowledge without OCF: what the cluster says of itself, health, policies."""
+"""RabbitMQ knowledge without OCF: what the cluster says of itself, health, policies, and
+rabbitmqctl's verbs against a fake runner holding the exact commands."""
 
 import json
 
 import pytest
 from fakes import FakeHttpServer
+from stackha.clock import Deadline
 from stackha.services import rabbitmq
 from stackha.services.rabbitmq import NodeHealth, RabbitError
 
@@ -160,21 +162,79 @@ QUORUM = json.dumps(
 )
 
 
-def test_policies_parse_and_become_one_set_policy_command_each():
-    (policy,) = rabbitmq.parse_policies(QUORUM, (3, 12, 0))
-    assert policy.set_argv() == [
-        "/usr/sbin/rabbitmqctl",
-        "set_policy",
-        "--vhost",
-        "/",
-        "--priority",
-        "0",
-        "--apply-to",
-        "quorum_queues",
-        "limits",
-        "^(?!amq\\.).*",
-        '{"delivery-limit":50}',
+CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
+SET_LIMITS = [
+    CTL,
+    "set_policy",
+    "--vhost",
+    "/",
+    "--priority",
+    "0",
+    "--apply-to",
+    "quorum_queues",
+    "limits",
+    "^(?!amq\\.).*",
+    '{"delivery-limit":50}',
+]
+
+
+@pytest.fixture
+def ctl(fake_runner, fake_clock):
+    """rabbitmqctl aimed at a broker, through the fake runner, with a start's budget."""
+    return rabbitmq.Rabbitmqctl(
+        fake_runner, CTL, {"HOME": "/var/lib/rabbitmq"}, Deadline(fake_clock, 180)
+    )
+
+
+def test_a_policy_not_set_as_wanted_is_set_with_one_set_policy_command(ctl, fake_runner):
+    wanted = rabbitmq.parse_policies(QUORUM, (3, 12, 0))
+    fake_runner.expect([CTL, "list_policies", "-p", "/", "--formatter", "json"], stdout="[]")
+    fake_runner.expect(SET_LIMITS)
+    assert rabbitmq.ensure_policies(ctl, wanted) == wanted
+
+
+def test_a_policy_already_set_as_wanted_is_left_alone(ctl, fake_runner):
+    """list_policies prints the definition as a JSON string (3.10) or an object: either way
+    the same policy is not set again."""
+    wanted = rabbitmq.parse_policies(QUORUM, (3, 12, 0))
+    listed = [
+        {
+            "vhost": "/",
+            "name": "limits",
+            "pattern": "^(?!amq\\.).*",
+            "apply-to": "quorum_queues",
+            "definition": '{"delivery-limit": 50}',
+            "priority": 0,
+        }
     ]
+    fake_runner.expect(
+        [CTL, "list_policies", "-p", "/", "--formatter", "json"], stdout=json.dumps(listed)
+    )
+    assert rabbitmq.ensure_policies(ctl, wanted) == []
+
+
+def test_a_policy_rabbitmq_refuses_is_named_in_the_error(ctl, fake_runner):
+    wanted = rabbitmq.parse_policies(QUORUM, (3, 12, 0))
+    fake_runner.expect([CTL, "list_policies", "-p", "/", "--formatter", "json"], stdout="[]")
+    fake_runner.expect(
+        SET_LIMITS, returncode=64, stderr='Error:\nValidation failed\n\n[{<<"delivery-limit">>'
+    )
+    with pytest.raises(rabbitmq.PolicyRefused, match="policy 'limits' refused by RabbitMQ: "):
+        rabbitmq.ensure_policies(ctl, wanted)
+
+
+def test_missing_vhosts_are_created_with_quorum_queues_their_default(ctl, fake_runner):
+    fake_runner.expect([CTL, "list_vhosts", "--formatter", "json"], stdout='[{"name": "/"}]')
+    fake_runner.expect([CTL, "add_vhost", "openstack", "--default-queue-type", "quorum"])
+    assert rabbitmq.ensure_vhosts(ctl, ["/", "openstack"], (3, 10, 8)) == ["openstack"]
+
+
+def test_before_3_10_8_a_vhost_is_created_without_a_default_queue_type(ctl, fake_runner):
+    """3.10.7's add_vhost has no --default-queue-type: OpenStack's queues become quorum
+    queues through oslo.messaging's rabbit_quorum_queue there."""
+    fake_runner.expect([CTL, "list_vhosts", "--formatter", "json"], stdout='[{"name": "/"}]')
+    fake_runner.expect([CTL, "add_vhost", "openstack"])
+    assert rabbitmq.ensure_vhosts(ctl, ["/", "openstack"], (3, 10, 7)) == ["openstack"]
 
 
 @pytest.mark.parametrize("apply_to", rabbitmq.APPLY_TO_312)
@@ -223,8 +283,57 @@ def test_versions_and_names():
         rabbitmq.parse_version("Error")
 
 
-def test_passwords_go_on_stdin_not_on_the_command_line():
-    assert rabbitmq.add_user_argv("openstack") == ["/usr/sbin/rabbitmqctl", "add_user", "openstack"]
+OPENSTACK = rabbitmq.User(
+    "openstack", "/etc/rabbitmq/openstack.password", ("administrator",), {"openstack": (".*",) * 3}
+)
+
+
+def test_a_new_user_gets_its_password_on_stdin_then_its_tags_and_permissions(ctl, fake_runner):
+    fake_runner.expect([CTL, "add_user", "openstack"], stdin="openstack-secret\n")
+    fake_runner.expect([CTL, "set_user_tags", "openstack", "administrator"])
+    fake_runner.expect([CTL, "set_permissions", "-p", "openstack", "openstack", ".*", ".*", ".*"])
+    rabbitmq.ensure_user(ctl, OPENSTACK, "openstack-secret")
+
+
+def test_an_existing_user_whose_password_still_matches_is_not_changed(ctl, fake_runner):
+    exists = "Error:\nuser 'openstack' already exists"
+    fake_runner.expect(
+        [CTL, "add_user", "openstack"], stdin="openstack-secret\n", returncode=70, stderr=exists
+    )
+    fake_runner.expect([CTL, "authenticate_user", "openstack"], stdin="openstack-secret\n")
+    fake_runner.expect([CTL, "set_user_tags", "openstack"])
+    rabbitmq.ensure_user(ctl, rabbitmq.User("openstack", "/p"), "openstack-secret")
+
+
+def test_a_password_that_no_longer_matches_its_file_is_changed(ctl, fake_runner):
+    fake_runner.expect(
+        [CTL, "add_user", "openstack"], stdin="new-secret\n", returncode=70, stderr="already exists"
+    )
+    fake_runner.expect(
+        [CTL, "authenticate_user", "openstack"],
+        stdin="new-secret\n",
+        returncode=65,
+        stderr="refused",
+    )
+    fake_runner.expect([CTL, "change_password", "openstack"], stdin="new-secret\n")
+    fake_runner.expect([CTL, "set_user_tags", "openstack"])
+    rabbitmq.ensure_user(ctl, rabbitmq.User("openstack", "/p"), "new-secret")
+
+
+def test_a_user_rabbitmq_cannot_add_fails_naming_it(ctl, fake_runner):
+    fake_runner.expect(
+        [CTL, "add_user", "openstack"], stdin="x\n", returncode=69, stderr="Error:\nnodedown"
+    )
+    with pytest.raises(rabbitmq.NotReachable, match="add_user openstack: the node is not reach"):
+        rabbitmq.ensure_user(ctl, rabbitmq.User("openstack", "/p"), "x")
+
+
+def test_a_rabbitmqctl_call_that_overruns_is_a_failure_naming_it_not_an_exception(ctl, fake_runner):
+    fake_runner.expect(
+        [CTL, "-n", "rabbit@node2", "forget_cluster_node", "rabbit@node1"], timed_out=True
+    )
+    with pytest.raises(RabbitError, match="forget rabbit@node1: .*did not finish"):
+        rabbitmq.forget_cluster_node(ctl, "rabbit@node1", node="rabbit@node2")
 
 
 def test_credentials_come_from_a_file(tmp_path):

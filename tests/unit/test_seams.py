@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from stackha.install import agent_files, load_agent_module
+from stackha import agents as ocf_agents
+from stackha.fencing import agents as fence_agents
+from stackha.install import agent_files, fence_agent_files
 from stackha.ocf.docs import render_docs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,8 +157,7 @@ def test_the_monitor_path_imports_nothing_heavy(agent, tmp_path):
         "PYTHONPATH": str(ROOT / "lib"),
     }
     # Point every path-like parameter somewhere empty, so the probe finds nothing running.
-    module = load_agent_module(agent)
-    for parameter in module.AGENT.spec.parameters:
+    for parameter in ocf_agents.declaration(agent.name).spec.parameters:
         if parameter.type == "string" and str(parameter.default or "").startswith("/"):
             env[f"OCF_RESKEY_{parameter.name}"] = str(tmp_path / parameter.name)
     result = subprocess.run(
@@ -173,10 +174,10 @@ def test_the_monitor_path_imports_nothing_heavy(agent, tmp_path):
     assert "stackha.services.haproxy" in report["added"] or agent.name != "haproxy"
 
 
-@pytest.mark.parametrize("agent", agent_files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("agent", sorted(ocf_agents.MODULES))
 def test_docs_page_is_generated_from_the_declaration(agent):
     """docs/agents/NAME.md is what `stackha docs docs/agents` writes: run it after a change."""
-    spec = load_agent_module(agent).AGENT.spec
+    spec = ocf_agents.declaration(agent).spec
     page = ROOT / "docs" / "agents" / f"{spec.name}.md"
     assert page.exists() and page.read_text() == render_docs(spec)
 
@@ -187,11 +188,109 @@ def test_tests_never_import_a_conftest(path):
     assert "conftest" not in set(imported_modules(path)), "put shared helpers in a named module"
 
 
-@pytest.mark.parametrize("agent", agent_files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("agent", sorted(ocf_agents.MODULES))
 def test_every_agent_with_a_stop_can_find_what_runs_without_its_configuration(agent):
     """Issue 15: stop and a probe never answer "nothing runs" because a parameter is bad;
     the framework asks the agent's leftovers (stackha.ocf.agent) — so every agent that stops
     something declares them, present and future."""
-    module = load_agent_module(agent)
-    if "stop" in module.AGENT.handlers:
-        assert module.AGENT.leftovers is not None
+    declared = ocf_agents.declaration(agent)
+    if "stop" in declared.handlers:
+        assert declared.leftovers is not None
+
+
+GLUE = sorted((ROOT / "lib" / "stackha" / "agents").glob("*.py")) + sorted(
+    (ROOT / "lib" / "stackha" / "fencing" / "agents").glob("*.py")
+)
+
+
+@pytest.mark.parametrize("path", GLUE, ids=lambda p: str(p.relative_to(ROOT)))
+def test_agent_glue_runs_no_program_itself(path):
+    """What each workload's programs are asked, and how, is in stackha.services (one typed
+    function per verb, tested with the fake runner): an agent hands them its runner."""
+    for node in ast.walk(tree(path)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("run", "spawn")
+            and isinstance(node.func.value, ast.Attribute)
+            and node.func.value.attr == "runner"
+        ):
+            pytest.fail(f"line {node.lineno}: call a stackha.services function with the runner")
+
+
+# -- the executables: what Pacemaker runs, and nothing else --------------------------------
+
+REGISTRIES = {"agents": ocf_agents.MODULES, "fence": fence_agents.MODULES}
+MAIN_ARGUMENTS = {"agents": "os.environ", "fence": "sys.stdin"}
+
+
+def test_every_registered_agent_has_its_executable_and_no_executable_is_unregistered():
+    """The registries (stackha.agents.MODULES, stackha.fencing.agents.MODULES) are the one list
+    of stackha's agents: the renderer, the docs and the tests read it, install copies the files."""
+    assert sorted(ocf_agents.MODULES) == [p.name for p in agent_files()]
+    assert sorted(fence_agents.MODULES) == [p.name for p in fence_agent_files()]
+
+
+@pytest.mark.parametrize("path", EXECUTABLES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_an_executable_is_its_registered_declaration_and_main_alone(path):
+    """An executable in agents/ or fence/ imports its declaration from the module the registry
+    names and runs main: no definition, no statement of its own, so no handler can drift back
+    out of the library (where it is imported, typed and tested like any module)."""
+    module = tree(path)
+    body = module.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]  # the docstring: what Pacemaker runs, and where its code is
+    *imports, last = body
+    assert all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in imports), (
+        "only imports before the main block: declare and handle in the library"
+    )
+    declaration = REGISTRIES[path.parent.name][path.name]
+    assert any(
+        isinstance(s, ast.ImportFrom)
+        and s.module == declaration
+        and [a.name for a in s.names] == ["AGENT"]
+        for s in imports
+    ), f"import AGENT from {declaration}"
+    assert is_main_block(last)
+    argument = MAIN_ARGUMENTS[path.parent.name]
+    assert [ast.unparse(s) for s in last.body] == [
+        f"raise SystemExit(main(AGENT, sys.argv, {argument}))"
+    ]
+    assert last.orelse == []
+
+
+CHEAP_IMPORT = """
+import importlib, json, sys
+before = set(sys.modules)
+importlib.import_module({module!r})
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["stackha.agents", "stackha.fencing.agents"]
+    + sorted({*ocf_agents.MODULES.values(), *fence_agents.MODULES.values()}),
+)
+def test_importing_an_agent_loads_nothing_heavy_and_no_other_agent(module):
+    """An agent's module is imported on every call of it (a monitor every few seconds): it
+    loads neither XML, device, HTTP or TLS libraries (its handlers import them when a call
+    needs them) nor any other agent's module (the packages' __init__ import none)."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            f"import sys; sys.path.insert(0, {str(ROOT / 'lib')!r})\n"
+            + CHEAP_IMPORT.format(module=module),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    added = json.loads(result.stdout or "null")
+    assert added is not None, result.stderr
+    heavy = [m for m in added if m.split(".")[0] in (*HEAVY, "urllib", "http", "ssl", "email")]
+    assert heavy == []
+    declarations = {*ocf_agents.MODULES.values(), *fence_agents.MODULES.values()}
+    assert [m for m in added if m in declarations and m != module] == []

@@ -24,8 +24,9 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
+from stackha.agents import declaration
 from stackha.cib.site import KNOWN_SERVICES, Service, Site
-from stackha.install import InstallError, load_agent_module, source_dir
+from stackha.install import source_dir
 from stackha.services import api_catalog
 
 TYPE_CHECKING = False
@@ -91,9 +92,9 @@ def template_dir() -> Path:
 def agent_spec(name: str) -> AgentSpec:
     """stackha's OCF agent ``name``'s declaration."""
     try:
-        return load_agent_module(source_dir("agents") / name).AGENT.spec  # type: ignore[no-any-return]
-    except (InstallError, OSError) as err:
-        raise RenderError([f"agent {name}: {err}"]) from None
+        return declaration(name).spec
+    except KeyError:
+        raise RenderError([f"agent {name}: stackha has no such OCF agent"]) from None
 
 
 class Template:

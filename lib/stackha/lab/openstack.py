@@ -81,10 +81,11 @@ node's own address through its host name, ports 5000 and 8774)::
     pcs constraint order promote galera-clone then start nova-api-clone
     pcs constraint order start keystone-clone then start nova-api-clone kind=Optional
 
-(:func:`haproxy_commands`, :func:`vip_commands` and :func:`api_commands` give these as argument
-lists.) With ``interleave=true`` each API instance waits for the Galera instance *on its own
-node* to be promoted, which is the one it uses. nova-api needs Keystone only to validate a
-client's token, through the virtual IP, so it is ordered after Keystone at start-up only
+(``tests/openstack_checks.py`` runs these as argument lists; ``stackha lab deploy`` applies a CIB
+rendered from ``crm-templates/`` instead.) With ``interleave=true`` each API instance waits for
+the Galera instance *on its own node* to be promoted, which is the one it uses. nova-api needs
+Keystone only to validate a client's token, through the virtual IP, so it is ordered after
+Keystone at start-up only
 (``kind=Optional``): a keystone restart on a node must not restart that node's nova-api.
 Neither API waits for HAProxy or the virtual IP: they listen on the node's own address, and
 HAProxy's health checks (every 2 s, 2 failures out, 2 successes in) follow them.
@@ -406,109 +407,6 @@ defaults
     timeout check 2s
 
 {listens}{database}"""
-
-
-# -- pcs -------------------------------------------------------------------------------------
-
-
-def haproxy_commands(config: str) -> list[list[str]]:
-    """``pcs`` argument lists that create the haproxy clone (``ocf:stackha:haproxy``)."""
-    return [
-        [
-            "resource",
-            "create",
-            "haproxy",
-            "ocf:stackha:haproxy",
-            f"config={config}",
-            "op",
-            "monitor",
-            "interval=10s",
-            "timeout=20s",
-            "monitor",
-            "interval=30s",
-            "timeout=20s",
-            "OCF_CHECK_LEVEL=10",
-            "clone",
-            "interleave=true",
-        ]
-    ]
-
-
-def vip_commands(vip: str, prefix: int) -> list[list[str]]:
-    """``pcs`` argument lists that create the virtual IP (``ocf:heartbeat:IPaddr2``) where a
-    haproxy runs, after it has started."""
-    return [
-        [
-            "resource",
-            "create",
-            "vip",
-            "ocf:heartbeat:IPaddr2",
-            f"ip={vip}",
-            f"cidr_netmask={prefix}",
-            f"nic={NIC}",
-            "op",
-            "monitor",
-            "interval=10s",
-            "timeout=20s",
-        ],
-        ["constraint", "colocation", "add", "vip", "with", "haproxy-clone", "INFINITY"],
-        ["constraint", "order", "start", "haproxy-clone", "then", "start", "vip"],
-    ]
-
-
-def api_commands(services: Sequence[ApiService] = catalog.SERVICES) -> list[list[str]]:
-    """``pcs`` argument lists that create the API clones with stackha's agents, order them
-    after the Galera clone's promotion, and a token validator after keystone's clone at start
-    only (see the module docstring)."""
-    commands = []
-    for service in services:
-        commands += [
-            [
-                "resource",
-                "create",
-                service.name,
-                f"ocf:stackha:{service.name}",
-                f"credentials={service.monitor_credentials}",
-                "op",
-                "start",
-                "timeout=120s",
-                "stop",
-                "timeout=60s",
-                "monitor",
-                "interval=10s",
-                "timeout=30s",
-                "monitor",
-                "interval=30s",
-                "timeout=30s",
-                "OCF_CHECK_LEVEL=10",
-                "clone",
-                "interleave=true",
-            ],
-            [
-                "constraint",
-                "order",
-                "promote",
-                "galera-clone",
-                "then",
-                "start",
-                f"{service.name}-clone",
-            ],
-        ]
-    for service in services:
-        if service.validates_tokens and IDENTITY in services:
-            commands.append(
-                [
-                    "constraint",
-                    "order",
-                    "start",
-                    f"{IDENTITY.name}-clone",
-                    "then",
-                    "start",
-                    f"{service.name}-clone",
-                    "kind=Optional",
-                ]
-            )
-    return commands
 
 
 # -- running things inside the nodes ---------------------------------------------------------

@@ -1,7 +1,8 @@
 """The one exit point of every OCF agent: read the environment, dispatch the action, report.
 
-An agent file in ``agents/`` declares an :class:`Agent` (its spec and one handler per action) and
-ends with ``raise SystemExit(main(AGENT, sys.argv, os.environ))``. Handlers raise
+An agent's module in ``stackha.agents`` declares an :class:`Agent` (its spec and one handler per
+action); its executable in ``agents/`` imports it and ends with
+``raise SystemExit(main(AGENT, sys.argv, os.environ))``. Handlers raise
 :class:`~stackha.ocf.status.OcfError` subclasses, and let process control's
 :class:`~stackha.process.ProcessError` through; ``main()`` alone turns them into an exit code
 and an ``ocf-exit-reason:`` line (a ProcessError into OCF_ERR_GENERIC).

@@ -458,6 +458,14 @@ def mariadbd_argv(
     return argv
 
 
+def start_mariadbd(runner: Runner, argv: Sequence[str]) -> int:
+    """Start mariadbd with ``argv`` (:func:`mariadbd_argv`), to outlive the call; its pid. It
+    writes its own output to its --log-error file (:func:`last_error` reads it)."""
+    from stackha.runner import Spawn
+
+    return runner.spawn(Spawn(argv=tuple(argv)))
+
+
 def recover_position(
     runner: Runner,
     binary: str,

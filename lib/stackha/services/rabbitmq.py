@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Optional
 
+    from stackha.clock import Deadline
+    from stackha.runner import Result, Runner
+
 RABBITMQCTL = "/usr/sbin/rabbitmqctl"
 APPLY_TO = ("queues", "exchanges", "all")
 # apply-to values RabbitMQ 3.12 added; 3.10 refuses them ("apply-to ... unrecognised").
@@ -519,21 +522,6 @@ class Policy(Record):
     ) -> None:
         self._freeze(locals())
 
-    def set_argv(self, ctl: str = RABBITMQCTL) -> list[str]:
-        return [
-            ctl,
-            "set_policy",
-            "--vhost",
-            self.vhost,
-            "--priority",
-            str(self.priority),
-            "--apply-to",
-            self.apply_to,
-            self.name,
-            self.pattern,
-            json.dumps(self.definition, sort_keys=True, separators=(",", ":")),
-        ]
-
 
 def _json_list(text: str, parameter: str, of: str) -> list[object]:
     """A parameter holding a JSON list (empty when unset)."""
@@ -589,16 +577,6 @@ def parse_policies(text: str, version: tuple[int, int, int]) -> list[Policy]:
             raise RabbitError(f"{label}: vhost must be a name")
         policies.append(Policy(name, pattern, definition, apply_to, priority, vhost))
     return policies
-
-
-def join_argv(seed: str, ctl: str = RABBITMQCTL) -> list[list[str]]:
-    """Join the cluster of ``seed`` (a running member), keeping this node's data elsewhere."""
-    return [[ctl, "stop_app"], [ctl, "join_cluster", seed], [ctl, "start_app"]]
-
-
-def add_user_argv(user: str, ctl: str = RABBITMQCTL) -> list[str]:
-    """``add_user`` with the password on stdin (3.8+ reads it there when it is not given)."""
-    return [ctl, "add_user", user]
 
 
 # -- the broker's own files and environment ------------------------------------------------
@@ -943,3 +921,210 @@ def policy_key(policy: Policy) -> tuple[str, str, int, str]:
         policy.priority,
         json.dumps(policy.definition, sort_keys=True, separators=(",", ":")),
     )
+
+
+# -- rabbitmqctl: one function per verb ------------------------------------------------------
+
+TIMED_OUT = 124  # the exit status timeout(1) gives a command it had to kill
+
+
+class Rabbitmqctl:
+    """``rabbitmqctl`` aimed at one node's broker: the script, the environment of that broker
+    (:func:`server_environment`: ``HOME`` is where the Erlang cookie is read from) and the
+    deadline every call must end before (2 s kept back for the caller to report)."""
+
+    def __init__(
+        self, runner: Runner, path: str, env: Mapping[str, str], deadline: Deadline
+    ) -> None:
+        self.runner = runner
+        self.path = path
+        self.env = env
+        self.deadline = deadline
+
+    def run(
+        self, *argv: str, stdin: Optional[str] = None, timeout: float = 60.0, node: str = ""
+    ) -> Result:
+        """One call (``node``: aimed at that node instead, ``-n``), within ``timeout`` seconds
+        and the deadline; a call that overran is a failed result (exit :data:`TIMED_OUT`)."""
+        from stackha.runner import CommandTimedOut, Result
+
+        command = [self.path, *(["-n", node] if node else []), *argv]
+        try:
+            return self.runner.run(
+                command,
+                timeout=max(5.0, min(timeout, self.deadline.remaining() - 2.0)),
+                stdin=stdin,
+                env=self.env,
+            )
+        except CommandTimedOut as err:
+            # rabbitmqctl is an Erlang VM of its own: on a loaded node it can overrun even its
+            # own --timeout. A failed call (the callers say what failed), never a traceback.
+            return Result(tuple(command), TIMED_OUT, stderr=f"Error: {err}")
+
+    def output(self, *argv: str, what: str, stdin: Optional[str] = None, node: str = "") -> str:
+        """The call's output; the :func:`ctl_failure` of ``what`` when it failed."""
+        result = self.run(*argv, stdin=stdin, node=node)
+        if not result.ok:
+            raise ctl_failure(result.stdout + "\n" + result.stderr, what)
+        return result.stdout
+
+
+def start_server(
+    runner: Runner, server: str, user: str, home: str, env: Mapping[str, str], log_dir: str
+) -> int:
+    """Start the broker of ``env`` (:func:`server_environment`) as ``user`` from its home (the
+    Erlang cookie's directory), to outlive the call; its pid. The script's own output goes to
+    ``<log_dir>/<node>-startup.log``; :func:`wait` says when RabbitMQ runs."""
+    from stackha.runner import Spawn
+
+    node = env["RABBITMQ_NODENAME"]
+    output = f"{log_dir.rstrip('/')}/{node}-startup.log"
+    return runner.spawn(Spawn(argv=(server,), user=user, cwd=home, env=env, output_path=output))
+
+
+def wait(ctl: Rabbitmqctl, pid_file: str, seconds: int) -> None:
+    """Return once the broker whose pid file is ``pid_file`` runs RabbitMQ (the pid file
+    exists, the node answers, the application is up), within ``seconds``; RabbitError
+    otherwise — at once when its VM exits (a bad cookie, a port in use)."""
+    result = ctl.run("wait", "--timeout", str(seconds), pid_file, timeout=seconds + 5.0)
+    if not result.ok:
+        raise ctl_failure(result.stdout + "\n" + result.stderr, "boot")
+
+
+def stop_app(ctl: Rabbitmqctl) -> None:
+    ctl.output("stop_app", what="stop_app")
+
+
+def start_app(ctl: Rabbitmqctl) -> None:
+    ctl.output("start_app", what="start_app")
+
+
+def join_cluster(ctl: Rabbitmqctl, seed: str) -> None:
+    """Make the (stopped, ``stop_app``) node a member of ``seed``'s cluster: RabbitMQ resets
+    this node's own data, so only a node without data is ever joined."""
+    ctl.output("join_cluster", seed, what=f"join_cluster {seed}")
+
+
+def force_boot(ctl: Rabbitmqctl) -> None:
+    """Let the stopped node boot without waiting for the members Mnesia last saw (Mnesia only:
+    Khepri has no such thing)."""
+    ctl.output("force_boot", what="force_boot")
+
+
+def forget_cluster_node(ctl: Rabbitmqctl, member: str, node: str = "") -> None:
+    """Remove ``member`` (stopped) from the cluster, as ``node`` (default: the ctl's node)
+    sees it; RabbitError naming the member when RabbitMQ refuses."""
+    result = ctl.run("forget_cluster_node", member, node=node)
+    if not result.ok:
+        raise ctl_failure(result.stdout + "\n" + result.stderr, f"forget {member}")
+
+
+def cluster_status(ctl: Rabbitmqctl, node: str = "") -> ClusterStatus:
+    """The cluster as ``node`` (default: the ctl's node) sees it (:func:`parse_cluster_status`)."""
+    what = f"cluster_status on {node}" if node else "cluster_status"
+    return parse_cluster_status(
+        ctl.output("cluster_status", "--formatter", "json", what=what, node=node)
+    )
+
+
+def is_running(runner: Runner, diagnostics: str, env: Mapping[str, str], timeout: float) -> bool:
+    """Whether RabbitMQ runs on the node of ``env`` (``rabbitmq-diagnostics check_running``): an
+    Erlang VM, about 0.75 s of CPU, for when the management API does not answer."""
+    return runner.run([diagnostics, "-q", "check_running"], timeout=timeout, env=env).ok
+
+
+def ensure_vhosts(
+    ctl: Rabbitmqctl, vhosts: Sequence[str], version: tuple[int, int, int]
+) -> list[str]:
+    """Create those of ``vhosts`` the cluster does not have (:func:`add_vhost_argv`: quorum
+    queues their default where the release can say so); returns those it created."""
+    existing = parse_names(
+        ctl.output("list_vhosts", "--formatter", "json", what="list_vhosts"), "name"
+    )
+    created = []
+    for vhost in vhosts:
+        if vhost not in existing:
+            # a new vhost has no queues yet: quorum can be its default from the start
+            ctl.output(*add_vhost_argv(vhost, version), what=f"add_vhost {vhost}")
+            created.append(vhost)
+    return created
+
+
+def ensure_user(ctl: Rabbitmqctl, user: User, password: str) -> None:
+    """Create ``user`` with ``password``, or change its password when it no longer matches;
+    then its tags and permissions. The password goes on stdin, never on the command line
+    (3.8+ reads it there when it is not given)."""
+    stdin = password + "\n"
+    added = ctl.run("add_user", user.name, stdin=stdin)
+    if not added.ok:
+        if "already exists" not in added.stdout + added.stderr:
+            raise ctl_failure(added.stdout + "\n" + added.stderr, f"add_user {user.name}")
+        if not ctl.run("authenticate_user", user.name, stdin=stdin).ok:
+            ctl.output("change_password", user.name, stdin=stdin, what="change_password")
+    ctl.output("set_user_tags", user.name, *user.tags, what=f"set_user_tags {user.name}")
+    for vhost, (configure, write, read) in user.permissions.items():
+        ctl.output(
+            "set_permissions",
+            "-p",
+            vhost,
+            user.name,
+            configure,
+            write,
+            read,
+            what=f"set_permissions {user.name} on {vhost}",
+        )
+
+
+class PolicyRefused(RabbitError):
+    """RabbitMQ refused a policy the parameters asked for (a setting this release lacks)."""
+
+
+def ensure_policies(ctl: Rabbitmqctl, policies: Sequence[Policy]) -> list[Policy]:
+    """Set those of ``policies`` that are not set as wanted (each vhost's ``list_policies``
+    read once); returns those it set. PolicyRefused naming the policy RabbitMQ refused."""
+    current: dict[str, dict[str, tuple[str, str, int, str]]] = {}
+    changed = []
+    for policy in policies:
+        if policy.vhost not in current:
+            listing = ctl.output(
+                "list_policies", "-p", policy.vhost, "--formatter", "json", what="list_policies"
+            )
+            current[policy.vhost] = parse_policy_listing(listing)
+        if current[policy.vhost].get(policy.name) == policy_key(policy):
+            continue
+        result = ctl.run(
+            "set_policy",
+            "--vhost",
+            policy.vhost,
+            "--priority",
+            str(policy.priority),
+            "--apply-to",
+            policy.apply_to,
+            policy.name,
+            policy.pattern,
+            json.dumps(policy.definition, sort_keys=True, separators=(",", ":")),
+        )
+        if not result.ok:
+            error = ctl_failure(result.stdout + "\n" + result.stderr, "set_policy")
+            raise PolicyRefused(f"policy {policy.name!r} refused by RabbitMQ: {error}")
+        changed.append(policy)
+    return changed
+
+
+def boot_failure(log_dir: str, node: str) -> str:
+    """The reason RabbitMQ gave for refusing to boot, from the end of the node's log in
+    ``log_dir`` ("" when it gave none there)."""
+    import os
+
+    path = os.path.join(log_dir, f"{node}.log")
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, os.path.getsize(path) - 20000))
+            tail = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    for marker in ("inconsistent_cluster", "Error during startup", "BOOT FAILED"):
+        index = tail.rfind(marker)
+        if index >= 0:
+            return " ".join(tail[index : index + 300].split())
+    return ""

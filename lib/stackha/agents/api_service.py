@@ -2,8 +2,9 @@
 ``ocf:stackha:nova-api``): what each action means for an HTTP API service that runs under uwsgi
 (Debian and Ubuntu today) or as its own server (older distributions), cloned behind HAProxy.
 
-An agent file declares its service (a :class:`~stackha.services.api_catalog.ApiService`) and
-its descriptions, and ends with ``main(make_agent(...))``: a third API service is a page of code.
+An agent's module (``stackha.agents.keystone``, ``stackha.agents.nova_api``, ...) declares its
+service (a :class:`~stackha.services.api_catalog.ApiService`, its record) and its descriptions
+as ``AGENT = make_agent(...)``: a new API service is its record and a page of descriptions.
 The workload knowledge (uwsgi ini files, version documents, tokens) is in
 :mod:`stackha.services.openstack_api`.
 
