@@ -3,7 +3,8 @@
 #   make lab       install what it needs, bring up a 3-node lab cluster whose nodes run Debian 13
 #                  (RELEASE=bookworm: Debian 12; RELEASE=host: the host's own files) and the
 #                  stackha Debian package built from this tree, deploy the OpenStack control
-#                  plane on it (stackha cib render/check/apply), print stackha status
+#                  plane on it (stackha cib render/check/apply; LAB_APIS="keystone nova-api":
+#                  those API services only), print stackha status
 #   make lab-down  remove the lab (every namespace, process and file it made)
 #   make vagrant-box  the Vagrant lab's libvirt box of RELEASE (bookworm or trixie), built offline
 #                  from Debian's packages into BOX_DIR; cached while its list and packages hold
@@ -49,6 +50,8 @@ VAGRANT_LAB_DIR ?= /var/lib/stackha/vagrant-lab
 
 LAB_DIR    ?= /var/lib/stackha/lab
 LAB_NODES  ?= 3
+# The OpenStack API services make lab deploys (keystone among them; empty: every one).
+LAB_APIS   ?=
 # The Debian release the lab's nodes run, from a root filesystem of their own whatever the host
 # runs (bookworm: Debian 12, trixie: Debian 13, the current stable one), or "host": the host's
 # own files with the package installed on the host (a development machine's fast path).
@@ -71,7 +74,7 @@ SEED       ?=
 # The README's main command.
 lab: deps venv
 	$(VENV)/bin/stackha lab --dir $(LAB_DIR) up --nodes $(LAB_NODES) $(RELEASE_OPTION)
-	$(VENV)/bin/stackha lab --dir $(LAB_DIR) deploy
+	$(VENV)/bin/stackha lab --dir $(LAB_DIR) deploy $(if $(LAB_APIS),--apis "$(LAB_APIS)")
 
 # The Vagrant lab's libvirt box of RELEASE, offline from Debian's packages; rebuilt only when
 # its package list or the stackha packages change.

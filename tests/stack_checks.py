@@ -27,6 +27,7 @@ from stackha.lab import deploy as lab_deploy
 from stackha.lab import galera as lab_galera
 from stackha.lab import openstack, package
 from stackha.lab import rabbitmq as lab_rabbitmq
+from stackha.services import api_catalog as catalog
 from stackha.services import openstack_api as api
 
 NODES = ("node1", "node2", "node3")
@@ -42,9 +43,10 @@ def stackha_command(lab=None):
     return package.STACKHA
 
 
-def deploy_stack(lab):
+def deploy_stack(lab, apis=catalog.SERVICES):
+    """``stackha lab deploy`` with the API services ``apis`` (every one by default)."""
     started = time.monotonic()
-    info = lab_deploy.deploy(lab, stackha_command(lab))
+    info = lab_deploy.deploy(lab, stackha_command(lab), apis)
     info["deploy_seconds"] = time.monotonic() - started
     return Deployment(lab, info)
 
@@ -215,7 +217,7 @@ def whole(deployment, nodes=NODES):
     of all, the fence devices started."""
     lab = deployment.lab
     return (
-        lab_deploy.clones_started(lab, lab_deploy.CLONES)
+        lab_deploy.clones_started(lab, tuple(deployment.info["clones"]))
         and lab_galera.healthy(lab, nodes)
         and lab_rabbitmq.healthy(lab, deployment.info["rabbitmq_monitor_password"], nodes)
         and lab_deploy.fence_devices_started(lab)

@@ -146,9 +146,16 @@ def _lab_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     reinstall.add_argument("node")
     reinstall.add_argument("--release", required=True, metavar="NAME", help="bookworm or trixie")
     verbs.add_parser("down", help="remove every namespace, process and file the lab made")
-    verbs.add_parser(
+    deploy = verbs.add_parser(
         "deploy",
         help="the OpenStack control plane on the lab: site file, cib render/check/apply, wait",
+    )
+    deploy.add_argument(
+        "--apis",
+        default="",
+        metavar="NAMES",
+        help="the OpenStack API services to deploy, comma- or space-separated (keystone among "
+        "them); default: every one stackha has an agent for",
     )
     box = verbs.add_parser(
         "vagrant-box",
@@ -440,12 +447,13 @@ def _lab(args: argparse.Namespace, out: TextIO) -> int:
             for name in lab.down():
                 out.write(f"removed {name}\n")
         elif args.verb == "deploy":
-            from stackha.lab.deploy import deploy, endpoints_text
+            from stackha.lab.deploy import api_services, deploy, endpoints_text
             from stackha.lab.package import STACKHA
 
+            apis = api_services(args.apis.replace(",", " ").split())
             # the nodes run the package's stackha, as a cluster node would
             command = STACKHA
-            info = deploy(lab, command)
+            info = deploy(lab, command, apis)
             shown = lab.node_runner("node1").run([command, "status"], timeout=60)
             out.write(shown.stdout)
             out.write(endpoints_text(info))

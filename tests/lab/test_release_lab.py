@@ -32,6 +32,7 @@ from stackha.lab.accounts import Accounts
 from stackha.lab.lab import Lab
 from stackha.lab.rootfs import DEFAULT_CACHE_DIR, mounts_under
 from stackha.process import ProcTable, is_alive
+from stackha.services import api_catalog as catalog
 
 RELEASES = os.environ.get("STACKHA_RELEASE_LABS", " ".join(sorted(release.RELEASES))).split()
 # What each release's nodes must report (Debian's own versions of the release).
@@ -120,9 +121,17 @@ def test_files_the_host_wrote_carry_the_trees_ids(lab):
         assert shown == [f"{hacluster[0]}:{hacluster[1]}", "hacluster"], (path, shown)
 
 
+# keystone and nova-api, the API services docs/upgrade.md takes from one release to the next.
+# The other API services' agents are proven on Debian 12's packages by the integration tier
+# and in a cluster by the Debian 13 lab tier (tests/lab/test_openstack_stack.py); their
+# database migrations between the releases are not written yet, and every API service here
+# would add minutes to each deploy and to the upgrade that make check's hour has not.
+RELEASE_LAB_APIS = (catalog.KEYSTONE, catalog.NOVA_API)
+
+
 @pytest.fixture(scope="module")
 def deployment(lab):
-    deployed = deploy_stack(lab)
+    deployed = deploy_stack(lab, RELEASE_LAB_APIS)
     print(f"\n{lab.load().release}: the stack deployed in {deployed.info['deploy_seconds']:.1f}s")
     return deployed
 

@@ -60,6 +60,31 @@ def test_the_labs_site_has_every_node_bmc_pdu_and_service(tmp_path, fake_clock):
     assert f'value="/bin/cat {lab.directory / FENCING_DIR}/bmc.password"' in text
 
 
+def test_a_lab_deploys_every_api_service_or_those_asked_for(tmp_path, fake_clock):
+    lab = a_lab(tmp_path, fake_clock)
+    apis = ("keystone", "placement-api", "nova-api", "glance-api", "neutron-server", "cinder-api")
+    assert read_site(deploy.site_text(lab), "lab site").services == (
+        "haproxy",
+        "galera",
+        "rabbitmq",
+        *apis,
+    )
+    chosen = deploy.api_services(["nova-api", "keystone"])
+    assert [service.name for service in chosen] == ["keystone", "nova-api"]  # keystone first
+    site = read_site(deploy.site_text(lab, apis=chosen), "lab site")
+    assert site.services == ("haproxy", "galera", "rabbitmq", "keystone", "nova-api")
+    assert [s.name for s in site.service_settings if s.parameters] == [
+        "haproxy",
+        "rabbitmq",
+        "keystone",
+        "nova-api",
+    ]
+    with pytest.raises(LabError, match="unknown API service 'swift'"):
+        deploy.api_services(["keystone", "swift"])
+    with pytest.raises(LabError, match="need keystone"):
+        deploy.api_services(["nova-api"])
+
+
 def test_the_fencing_passwords_are_root_only_files_and_down_removes_everything(
     tmp_path, fake_clock
 ):

@@ -54,8 +54,10 @@ from stackha.services import openstack_api as api
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Mapping, Sequence
     from typing import Callable
+
+    from stackha.services.api_catalog import ApiService
 
 FIRST = "node1"
 HEALTHY_TIMEOUT_S = 420.0
@@ -64,7 +66,25 @@ SERVICES = INFRASTRUCTURE + catalog.NAMES
 CLONES = SERVICES
 
 
-def site_text(lab: Lab, api_services: str = "pacemaker") -> str:
+def api_services(names: Sequence[str] = ()) -> tuple[ApiService, ...]:
+    """The API services of ``names`` in the catalog's order (keystone first), every one when
+    none is named; LabError for a name the catalog has not, or a set without keystone (every
+    other validates its tokens with it)."""
+    if not names:
+        return catalog.SERVICES
+    unknown = [name for name in names if name not in catalog.NAMES]
+    if unknown:
+        raise LabError(f"unknown API service {unknown[0]!r} (known: {' '.join(catalog.NAMES)})")
+    if catalog.IDENTITY.name not in names:
+        raise LabError(
+            f"the API services need {catalog.IDENTITY.name}: every other validates tokens with it"
+        )
+    return tuple(service for service in catalog.SERVICES if service.name in names)
+
+
+def site_text(
+    lab: Lab, api_services: str = "pacemaker", apis: Sequence[ApiService] = catalog.SERVICES
+) -> str:
     """The lab's site description: its nodes and their BMCs, the PDU, the VIP of the APIs and
     the database VIP on HAProxy, every service, fencing on (see
     crm-templates/site.example.ini)."""
@@ -78,7 +98,7 @@ def site_text(lab: Lab, api_services: str = "pacemaker") -> str:
         "# The lab's site, written by stackha.lab.deploy.",
         "[cluster]",
         f"name = {CLUSTER_NAME}",
-        f"services = {' '.join(SERVICES)}",
+        f"services = {' '.join([*INFRASTRUCTURE, *(service.name for service in apis)])}",
         f"api_services = {api_services}",
         "database_path = haproxy",
         "stonith_enabled = true",
@@ -115,7 +135,7 @@ def site_text(lab: Lab, api_services: str = "pacemaker") -> str:
         f"policies = {json.dumps(lab_rabbitmq.POLICIES)}",
         "",
     ]
-    for service in catalog.SERVICES:
+    for service in apis:
         lines += [f"[service {service.name}]", f"credentials = {service.monitor_credentials}", ""]
     return "\n".join(lines)
 
@@ -172,9 +192,12 @@ def first_failure(checks: str) -> str:
 class Deployer:
     """One deployment's steps, timed; what ``stackha cib apply`` prints goes to ``log``."""
 
-    def __init__(self, lab: Lab, stackha: str) -> None:
+    def __init__(
+        self, lab: Lab, stackha: str, apis: Sequence[ApiService] = catalog.SERVICES
+    ) -> None:
         self.lab = lab
         self.stackha = stackha  # the stackha command the nodes run
+        self.apis = apis
         self.log = lab.directory / DEPLOY_LOG
         self.timings: dict[str, float] = {}
 
@@ -196,7 +219,7 @@ class Deployer:
         inside node1 as an operator would run it there (``cib apply`` checks first: schema,
         crm_verify and the crm_simulate scenarios, with the nodes' own Pacemaker)."""
         site_path = self.lab.directory / SITE_FILE
-        site_path.write_text(site_text(self.lab, api_services))
+        site_path.write_text(site_text(self.lab, api_services, self.apis))
         cib_path = self.lab.directory / RENDERED_CIBS[api_services == "pacemaker"]
         # the nodes' Pacemaker's newest schema, which may not be the host's (nodes of a release)
         schema = installed_schema(self.lab.system() / SCHEMA_DIR.relative_to("/"))
@@ -259,11 +282,15 @@ def fence_devices_started(lab: Lab) -> bool:
     return bool(devices) and all(r.active and not r.failed for r in devices)
 
 
-def deploy(lab: Lab, stackha: str) -> dict[str, object]:
-    """Deploy everything (see the module docstring); returns the endpoints, the timings and
-    the path of the apply log (``deploy_log``)."""
-    deployer = Deployer(lab, stackha)
+def deploy(
+    lab: Lab, stackha: str, apis: Sequence[ApiService] = catalog.SERVICES
+) -> dict[str, object]:
+    """Deploy everything, with the API services ``apis`` (see the module docstring); returns
+    the endpoints, the timings, the API services' names (``apis``) and the path of the apply
+    log (``deploy_log``)."""
+    deployer = Deployer(lab, stackha, apis)
     deployer.start_log()
+    clones = INFRASTRUCTURE + tuple(service.name for service in apis)
     state = lab.load()
     vip = openstack.vip_of(state.subnet)
     database_vip = openstack.database_vip_of(state.subnet)
@@ -305,13 +332,14 @@ def deploy(lab: Lab, stackha: str) -> dict[str, object]:
             nodes=names,
             database_vip=database_vip,
             check_command=check_command,
+            services=apis,
         ),
     )
     assert isinstance(info, dict)
     deployer.step("full CIB rendered, checked, applied", lambda: deployer.apply("pacemaker"))
     deployer.step(
         "every clone started on every node",
-        lambda: deployer.wait("the clones", lambda: clones_started(lab, CLONES)),
+        lambda: deployer.wait("the clones", lambda: clones_started(lab, clones)),
     )
     deployer.step(
         "every API service answers through the VIP",
@@ -319,7 +347,7 @@ def deploy(lab: Lab, stackha: str) -> dict[str, object]:
             "the APIs through the VIP",
             lambda: all(
                 openstack.answers_version(lab, api.endpoint_url(vip, service.port), service.name)
-                for service in catalog.SERVICES
+                for service in apis
             ),
             120,
         ),
@@ -331,6 +359,8 @@ def deploy(lab: Lab, stackha: str) -> dict[str, object]:
     return {
         **info,
         "rabbitmq_monitor_password": shared["monitor"],
+        "apis": [service.name for service in apis],
+        "clones": list(clones),
         "database_vip": database_vip,
         "site": str(lab.directory / SITE_FILE),
         "deploy_log": str(deployer.log),
