@@ -147,3 +147,21 @@ def test_names_are_unique_and_the_identity_starts_first():
         assert service.uwsgi_ini.startswith(service.config_dir + "/")
         assert not service.validates_tokens or service.lab.authtoken
         assert service is catalog.IDENTITY or service.lab.catalog is not None
+
+
+def test_a_missing_default_file_names_the_package_that_installs_it():
+    from stackha.agents.api_service import ApiAgent
+    from stackha.ocf.status import NotInstalled
+
+    agent = ApiAgent(catalog.PLACEMENT_API)
+    missing = agent.missing(
+        "config file", "/etc/placement/placement.conf", catalog.PLACEMENT_API.config
+    )
+    assert isinstance(missing, NotInstalled) and missing.status == 5
+    assert missing.reason == (
+        "config file /etc/placement/placement.conf does not exist: is placement-api installed?"
+    )
+    # a path of the operator's own says only that it is missing
+    assert agent.missing("config file", "/srv/p.conf", catalog.PLACEMENT_API.config).reason == (
+        "config file /srv/p.conf does not exist"
+    )

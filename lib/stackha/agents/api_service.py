@@ -254,15 +254,26 @@ class ApiAgent:
 
     # -- validation ------------------------------------------------------------------------
 
+    def missing(self, what: str, path: str, default: str) -> NotInstalled:
+        """``what`` at ``path`` does not exist: when it is the service's own default, the
+        package that installs it is named, which is what a node without it lacks."""
+        packages = " ".join(self.service.lab.packages)
+        if path == default and packages:
+            return NotInstalled(f"{what} {path} does not exist: is {packages} installed?")
+        return NotInstalled(f"{what} {path} does not exist")
+
     def validate(self, call: Call) -> None:
-        call.require_binary(self.program(call))
+        program = self.program(call)
+        if program == self.service.executable and not call.binary_available(program):
+            raise self.missing("the service's own server", program, self.service.executable)
+        call.require_binary(program)
         config = str(call.config.config)
         problem = api.config_name_problem(self.service, config)
         if problem:
             # the resource's definition: the same on every node
             raise NotConfigured(problem)
         if not os.path.isfile(config):
-            raise NotInstalled(f"config file {config} does not exist")
+            raise self.missing("config file", config, self.service.config)
         # Exit codes: the files are each node's own, so a bad one is this node's problem (5: the
         # clone keeps running elsewhere); 6 would stop the clone on every node.
         try:
@@ -275,7 +286,7 @@ class ApiAgent:
         if self.uses_uwsgi(call):
             ini = str(call.config.uwsgi_ini)
             if not os.path.isfile(ini):
-                raise NotInstalled(f"uwsgi ini file {ini} does not exist")
+                raise self.missing("uwsgi ini file", ini, self.service.uwsgi_ini)
             daemonize = self.uwsgi_config(call).daemonize
             if daemonize:
                 raise NotInstalled(
