@@ -77,6 +77,7 @@ from rabbitmq_checks import Traffic, definitions  # noqa: E402
 from stack_checks import deploy_stack  # noqa: E402
 from stack_checks import whole as stack_whole  # noqa: E402
 from stack_clients import RowWriter, create_soak_user, write_client_defaults  # noqa: E402
+from stackha import http_client  # noqa: E402
 from stackha.lab import galera as lab_galera  # noqa: E402
 from stackha.lab import openstack  # noqa: E402
 from stackha.lab.lab import Lab  # noqa: E402
@@ -182,7 +183,7 @@ def keystone_answers(deployment: Any) -> bool:
     def ask() -> bool:
         try:
             api.issue_token(deployment.admin(), 3.0)
-        except api.OpenStackApiError:
+        except (api.OpenStackApiError, http_client.HttpError):
             return False
         return True
 

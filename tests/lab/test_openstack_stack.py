@@ -39,9 +39,9 @@ from stack_checks import (
     writers,
 )
 from stack_soak import soak
+from stackha import http_client
 from stackha.lab import galera as lab_galera
 from stackha.lab import openstack
-from stackha.services import openstack_api as api
 
 # What a user may see at most when one keystone master is killed; measured in this lab (the
 # printed figures) and set loosely.
@@ -102,7 +102,7 @@ def test_every_instance_serves_and_a_token_reads_nova_through_the_vip(deployment
     lab = deployment.lab
     token = openstack.token_for(lab, deployment.admin())
     answer = openstack.get(lab, deployment.nova_url + "/v2.1/flavors", token=token, timeout=30)
-    assert answer.status == 200, api.status_text(answer.status)
+    assert answer.status == 200, http_client.status_text(answer.status)
     assert "flavors" in answer.body
     for node in NODES:
         for service in (openstack.KEYSTONE, openstack.NOVA_API):
