@@ -3,31 +3,26 @@
 import pytest
 from stackha.credentials import CredentialsFileError, read_credentials_file
 
-PASSWORD = "pa55=w0rd 'secret'"
+SECRET = "pa55=w0rd 'secret'"
 
 
-def write(tmp_path, text, name="credentials"):
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
+def read(tmp_path, text, env_prefix=""):
+    """read_credentials_file of a file holding ``text``."""
+    (tmp_path / "credentials").write_text(text)
+    return read_credentials_file(str(tmp_path / "credentials"), env_prefix)
 
 
 def test_key_value_lines_with_comments_and_spaces(tmp_path):
-    path = write(
-        tmp_path,
+    text = (
         "# the monitoring user\n"
         "  username=monitor  \n"
-        f"password = {PASSWORD}\n"
+        f"password = {SECRET}\n"
         "not a setting\n"
         "\n"
         "   # an indented comment=1\n"
-        "empty=\n",
+        "empty=\n"
     )
-    assert read_credentials_file(path) == {
-        "username": "monitor",
-        "password": PASSWORD,
-        "empty": "",
-    }
+    assert read(tmp_path, text) == {"username": "monitor", "password": SECRET, "empty": ""}
 
 
 @pytest.mark.parametrize(
@@ -41,32 +36,29 @@ def test_key_value_lines_with_comments_and_spaces(tmp_path):
     ],
 )
 def test_a_value_in_matching_quotes_is_taken_without_them(tmp_path, line, value):
-    assert read_credentials_file(write(tmp_path, line + "\n"))["password"] == value
+    assert read(tmp_path, line + "\n")["password"] == value
 
 
 def test_the_last_line_of_a_key_wins(tmp_path):
-    path = write(tmp_path, "username=old\nusername=new\n")
-    assert read_credentials_file(path) == {"username": "new"}
+    assert read(tmp_path, "username=old\nusername=new\n") == {"username": "new"}
 
 
 def test_an_openrc_file_reads_with_its_prefix_dropped(tmp_path):
     """The file an operator has for the openstack command: export OS_*=... lines."""
-    path = write(
-        tmp_path,
+    openrc = (
         "export OS_USERNAME=admin\n"
         "export  OS_PASSWORD='adminpass'\n"
         "export OS_AUTH_URL=http://controller:5000/v3\n"
-        "project_name=admin\n",
-        "admin-openrc",
+        "project_name=admin\n"
     )
-    assert read_credentials_file(path, env_prefix="OS_") == {
+    assert read(tmp_path, openrc, env_prefix="OS_") == {
         "username": "admin",
         "password": "adminpass",
         "auth_url": "http://controller:5000/v3",
         "project_name": "admin",
     }
     # without a prefix to drop, the names stay as written
-    assert set(read_credentials_file(path)) == {
+    assert set(read(tmp_path, openrc)) == {
         "OS_USERNAME",
         "OS_PASSWORD",
         "OS_AUTH_URL",
