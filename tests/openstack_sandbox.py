@@ -726,7 +726,10 @@ def _processes_of(pid: int) -> list[str]:
 
 def _timed_get(url: str, token: str = "") -> tuple[int, float]:
     started = time.monotonic()
-    answer = http_client.get(url, 30, {"X-Auth-Token": token} if token else None)
+    headers = {"Accept": "application/json"}
+    if token:
+        headers["X-Auth-Token"] = token
+    answer = http_client.get(url, 30, headers)
     return answer.status, time.monotonic() - started
 
 

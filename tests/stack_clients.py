@@ -222,7 +222,8 @@ class ApiClient(RequestLoop):
                 return "POST /v3/auth/tokens", str(err)
             return "POST /v3/auth/tokens", ""
         try:
-            answer = http_client.get(self.flavors, self.timeout, {"X-Auth-Token": self.token})
+            headers = {"X-Auth-Token": self.token, "Accept": "application/json"}
+            answer = http_client.get(self.flavors, self.timeout, headers)
         except http_client.HttpError as err:
             return "nova GET /v2.1/flavors", str(err)
         if answer.status == 200 and '"flavors"' in answer.body:

@@ -325,12 +325,11 @@ class ApiAgent:
     def check_version(self, call: Call, budget: CheckBudget) -> None:
         url = self.url(call)
         path = self.service.version_path
+        # asked for as the services' own clients ask (the client sends no header of its own)
+        headers = {"Accept": "application/json"}
         try:
             answer = budget.timed(
-                f"GET {path}",
-                lambda timeout: http_client.get(
-                    url + path, timeout, {"Accept": "application/json"}
-                ),
+                f"GET {path}", lambda timeout: http_client.get(url + path, timeout, headers)
             )
         except http_client.HttpError as err:
             raise GenericError(f"{self.service.name}: {err}") from None
