@@ -75,6 +75,7 @@ from rabbitmq_checks import Traffic, definitions
 from stack_checks import deploy_stack
 from stack_checks import whole as stack_whole
 from stack_clients import RowWriter, create_soak_user, write_client_defaults
+from stackha import http_client
 from stackha.lab import galera as lab_galera
 from stackha.lab.lab import Lab
 from stackha.lab.rabbitmq import OPENSTACK_PASSWORD
@@ -180,7 +181,7 @@ def keystone_answers(deployment: Any) -> bool:
     def ask() -> bool:
         try:
             api.issue_token(deployment.admin(), 3.0)
-        except api.OpenStackApiError:
+        except (api.OpenStackApiError, http_client.HttpError):
             return False
         return True
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from galera_checks import deploy as deploy_galera
 from lab_helpers import inside, pcs, wait_for
+from stackha import http_client
 from stackha.lab import openstack
 from stackha.services import api_catalog as catalog
 from stackha.services import openstack_api as api
@@ -256,7 +257,7 @@ def vip_answers(deployment):
 def token_through_vip(deployment):
     try:
         return openstack.token_for(deployment.lab, deployment.admin(), timeout=10)
-    except api.OpenStackApiError:
+    except (api.OpenStackApiError, http_client.HttpError):
         return ""
 
 
@@ -352,17 +353,17 @@ class Client:
             started = time.monotonic()
             try:
                 problem = call()
-            except api.OpenStackApiError as err:
+            except (api.OpenStackApiError, http_client.HttpError) as err:
                 problem = str(err)
             self.requests.append(Request(kind, started, time.monotonic(), problem))
             self._stop.wait(self.pause)
 
     def _keystone(self):
-        answer = api.http_get(self.keystone, self.timeout)
+        answer = http_client.get(self.keystone, self.timeout, {"Accept": "application/json"})
         return api.version_document_ok(answer.status, answer.body, catalog.KEYSTONE) or ""
 
     def _nova(self):
-        answer = api.http_get(self.nova, self.timeout)
+        answer = http_client.get(self.nova, self.timeout, {"Accept": "application/json"})
         return api.version_document_ok(answer.status, answer.body, catalog.NOVA_API) or ""
 
     def _token(self):

@@ -42,6 +42,7 @@ from typing import Callable, Optional
 
 from agent_runs import free_port
 from mariadb_sandbox import bootstrap_argv, one_member_galera
+from stackha import http_client
 from stackha.lab.openstack import (
     UWSGI,
     KeystoneAdmin,
@@ -51,8 +52,6 @@ from stackha.lab.openstack import (
 )
 from stackha.services.api_catalog import service_named
 from stackha.services.openstack_api import (
-    NotReachable,
-    http_get,
     issue_token,
     read_openstack_credentials,
     read_uwsgi_ini,
@@ -500,11 +499,11 @@ def wait_until_serving(
     problem = "no answer"
     while time.monotonic() - started < timeout:
         try:
-            answer = http_get(url, 5)
+            answer = http_client.get(url, 5, {"Accept": "application/json"})
             problem = version_document_ok(answer.status, answer.body, api) or ""
             if not problem:
                 return time.monotonic() - started
-        except NotReachable as err:
+        except http_client.NotReachable as err:
             problem = str(err)
         if process is not None and process.poll() is not None:
             problem = f"uwsgi exited with {process.returncode}"
@@ -726,7 +725,10 @@ def _processes_of(pid: int) -> list[str]:
 
 def _timed_get(url: str, token: str = "") -> tuple[int, float]:
     started = time.monotonic()
-    answer = http_get(url, 30, {"X-Auth-Token": token} if token else None)
+    headers = {"Accept": "application/json"}
+    if token:
+        headers["X-Auth-Token"] = token
+    answer = http_client.get(url, 30, headers)
     return answer.status, time.monotonic() - started
 
 

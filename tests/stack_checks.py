@@ -23,6 +23,7 @@ from openstack_checks import (
     short,
     status_from,
 )
+from stackha import http_client
 from stackha.lab import deploy as lab_deploy
 from stackha.lab import galera as lab_galera
 from stackha.lab import openstack, package
@@ -163,7 +164,7 @@ class Writer:
             started = time.monotonic()
             try:
                 problem = self._create() if count % 2 == 0 else self._login()
-            except api.OpenStackApiError as err:
+            except (api.OpenStackApiError, http_client.HttpError) as err:
                 problem = str(err)
             self.requests.append(Request(kind, started, time.monotonic(), problem))
             self._stop.wait(self.pause)
@@ -177,7 +178,7 @@ class Writer:
             self._login()
         body = {"project": {"name": next(self._names), "domain_id": "default"}}
         headers = {"X-Auth-Token": self._token, "Accept": "application/json"}
-        answer = api.http_post_json(self.url, body, self.timeout, headers)
+        answer = http_client.send_json("POST", self.url, body, self.timeout, headers)
         return "" if answer.status == 201 else f"HTTP {answer.status}"
 
     def succeeded(self, since=0.0):

@@ -18,6 +18,7 @@ from galera_checks import sql
 from lab_helpers import wait_for
 from openstack_checks import Client, Request
 from rabbitmq_checks import Traffic
+from stackha import http_client
 from stackha.lab.galera import MARIADB
 from stackha.lab.rabbitmq import OPENSTACK_PASSWORD
 from stackha.runner import CommandError
@@ -217,18 +218,19 @@ class ApiClient(RequestLoop):
             self.token = ""
             try:
                 self.token = api.issue_token(self.credentials, self.timeout)
-            except api.OpenStackApiError as err:
+            except (api.OpenStackApiError, http_client.HttpError) as err:
                 return "POST /v3/auth/tokens", str(err)
             return "POST /v3/auth/tokens", ""
         try:
-            answer = api.http_get(self.flavors, self.timeout, {"X-Auth-Token": self.token})
-        except api.OpenStackApiError as err:
+            headers = {"X-Auth-Token": self.token, "Accept": "application/json"}
+            answer = http_client.get(self.flavors, self.timeout, headers)
+        except http_client.HttpError as err:
             return "nova GET /v2.1/flavors", str(err)
         if answer.status == 200 and '"flavors"' in answer.body:
             return "nova GET /v2.1/flavors", ""
         if answer.status == 401:
             self.token = ""
-        return "nova GET /v2.1/flavors", f"answered {api.status_text(answer.status)}"
+        return "nova GET /v2.1/flavors", f"answered {http_client.status_text(answer.status)}"
 
 
 # -- AMQP: rabbitmq_checks.Traffic, bounded, with the time of each confirm ----------------------

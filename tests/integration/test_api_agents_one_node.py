@@ -42,10 +42,10 @@ from openstack_sandbox import (
     wait_until_all_workers_loaded,
 )
 from rabbitmq_sandbox import one_node_rabbitmq
+from stackha import http_client
 from stackha.process import ProcTable, is_alive, read_pidfile
 from stackha.services.api_catalog import service_named
 from stackha.services.openstack_api import (
-    http_get,
     port_problem,
     read_openstack_credentials,
     version_document_ok,
@@ -149,7 +149,7 @@ class ApiUnderTest:
         """None when the version document answers on ``port`` (the service's), else why not."""
         api = service_named(self.name)
         url = f"http://127.0.0.1:{port or self.port}{api.version_path}"
-        answer = http_get(url, 10)
+        answer = http_client.get(url, 10, {"Accept": "application/json"})
         return version_document_ok(answer.status, answer.body, api)
 
     def all_workers_loaded(self, log_offset: int) -> float:

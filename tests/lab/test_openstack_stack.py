@@ -39,6 +39,7 @@ from stack_checks import (
     writers,
 )
 from stack_soak import soak
+from stackha import http_client
 from stackha.lab import galera as lab_galera
 from stackha.lab import openstack
 from stackha.services import api_catalog as catalog
@@ -127,7 +128,9 @@ def test_every_instance_serves_and_a_token_reads_every_api_through_the_vip(deplo
     for service, (path, headers, key) in THROUGH_THE_VIP.items():
         url = deployment.info["urls"][service] + path.format(project_id=token.project_id)
         answer = openstack.get(lab, url, token=token.value, timeout=30, headers=headers)
-        assert answer.status == 200, f"{service}: {api.status_text(answer.status)} {answer.body}"
+        assert answer.status == 200, (
+            f"{service}: {http_client.status_text(answer.status)} {answer.body}"
+        )
         assert key in json.loads(answer.body), f"{service}: {answer.body[:200]}"
     for node in NODES:
         for service in catalog.NAMES:

@@ -656,10 +656,11 @@ def test_the_own_server_is_running_without_workers(node):
 
 def test_depth_10_asks_the_version_document(node):
     node.running()
-    node.listen()
+    server = node.listen()
     code, err = node.run("monitor", node.monitor_env(10))
     assert code == 0, err
     assert node.requests() == [("GET", node.version_path)]
+    assert server.requests[0][2]["Accept"] == "application/json"
 
 
 def test_depth_10_fails_naming_the_status(node):
@@ -749,7 +750,7 @@ def test_nova_apis_depth_20_asks_with_a_token_from_keystone(nova, keystone_api):
     assert [r[:2] for r in keystone_api.requests] == [("POST", "/v3/auth/tokens")]
     assert nova.requests() == [("GET", "/"), ("GET", "/v2.1/flavors")]
     headers = {k.lower(): v for k, v in server.requests[1][2].items()}
-    assert headers["x-auth-token"] == TOKEN
+    assert (headers["x-auth-token"], headers["accept"]) == (TOKEN, "application/json")
 
 
 def test_nova_api_refusing_a_keystone_token_has_failed(nova, keystone_api):

@@ -8,6 +8,7 @@ import json
 
 import pytest
 from fakes import FakeProcessTable, FakeRunner
+from stackha import http_client
 from stackha.lab import openstack
 from stackha.lab.lab import HAPROXY_CONFIG, Lab, LabState, plan
 from stackha.lab.namespaces import LabError
@@ -303,7 +304,7 @@ def test_a_get_dropped_is_sent_again_and_gives_up_after_the_retries(monkeypatch)
     keystone = _DroppingKeystone(drop={1, 2, 3})
     try:
         admin = openstack.KeystoneAdmin(keystone.url, "token", timeout=5)
-        with pytest.raises(api.NotReachable, match="Remote end closed connection"):
+        with pytest.raises(http_client.NotReachable, match="Remote end closed connection"):
             admin.find("projects", "name=x")
         assert len(keystone.requests) == openstack.RETRIES + 1
     finally:

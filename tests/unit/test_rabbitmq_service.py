@@ -377,8 +377,21 @@ def test_nothing_listening_is_not_reachable():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(rabbitmq.NotReachable, match=f"no management API on 127.0.0.1:{port}"):
+    with pytest.raises(
+        rabbitmq.NotReachable, match=f"^no management API on 127.0.0.1:{port}: Connection refused$"
+    ):
         rabbitmq.fetch_nodes("127.0.0.1", port, "stackha", "secret", timeout=5)
+
+
+@pytest.mark.parametrize("status", [500, 301])
+def test_another_status_is_a_rabbit_error_naming_it(management_api, status):
+    """A redirect too: the management API sends none for /api/nodes, and it is not followed."""
+    port, server = management_api
+    server.answers["GET", rabbitmq.NODES_PATH] = (status, {"Location": "/elsewhere"}, "")
+    with pytest.raises(RabbitError) as caught:
+        rabbitmq.fetch_nodes("127.0.0.1", port, "stackha", "secret", timeout=5)
+    assert str(caught.value) == f"the management API on 127.0.0.1:{port} answered {status}"
+    assert len(server.requests) == 1
 
 
 # -- the node's own data: what Mnesia's files say of its cluster ----------------------------

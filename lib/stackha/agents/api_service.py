@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 
-from stackha import __version__
+from stackha import __version__, http_client
 from stackha.clock import Deadline
 from stackha.ocf.agent import Agent, Call
 from stackha.ocf.spec import Action, AgentSpec, Parameter
@@ -343,9 +343,13 @@ class ApiAgent:
     def check_version(self, call: Call, budget: CheckBudget) -> None:
         url = self.url(call)
         path = self.service.version_path
+        # asked for as the services' own clients ask (the client sends no header of its own)
+        headers = {"Accept": "application/json"}
         try:
-            answer = budget.timed(f"GET {path}", lambda timeout: api.http_get(url + path, timeout))
-        except api.OpenStackApiError as err:
+            answer = budget.timed(
+                f"GET {path}", lambda timeout: http_client.get(url + path, timeout, headers)
+            )
+        except http_client.HttpError as err:
             raise GenericError(f"{self.service.name}: {err}") from None
         problem = api.version_document_ok(answer.status, answer.body, self.service)
         if problem:
@@ -361,7 +365,7 @@ class ApiAgent:
         except api.KeystoneUnavailable as err:
             # Not this service's fault: restarting it would not bring Keystone back.
             call.log.warning(f"depth-20 check skipped, {err}; judged on its version document")
-        except api.OpenStackApiError as err:
+        except (api.OpenStackApiError, http_client.HttpError) as err:
             raise GenericError(f"{self.service.name} at {url}: {err}") from None
 
     # -- actions ---------------------------------------------------------------------------

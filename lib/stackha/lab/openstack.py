@@ -111,7 +111,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from stackha import galera_check
+from stackha import galera_check, http_client
 from stackha.lab.lab import HAPROXY_CONFIG, Lab
 from stackha.lab.namespaces import LabError
 from stackha.runner import CommandError, Spawn
@@ -474,13 +474,13 @@ def get(
     token: str = "",
     timeout: float = 5.0,
     headers: Optional[Mapping[str, str]] = None,
-) -> api.HttpAnswer:
+) -> http_client.HttpAnswer:
     """``GET url`` from the lab's network (the switch's), with a token if given and
     ``headers`` besides."""
     headers = {"Accept": "application/json", **(headers or {})}
     if token:
         headers["X-Auth-Token"] = token
-    return lab.switch().call(lambda: api.http_get(url, timeout, headers))
+    return lab.switch().call(lambda: http_client.get(url, timeout, headers))
 
 
 def answers_version(lab: Lab, base_url: str, service: str) -> bool:
@@ -488,7 +488,7 @@ def answers_version(lab: Lab, base_url: str, service: str) -> bool:
     api_service = catalog.service_named(service)
     try:
         answer = get(lab, base_url + api_service.version_path, timeout=3.0)
-    except api.OpenStackApiError:
+    except http_client.HttpError:
         return False
     return api.version_document_ok(answer.status, answer.body, api_service) is None
 
@@ -553,7 +553,7 @@ def stop_api(lab: Lab, node: str, service: str, timeout: float = 60.0) -> None:
 # -- Keystone's REST API ---------------------------------------------------------------------
 
 
-def _called_directly(request: Callable[[], api.HttpAnswer]) -> api.HttpAnswer:
+def _called_directly(request: Callable[[], http_client.HttpAnswer]) -> http_client.HttpAnswer:
     return request()
 
 
@@ -574,7 +574,9 @@ class KeystoneAdmin:
         self,
         url: str,
         token: str,
-        call: Optional[Callable[[Callable[[], api.HttpAnswer]], api.HttpAnswer]] = None,
+        call: Optional[
+            Callable[[Callable[[], http_client.HttpAnswer]], http_client.HttpAnswer]
+        ] = None,
         timeout: float = 30.0,
     ) -> None:
         self.url = url.rstrip("/") + "/v3"
@@ -584,11 +586,11 @@ class KeystoneAdmin:
 
     def _send(
         self,
-        request: Callable[[], api.HttpAnswer],
+        request: Callable[[], http_client.HttpAnswer],
         what: str,
         accept: Sequence[int] = (),
         repeatable: bool = True,
-    ) -> api.HttpAnswer:
+    ) -> http_client.HttpAnswer:
         """``request``'s answer; a request that may be repeated (all but a POST) is sent again,
         up to RETRIES times, when the connection is closed without an answer: a uwsgi worker
         of a Keystone on SQLite was seen to drop one (once in some thousand requests)."""
@@ -596,7 +598,7 @@ class KeystoneAdmin:
             try:
                 answer = self.call(request)
                 break
-            except api.NotReachable:
+            except http_client.NotReachable:
                 if not repeatable or attempt == RETRIES:
                     raise
                 time.sleep(RETRY_PAUSE_S)
@@ -606,14 +608,16 @@ class KeystoneAdmin:
                 message = str(error.get("message", ""))
             except (ValueError, AttributeError):  # uwsgi's own page when the app is broken
                 message = " ".join(answer.body.split())[:200]
-            raise LabError(f"keystone: {what} answered {api.status_text(answer.status)}: {message}")
+            raise LabError(
+                f"keystone: {what} answered {http_client.status_text(answer.status)}: {message}"
+            )
         return answer
 
     def find(self, collection: str, query: str) -> Optional[str]:
         """The id of the first of ``collection`` that ``query`` selects, or None."""
         url = f"{self.url}/{collection}?{query}"
         answer = self._send(
-            lambda: api.http_get(url, self.timeout, self.headers), f"GET {collection}"
+            lambda: http_client.get(url, self.timeout, self.headers), f"GET {collection}"
         )
         found = json.loads(answer.body).get(collection) or []
         return str(found[0]["id"]) if found else None
@@ -626,19 +630,19 @@ class KeystoneAdmin:
         url = f"{self.url}/{collection}"
         try:
             answer = self._send(
-                lambda: api.http_post_json(url, body, self.timeout, self.headers),
+                lambda: http_client.send_json("POST", url, body, self.timeout, self.headers),
                 f"POST {collection}",
                 accept=(409,),
                 repeatable=False,
             )
-        except api.NotReachable:
+        except http_client.NotReachable:
             # Whether Keystone made it before the connection dropped, a lookup tells; then
             # the one more try cannot make a second.
             existing = self.find(collection, query)
             if existing:
                 return existing
             answer = self._send(
-                lambda: api.http_post_json(url, body, self.timeout, self.headers),
+                lambda: http_client.send_json("POST", url, body, self.timeout, self.headers),
                 f"POST {collection}",
                 accept=(409,),
                 repeatable=False,
@@ -654,14 +658,14 @@ class KeystoneAdmin:
     def grant(self, project: str, user: str, role: str) -> None:
         """Role ``role`` on ``project`` to ``user`` (ids)."""
         url = f"{self.url}/projects/{project}/users/{user}/roles/{role}"
-        self._send(lambda: api.http_put(url, self.timeout, self.headers), "PUT role assignment")
+        self._send(lambda: http_client.put(url, self.timeout, self.headers), "PUT role assignment")
 
     def set_password(self, user: str, password: str) -> None:
         """A new password for user ``user`` (an id)."""
         url = f"{self.url}/users/{user}"
         body = {"user": {"password": password}}
         self._send(
-            lambda: api.http_send_json("PATCH", url, body, self.timeout, self.headers),
+            lambda: http_client.send_json("PATCH", url, body, self.timeout, self.headers),
             "PATCH user (its password)",
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 
+from stackha import http_client
 from stackha.clock import Deadline
 from stackha.process import is_alive, running_pid
 from stackha.record import Record
@@ -141,7 +142,8 @@ def show_info(path: str, timeout: float) -> Info:
                     break
                 chunks.append(chunk)
     except OSError as err:
-        raise HaproxyError(f"stats socket {path} does not answer: {_why(err, timeout)}") from err
+        reason = http_client.why_failed(err, timeout)
+        raise HaproxyError(f"stats socket {path} does not answer: {reason}") from err
     fields = {}
     for line in b"".join(chunks).decode("utf-8", "replace").splitlines():
         key, _, value = line.partition(":")
@@ -153,40 +155,17 @@ def show_info(path: str, timeout: float) -> Info:
 
 def http_check(url: str, timeout: float) -> int:
     """GET ``url``; return the status when it is below 400, else raise naming the status."""
-    # Imported here: only depth-10 monitors with a health URL pay for http.client.
-    import http.client
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise HaproxyError(f"health URL {url} is not an http(s) URL")
-    connection_class = (
-        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    )
-    connection = connection_class(parts.hostname, parts.port, timeout=timeout)
+    shown = http_client.shown_url(url)
     try:
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
-        connection.request("GET", path, headers={"User-Agent": "stackha-monitor"})
-        status = connection.getresponse().status
-    except OSError as err:
-        raise HaproxyError(f"health URL {url} does not answer: {_why(err, timeout)}") from err
-    except http.client.HTTPException as err:
-        raise HaproxyError(f"health URL {url} does not answer: {err}") from err
-    finally:
-        connection.close()
-    if status >= 400:
-        raise HaproxyError(f"health URL {url} answered HTTP {status}")
-    return status
-
-
-def _why(err: OSError, timeout: float) -> str:
-    import socket
-
-    if isinstance(err, (TimeoutError, socket.timeout)):
-        return f"no answer within {timeout:.1f} s"
-    return err.strerror or str(err)
+        # the User-Agent tells the backend's log where the request came from
+        answer = http_client.get(url, timeout, {"User-Agent": "stackha-monitor"})
+    except http_client.NotAUrl:
+        raise HaproxyError(f"health URL {shown} is not an http(s) URL") from None
+    except http_client.HttpError as err:
+        raise HaproxyError(f"health URL {shown} does not answer: {err.reason}") from None
+    if answer.status >= 400:
+        raise HaproxyError(f"health URL {shown} answered HTTP {answer.status}")
+    return answer.status
 
 
 def reload(table: ProcessTable, master: int, deadline: Deadline) -> int:

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import re
 
+from stackha import http_client
+from stackha.credentials import CredentialsFileError, read_credentials_file
 from stackha.record import Record
 
 # typing is for the type checker only (see stackha.record).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from email.message import Message
     from typing import Optional
 
     from stackha.clock import Waits
@@ -44,10 +45,6 @@ class OpenStackApiError(Exception):
 
 class ConfigError(OpenStackApiError):
     """A uwsgi ini file or a listening address cannot be used."""
-
-
-class NotReachable(OpenStackApiError):
-    """Nothing answers at the URL (connection refused, reset, or no answer in time)."""
 
 
 class CredentialsError(OpenStackApiError):
@@ -538,7 +535,9 @@ def own_address(hostname: str) -> str:
     try:
         found = socket.getaddrinfo(hostname, None, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as err:
-        raise ConfigError(f"host name {hostname} does not resolve: {_reason(err)}") from None
+        raise ConfigError(
+            f"host name {hostname} does not resolve: {http_client.why_failed(err)}"
+        ) from None
     addresses = [str(entry[4][0]) for entry in found]
     usable = [a for a in addresses if not ipaddress.ip_address(a).is_loopback]
     if not usable:
@@ -569,21 +568,13 @@ def port_problem(host: str, port: int) -> Optional[str]:
                 return f"port {port} on {bind_host} is already in use by another process"
             if err.errno == errno.EADDRNOTAVAIL:
                 return f"address {bind_host} is not an address of this node"
-            return f"cannot listen on {socket_address(bind_host, port)}: {_reason(err)}"
+            return (
+                f"cannot listen on {socket_address(bind_host, port)}: {http_client.why_failed(err)}"
+            )
     return None
 
 
 # -- what a healthy service answers -----------------------------------------------------------
-
-
-def status_text(status: int) -> str:
-    """``503 Service Unavailable``; the number alone for a status HTTP does not name."""
-    from http import HTTPStatus
-
-    try:
-        return f"{status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        return str(status)
 
 
 def _version_ids(data: object, key: str) -> list[str]:
@@ -611,204 +602,20 @@ def version_document_ok(status: int, body: str, service: ApiService) -> Optional
     import json
 
     request = f"GET {service.version_path}"
+    answered = f"{request} answered {http_client.status_text(status)}"
     if status not in service.version_statuses:
-        return f"{request} answered {status_text(status)}"
+        return answered
     try:
         data = json.loads(body)
     except ValueError:
-        return f"{request} answered {status_text(status)} but not JSON"
+        return f"{answered} but not JSON"
     version = data.get("version") if isinstance(data, dict) else None
     ids = [str(version.get("id", ""))] if isinstance(version, dict) else []
     ids += _version_ids(data, "versions") + _version_ids(data, "choices")
     wanted = service.version_id
     if any(found == wanted or found.startswith(wanted + ".") for found in ids):
         return None
-    return f"{request} answered {status_text(status)} without a {wanted} version document"
-
-
-# -- HTTP --------------------------------------------------------------------------------------
-
-
-class HttpAnswer(Record):
-    """What a server answered, whatever the status. Header names are lower case; a header sent
-    more than once has its values joined with ", "."""
-
-    __slots__ = ("status", "headers", "body")
-    status: int
-    headers: Mapping[str, str]
-    body: str
-
-    def __init__(self, status: int, headers: Mapping[str, str], body: str) -> None:
-        self._freeze(locals())
-
-
-def shown_url(url: str) -> str:
-    """``url`` without a user or password in it, for messages."""
-    scheme, sep, rest = url.partition("://")
-    authority, slash, path = rest.partition("/")
-    if sep and "@" in authority:
-        return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
-    return url
-
-
-def http_get(url: str, timeout: float, headers: Optional[Mapping[str, str]] = None) -> HttpAnswer:
-    """``GET url``. Any HTTP status is an answer; :class:`NotReachable` when nothing answers in
-    ``timeout`` seconds (for a plain ``http://`` URL, the whole answer; else the connection and
-    each read)."""
-    if url.startswith("http://") and "@" not in url.partition("//")[2].partition("/")[0]:
-        return _plain_get(url, dict(headers or {}), timeout)
-    return _request("GET", url, None, dict(headers or {}), timeout)
-
-
-def _plain_get(url: str, headers: dict[str, str], timeout: float) -> HttpAnswer:
-    """``GET`` over a plain socket, HTTP/1.0 so the answer ends with the connection and is never
-    chunked. The monitor's path: urllib and http.client import email, ssl and more, about 30 ms
-    of CPU on every monitor of every node; this is the same request without them."""
-    import socket
-    import time
-
-    shown = shown_url(url)
-    authority, slash, path = url[len("http://") :].partition("/")
-    path = slash + path or "/"
-    if authority.startswith("["):
-        host, _, port_text = authority[1:].partition("]")
-        port_text = port_text[1:]
-    else:
-        host, _, port_text = authority.partition(":")
-    if not host or (port_text and not port_text.isdigit()):
-        raise OpenStackApiError(f"not a URL: {shown}")
-    port = int(port_text) if port_text else 80
-    lines = [f"GET {path} HTTP/1.0", f"Host: {authority}", "Accept: application/json"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    chunks = []
-    # The whole answer within ``timeout``, not each read: a server that trickles its answer
-    # must not keep a monitor past its budget.
-    end = time.monotonic() + timeout
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as connection:
-            connection.sendall(request)
-            while True:
-                connection.settimeout(max(end - time.monotonic(), 0.001))
-                chunk = connection.recv(65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-    except OSError as err:
-        raise NotReachable(f"GET {shown}: {_reason(err, timeout)}") from None
-    data = b"".join(chunks)
-    if not data:
-        # what uwsgi does to an HTTP request on a socket that speaks its own protocol
-        raise NotReachable(f"GET {shown}: Remote end closed connection without response")
-    head, _, body = data.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    words = status_line.split(None, 2)
-    if len(words) < 2 or not words[0].startswith("HTTP/") or not words[1].isdigit():
-        raise OpenStackApiError(f"GET {shown}: not an HTTP answer")
-    answer_headers: dict[str, str] = {}
-    for line in header_lines:
-        name, sep, value = line.partition(":")
-        if sep:
-            key = name.strip().lower()
-            value = value.strip()
-            answer_headers[key] = (
-                f"{answer_headers[key]}, {value}" if key in answer_headers else value
-            )
-    return HttpAnswer(int(words[1]), answer_headers, body.decode("utf-8", "replace"))
-
-
-def http_post_json(
-    url: str,
-    body: object,
-    timeout: float,
-    headers: Optional[Mapping[str, str]] = None,
-) -> HttpAnswer:
-    """``POST url`` with ``body`` as JSON; as :func:`http_get` otherwise. No message ever shows
-    the body (it holds passwords)."""
-    return http_send_json("POST", url, body, timeout, headers)
-
-
-def http_send_json(
-    method: str,
-    url: str,
-    body: object,
-    timeout: float,
-    headers: Optional[Mapping[str, str]] = None,
-) -> HttpAnswer:
-    """``method url`` (POST, PATCH...) with ``body`` as JSON; as :func:`http_post_json`."""
-    import json
-
-    sent = {"Content-Type": "application/json", "Accept": "application/json"}
-    sent.update(headers or {})
-    return _request(method, url, json.dumps(body).encode("utf-8"), sent, timeout)
-
-
-def http_put(url: str, timeout: float, headers: Optional[Mapping[str, str]] = None) -> HttpAnswer:
-    """``PUT url`` with no body (Keystone's role assignment is one); as :func:`http_get`
-    otherwise."""
-    return _request("PUT", url, None, dict(headers or {}), timeout)
-
-
-def _request(
-    method: str, url: str, data: Optional[bytes], headers: dict[str, str], timeout: float
-) -> HttpAnswer:
-    import http.client
-    import urllib.error
-    import urllib.request
-
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        # A redirect is the service's answer, not an instruction to probe somewhere else.
-        def redirect_request(self, *args: object, **kwargs: object) -> None:
-            return None
-
-    # No proxy: an http_proxy in the environment must not route a probe of 127.0.0.1 elsewhere.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), NoRedirect())
-    shown = shown_url(url)
-    if not url.startswith(("http://", "https://")):
-        raise OpenStackApiError(f"not an http(s) URL: {shown}")
-    try:
-        request = urllib.request.Request(url, data=data, headers=headers, method=method)
-    except ValueError:
-        raise OpenStackApiError(f"not a URL: {shown}") from None
-    try:
-        with opener.open(request, timeout=timeout) as response:
-            return _answer(response.status, response.headers, response.read())
-    except urllib.error.HTTPError as err:
-        try:
-            body = err.read()
-        except (OSError, http.client.HTTPException):
-            body = b""
-        return _answer(err.code, err.headers, body)
-    except urllib.error.URLError as err:
-        raise NotReachable(f"{method} {shown}: {_reason(err.reason, timeout)}") from None
-    except OSError as err:  # RemoteDisconnected, a reset, a timeout while reading
-        raise NotReachable(f"{method} {shown}: {_reason(err, timeout)}") from None
-    except http.client.HTTPException as err:
-        raise OpenStackApiError(
-            f"{method} {shown}: not an HTTP answer ({type(err).__name__})"
-        ) from None
-    except ValueError:
-        # urllib's "unknown url type" and friends
-        raise OpenStackApiError(f"not a URL: {shown}") from None
-
-
-def _reason(reason: object, timeout: Optional[float] = None) -> str:
-    import socket
-
-    if isinstance(reason, (TimeoutError, socket.timeout)):
-        # how long it waited: with the monitor's budget it is no longer a fixed few seconds
-        return "no answer in time" if timeout is None else f"no answer within {timeout:.1f} s"
-    if isinstance(reason, OSError) and reason.strerror:
-        return str(reason.strerror)
-    return str(reason) or type(reason).__name__
-
-
-def _answer(status: int, message: Message, body: bytes) -> HttpAnswer:
-    headers: dict[str, str] = {}
-    for name, value in message.items():
-        key = str(name).lower()
-        headers[key] = f"{headers[key]}, {value}" if key in headers else str(value)
-    return HttpAnswer(status, headers, body.decode("utf-8", "replace"))
+    return f"{answered} without a {wanted} version document"
 
 
 # -- credentials and tokens -------------------------------------------------------------------
@@ -855,40 +662,20 @@ class Credentials(Record):
         )
 
 
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
-
-
 def read_openstack_credentials(path: str) -> Credentials:
-    """Credentials from a file of ``key=value`` lines: ``auth_url``, ``username``, ``password``,
-    ``project_name``, and ``user_domain_name`` / ``project_domain_name`` (both "Default" when
-    absent). An openrc file's ``export OS_USERNAME=...`` lines are read too, so the file an
-    operator already has for the ``openstack`` command works. Other keys are ignored.
+    """Credentials from a credentials file (:mod:`stackha.credentials`): ``auth_url``,
+    ``username``, ``password``, ``project_name``, and ``user_domain_name`` /
+    ``project_domain_name`` (both "Default" when absent). An openrc file's ``export
+    OS_USERNAME=...`` lines are read too, so the file an operator already has for the
+    ``openstack`` command works. Other keys are ignored.
 
     Raises :class:`CredentialsError` naming the file and what is wrong with it (the missing keys),
     never a value from it.
     """
     try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except OSError as err:
-        raise CredentialsError(f"credentials file {path}: {err.strerror}") from None
-    except UnicodeDecodeError:
-        raise CredentialsError(f"credentials file {path} is not UTF-8 text") from None
-    fields: dict[str, str] = {}
-    for line in lines:
-        line = line.strip()
-        if line.startswith("export "):
-            line = line[len("export ") :].lstrip()
-        key, sep, value = line.partition("=")
-        if not sep or line.startswith("#"):
-            continue
-        key = key.strip()
-        if key.startswith("OS_"):
-            key = key[len("OS_") :].lower()
-        fields[key] = _unquote(value.strip())
+        fields = read_credentials_file(path, env_prefix="OS_")
+    except CredentialsFileError as err:
+        raise CredentialsError(str(err)) from None
     missing = [k for k in CREDENTIAL_KEYS[:4] if not fields.get(k)]
     if missing:
         raise CredentialsError(f"credentials file {path} lacks {', '.join(missing)}")
@@ -914,9 +701,8 @@ def token_url(auth_url: str) -> str:
     if last == "v3":
         return f"{base}/auth/tokens"
     if last.startswith("v2"):
-        raise CredentialsError(
-            f"auth_url {shown_url(auth_url)} is Keystone v2.0, which was removed; use /v3"
-        )
+        shown = http_client.shown_url(auth_url)
+        raise CredentialsError(f"auth_url {shown} is Keystone v2.0, which was removed; use /v3")
     return f"{base}/v3/auth/tokens"
 
 
@@ -985,21 +771,23 @@ def issue_project_token(credentials: Credentials, timeout: float) -> Token:
     """A token for ``credentials`` (the ``X-Subject-Token`` of ``POST /v3/auth/tokens``) and
     the id of the project it is scoped to (the answer's ``token.project.id``).
 
-    Raises :class:`CredentialsError` when Keystone refuses the user (401), :class:`NotReachable`
-    when nothing answers, :class:`OpenStackApiError` naming the status for any other answer.
+    Raises :class:`CredentialsError` when Keystone refuses the user (401),
+    :class:`~stackha.http_client.NotReachable` when nothing answers (another
+    :class:`~stackha.http_client.HttpError` for an answer that is not HTTP),
+    :class:`OpenStackApiError` naming the status for any other answer.
     """
     url = token_url(credentials.auth_url)
-    answer = http_post_json(url, token_request_body(credentials), timeout)
+    answer = http_client.send_json("POST", url, token_request_body(credentials), timeout)
     if answer.status == 401:
         raise CredentialsError(
             f"keystone refused user {credentials.username} "
             f"(domain {credentials.user_domain_name}, project {credentials.project_name})"
         )
-    shown = shown_url(url)
+    shown = http_client.shown_url(url)
     if answer.status != 201:
         detail = _keystone_message(answer.body, credentials.password)
         raise OpenStackApiError(
-            f"POST {shown} answered {status_text(answer.status)}"
+            f"POST {shown} answered {http_client.status_text(answer.status)}"
             + (f": {detail}" if detail else "")
         )
     token = answer.headers.get("x-subject-token", "")
@@ -1050,8 +838,9 @@ def check_authenticated(
     second gets what the first left.
 
     Raises :class:`CredentialsError` when Keystone refuses the user, :class:`KeystoneUnavailable`
-    when a non-keystone service cannot get a token, :class:`NotReachable` or
-    :class:`OpenStackApiError` (naming the HTTP status) when the service itself fails.
+    when a non-keystone service cannot get a token, :class:`~stackha.http_client.HttpError`
+    (:class:`~stackha.http_client.NotReachable`: no answer) or :class:`OpenStackApiError`
+    (naming the HTTP status) when the service itself fails.
     """
     if service.authenticated_path is None:
         own = with_auth_url(credentials, f"{url}/v3")
@@ -1059,12 +848,12 @@ def check_authenticated(
         return
     try:
         token = waits.timed(
-            f"POST {shown_url(token_url(credentials.auth_url))}",
+            f"POST {http_client.shown_url(token_url(credentials.auth_url))}",
             lambda timeout: issue_project_token(credentials, timeout),
         )
     except CredentialsError:
         raise
-    except OpenStackApiError as err:
+    except (OpenStackApiError, http_client.HttpError) as err:
         raise KeystoneUnavailable(f"no token from keystone: {err}") from None
     path = service.authenticated_path
     if "{project_id}" in path:
@@ -1073,10 +862,14 @@ def check_authenticated(
         path = path.replace("{project_id}", token.project_id)
     # the path as the record writes it: a project id in a log line says nothing
     request = f"GET {service.authenticated_path} with a token"
-    headers = {**dict(service.authenticated_headers), "X-Auth-Token": token.value}
+    headers = {
+        **dict(service.authenticated_headers),
+        "X-Auth-Token": token.value,
+        "Accept": "application/json",
+    }
     answer = waits.timed(
         f"GET {service.authenticated_path}",
-        lambda timeout: http_get(f"{url}{path}", timeout, headers),
+        lambda timeout: http_client.get(f"{url}{path}", timeout, headers),
     )
     if answer.status != 200:
-        raise OpenStackApiError(f"{request} answered {status_text(answer.status)}")
+        raise OpenStackApiError(f"{request} answered {http_client.status_text(answer.status)}")

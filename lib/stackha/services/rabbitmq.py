@@ -25,6 +25,8 @@ from __future__ import annotations
 import json
 import re
 
+from stackha import http_client
+from stackha.credentials import CredentialsFileError, read_credentials_file
 from stackha.record import Record
 
 TYPE_CHECKING = False
@@ -371,19 +373,12 @@ NODES_PATH = "/api/nodes?columns=name,running,partitions,mem_alarm,disk_free_ala
 
 
 def read_credentials(path: str) -> tuple[str, str]:
-    """(username, password) from a file of ``username=...`` and ``password=...`` lines."""
+    """(username, password) from a credentials file (:mod:`stackha.credentials`) with
+    ``username=...`` and ``password=...`` lines."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except OSError as err:
-        raise CredentialsError(f"credentials file {path}: {err.strerror}") from None
-    except UnicodeDecodeError:
-        raise CredentialsError(f"credentials file {path} is not UTF-8 text") from None
-    fields = {}
-    for line in lines:
-        key, sep, value = line.partition("=")
-        if sep and not line.lstrip().startswith("#"):
-            fields[key.strip()] = value.strip()
+        fields = read_credentials_file(path)
+    except CredentialsFileError as err:
+        raise CredentialsError(str(err)) from None
     if not fields.get("username") or not fields.get("password"):
         raise CredentialsError(f"credentials file {path} needs username= and password= lines")
     return fields["username"], fields["password"]
@@ -392,29 +387,22 @@ def read_credentials(path: str) -> tuple[str, str]:
 def fetch_nodes(
     address: str, port: int, username: str, password: str, timeout: float
 ) -> dict[str, NodeHealth]:
-    """Every member's health from the management API (one HTTP request)."""
-    import base64
-    import urllib.error
-    import urllib.request
-
+    """Every member's health from the management API (one HTTP request, all of it within
+    ``timeout`` seconds)."""
     host = f"[{address}]" if ":" in address else address
-    token = base64.b64encode(f"{username}:{password}".encode()).decode()
-    request = urllib.request.Request(
-        f"http://{host}:{port}{NODES_PATH}", headers={"Authorization": f"Basic {token}"}
-    )
+    url = f"http://{host}:{port}{NODES_PATH}"
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as err:
-        if err.code == 401:
-            raise CredentialsError(
-                f"the management API on {host}:{port} refused user {username}"
-            ) from None
-        raise RabbitError(f"the management API on {host}:{port} answered {err.code}") from None
-    except (urllib.error.URLError, OSError) as err:
-        reason = getattr(err, "reason", err)
-        raise NotReachable(f"no management API on {host}:{port}: {reason}") from None
-    return parse_nodes(body)
+        answer = http_client.get(url, timeout, http_client.basic_authorization(username, password))
+    except http_client.NotReachable as err:
+        raise NotReachable(f"no management API on {host}:{port}: {err.reason}") from None
+    except http_client.HttpError as err:
+        raise RabbitError(f"the management API on {host}:{port}: {err.reason}") from None
+    if answer.status == 401:
+        raise CredentialsError(f"the management API on {host}:{port} refused user {username}")
+    # A redirect is no answer either: the management API never sends one for /api/nodes.
+    if answer.status >= 300:
+        raise RabbitError(f"the management API on {host}:{port} answered {answer.status}")
+    return parse_nodes(answer.body)
 
 
 def parse_nodes(text: str) -> dict[str, NodeHealth]:
