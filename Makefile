@@ -149,6 +149,7 @@ bench: venv
 	$(PY) bench/monitor_haproxy.py
 	$(PY) bench/package_monitor.py
 	$(PY) bench/openstack_api.py
+	$(PY) bench/api_monitors.py
 	$(PY) bench/openstack_lab.py
 	$(PY) bench/openstack_stack.py
 	$(PY) bench/stack_outage.py
