@@ -52,8 +52,7 @@ rounds (bench/measure.py). Wall time is spawn to reap; CPU time (user + sys) is 
 from os.wait4 (uwsgi's work answering is on neither side).
 
 Run as root (the agents start each service as its user), on a checkout after ``make venv``,
-with the packages of the six services installed (about 2 minutes to set up, then 20 commands
-``--runs`` times each)::
+with the packages of the six services installed (2-3 minutes with 200 runs)::
 
     .venv/bin/python bench/api_monitors.py [--runs 200] [--warmup 2] [--json FILE]
 
