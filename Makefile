@@ -159,6 +159,7 @@ bench: venv
 	$(BENCH) bench/monitor_haproxy.py
 	$(BENCH) bench/package_monitor.py
 	$(BENCH) bench/openstack_api.py
+	$(BENCH) bench/api_monitors.py
 	$(BENCH) bench/openstack_lab.py
 	$(BENCH) bench/openstack_stack.py
 	$(BENCH) bench/stack_outage.py

@@ -163,6 +163,13 @@ class Service:
     name: str  # "keystone" or "nova-api"
     agent: str
     prepared: dict[str, str]  # prepare_keystone / prepare_nova_api's answer
+    # What runs the agent: nothing for an installed agent (exec'd through its own #! line);
+    # bench/api_monitors.py runs the checkout's agents under the interpreter line that
+    # `stackha install` writes.
+    interpreter: tuple[str, ...] = ()
+
+    def argv(self, action: str) -> list[str]:
+        return [*self.interpreter, self.agent, action]
 
     @property
     def url(self) -> str:
@@ -387,7 +394,7 @@ def start_service(service: Service) -> float:
     log_file = service.prepared["log_file"]
     offset = os.path.getsize(log_file) if os.path.exists(log_file) else 0
     run_once(
-        [service.agent, "start"],
+        service.argv("start"),
         service.env("start"),
         f"ocf:stackha:{service.name} start",
         timeout=ACTION_TIMEOUT,
@@ -403,7 +410,7 @@ def stop_service(service: Service) -> None:
     """The agent's stop; then, as a safety net, whatever still runs from its uwsgi ini, by pid."""
     try:
         run_once(
-            [service.agent, "stop"],
+            service.argv("stop"),
             service.env("stop"),
             f"ocf:stackha:{service.name} stop",
             timeout=ACTION_TIMEOUT,
