@@ -76,7 +76,8 @@ from pathlib import Path
 from typing import Optional
 
 # bench/ is sys.path[0] when this script runs: measure is bench/measure.py, and openstack_api
-# (which also puts tests/ on sys.path for the sandbox) the keystone and nova-api benchmark.
+# the keystone and nova-api benchmark; tests/ is on PYTHONPATH (the Makefile's BENCH) for the
+# sandbox.
 from measure import (
     IMPORT_LINE,
     BenchError,
@@ -105,7 +106,7 @@ from openstack_api import (
 )
 
 # isort: split
-# tests/ is on sys.path from here: openstack_api puts it there for the sandbox.
+# tests/ is on PYTHONPATH (make bench; by hand: PYTHONPATH=tests) for the sandbox.
 from agent_runs import free_port
 from openstack_sandbox import (
     ADDRESS,
