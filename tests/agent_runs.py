@@ -33,7 +33,12 @@ def run_agent(path, action, env, timeout=60) -> subprocess.CompletedProcess:
 
 def exit_reason(result: subprocess.CompletedProcess) -> str:
     """The ocf-exit-reason of a finished agent call ('' when it gave none)."""
-    lines = result.stderr.strip().splitlines()
+    return reason_in(result.stderr)
+
+
+def reason_in(stderr: str) -> str:
+    """The ocf-exit-reason an agent's ``stderr`` ends with ('' when it gave none)."""
+    lines = stderr.strip().splitlines()
     last = lines[-1] if lines else ""
     return last[len("ocf-exit-reason:") :] if last.startswith("ocf-exit-reason:") else ""
 

@@ -214,3 +214,69 @@ class FakeHttpServer:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class FakeMemcached:
+    """memcached's text protocol on 127.0.0.1 (``version``, ``set``, ``get``), for code at the
+    memcached boundary. ``answers`` replaces a command's answer (by its first word): bytes, or
+    None to read the command and never answer. Every command line it got is in ``commands``
+    (a set's data block too, as the next entry). It listens on ``port`` (a free one when 0);
+    ``close()`` stops it."""
+
+    def __init__(self, port: int = 0, version: str = "1.6.18") -> None:
+        import socketserver
+        import threading
+
+        self.items: dict[bytes, tuple[bytes, bytes]] = {}  # key -> (flags, data)
+        self.commands: list[str] = []
+        self.answers: dict[str, Optional[bytes]] = {}
+        self.closed = threading.Event()
+        fake = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                while not fake.closed.is_set():
+                    line = self.rfile.readline()
+                    if not line:
+                        return
+                    words = line.split()
+                    fake.commands.append(line.decode("ascii", "replace").rstrip("\r\n"))
+                    if words[:1] == [b"set"] and len(words) == 5:
+                        data = self.rfile.read(int(words[4]) + 2)[:-2]
+                        fake.commands.append(data.decode("ascii", "replace"))
+                    word = words[0].decode("ascii", "replace") if words else ""
+                    if word in fake.answers:
+                        answer = fake.answers[word]
+                        if answer is None:
+                            fake.closed.wait(30)  # read, never answered
+                            return
+                        self.wfile.write(answer)
+                    elif word == "version":
+                        self.wfile.write(f"VERSION {version}\r\n".encode())
+                    elif word == "set" and len(words) == 5:
+                        fake.items[words[1]] = (words[2], data)
+                        self.wfile.write(b"STORED\r\n")
+                    elif word == "get" and len(words) == 2:
+                        if words[1] in fake.items:
+                            flags, value = fake.items[words[1]]
+                            self.wfile.write(
+                                b"VALUE %s %s %d\r\n%s\r\n" % (words[1], flags, len(value), value)
+                            )
+                        self.wfile.write(b"END\r\n")
+                    else:
+                        self.wfile.write(b"ERROR\r\n")
+
+        class Server(socketserver.ThreadingTCPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", port), Handler)
+        self.port = int(self.server.server_address[1])
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        ).start()
+
+    def close(self) -> None:
+        self.closed.set()
+        self.server.shutdown()
+        self.server.server_close()

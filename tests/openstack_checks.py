@@ -1,6 +1,7 @@
 """What the OpenStack API lab tests share: keystone and nova-api deployed as an operator would
-(Galera, the haproxy clone, a virtual IP, the API clones), a client that calls the virtual IP
-without pause from the lab's network and records every request, and what the cluster shows."""
+(Galera, the haproxy clone, a virtual IP, the API clones, the memcached clone), a client that
+calls the virtual IP without pause from the lab's network and records every request, and what
+the cluster shows."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ NODES = openstack.NODES
 # The pcs-built deployment (deploy below): keystone and nova-api, as the OpenStack HA Guide's
 # commands make them; the whole stack's deployment (stack_checks) runs every API service.
 PCS_SERVICES = (catalog.KEYSTONE, catalog.NOVA_API)
-CLONES = ("haproxy", *(service.name for service in PCS_SERVICES))
+CLONES = ("haproxy", "memcached", *(service.name for service in PCS_SERVICES))
 DEPLOY_TIMEOUT = 300.0
 # keystone's deep monitor: a token from the node's own keystone, every minute
 DEEP_MONITOR = ["monitor", "interval=60s", "timeout=60s", "OCF_CHECK_LEVEL=20"]
@@ -54,26 +55,54 @@ class Deployment:
 # The lab tests' own: stackha lab deploy applies a CIB rendered from crm-templates/ instead.
 
 
+def clone_command(agent: str, *parameters: str) -> list[str]:
+    """``pcs`` arguments that create ``ocf:stackha:AGENT`` as an interleaved clone named after
+    it, with its monitors at depth 0 and 10."""
+    return [
+        "resource",
+        "create",
+        agent,
+        f"ocf:stackha:{agent}",
+        *parameters,
+        "op",
+        "monitor",
+        "interval=10s",
+        "timeout=20s",
+        "monitor",
+        "interval=30s",
+        "timeout=20s",
+        "OCF_CHECK_LEVEL=10",
+        "clone",
+        "interleave=true",
+    ]
+
+
 def haproxy_commands(config: str) -> list[list[str]]:
     """``pcs`` argument lists that create the haproxy clone (``ocf:stackha:haproxy``)."""
+    return [clone_command("haproxy", f"config={config}")]
+
+
+def memcached_commands(services=PCS_SERVICES) -> list[list[str]]:
+    """``pcs`` argument lists that create the memcached clone (``ocf:stackha:memcached``, each
+    instance on its node's own address, where keystone's [cache] names it) and order the
+    services whose cache it is after it at start only (a memcached restart must not restart
+    them): after the API clones, which the orderings name."""
     return [
-        [
-            "resource",
-            "create",
-            "haproxy",
-            "ocf:stackha:haproxy",
-            f"config={config}",
-            "op",
-            "monitor",
-            "interval=10s",
-            "timeout=20s",
-            "monitor",
-            "interval=30s",
-            "timeout=20s",
-            "OCF_CHECK_LEVEL=10",
-            "clone",
-            "interleave=true",
-        ]
+        clone_command("memcached"),
+        *(
+            [
+                "constraint",
+                "order",
+                "start",
+                "memcached-clone",
+                "then",
+                "start",
+                f"{service.name}-clone",
+                "kind=Optional",
+            ]
+            for service in services
+            if service.uses_cache
+        ),
     ]
 
 
@@ -180,6 +209,7 @@ def deploy(lab):
         *haproxy_commands(info["haproxy_config"]),
         *vip_commands(info["vip"], info["prefix"]),
         *with_deep_keystone_monitor(api_commands()),
+        *memcached_commands(),
     ]
     for argv in commands:
         pcs(lab, *argv)

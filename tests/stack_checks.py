@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import itertools
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 from lab_helpers import inside, wait_for
 from openstack_checks import (
@@ -29,6 +31,7 @@ from stackha.lab import galera as lab_galera
 from stackha.lab import openstack, package
 from stackha.lab import rabbitmq as lab_rabbitmq
 from stackha.services import api_catalog as catalog
+from stackha.services import memcached
 from stackha.services import openstack_api as api
 
 NODES = ("node1", "node2", "node3")
@@ -58,6 +61,47 @@ def vip_holder(lab, observers=NODES, vip=VIP):
         return None
     holders = [r.nodes[0] for r in status.instances(vip) if r.active and r.nodes]
     return holders[0] if len(holders) == 1 else None
+
+
+# -- keystone's cache: the memcached clone ---------------------------------------------------
+
+# The depth-20 monitor's own item, as metadump shows it (URL-decoded)
+MONITOR_KEY = memcached.CHECK_KEY
+
+
+def memcached_keys(lab, node, timeout=10.0):
+    """The keys the memcached on ``node`` holds (``lru_crawler metadump all``, which gives
+    them URL-encoded), asked on the node's own address from the lab's network, as keystone
+    asks it."""
+    address = lab.node(node).address
+
+    def dump():
+        with socket.create_connection((address, memcached.PORT), timeout=timeout) as conn:
+            conn.sendall(b"lru_crawler metadump all\r\n")
+            answer = b""
+            while True:
+                chunk = conn.recv(65536)
+                assert chunk, f"{node}'s memcached closed after {answer[-200:]!r}"
+                answer += chunk
+                # one line a key, then END; or one line ("BUSY ...") while another crawl runs
+                if answer.endswith(b"END\r\n") or (
+                    answer.endswith(b"\r\n") and not answer.startswith(b"key=")
+                ):
+                    return answer.decode("ascii", "replace")
+
+    def keys():
+        text = lab.switch().call(dump)
+        if not text.startswith(("key=", "END")):
+            return None  # the crawler is busy: ask again
+        return [
+            unquote(line.split()[0][len("key=") :])
+            for line in text.splitlines()
+            if line.startswith("key=")
+        ]
+
+    found = []
+    wait_for(lambda: found.append(keys()) or found[-1] is not None, f"{node}'s metadump", 30)
+    return found[-1]
 
 
 # -- the database path: one writer through HAProxy ------------------------------------------

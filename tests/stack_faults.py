@@ -216,8 +216,17 @@ class Injection:
 
 # -- what is whole -----------------------------------------------------------------------------
 
-SERVICES = ("nodes", "fencing", "haproxy", "vip", "galera", "rabbitmq", *catalog.NAMES)
-CLONES = ("haproxy", "rabbitmq", *catalog.NAMES)
+SERVICES = (
+    "nodes",
+    "fencing",
+    "haproxy",
+    "vip",
+    "galera",
+    "rabbitmq",
+    "memcached",
+    *catalog.NAMES,
+)
+CLONES = ("haproxy", "rabbitmq", "memcached", *catalog.NAMES)
 VIPS = ("vip-public", "vip-database")  # the database VIP when database_path = haproxy
 
 

@@ -73,7 +73,13 @@ def reasons(client, since, until):
 
 
 def table(results):
-    short = {"haproxy": "hapx", "fencing": "fence", "rabbitmq": "rabbit", "keystone": "keyst"}
+    short = {
+        "haproxy": "hapx",
+        "fencing": "fence",
+        "rabbitmq": "rabbit",
+        "memcached": "memc",
+        "keystone": "keyst",
+    }
     heads = ["#", "whole s", *(short.get(s, s) for s in SERVICES), "writer", "amqp", "api"]
     rows = [
         [

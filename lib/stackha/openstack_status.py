@@ -42,6 +42,9 @@ VIP_TYPES = frozenset({"IPaddr2", "IPaddr"})
 GALERA_TYPES = frozenset({"galera"})
 RABBITMQ_TYPES = frozenset({"rabbitmq", "rabbitmq-cluster", "rabbitmq-server-ha"})
 PROXY_TYPES = frozenset({"haproxy"})
+# The services' cache (ocf:stackha:memcached, and TripleO's and the HA Guide's systemd:memcached):
+# no OpenStack API, though our provider and systemd run it.
+CACHE_TYPES = frozenset({"memcached"})
 # OCF providers whose agents run OpenStack services (ours and openstack-resource-agents').
 API_PROVIDERS = frozenset({"stackha", "openstack"})
 # How our rabbitmq agent's monitor words a partition (and what pause_minority leads to).
@@ -226,7 +229,7 @@ def _unique(values: Iterable[str]) -> tuple[str, ...]:
 
 def kind_of(agent: str) -> str:
     """What an agent (``standard:provider:type``) runs: vip, galera, rabbitmq, fence, proxy,
-    api or other."""
+    cache, api or other."""
     standard, _, rest = agent.partition(":")
     provider, _, type_ = rest.partition(":") if standard == "ocf" else ("", "", rest)
     if standard == "stonith":
@@ -239,6 +242,8 @@ def kind_of(agent: str) -> str:
         return "rabbitmq"
     if type_ in PROXY_TYPES:
         return "proxy"
+    if type_ in CACHE_TYPES:
+        return "cache"
     if standard == "systemd" or (standard == "ocf" and provider in API_PROVIDERS):
         return "api"
     return "other"
@@ -502,7 +507,9 @@ def summarise(
     return OpenStackStatus(
         cluster=judge.cluster_summary(),
         vips=tuple(judge.vip(u) for u in units if u.kind == "vip"),
-        services=tuple(judge.service(u) for u in units if u.kind in ("api", "proxy", "other")),
+        services=tuple(
+            judge.service(u) for u in units if u.kind in ("api", "proxy", "cache", "other")
+        ),
         galera=tuple(judge.galera(u) for u in units if u.kind == "galera"),
         rabbitmq=tuple(
             judge.rabbitmq(u, broker_view if broker_unit == u else None)
@@ -714,7 +721,7 @@ def _vip_lines(status: OpenStackStatus) -> list[str]:
 
 def _service_lines(status: OpenStackStatus) -> list[str]:
     lines = []
-    for title, kinds in (("APIs", ("api",)), ("Other services", ("proxy", "other"))):
+    for title, kinds in (("APIs", ("api",)), ("Other services", ("proxy", "cache", "other"))):
         rows = []
         for service in (s for s in status.services if s.kind in kinds):
             notes = []

@@ -34,6 +34,18 @@ def haproxy(directory: Path):
 
 
 @contextmanager
+def memcached(directory: Path):
+    """The distribution's memcached on a free loopback port; its pid and output files in the
+    test's directory (memcached, which switches to its user, never opens them)."""
+    yield {
+        "address": "127.0.0.1",
+        "port": str(free_port()),
+        "pidfile": str(directory / "memcached.pid"),
+        "log_file": str(directory / "memcached.log"),
+    }
+
+
+@contextmanager
 def galera(directory: Path):
     yield one_member_galera(directory)
 
@@ -75,6 +87,7 @@ SANDBOXES: dict[str, Callable[[Path], AbstractContextManager[dict[str, str]]]] =
     "galera": galera,
     "haproxy": haproxy,
     "keystone": keystone,
+    "memcached": memcached,
     "nova-api": nova_api,
     "rabbitmq": rabbitmq,
 }

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from agent_runs import free_port
 from hostile import GUARD, FailingRunner, any_value, counted, decoy_paths, make_run_dir
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -31,6 +32,13 @@ from test_ocf_fuzz import AGENTS, ME, base_values, guarded_process_tables  # noq
 STAND_INS = {
     "galera": ("mariadbd", "pid", ("datadir",), lambda v: [f"--datadir={v['datadir']}"]),
     "haproxy": ("haproxy", "pidfile", ("config",), lambda v: ["-W", "-f", v["config"]]),
+    # its own address and port: the distribution's memcached on another is not this one
+    "memcached": (
+        "memcached",
+        "pidfile",
+        ("address", "port"),
+        lambda v: ["-u", "memcache", "-l", v["address"], "-p", v["port"]],
+    ),
     # every API agent: a uwsgi master named by its ini
     **{
         name: (
@@ -101,6 +109,8 @@ def test_stop_and_probe_are_truthful_against_a_running_stand_in(name, action, da
         run = make_run_dir(Path(root))
         base = base_values(spec, run)
         base.update({"mode": "uwsgi", pid_parameter: f"{run['area']}/run/{name}.pid"})
+        if "address" in fixed:  # memcached's instance: base_values leaves both unset
+            base.update({"address": "127.0.0.1", "port": str(free_port())})
         if "uwsgi_binary" in base:  # the master's name is its binary's
             os.rename(base["uwsgi_binary"], f"{run['area']}/bin/uwsgi")
             base["uwsgi_binary"] = f"{run['area']}/bin/uwsgi"

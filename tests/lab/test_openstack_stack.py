@@ -26,6 +26,7 @@ from openstack_checks import (
 )
 from stack_checks import (
     DATABASE_VIP,
+    MONITOR_KEY,
     NODES,
     VIP,
     Writer,
@@ -33,6 +34,7 @@ from stack_checks import (
     crash_vip_holder,
     deploy_stack,
     galera_servers,
+    memcached_keys,
     stackha_command,
     vip_holder,
     whole,
@@ -82,6 +84,9 @@ def test_status_shows_the_stack_as_an_operator_thinks_of_it(deployment):
     assert {name: serving[f"{name}-clone"] for name in catalog.NAMES} == {
         name: everywhere for name in catalog.NAMES
     }, serving
+    # keystone's cache: on every node, shown beside HAProxy, not as an API
+    kinds = {s["id"]: s["kind"] for s in status["services"]}
+    assert (serving["memcached-clone"], kinds["memcached-clone"]) == (everywhere, "cache")
     (galera,) = status["galera"]
     assert [sorted(c["nodes"]) for c in galera["primary_components"]] == [everywhere]
     (rabbitmq,) = status["rabbitmq"]
@@ -138,6 +143,24 @@ def test_every_instance_serves_and_a_token_reads_every_api_through_the_vip(deplo
             result = inside(lab, node, "crm_resource", "--force-check=20", "-r", service)
             assert result.ok, f"{node}: {service} depth 20: {result.stdout}{result.stderr}"
     assert failed_actions(lab) == []
+
+
+def test_keystones_cache_is_the_memcached_clone(deployment):
+    """keystone's [cache] lists every node's memcached: after a few tokens issued and checked
+    through the VIP, the memcached instances hold keys of keystone's (oslo.cache's), not only
+    the depth-20 monitor's own item; and memcached answers on each node's own address."""
+    lab = deployment.lab
+    admin = deployment.admin()
+    keystone = api.endpoint_url(deployment.vip, catalog.KEYSTONE.port)
+    for _ in range(5):
+        token = lab.switch().call(lambda: api.issue_project_token(admin, 10.0))
+        # keystone validates the token (and reads the project) on whichever node serves this
+        answer = openstack.get(lab, f"{keystone}/v3/projects/{token.project_id}", token=token.value)
+        assert answer.status == 200, answer.body[:200]
+    keys = {node: memcached_keys(lab, node) for node in NODES}
+    print(f"\nmemcached keys per node: { {node: len(found) for node, found in keys.items()} }")
+    keystones = {node: [k for k in found if k != MONITOR_KEY] for node, found in keys.items()}
+    assert any(keystones.values()), f"no key of keystone's in any memcached: {keys}"
 
 
 def test_kill_9_of_a_keystone_master_is_restarted_behind_haproxy(deployment):

@@ -42,6 +42,7 @@ def test_the_example_composes_every_building_block():
         "haproxy-clone",
         "galera-clone",
         "rabbitmq-clone",
+        "memcached-clone",
         "keystone-clone",
         "placement-api-clone",
         "nova-api-clone",
@@ -151,6 +152,7 @@ def test_through_haproxy_api_clones_start_after_the_database_vip_and_galera_but_
     orders = {
         ("vip-database", "start", "keystone-clone", "Optional"),
         ("galera-clone", "promote", "keystone-clone", "Optional"),
+        ("memcached-clone", "start", "keystone-clone", "Optional"),
     }
     for api in ("placement-api", "nova-api", "glance-api", "neutron-server", "cinder-api"):
         orders |= {
@@ -170,7 +172,10 @@ def test_with_local_writers_api_clones_wait_for_their_nodes_galera_and_rabbitmq(
     """keystone is not after RabbitMQ: it sends nothing through it, and a Mandatory ordering
     would restart it with its node's RabbitMQ."""
     cib = rendered(local_writers())
-    orders = {("galera-clone", "promote", "keystone-clone", "Mandatory")}
+    orders = {
+        ("galera-clone", "promote", "keystone-clone", "Mandatory"),
+        ("memcached-clone", "start", "keystone-clone", "Optional"),
+    }
     for api in ("placement-api", "nova-api", "glance-api", "neutron-server", "cinder-api"):
         orders |= {
             ("galera-clone", "promote", f"{api}-clone", "Mandatory"),
@@ -184,6 +189,57 @@ def test_with_local_writers_api_clones_wait_for_their_nodes_galera_and_rabbitmq(
     for service in ("keystone-clone", "nova-api-clone"):
         clone = cib.find(f"configuration/resources/clone[@id='{service}']")
         assert nvpairs(clone, "meta_attributes/nvpair") == {"interleave": "true"}
+
+
+def test_memcached_is_an_interleaved_clone_with_every_monitor_its_agent_advertises():
+    """No parameter needed (each instance binds its node's own address), and its depth-20
+    monitor needs no credentials, unlike the API services'."""
+    cib = rendered()
+    clone = cib.find("configuration/resources/clone[@id='memcached-clone']")
+    assert nvpairs(clone, "meta_attributes/nvpair") == {"interleave": "true"}
+    primitive = clone.find("primitive")
+    assert (primitive.get("id"), primitive.get("provider"), primitive.get("type")) == (
+        "memcached",
+        "stackha",
+        "memcached",
+    )
+    assert primitive.find("instance_attributes") is None
+    monitors = [
+        (op.get("interval"), nvpairs(op).get("OCF_CHECK_LEVEL", "0"))
+        for op in primitive.iterfind("operations/op[@name='monitor']")
+    ]
+    assert monitors == [("10s", "0"), ("30s", "10"), ("60s", "20")]
+    assert cib.find("configuration/constraints/rsc_colocation[@rsc='memcached-clone']") is None
+    assert cib.find("configuration/constraints/rsc_colocation[@with-rsc='memcached-clone']") is None
+
+
+def test_keystone_starts_after_memcached_but_a_memcached_restart_never_restarts_it():
+    """keystone's cache: ordered at start only (Optional), and only keystone; without memcached
+    in the site, no ordering names it."""
+    cib = rendered()
+    orders = [
+        (o.get("id"), o.get("then"), o.get("kind"))
+        for o in cib.iterfind("configuration/constraints/rsc_order[@first='memcached-clone']")
+    ]
+    assert orders == [
+        ("order-memcached-clone-keystone-clone-optional", "keystone-clone", "Optional")
+    ]
+    without = rendered(EXAMPLE.replace("rabbitmq memcached keystone", "rabbitmq keystone"))
+    assert "memcached-clone" not in ids(without, "configuration/resources/*")
+    assert without.find("configuration/constraints/rsc_order[@first='memcached-clone']") is None
+
+
+def test_memcached_takes_its_agents_parameters_and_refuses_others():
+    site = EXAMPLE + "\n[service memcached]\nmemory = 256\nmemcache_size = 1\n"
+    with pytest.raises(RenderError) as raised:
+        rendered(site)
+    assert raised.value.problems == [
+        "[service memcached]: memcache_size is not a parameter of ocf:stackha:memcached (it has: "
+        "address binary check_timeout log_file max_connections memory pidfile port user)"
+    ]
+    cib = rendered(site.replace("memcache_size = 1\n", ""))
+    primitive = cib.find("configuration/resources/clone/primitive[@id='memcached']")
+    assert nvpairs(primitive) == {"memory": "256"}
 
 
 def test_infrastructure_only_renders_no_api_service():

@@ -95,8 +95,8 @@ password_file = /etc/stackha/pdu.password
 outlets = n1:1 n3:3
 """
     assert problems_of(text) == [
-        "[cluster]: unknown service 'memcache' (known: haproxy galera rabbitmq keystone "
-        "placement-api nova-api glance-api neutron-server cinder-api; an active/passive "
+        "[cluster]: unknown service 'memcache' (known: haproxy galera rabbitmq memcached "
+        "keystone placement-api nova-api glance-api neutron-server cinder-api; an active/passive "
         "service of your own needs a [service NAME] with an agent)",
         "[vip public]: 198.51.100.10 is outside every node's subnet (192.0.2.0/24): no node "
         "could hold it",

@@ -67,12 +67,13 @@ def test_a_lab_deploys_every_api_service_or_those_asked_for(tmp_path, fake_clock
         "haproxy",
         "galera",
         "rabbitmq",
+        "memcached",
         *apis,
     )
     chosen = deploy.api_services(["nova-api", "keystone"])
     assert [service.name for service in chosen] == ["keystone", "nova-api"]  # keystone first
     site = read_site(deploy.site_text(lab, apis=chosen), "lab site")
-    assert site.services == ("haproxy", "galera", "rabbitmq", "keystone", "nova-api")
+    assert site.services == ("haproxy", "galera", "rabbitmq", "memcached", "keystone", "nova-api")
     assert [s.name for s in site.service_settings if s.parameters] == [
         "haproxy",
         "rabbitmq",

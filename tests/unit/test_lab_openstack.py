@@ -64,10 +64,13 @@ def test_settings_replace_their_options_and_a_pid_file_is_refused():
 PASSWORDS = {f"{service.name}_db": service.name[0] * 32 for service in catalog.SERVICES}
 
 
+CACHE = "192.0.2.11:11211,192.0.2.12:11211"
+
+
 def config(service, node="node2", address="192.0.2.12", database_host="127.0.0.1", **passwords):
     return parsed(
         openstack.service_config(
-            service, node, address, "192.0.2.100", {**PASSWORDS, **passwords}, database_host
+            service, node, address, "192.0.2.100", {**PASSWORDS, **passwords}, database_host, CACHE
         )
     )
 
@@ -90,7 +93,7 @@ def test_services_use_their_own_nodes_galera_through_loopback():
     """The cell mappings nova stores are read on every node: 127.0.0.1 means its own Galera."""
     keystone = config(catalog.KEYSTONE, keystone_db="kpass")
     assert keystone["database"]["connection"] == "mysql+pymysql://keystone:kpass@127.0.0.1/keystone"
-    assert keystone["token"]["provider"] == "fernet" and keystone["cache"]["enabled"] == "false"
+    assert keystone["token"]["provider"] == "fernet"
     assert "keystone_authtoken" not in keystone
     url = openstack.transport_url(["node1", "node2"], "rpass")
     assert url == "rabbit://openstack:rpass@node1:5672,openstack:rpass@node2:5672/"
@@ -104,6 +107,22 @@ def test_services_use_their_own_nodes_galera_through_loopback():
     assert nova["keystone_authtoken"]["password"] == "ks"
     assert nova["keystone_authtoken"]["username"] == "nova"
     assert nova["DEFAULT"]["my_ip"] == "192.0.2.12"
+
+
+def test_keystones_cache_is_every_nodes_memcached():
+    """oslo.cache's memcache_pool on the memcached clone: every node's instance, each on its
+    node's own address and the agent's default port."""
+    servers = openstack.memcache_servers(["192.0.2.11", "192.0.2.12"])
+    assert servers == CACHE
+    cache = config(catalog.KEYSTONE, keystone_db="kpass")["cache"]
+    assert {key: cache[key] for key in ("enabled", "backend", "memcache_servers")} == {
+        "enabled": "true",
+        "backend": "oslo_cache.memcache_pool",
+        "memcache_servers": CACHE,
+    }
+    # the services ordered after the memcached clone are those whose cache it is
+    cached = [s.name for s in catalog.SERVICES if "cache" in dict(s.lab.config)]
+    assert cached == [s.name for s in catalog.SERVICES if s.uses_cache] == [catalog.KEYSTONE.name]
 
 
 def test_credentials_files_are_what_the_agents_read(tmp_path):

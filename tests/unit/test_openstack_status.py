@@ -823,6 +823,9 @@ def test_stop_all_resources_leaves_only_failures_as_stopped_on():
         ("ocf:heartbeat:rabbitmq-cluster", "rabbitmq"),
         ("ocf:stackha:haproxy", "proxy"),
         ("systemd:haproxy", "proxy"),
+        # our provider and systemd run it, but it is no API
+        ("ocf:stackha:memcached", "cache"),
+        ("systemd:memcached", "cache"),
         ("ocf:stackha:nova-api", "api"),
         ("systemd:openstack-glance-api", "api"),
         ("stonith:fence_ipmilan", "fence"),

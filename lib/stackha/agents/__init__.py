@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # typing costs agent start-up time; the type checker alone ne
 MODULES = {
     "galera": "stackha.agents.galera",
     "haproxy": "stackha.agents.haproxy",
+    "memcached": "stackha.agents.memcached",
     "rabbitmq": "stackha.agents.rabbitmq",
     **{
         service.name: f"stackha.agents.{service.name.replace('-', '_')}"

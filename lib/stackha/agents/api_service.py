@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 
 from stackha import __version__, http_client
+from stackha.agents.node_address import bind_address
 from stackha.clock import Deadline
 from stackha.ocf.agent import Agent, Call
 from stackha.ocf.spec import Action, AgentSpec, Parameter
@@ -209,14 +210,7 @@ class ApiAgent:
 
     def host(self, call: Call) -> str:
         """The address to bind: the parameter, or this node's own address."""
-        if call.config.address:
-            return str(call.config.address)
-        import socket
-
-        try:
-            return api.own_address(socket.gethostname())
-        except api.ConfigError as err:
-            raise NotInstalled(f"address not set and {err}") from None
+        return bind_address(call)
 
     def uwsgi_config(self, call: Call, host: Optional[str] = None) -> UwsgiConfig:
         path = str(call.config.uwsgi_ini)

@@ -7,8 +7,8 @@ fragment's sections are merged into one CIB. What a template leaves to the rende
   for that service, each checked against the agent's own declaration;
 - an empty ``<operations>`` gets the agent's advertised operations (the timeouts and monitor
   depths its meta-data gives, so the CIB and the agent cannot disagree); the depth-20 monitor
-  of keystone and nova-api only with ``credentials`` (without them that monitor is not
-  configured: exit 6 on every node);
+  of an agent with a ``credentials`` parameter (the API services) only with ``credentials``
+  set (without them that monitor is not configured: exit 6 on every node);
 - an ``nvpair`` or attribute whose value renders empty is left out (optional settings).
 
 How the blocks compose into an OpenStack controller cluster is :func:`render_cib`'s body,
@@ -290,7 +290,11 @@ def _stackha_service(
     cib.add(template, **values)
     primitive = cib.primitive(agent)
     set_parameters(primitive, parameters)
-    deep = any(name == "credentials" and value for name, value in parameters)
+    # memcached's depth-20 check needs nothing given; the API services' needs credentials
+    needs_credentials = any(parameter.name == "credentials" for parameter in spec.parameters)
+    deep = not needs_credentials or any(
+        name == "credentials" and value for name, value in parameters
+    )
     set_operations(primitive, spec, deep)
 
 
@@ -358,6 +362,8 @@ def render_cib(
         )
     if "rabbitmq" in site.services:
         _stackha_service(cib, site, "rabbitmq", "rabbitmq-clone.xml", {}, problems)
+    if "memcached" in site.services:
+        _stackha_service(cib, site, "memcached", "memcached-clone.xml", {}, problems)
 
     apis = [s for s in api_catalog.SERVICES if s.name in site.services and site.runs(s.name)]
     database_vip = site.database_vip()
@@ -376,6 +382,11 @@ def render_cib(
                 _database_path(cib, database_vip.resource_id, service.name)
         if service.uses_messaging and "rabbitmq" in site.services:
             _order(cib, "rabbitmq-clone", "start", clone, "Mandatory")
+        if service.uses_cache and "memcached" in site.services:
+            # its cache, on its own node's memcached: ordered at start-up only, since the
+            # service works without it and a memcached restart (which empties the cache
+            # anyway) must not restart it
+            _order(cib, "memcached-clone", "start", clone, "Optional")
         if service.validates_tokens and identity in apis:
             # it needs keystone only to validate tokens, through the VIP: order the start, but
             # a keystone restart must not restart it

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     Address = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 
 # What a site may run, and which of them are clones of one of stackha's agents.
-INFRASTRUCTURE = ("haproxy", "galera", "rabbitmq")
+INFRASTRUCTURE = ("haproxy", "galera", "rabbitmq", "memcached")
 API_SERVICES = api_catalog.NAMES
 KNOWN_SERVICES = INFRASTRUCTURE + API_SERVICES
 API_MODES = ("pacemaker", "systemd")

@@ -9,7 +9,7 @@ In two stages, because the API services' databases live in the Galera that Pacem
    CIB names them in ``password_script``), HAProxy's configuration (the APIs on the VIP, the
    database path on the database VIP: one Galera node at a time, checked by
    ``stackha-galera-check``); then the site rendered with ``api_services = systemd`` — the
-   infrastructure: HAProxy, the two VIPs, Galera, RabbitMQ,
+   infrastructure: HAProxy, the two VIPs, Galera, RabbitMQ, memcached,
    fencing through ``fence_stackha_ipmi`` (level 1) and ``fence_stackha_pdu`` (level 2) —
    checked and applied, and waited for;
 2. the API services (stackha.services.api_catalog) provisioned on that Galera
@@ -61,7 +61,9 @@ if TYPE_CHECKING:
 
 FIRST = "node1"
 HEALTHY_TIMEOUT_S = 420.0
-INFRASTRUCTURE = ("haproxy", "galera", "rabbitmq")
+# memcached (keystone's cache) with the infrastructure: its clone runs before the API services
+# are provisioned, and keystone is ordered after it (at start-up only)
+INFRASTRUCTURE = ("haproxy", "galera", "rabbitmq", "memcached")
 SERVICES = INFRASTRUCTURE + catalog.NAMES
 CLONES = SERVICES
 

@@ -50,8 +50,10 @@ when a worker first validates a token through the virtual IP). ``nova.conf``
 still names one, because ``nova-manage cell_v2 create_cell`` refuses to run without a
 ``transport_url`` and cell1's mapping records it: the three nodes' brokers with the RabbitMQ
 lab's ``openstack`` user (pass ``rabbitmq_password``, from ``stackha.lab.rabbitmq.provision``,
-when the lab also runs RabbitMQ). Memcached is left out too: Keystone's cache is disabled and
-keystonemiddleware caches validated tokens in each worker.
+when the lab also runs RabbitMQ). keystone's cache (oslo.cache's ``[cache]``) is every node's
+memcached, port 11211 on each node's address: the ``ocf:stackha:memcached`` clone, which the
+deployment runs before keystone (``stackha lab deploy``'s site; the pcs-built one creates it
+too); the other services' keystonemiddleware caches validated tokens in each worker.
 
 How the lab test runs it all with Pacemaker (``pcs`` inside node1; the ``ocf:stackha:keystone``
 and ``ocf:stackha:nova-api`` agents take their defaults: uwsgi mode, Debian's ini paths, the
@@ -116,7 +118,7 @@ from stackha.lab.lab import HAPROXY_CONFIG, Lab
 from stackha.lab.namespaces import LabError
 from stackha.runner import CommandError, Spawn
 from stackha.services import api_catalog as catalog
-from stackha.services import haproxy
+from stackha.services import haproxy, memcached
 from stackha.services import openstack_api as api
 
 TYPE_CHECKING = False
@@ -263,6 +265,12 @@ def transport_url(node_names: Sequence[str], password: str) -> str:
     return f"rabbit://{hosts}/"
 
 
+def memcache_servers(addresses: Sequence[str]) -> str:
+    """oslo.cache's ``memcache_servers``: the memcached clone's instance on each of the nodes'
+    ``addresses``, on the agent's default port (each binds its node's own address)."""
+    return memcached.server_list(addresses, memcached.PORT)
+
+
 def keystone_authtoken(keystone_url: str, user: str, password: str) -> str:
     """The ``[keystone_authtoken]`` section: keystonemiddleware validates clients' tokens at
     the Keystone of ``keystone_url`` (its base URL) as ``user`` of the ``service`` project,
@@ -286,16 +294,19 @@ def service_config(
     vip: str,
     passwords: Mapping[str, str],
     database_host: str = LOCAL_DATABASE,
+    memcache_servers: str = "",
 ) -> str:
     """``service``'s configuration file on ``node`` (whose address is ``address``): its
     record's sections with the placeholders filled in (see stackha.services.api_catalog), and
     ``[keystone_authtoken]`` if it validates tokens. ``passwords`` holds the lab's secrets
-    (:func:`secret_files`' keys); its databases are reached at ``database_host``."""
+    (:func:`secret_files`' keys); its databases are reached at ``database_host``, its cache
+    at ``memcache_servers`` (every node's memcached, :func:`memcache_servers`)."""
     values = {
         "node": node,
         "address": address,
         "vip": vip,
         "transport_url": passwords.get("transport_url", ""),
+        "memcache_servers": memcache_servers,
     }
     for database in service.lab.databases:
         password = passwords[database_secret(service)]
@@ -800,8 +811,10 @@ def _write_node_files(
     handle = lab.node(name)
     root = handle.root
     accounts = handle.accounts
-    members = [node.name for node in lab.load().nodes]
+    nodes = lab.load().nodes
+    members = [node.name for node in nodes]
     passwords = {**shared, "transport_url": transport_url(members, shared["rabbitmq"])}
+    cache = memcache_servers([node.address for node in nodes])
     keystone_vip = api.endpoint_url(vip, IDENTITY.port) + "/v3"
     keystone_here = api.endpoint_url(handle.address, IDENTITY.port) + "/v3"
     for service in services:
@@ -830,7 +843,7 @@ def _write_node_files(
         api.read_uwsgi_ini(str(root / ini), f"{handle.address}:1")
         _service_file(
             root / service.config.lstrip("/"),
-            service_config(service, name, handle.address, vip, passwords, database_host),
+            service_config(service, name, handle.address, vip, passwords, database_host, cache),
             accounts.gid(service.user),
         )
         # keystone's deep monitor asks this node's keystone; the others' ask through the

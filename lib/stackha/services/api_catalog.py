@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 #   {node} {address}: the node's name and address; {vip}: the API VIP;
 #   {transport_url}: the RabbitMQ URL of every node; {db_NAME}: the URL of database NAME as the
 #   service's database user; {keystone_url}: Keystone's base URL on the VIP (no /v3);
-#   {admin_user} {admin_project} {region}: keystone-manage bootstrap's.
+#   {admin_user} {admin_project} {region}: keystone-manage bootstrap's; {memcache_servers}:
+#   every node's memcached (oslo.cache's list, stackha.services.memcached.server_list).
 
 
 class UnknownService(LookupError):
@@ -163,7 +164,9 @@ class ApiService(Record):
     What it needs (the renderer's constraints): ``uses_database`` (Galera, through the site's
     database path), ``uses_messaging`` (RabbitMQ), ``validates_tokens`` (Keystone, through the
     VIP: ordered after keystone's clone at start only, so that a keystone restart does not
-    restart it).
+    restart it), ``uses_cache`` (memcached on every node, its oslo.cache ``[cache]``: ordered
+    after the memcached clone at start only; the service works without its cache, so a
+    memcached restart must not restart it).
     """
 
     __slots__ = (
@@ -190,6 +193,7 @@ class ApiService(Record):
         "uses_messaging",
         "validates_tokens",
         "lab",
+        "uses_cache",
     )
     name: str
     port: int
@@ -214,6 +218,7 @@ class ApiService(Record):
     uses_messaging: bool
     validates_tokens: bool
     lab: LabFacts
+    uses_cache: bool
 
     def __init__(
         self,
@@ -240,6 +245,7 @@ class ApiService(Record):
         uses_messaging: bool,
         validates_tokens: bool,
         lab: LabFacts,
+        uses_cache: bool = False,
     ) -> None:
         self._freeze(locals())
 
@@ -311,8 +317,16 @@ KEYSTONE = ApiService(
         databases=("keystone",),
         config=(
             ("DEFAULT", (("log_dir", "/var/log/keystone"), ("log_file", "keystone.log"))),
-            # no memcached in the lab
-            ("cache", (("enabled", "false"),)),
+            # every node's memcached (the memcached clone), shared by every node's keystone:
+            # oslo.cache spreads its keys over them
+            (
+                "cache",
+                (
+                    ("enabled", "true"),
+                    ("backend", "oslo_cache.memcache_pool"),
+                    ("memcache_servers", "{memcache_servers}"),
+                ),
+            ),
             ("credential", (("key_repository", "/etc/keystone/credential-keys/"),)),
             ("database", (("connection", "{db_keystone}"),)),
             ("fernet_tokens", (("key_repository", "/etc/keystone/fernet-keys/"),)),
@@ -363,6 +377,8 @@ KEYSTONE = ApiService(
         ),
         replicated_dirs=("/etc/keystone/fernet-keys", "/etc/keystone/credential-keys"),
     ),
+    # its token validations, catalog and assignments, cached on the memcached clone
+    uses_cache=True,
 )
 
 NOVA_API = ApiService(
