@@ -124,7 +124,7 @@ def test_render_lists_every_problem_of_a_bad_site(tmp_path, capsys):
     site.write_text(
         EXAMPLE.replace("192.0.2.12/24", "192.0.2.11/24")
         .replace("address = 192.0.2.9/24", "address = 203.0.113.9/24")
-        .replace("cinder-api\n", "cinder-api memcached\n", 1)
+        .replace("cinder-api\n", "cinder-api etcd\n", 1)
         .replace("[node ctl3]", "[node ctl4]")
     )
     code, out = run_cli("cib", "render", str(site))
@@ -132,7 +132,7 @@ def test_render_lists_every_problem_of_a_bad_site(tmp_path, capsys):
     assert (code, out) == (1, "")
     assert "203.0.113.9 is outside every node's subnet" in error
     assert "address 192.0.2.11 is used twice: node ctl1 and node ctl2" in error
-    assert "unknown service 'memcached'" in error
+    assert "unknown service 'etcd'" in error
     assert "outlet 3 powers node 'ctl3', which has no [node ctl3]" in error
     assert error.count("\n  - ") == 5, error
 
