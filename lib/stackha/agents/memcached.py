@@ -155,7 +155,7 @@ SPEC = AgentSpec(
     example=(
         "pcs resource create memcached ocf:stackha:memcached "
         "op monitor interval=10s op monitor interval=30s OCF_CHECK_LEVEL=10 "
-        "clone interleave=true"
+        "op monitor interval=60s OCF_CHECK_LEVEL=20 clone interleave=true"
     ),
 )
 
