@@ -6,6 +6,8 @@ agent cannot slip past ocf-tester.
 
 from __future__ import annotations
 
+import os
+import signal
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Callable
@@ -22,6 +24,7 @@ from openstack_sandbox import (
     stop_leftovers,
 )
 from rabbitmq_sandbox import one_node_rabbitmq
+from stackha.process import ProcTable, read_pidfile
 
 
 @contextmanager
@@ -36,13 +39,20 @@ def haproxy(directory: Path):
 @contextmanager
 def memcached(directory: Path):
     """The distribution's memcached on a free loopback port; its pid and output files in the
-    test's directory (memcached, which switches to its user, never opens them)."""
-    yield {
-        "address": "127.0.0.1",
-        "port": str(free_port()),
-        "pidfile": str(directory / "memcached.pid"),
-        "log_file": str(directory / "memcached.log"),
-    }
+    test's directory (memcached, which switches to its user, never opens them). A memcached a
+    failed test left running is killed afterwards, by its pid file."""
+    pidfile = directory / "memcached.pid"
+    try:
+        yield {
+            "address": "127.0.0.1",
+            "port": str(free_port()),
+            "pidfile": str(pidfile),
+            "log_file": str(directory / "memcached.log"),
+        }
+    finally:
+        pid = read_pidfile(str(pidfile))
+        if pid is not None and ProcTable().name(pid) == "memcached":
+            os.kill(pid, signal.SIGKILL)
 
 
 @contextmanager

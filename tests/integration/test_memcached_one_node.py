@@ -64,7 +64,13 @@ class Site:
 def site(installed, agent_env, tmp_path):
     site = Site(tmp_path, installed / "memcached", agent_env)
     yield site
-    assert site.run("stop").returncode == 0
+    try:
+        assert site.run("stop").returncode == 0
+    finally:
+        # what the agent started and could not stop (the agent itself gone): by its pid file
+        pid = site.pid()
+        if pid is not None and PROCESSES.name(pid) == "memcached":
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_start_monitor_at_every_depth_and_stop(site):
