@@ -25,24 +25,30 @@ from stackha.clock import SystemClock
 from stackha.ocf.agent import main
 from test_ocf_fuzz import AGENTS, ME, base_values, guarded_process_tables  # noqa: F401
 
+
+def uwsgi_ini_arguments(values: dict[str, str]) -> list[str]:
+    """An API agent's uwsgi master: its command line names the ini file."""
+    return ["--ini", values["uwsgi_ini"]]
+
+
 # What identifies each agent's instance: the program's name, the pid-file parameter, the
 # parameters held fixed, and the stand-in's arguments built from them. An agent with
 # leftovers and no entry here fails test_every_agent_that_runs_a_process_has_a_stand_in.
 STAND_INS = {
     "galera": ("mariadbd", "pid", ("datadir",), lambda v: [f"--datadir={v['datadir']}"]),
     "haproxy": ("haproxy", "pidfile", ("config",), lambda v: ["-W", "-f", v["config"]]),
-    "keystone": (
-        "uwsgi",
-        "pidfile",
-        ("mode", "uwsgi_ini", "uwsgi_binary"),
-        lambda v: ["--ini", v["uwsgi_ini"]],
-    ),
-    "nova-api": (
-        "uwsgi",
-        "pidfile",
-        ("mode", "uwsgi_ini", "uwsgi_binary"),
-        lambda v: ["--ini", v["uwsgi_ini"]],
-    ),
+    # the API agents: a uwsgi master, known by its ini file
+    **{
+        name: ("uwsgi", "pidfile", ("mode", "uwsgi_ini", "uwsgi_binary"), uwsgi_ini_arguments)
+        for name in (
+            "keystone",
+            "nova-api",
+            "placement-api",
+            "glance-api",
+            "neutron-server",
+            "cinder-api",
+        )
+    },
     "rabbitmq": (
         "beam.smp",
         "pid_file",

@@ -25,7 +25,17 @@ from stackha.ocf.spec import Action, AgentSpec, Parameter
 from stackha.ocf.status import OcfStatus
 
 ROOT = Path(__file__).resolve().parents[2]
-AGENT_NAMES = ("galera", "rabbitmq", "haproxy", "keystone", "nova-api")
+AGENT_NAMES = (
+    "galera",
+    "rabbitmq",
+    "haproxy",
+    "keystone",
+    "nova-api",
+    "placement-api",
+    "glance-api",
+    "neutron-server",
+    "cinder-api",
+)
 OCF_CODES = {int(status) for status in OcfStatus}
 PREFIX = "ocf-exit-reason:"
 BAD = "a\udcffb"  # the byte 0xff, as Python decodes an environment that is not UTF-8
