@@ -37,17 +37,12 @@ def uwsgi_ini_arguments(values: dict[str, str]) -> list[str]:
 STAND_INS = {
     "galera": ("mariadbd", "pid", ("datadir",), lambda v: [f"--datadir={v['datadir']}"]),
     "haproxy": ("haproxy", "pidfile", ("config",), lambda v: ["-W", "-f", v["config"]]),
-    # the API agents: a uwsgi master, known by its ini file
+    # every API agent (stackha.ocf.api_service, the one that takes a uwsgi ini): a uwsgi
+    # master, known by its ini file
     **{
         name: ("uwsgi", "pidfile", ("mode", "uwsgi_ini", "uwsgi_binary"), uwsgi_ini_arguments)
-        for name in (
-            "keystone",
-            "nova-api",
-            "placement-api",
-            "glance-api",
-            "neutron-server",
-            "cinder-api",
-        )
+        for name, module in AGENTS.items()
+        if "uwsgi_ini" in {parameter.name for parameter in module.AGENT.spec.parameters}
     },
     "rabbitmq": (
         "beam.smp",

@@ -143,17 +143,7 @@ VERSION_DOCUMENTS = {
         }
     ),
     "placement-api": json.dumps(
-        {
-            "versions": [
-                {
-                    "id": "v1.0",
-                    "max_version": "1.39",
-                    "min_version": "1.0",
-                    "status": "CURRENT",
-                    "links": [{"rel": "self", "href": ""}],
-                }
-            ]
-        }
+        {"versions": [{"id": "v1.0", "status": "CURRENT", "max_version": "1.39"}]}
     ),
     "glance-api": json.dumps(
         {

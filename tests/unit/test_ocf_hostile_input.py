@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from stackha.install import load_agent_module
+from stackha.install import agent_files, load_agent_module
 from stackha.ocf.agent import Agent, main
 from stackha.ocf.context import DEFAULT_TIMEOUT_S, read_context
 from stackha.ocf.log import AgentLog, one_line
@@ -25,17 +25,7 @@ from stackha.ocf.spec import Action, AgentSpec, Parameter
 from stackha.ocf.status import OcfStatus
 
 ROOT = Path(__file__).resolve().parents[2]
-AGENT_NAMES = (
-    "galera",
-    "rabbitmq",
-    "haproxy",
-    "keystone",
-    "nova-api",
-    "placement-api",
-    "glance-api",
-    "neutron-server",
-    "cinder-api",
-)
+AGENT_NAMES = tuple(path.name for path in agent_files())
 OCF_CODES = {int(status) for status in OcfStatus}
 PREFIX = "ocf-exit-reason:"
 BAD = "a\udcffb"  # the byte 0xff, as Python decodes an environment that is not UTF-8
