@@ -2,7 +2,7 @@
 next to curl of the same URL and ``python3 -I -S -c pass``.
 
 The agents (keystone, placement-api, nova-api, glance-api, neutron-server, cinder-api: every
-record of ``stackha.services.api_catalog``) share their code (``stackha.ocf.api_service``); what
+record of ``stackha.services.api_catalog``) share their code (``stackha.agents.api_service``); what
 differs is the record each imports and the service behind it. The issue's bar is keystone's
 depth-10 monitor (27 ms in ``openstack_api.py``, 2026-11-25): no agent should be slower. This
 script measures, in one run and under the same conditions, for each service:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from agent_runs import free_port
@@ -75,3 +78,55 @@ def bootstrap_argv(params: dict[str, str]) -> list[str]:
         params["wsrep_cluster_address"],
         new_cluster=True,
     )
+
+
+def _is_ready(params: dict[str, str]) -> bool:
+    # The socket comes before Galera is: until wsrep_ready, every statement is refused
+    # ("WSREP has not yet prepared node for application use").
+    if not os.path.exists(params["socket"]):
+        return False
+    status = subprocess.run(
+        [
+            "mariadb",
+            f"--socket={params['socket']}",
+            "-N",
+            "-B",
+            "-e",
+            "SHOW STATUS LIKE 'wsrep_ready'",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return status.stdout.split()[-1:] == ["ON"]
+
+
+@contextmanager
+def running_galera(directory: Path, timeout: float = 120.0) -> Iterator[dict[str, str]]:
+    """The cluster of :func:`one_member_galera` in ``directory`` (made here, 0700), bootstrapped
+    by hand as root and ready for statements (wsrep_ready ON); yields its parameters and stops
+    it by pid afterwards (SIGTERM, SIGKILL after 60 s). RuntimeError with the end of its error
+    log when it exits or is not ready in ``timeout`` seconds."""
+    directory.mkdir(mode=0o700)
+    params = one_member_galera(directory)
+    server = subprocess.Popen(
+        bootstrap_argv(params), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while not _is_ready(params):
+            if server.poll() is not None or time.monotonic() > deadline:
+                log = Path(params["log"])
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise RuntimeError(
+                    f"mariadbd not ready (wsrep_ready ON) in {timeout:.0f} s\n{tail}"
+                )
+            time.sleep(0.2)
+        yield params
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)

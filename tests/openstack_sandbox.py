@@ -1,16 +1,19 @@
-"""Private keystone and nova-api services on loopback, for the agents outside Pacemaker.
+"""Private OpenStack API services on loopback, for the agents outside Pacemaker.
 
 ``prepare_keystone`` and ``prepare_nova_api`` lay out in one directory everything a service
 needs — configuration, database (SQLite in the directory unless a URL is given), keys, logs, a
-uwsgi ini trimmed from Debian's — and return the agent's parameters. They leave nothing
-running: the agent starts uwsgi itself, as Debian's init script does, with the listening
-address on the command line (``uwsgi --ini INI --die-on-term --http-socket 127.0.0.1:PORT``),
-as the service's user and with the service's config directory in the environment.
-``running_service`` starts that same command by hand (the agent's own
-``stackha.services.openstack_api.uwsgi_argv`` and ``service_environment``; for a keystone that
-nova-api needs, and for the self-check) and stops it by pid.
+uwsgi ini trimmed from Debian's — and return the agent's parameters; ``prepare_api_service``
+does the same for placement-api, glance-api, neutron-server and cinder-api from their records
+alone (the lab's configuration sections and setup commands, on databases the caller gives).
+They leave nothing running: the agent starts uwsgi itself, as Debian's init script does, with
+the listening address on the command line (``uwsgi --ini INI --die-on-term --http-socket
+127.0.0.1:PORT``; cinder's config file in ``--pyargv``), as the service's user and with the
+service's config directory in the environment. ``running_service`` starts that same command by
+hand (the agent's own ``stackha.services.openstack_api.uwsgi_argv`` and
+``service_environment``; for a keystone that the others need, and for the self-check) and stops
+it by pid.
 
-The uwsgi workers run as ``keystone`` or ``nova``: what they read or write lives in the
+The uwsgi workers run as the service's user: what they read or write lives in the
 directory, which must be reachable by them (pytest's ``tmp_path`` is not: its parents are 0700
 root); ``reachable_directory`` makes one that is. Nothing listens beyond 127.0.0.1. No password
 is put on a command line: keystone-manage reads the admin's from ``OS_BOOTSTRAP_PASSWORD``,
@@ -38,10 +41,10 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, TypeVar
 
 from agent_runs import free_port
-from mariadb_sandbox import bootstrap_argv, one_member_galera
+from mariadb_sandbox import running_galera
 from stackha import http_client
 from stackha.lab.openstack import (
     UWSGI,
@@ -52,16 +55,19 @@ from stackha.lab.openstack import (
 )
 from stackha.services.api_catalog import service_named
 from stackha.services.openstack_api import (
+    check_authenticated,
     issue_token,
     read_openstack_credentials,
     read_uwsgi_ini,
     service_environment,
     socket_address,
     uwsgi_argv,
+    uwsgi_pyargv,
     version_document_ok,
 )
 
 LOG = logging.getLogger(__name__)
+_T = TypeVar("_T")
 ADDRESS = "127.0.0.1"
 BASE_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
 NOVA_API_PASTE = "/etc/nova/api-paste.ini"
@@ -211,9 +217,12 @@ def _run_manage(
     account: pwd.struct_passwd,
     what: str,
     extra_env: Optional[Mapping[str, str]] = None,
+    accept: tuple[int, ...] = (0,),
 ) -> float:
     """Run a keystone-manage / nova-manage command as the service user (as Debian's
-    maintainer scripts do, so nothing it creates belongs to root); its run time in seconds."""
+    maintainer scripts do, so nothing it creates belongs to root); its run time in seconds.
+    An exit code not in ``accept`` is a RuntimeError with the end of its stderr (and of its
+    --log-file, when it has one)."""
     started = time.monotonic()
     result = subprocess.run(
         argv,
@@ -226,9 +235,11 @@ def _run_manage(
         text=True,
         timeout=MANAGE_TIMEOUT,
     )
-    if result.returncode != 0:
-        log = Path(argv[argv.index("--log-file") + 1])
-        raise RuntimeError(f"{argv[0]} {what} failed: {_tail(result.stderr)}\n{_errors_in(log)}")
+    if result.returncode not in accept:
+        logged = (
+            _errors_in(Path(argv[argv.index("--log-file") + 1])) if "--log-file" in argv else ""
+        )
+        raise RuntimeError(f"{argv[0]} {what} failed: {_tail(result.stderr)}\n{logged}")
     elapsed = time.monotonic() - started
     LOG.info("%s %s: %.1f s", argv[0], what, elapsed)
     return elapsed
@@ -458,6 +469,135 @@ lock_path = {state}/lock
     }
 
 
+# -- the services the lab configures from their record alone ------------------------------------
+
+# The API services prepare_api_service sets up: everything the lab does for them (their config
+# file's sections, their setup commands, their companion files) is in their record.
+FROM_RECORD = ("placement-api", "glance-api", "neutron-server", "cinder-api")
+
+
+def _in_sandbox(value: str, moves: Mapping[str, str]) -> str:
+    """``value`` with a path under one of ``moves``' directories moved to its new place."""
+    for old, new in moves.items():
+        if value == old or value.startswith(old + "/"):
+            return new + value[len(old) :]
+    return value
+
+
+def record_config(
+    service: str,
+    directory: Path,
+    state: Path,
+    logs: Path,
+    database_urls: Mapping[str, str],
+    transport_url: str,
+) -> str:
+    """``service``'s config file in the sandbox: its record's sections (the lab's, see
+    stackha.lab.openstack.service_config) with the placeholders filled for one node on
+    loopback, its databases at ``database_urls`` ({database: SQLAlchemy URL}), the paths of the
+    record under the service's /var/lib and /etc directories moved into the sandbox, and its
+    log in ``logs``. No [keystone_authtoken]: the caller adds it for its keystone."""
+    api = service_named(service)
+    values = {
+        "node": socket.gethostname(),
+        "address": ADDRESS,
+        "vip": ADDRESS,
+        "transport_url": transport_url or "fake://",
+        **{f"db_{name}": url for name, url in database_urls.items()},
+    }
+    moves = {f"/var/lib/{api.user}": str(state), api.config_dir: str(directory)}
+    sections: dict[str, dict[str, str]] = {
+        "DEFAULT": {"log_dir": str(logs), "log_file": f"{service}.log"}
+    }
+    for section, options in api.lab.config:
+        given = sections.setdefault(section, {})
+        for key, value in options:
+            given[key] = _in_sandbox(value.format_map(values), moves)
+    return "".join(
+        f"[{section}]\n" + "".join(f"{key} = {value}\n" for key, value in options.items())
+        for section, options in sections.items()
+    )
+
+
+def setup_commands(
+    service: str, directory: Path, config: Path
+) -> list[tuple[str, list[str], tuple[int, ...]]]:
+    """The record's setup commands for the sandbox: what each is called, its argv, the exit
+    codes that mean done. The paths under the service's /etc directory are moved into
+    ``directory``, and a command that names no config file gets ``--config-file CONFIG`` first
+    (it would read Debian's)."""
+    api = service_named(service)
+    moves = {api.config_dir: str(directory)}
+    commands = []
+    for step in api.lab.setup:
+        if step.env:
+            raise ValueError(f"{service}: setup step {step.what} needs an environment")
+        argv = [_in_sandbox(word, moves) for word in step.argv]
+        if "--config-file" not in argv:
+            argv[1:1] = ["--config-file", str(config)]
+        commands.append((step.what, argv, step.accept))
+    return commands
+
+
+def prepare_api_service(
+    directory: Path,
+    service: str,
+    keystone: Mapping[str, str],
+    database_urls: Mapping[str, str],
+    transport_url: str = "",
+) -> dict[str, str]:
+    """``service`` (one of FROM_RECORD) in ``directory`` (created if missing), prepared but not
+    running, against the RUNNING keystone of ``keystone`` (prepare_keystone's parameters): a
+    service user of the service's name with a random password (admin on project service), the
+    config file of :func:`record_config` with a [keystone_authtoken] for that keystone, named
+    as the service reads it, Debian's companion files beside it (glance-api-paste.ini, neutron's
+    ML2 file and api-paste.ini, cinder's api-paste.ini), the record's lock directories, the
+    record's setup commands run as the service's user (its database schema: ``database_urls``
+    must reach empty databases), a uwsgi ini, and the service user's credentials in a 0600 file.
+    Without ``transport_url`` the RPC transport is oslo.messaging's in-process fake.
+
+    Returns the agent's parameters, and for the tests ``_url`` and ``_log`` (the service's own
+    log; ``log_file`` is uwsgi's).
+    """
+    api = service_named(service)
+    account, state, logs, run = _service_layout(directory, api.user)
+    port = free_port()
+    keystone_url = f"http://{keystone['address']}:{keystone['port']}"
+    password = secrets.token_urlsafe(18)
+    for name in api.companions:
+        companion = directory / name
+        for parent in reversed(companion.relative_to(directory).parents[:-1]):
+            (directory / parent).mkdir(mode=0o755, exist_ok=True)
+        text = Path(api.config_dir, name).read_text(encoding="utf-8")
+        _write(companion, text, 0o640, group=account.pw_gid)
+    for lock_dir in api.lab.lock_dirs:
+        path = Path(_in_sandbox(lock_dir, {f"/var/lib/{api.user}": str(state)}))
+        path.mkdir(parents=True, exist_ok=True)
+        os.chown(path, account.pw_uid, account.pw_gid)
+    config = directory / (api.config_name or Path(api.config).name)
+    text = record_config(service, directory, state, logs, database_urls, transport_url)
+    # holds the database's and keystone's passwords: readable by the service's group only
+    _write(
+        config,
+        text + keystone_authtoken(keystone_url, api.user, password),
+        0o640,
+        group=account.pw_gid,
+    )
+    started = time.monotonic()
+    create_service_user(keystone, api.user, password)
+    LOG.info("keystone: service user %s: %.1f s", api.user, time.monotonic() - started)
+    for what, argv, accept in setup_commands(service, directory, config):
+        _run_manage(argv, account, what, accept=accept)
+    credentials = credentials_text(f"{keystone_url}/v3", api.user, password, "service")
+    return {
+        **_agent_files(
+            service, directory, run, config, port, (f"{api.user}.credentials", credentials)
+        ),
+        "_url": f"http://{ADDRESS}:{port}",
+        "_log": str(logs / f"{service}.log"),
+    }
+
+
 # -- running one by hand, as the agent will ---------------------------------------------------
 
 
@@ -469,8 +609,9 @@ def start_service(parameters: Mapping[str, str], service: str) -> subprocess.Pop
     api = service_named(service)
     address = socket_address(parameters["address"], int(parameters["port"]))
     account = pwd.getpwnam(api.user)
+    ini = read_uwsgi_ini(parameters["uwsgi_ini"], address)
     return subprocess.Popen(
-        uwsgi_argv(UWSGI, read_uwsgi_ini(parameters["uwsgi_ini"], address)),
+        uwsgi_argv(UWSGI, ini, uwsgi_pyargv(api, parameters["config"])),
         env={**BASE_ENV, **service_environment(api, parameters["config"])},
         user=account.pw_uid,
         group=account.pw_gid,
@@ -804,18 +945,27 @@ def _sqlite_files(root: Path) -> list[str]:
     return [str(path.relative_to(root)) for path in root.glob("keystone-galera/**/*.sqlite")]
 
 
+def _deep_check(parameters: Mapping[str, str], service: str) -> Callable[[], None]:
+    def requests() -> None:
+        credentials = read_openstack_credentials(parameters["credentials"])
+        started = time.monotonic()
+        check_authenticated(service_named(service), parameters["_url"], credentials, _Waits())
+        print(f"{service}: depth-20 check in {time.monotonic() - started:.2f} s")
+
+    return requests
+
+
+class _Waits:
+    """Each request of the self-check's deep check gets 30 s (a stackha.clock.Waits)."""
+
+    def timed(self, what: str, wait: Callable[[float], _T]) -> _T:
+        return wait(30.0)
+
+
 def _check_galera(root: Path) -> None:
-    directory = root / "galera"
-    directory.mkdir(mode=0o700)
-    params = one_member_galera(directory)
-    argv = bootstrap_argv(params)
-    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while not os.path.exists(params["socket"]):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mariadbd did not start: {_log_tail(params['log'])}")
-            time.sleep(0.2)
+    started = time.monotonic()
+    with running_galera(root / "galera") as params:
+        print(f"mariadbd (Galera, one member) ready in {time.monotonic() - started:.1f} s")
         url = mariadb_database(params, "keystone")
         started = time.monotonic()
         keystone = prepare_keystone(root / "keystone-galera", database_url=url)
@@ -836,16 +986,26 @@ def _check_galera(root: Path) -> None:
         print(f"keystone's tables in MariaDB: {len(tables)}; SQLite files: {_sqlite_files(root)}")
         label = "keystone+galera"
         _check_service(keystone, "keystone", label, _tokens(keystone, label))
-    finally:
-        seconds = stop_process(server, 60)
-        print(f"mariadbd exited {server.returncode} {seconds:.1f} s after SIGTERM")
+        with running_service(keystone, "keystone"):
+            for name in FROM_RECORD:
+                urls = {
+                    db: mariadb_database(params, db) for db in service_named(name).lab.databases
+                }
+                started = time.monotonic()
+                prepared = prepare_api_service(root / name, name, keystone, urls)
+                print(f"prepare_api_service {name} on Galera: {time.monotonic() - started:.1f} s")
+                _check_service(prepared, name, name, _deep_check(prepared, name))
 
 
 if __name__ == "__main__":
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--galera", action="store_true", help="keystone on MariaDB Galera too")
+    parser.add_argument(
+        "--galera",
+        action="store_true",
+        help="keystone, then placement, glance, neutron and cinder on MariaDB Galera too",
+    )
     options = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="  %(message)s")
     _self_check(options.galera)

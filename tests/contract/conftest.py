@@ -1,7 +1,7 @@
 from pathlib import Path
 
 import pytest
-from sandboxes import SANDBOXES
+from sandboxes import SANDBOXES, SHARED
 from stackha.install import agent_files
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,3 +20,10 @@ def sandbox(agent_name, tmp_path):
         pytest.fail(f"add a sandbox for {agent_name} to tests/contract/sandboxes.py")
     with SANDBOXES[agent_name](tmp_path) as parameters:
         yield parameters
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_openstack():
+    """The MariaDB, keystone and API services the sandboxes share, stopped at the end."""
+    yield SHARED
+    SHARED.close()

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import os
 import signal
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Callable
 
 import haproxy_sandbox
 from agent_runs import free_port
-from mariadb_sandbox import one_member_galera
+from mariadb_sandbox import one_member_galera, running_galera
 from openstack_sandbox import (
+    FROM_RECORD,
     agent_parameters,
+    mariadb_database,
+    prepare_api_service,
     prepare_keystone,
     prepare_nova_api,
     reachable_directory,
@@ -25,6 +29,7 @@ from openstack_sandbox import (
 )
 from rabbitmq_sandbox import one_node_rabbitmq
 from stackha.process import ProcTable, read_pidfile
+from stackha.services.api_catalog import service_named
 
 
 @contextmanager
@@ -92,6 +97,62 @@ def nova_api(directory: Path):
                 stop_leftovers(prepared)
 
 
+class SharedOpenStack:
+    """What the API services prepared from their records share for the whole session: one
+    MariaDB (a one-member Galera), one running keystone (on SQLite), and each service prepared
+    once (its database migrations take 5-40 s: per test, the tier would take 20 minutes more).
+    Each test starts and stops the service through its agent; the sandbox stops whatever of it
+    is left. :meth:`close` (the contract conftest, at the end of the session) stops the rest."""
+
+    def __init__(self) -> None:
+        self.stack = ExitStack()
+        self.root: Path = Path()
+        self.galera: Mapping[str, str] = {}
+        self.identity: Mapping[str, str] = {}
+        self.prepared: dict[str, dict[str, str]] = {}
+
+    def service(self, name: str) -> dict[str, str]:
+        """The agent's parameters for ``name`` (one of FROM_RECORD), prepared on first use:
+        its databases on the shared MariaDB, no message broker (oslo.messaging's fake)."""
+        if not self.identity:
+            self.root = self.stack.enter_context(reachable_directory("stackha-api-contract-"))
+            self.galera = self.stack.enter_context(running_galera(self.root / "galera"))
+            identity = prepare_keystone(self.root / "keystone")
+            self.stack.enter_context(running_service(identity, "keystone"))
+            self.identity = identity
+        if name not in self.prepared:
+            urls = {
+                database: mariadb_database(self.galera, database)
+                for database in service_named(name).lab.databases
+            }
+            prepared = prepare_api_service(self.root / name, name, self.identity, urls)
+            self.stack.callback(stop_leftovers, prepared)
+            self.prepared[name] = agent_parameters(prepared)
+        return dict(self.prepared[name])
+
+    def close(self) -> None:
+        self.stack.close()
+        self.identity = {}
+        self.prepared.clear()
+
+
+SHARED = SharedOpenStack()
+
+
+def from_record(name: str) -> Callable[[Path], AbstractContextManager[dict[str, str]]]:
+    """The sandbox of an API service prepared from its record (SharedOpenStack)."""
+
+    @contextmanager
+    def sandbox(directory: Path):
+        parameters = SHARED.service(name)
+        try:
+            yield parameters
+        finally:
+            stop_leftovers(parameters)
+
+    return sandbox
+
+
 # Each sandbox is a context manager: what it started is stopped when the test is done.
 SANDBOXES: dict[str, Callable[[Path], AbstractContextManager[dict[str, str]]]] = {
     "galera": galera,
@@ -100,4 +161,5 @@ SANDBOXES: dict[str, Callable[[Path], AbstractContextManager[dict[str, str]]]] =
     "memcached": memcached,
     "nova-api": nova_api,
     "rabbitmq": rabbitmq,
+    **{name: from_record(name) for name in FROM_RECORD},
 }

@@ -26,6 +26,12 @@ from stackha.clock import SystemClock
 from stackha.ocf.agent import main
 from test_ocf_fuzz import AGENTS, ME, base_values, guarded_process_tables  # noqa: F401
 
+
+def uwsgi_ini_arguments(values: dict[str, str]) -> list[str]:
+    """An API agent's uwsgi master: its command line names the ini file."""
+    return ["--ini", values["uwsgi_ini"]]
+
+
 # What identifies each agent's instance: the program's name, the pid-file parameter, the
 # parameters held fixed, and the stand-in's arguments built from them. An agent with
 # leftovers and no entry here fails test_every_agent_that_runs_a_process_has_a_stand_in.
@@ -39,22 +45,12 @@ STAND_INS = {
         ("address", "port"),
         lambda v: ["-u", "memcache", "-l", v["address"], "-p", v["port"]],
     ),
-    # every API agent: a uwsgi master named by its ini
+    # every API agent (stackha.agents.api_service, the one that takes a uwsgi ini): a uwsgi
+    # master, known by its ini file
     **{
-        name: (
-            "uwsgi",
-            "pidfile",
-            ("mode", "uwsgi_ini", "uwsgi_binary"),
-            lambda v: ["--ini", v["uwsgi_ini"]],
-        )
-        for name in (
-            "keystone",
-            "placement-api",
-            "nova-api",
-            "glance-api",
-            "neutron-server",
-            "cinder-api",
-        )
+        name: ("uwsgi", "pidfile", ("mode", "uwsgi_ini", "uwsgi_binary"), uwsgi_ini_arguments)
+        for name, agent in AGENTS.items()
+        if "uwsgi_ini" in {parameter.name for parameter in agent.spec.parameters}
     },
     "rabbitmq": (
         "beam.smp",

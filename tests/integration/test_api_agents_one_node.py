@@ -1,9 +1,12 @@
-"""ocf:stackha:keystone and ocf:stackha:nova-api against the real Debian services on one node,
-outside Pacemaker: keystone on a one-member Galera with memcached, nova-api on Galera with
-RabbitMQ as its transport, both under uwsgi as Debian runs them and as their own servers. Start,
-monitor at every depth, stop, probe, a killed master, and bad input: a config that does not
-parse or does not exist, a port already taken, credentials that are wrong, missing or unreadable.
-No credential may appear on a command line or in the agents' output.
+"""The OCF API agents against the real Debian services on one node, outside Pacemaker: keystone
+on a one-member Galera with memcached, nova-api on Galera with RabbitMQ as its transport, and
+placement-api, glance-api, neutron-server and cinder-api each configured as the lab configures
+it from its record (its databases on the same Galera, RabbitMQ for neutron and cinder, its user
+in the same keystone); all under uwsgi as Debian runs them, keystone and nova-api also as their
+own servers. Start, monitor at every depth, stop, probe, a killed master, and bad input: a config
+that does not parse or does not exist, a port already taken, what the service's package installs
+missing, credentials that are wrong, missing or unreadable. No credential may appear on a command
+line or in the agents' output.
 
 Everything is prepared once for the module (the database syncs are most of its run time) and
 run from a directory the service users can reach; what the tests start they stop, by pid.
@@ -17,9 +20,9 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -28,17 +31,18 @@ from urllib.parse import urlsplit
 import pytest
 from agent_runs import BASE_ENV, command_lines_watched_for, exit_reason, free_port, run_agent
 from lab_helpers import wait_for
-from mariadb_sandbox import bootstrap_argv, one_member_galera
+from mariadb_sandbox import running_galera
 from openstack_sandbox import (
+    FROM_RECORD,
     agent_parameters,
     mariadb_database,
     memcached,
+    prepare_api_service,
     prepare_keystone,
     prepare_nova_api,
     rabbitmq_transport_url,
     reachable_directory,
     stop_leftovers,
-    stop_process,
     wait_until_all_workers_loaded,
 )
 from rabbitmq_sandbox import one_node_rabbitmq
@@ -48,6 +52,7 @@ from stackha.services.api_catalog import service_named
 from stackha.services.openstack_api import (
     port_problem,
     read_openstack_credentials,
+    read_uwsgi_ini,
     version_document_ok,
 )
 
@@ -57,7 +62,13 @@ from stackha.services.openstack_api import (
 ROOT = Path(__file__).resolve().parents[2]
 AGENTS = ROOT / "agents"
 AGENT_ENV = {**BASE_ENV, "PYTHONPATH": str(ROOT / "lib")}
-SERVICES = ("keystone", "nova-api")
+# keystone and nova-api, then what the lab configures from the service's record alone
+# (openstack_sandbox.prepare_api_service): placement-api, glance-api, neutron-server, cinder-api
+SERVICES = ("keystone", "nova-api", *FROM_RECORD)
+# The bad credentials and the own server are tried on keystone and nova-api only: that code is
+# every API agent's (stackha.agents.api_service), and each service there would cost the tier 10-30 s
+# (the own servers start their application again).
+FIRST_TWO = SERVICES[:2]
 PROBE = {"OCF_RESKEY_CRM_meta_interval": "0"}
 MONITOR = {"OCF_RESKEY_CRM_meta_interval": "10000"}
 # Generous: another test may share the 2 CPUs, and a uwsgi worker loads its application in 3-5 s
@@ -112,6 +123,11 @@ class ApiUnderTest:
     @property
     def directory(self) -> Path:
         return Path(self.parameters["config"]).parent
+
+    @property
+    def workers(self) -> int:
+        """The uwsgi workers its ini file asks for (trimmed for two cores: see the sandbox)."""
+        return read_uwsgi_ini(self.parameters["uwsgi_ini"], ":1").processes
 
     def call(self, action: str, **extra: str) -> AgentRun:
         """The agent run once as pacemaker-execd runs it; no secret in what it wrote."""
@@ -235,36 +251,10 @@ def directory():
 @pytest.fixture(scope="module")
 def galera(directory):
     """A one-member Galera (MariaDB) bootstrapped by hand, as root, stopped by pid."""
-    home = directory / "galera"
-    home.mkdir(mode=0o700)
-    params = one_member_galera(home)
-    argv = bootstrap_argv(params)
     started = time.monotonic()
-    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def ready() -> bool:
-        # The socket comes before Galera is: until wsrep_ready, every statement is refused
-        # ("WSREP has not yet prepared node for application use").
-        if server.poll() is not None:
-            return True
-        if not os.path.exists(params["socket"]):
-            return False
-        query = ["mariadb", f"--socket={params['socket']}", "-N", "-B"]
-        status = subprocess.run(
-            [*query, "-e", "SHOW STATUS LIKE 'wsrep_ready'"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        return status.stdout.split()[-1:] == ["ON"]
-
-    try:
-        wait_for(ready, "mariadbd ready (wsrep_ready ON)", 120, 0.2)
-        assert server.poll() is None, Path(params["log"]).read_text()[-2000:]
+    with running_galera(directory / "galera") as params:
         print(f"\n  mariadbd (Galera, one member) ready in {time.monotonic() - started:.1f} s")
         yield params
-    finally:
-        stop_process(server, 60)
 
 
 @pytest.fixture(scope="module")
@@ -341,14 +331,58 @@ def nova_api(directory, galera, broker, keystone):
         stop_leftovers(prepared)
 
 
+@pytest.fixture(scope="module")
+def from_record(directory, galera, broker, keystone):
+    """placement-api, glance-api, neutron-server and cinder-api prepared as the lab prepares
+    them from their records, on the module's Galera, RabbitMQ and keystone, two at a time (the
+    database migrations are most of it; MariaDB waits on the disk meanwhile)."""
+    keystone.ensure_started()  # each service's user is made through keystone's API
+    transport = rabbitmq_transport_url(broker, "guest", "guest", "/")
+
+    def prepare(name: str) -> ApiUnderTest:
+        record = service_named(name)
+        urls = {database: mariadb_database(galera, database) for database in record.lab.databases}
+        started = time.monotonic()
+        prepared = prepare_api_service(
+            directory / name,
+            name,
+            keystone.prepared,
+            urls,
+            transport if record.uses_messaging else "",
+        )
+        print(f"\n  {name} prepared on Galera in {time.monotonic() - started:.1f} s")
+        password = read_openstack_credentials(prepared["credentials"]).password
+        return ApiUnderTest(
+            AGENTS / name,
+            prepared,
+            [password, *(password_in(url) for url in urls.values()), *keystone.secrets],
+            directory / f"agent-{name}.log",
+        )
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="prepare") as pool:
+        apis = dict(zip(FROM_RECORD, pool.map(prepare, FROM_RECORD)))
+    print(f"  {', '.join(FROM_RECORD)} prepared in {time.monotonic() - started:.1f} s")
+    try:
+        yield apis
+    finally:
+        for api in apis.values():
+            api.call("stop")
+            stop_leftovers(api.prepared)
+
+
 @pytest.fixture
 def api(request, keystone):
-    """The service a test is parametrized with; for nova-api, keystone running too."""
+    """The service a test is parametrized with; for the others than keystone, keystone running
+    too."""
     if request.param == "keystone":
         return keystone
-    nova = request.getfixturevalue("nova_api")
+    if request.param == "nova-api":
+        service = request.getfixturevalue("nova_api")
+    else:
+        service = request.getfixturevalue("from_record")[request.param]
     keystone.ensure_started()
-    return nova
+    return service
 
 
 # -- start, monitor, stop, probe ------------------------------------------------------------------
@@ -369,7 +403,7 @@ def test_probe_start_monitor_stop_and_probe_again(api):
         assert api.answers_version() is None
         master = api.master()
         running = sorted(api.processes())
-        assert master in running and len(running) == 3  # the master and 2 workers
+        assert master in running and len(running) == 1 + api.workers  # the master, its workers
         again = api.call("start")
         assert again.returncode == 0, again.stderr
         assert "is already running" in again.log
@@ -424,10 +458,13 @@ def test_a_killed_master_is_not_running_and_starts_again(api):
 
 @pytest.mark.parametrize("api", SERVICES, indirect=True)
 def test_a_config_that_does_not_parse_is_refused_naming_the_file_and_line(api):
-    """A copy of the config with a line that is not 'name = value': start and validate-all exit
-    5 naming the file and the line, and nothing is spawned."""
-    broken = api.directory / "broken.conf"
-    shutil.copy2(api.parameters["config"], broken)
+    """A copy of the config with a line that is not 'name = value' (under its own name:
+    placement and glance read no other): start and validate-all exit 5 naming the file and the
+    line, and nothing is spawned."""
+    config = Path(api.parameters["config"])
+    broken = api.directory / "broken" / config.name
+    broken.parent.mkdir(exist_ok=True)
+    shutil.copy2(config, broken)
     with open(broken, "a", encoding="utf-8") as handle:
         handle.write("this line is not an option\n")
     line = len(broken.read_text(encoding="utf-8").splitlines())
@@ -446,7 +483,7 @@ def test_a_config_that_does_not_parse_is_refused_naming_the_file_and_line(api):
 @pytest.mark.parametrize("api", SERVICES, indirect=True)
 def test_a_config_file_that_does_not_exist_is_refused(api):
     """start with a config file that is not there exits 5 naming it."""
-    missing = api.directory / "no-such.conf"
+    missing = api.directory / "no-such" / Path(api.parameters["config"]).name
     pidfile = api.directory / "run" / "missing.pid"
     result = api.call("start", OCF_RESKEY_config=str(missing), OCF_RESKEY_pidfile=str(pidfile))
     assert result.returncode == 5, result.stderr
@@ -477,6 +514,54 @@ def test_a_port_already_taken_is_refused_before_anything_starts(api, keystone):
     assert not pidfile.exists()
 
 
+@pytest.mark.parametrize("api", SERVICES, indirect=True)
+def test_what_the_services_package_installs_missing_is_refused_naming_it(api):
+    """A node without the service's Debian package (or without uwsgi's): the parameters name
+    where the package puts its files, under a root where nothing is. Missing uwsgi, the uwsgi
+    ini file, the service's own server (mode executable), or a file the service reads beside its
+    config file: validate-all and start exit 5 naming it, and nothing is spawned."""
+    record = service_named(api.name)
+    nowhere = api.directory / "not-installed"
+    pidfile = api.directory / "run" / "not-installed.pid"
+
+    def absent(path: str) -> str:
+        return str(nowhere / path.lstrip("/"))
+
+    cases = [
+        (
+            {"OCF_RESKEY_uwsgi_binary": absent("/usr/bin/uwsgi")},
+            f"{absent('/usr/bin/uwsgi')} is not installed or not executable",
+        ),
+        (
+            {"OCF_RESKEY_uwsgi_ini": absent(record.uwsgi_ini)},
+            f"uwsgi ini file {absent(record.uwsgi_ini)} does not exist",
+        ),
+        (
+            {"OCF_RESKEY_mode": "executable", "OCF_RESKEY_executable": absent(record.executable)},
+            f"{absent(record.executable)} is not installed or not executable",
+        ),
+    ]
+    if record.companions:
+        # the config file alone, without what the package puts beside it
+        config = Path(api.parameters["config"])
+        alone = api.directory / "alone" / config.name
+        alone.parent.mkdir(exist_ok=True)
+        shutil.copy2(config, alone)
+        cases.append(
+            (
+                {"OCF_RESKEY_config": str(alone)},
+                f"{alone.parent / record.companions[0]} does not exist ({api.name} reads it)",
+            )
+        )
+    before = sorted(api.processes())
+    for extra, reason in cases:
+        for action in ("validate-all", "start"):
+            result = api.call(action, OCF_RESKEY_pidfile=str(pidfile), **extra)
+            assert (result.returncode, exit_reason(result)) == (5, reason), result.stderr
+    assert sorted(api.processes()) == before
+    assert not pidfile.exists()
+
+
 def wrong_password(api: ApiUnderTest, path: Path) -> str:
     wrong = os.urandom(9).hex()
     text = Path(api.parameters["credentials"]).read_text(encoding="utf-8")
@@ -486,7 +571,7 @@ def wrong_password(api: ApiUnderTest, path: Path) -> str:
     return wrong
 
 
-@pytest.mark.parametrize("api", SERVICES, indirect=True)
+@pytest.mark.parametrize("api", FIRST_TWO, indirect=True)
 def test_wrong_credentials_fail_depth_20_with_5_naming_the_file(api):
     """A credentials file with a wrong password: the running service's depth-20 monitor exits 5
     naming the file and keystone's refusal, without the password."""
@@ -522,7 +607,7 @@ def not_utf8(path: Path) -> str:
 # Mode 000 would not do for "unreadable": the agent runs as root, which reads any file whatever
 # its mode. A directory, and bytes that are not UTF-8, are what root cannot read as the file.
 @pytest.mark.parametrize("unreadable", [missing_file, a_directory, not_utf8])
-@pytest.mark.parametrize("api", SERVICES, indirect=True)
+@pytest.mark.parametrize("api", FIRST_TWO, indirect=True)
 def test_a_missing_or_unreadable_credentials_file_is_5_naming_it(api, unreadable):
     """depth 20 and validate-all with a credentials file that is missing, a directory, or not
     text exit 5 with a reason naming the file."""
@@ -624,7 +709,7 @@ def test_nova_api_frozen_6_5_s_is_slow_not_failed_and_frozen_for_good_fails_in_t
 # -- the service's own server (mode executable) ---------------------------------------------------
 
 
-@pytest.mark.parametrize("api", SERVICES, indirect=True)
+@pytest.mark.parametrize("api", FIRST_TWO, indirect=True)
 def test_the_services_own_server_starts_monitors_and_stops(api):
     """mode=executable: keystone-wsgi-public --host/--port, nova-api with a second config file
     that sets its address; it listens on that address and port only, its process name is what

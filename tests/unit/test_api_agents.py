@@ -1,7 +1,11 @@
-"""ocf:stackha:keystone and ocf:stackha:nova-api run as Pacemaker runs them, with fakes at the
-boundary: a fake runner that records what is spawned, a fake process table and clock, and a
-loopback HTTP server standing in for the service on its port (started when the service is
-spawned, as the real one starts listening) and for Keystone. No uwsgi, no OpenStack, no root."""
+"""The OCF API agents (ocf:stackha:keystone, nova-api, placement-api, glance-api, neutron-server,
+cinder-api) run as Pacemaker runs them, with fakes at the boundary: a fake runner that records
+what is spawned, a fake process table and clock, and a loopback HTTP server standing in for the
+service on its port (started when the service is spawned, as the real one starts listening) and
+for Keystone. No uwsgi, no OpenStack, no root.
+
+Each service's expected facts are written here from Debian's packages and the services' own
+code, not read from stackha's records (stackha.services.api_catalog): a wrong record fails."""
 
 from __future__ import annotations
 
@@ -24,25 +28,109 @@ from stackha.clock import SystemClock
 from stackha.ocf.agent import main
 
 ROOT = Path(__file__).resolve().parents[2]
-AGENTS = {name: declaration(name) for name in ("keystone", "nova-api")}
+NAMES = ("keystone", "nova-api", "placement-api", "glance-api", "neutron-server", "cinder-api")
+# the services that validate their clients' tokens with keystone
+VALIDATING = NAMES[1:]
+AGENTS = {name: declaration(name) for name in NAMES}
 USER = pwd.getpwuid(os.getuid()).pw_name  # a user that exists, root or not
 PASSWORD = "Pa55-'w0rd'-x9Q"  # in the credentials file only: never in any output
 TOKEN = "gAAAAABn-token"
+PROJECT_ID = "5d3f0a6c2b8e4f7a9c1d2e3f4a5b6c7d"  # the token's project (Keystone's answer)
 MASTER = 4321
 WORKERS = (4322, 4323)
 START_S = 20
 # What each service is asked, and the names its WSGI application reads its config from.
-VERSION_PATHS = {"keystone": "/v3", "nova-api": "/"}
-USERS = {"keystone": "keystone", "nova-api": "nova"}
-DEBIAN_PORTS = {"keystone": 5000, "nova-api": 8774}
+VERSION_PATHS = {
+    "keystone": "/v3",
+    "nova-api": "/",
+    "placement-api": "/",
+    "glance-api": "/",
+    "neutron-server": "/",
+    "cinder-api": "/",
+}
+USERS = {
+    "keystone": "keystone",
+    "nova-api": "nova",
+    "placement-api": "placement",
+    "glance-api": "glance",
+    "neutron-server": "neutron",
+    "cinder-api": "cinder",
+}
+DEBIAN_PORTS = {
+    "keystone": 5000,
+    "nova-api": 8774,
+    "placement-api": 8778,
+    "glance-api": 9292,
+    "neutron-server": 9696,
+    "cinder-api": 8776,
+}
+# The name of Debian's config file of each (it matters to placement and glance: see
+# CONFIG_NAME_FIXED)
+CONFIG_NAMES = {
+    "keystone": "keystone.conf",
+    "nova-api": "nova.conf",
+    "placement-api": "placement.conf",
+    "glance-api": "glance-api.conf",
+    "neutron-server": "neutron.conf",
+    "cinder-api": "cinder.conf",
+}
+# placement/wsgi.py joins OS_PLACEMENT_CONFIG_DIR and "placement.conf"; glance/common/wsgi_app.py
+# reads glance-api.conf from OS_GLANCE_CONFIG_DIR: neither takes a file of another name.
+CONFIG_NAME_FIXED = {"placement-api": "placement.conf", "glance-api": "glance-api.conf"}
 CONFIG_ENV = {
     "keystone": {"OS_KEYSTONE_CONFIG_DIR": "{dir}", "OS_KEYSTONE_CONFIG_FILES": "{name}"},
     # nova loads its paste pipeline from the first file
     "nova-api": {"OS_NOVA_CONFIG_DIR": "{dir}", "OS_NOVA_CONFIG_FILES": "api-paste.ini;{name}"},
+    "placement-api": {"OS_PLACEMENT_CONFIG_DIR": "{dir}"},
+    "glance-api": {"OS_GLANCE_CONFIG_DIR": "{dir}"},
+    # neutron/server/__init__.py: the files of the list, in the directory
+    "neutron-server": {
+        "OS_NEUTRON_CONFIG_DIR": "{dir}",
+        "OS_NEUTRON_CONFIG_FILES": "{name};plugins/ml2/ml2_conf.ini",
+    },
+    # cinder/wsgi/wsgi.py reads no environment: its sys.argv (PYARGV)
+    "cinder-api": {},
+}
+# What uwsgi hands the application as its sys.argv[1:] (uwsgi --pyargv, one string).
+PYARGV = {"cinder-api": "--config-file {config}"}
+# The files beside the config file that each application reads from its directory.
+COMPANIONS = {
+    "keystone": (),
+    "nova-api": ("api-paste.ini",),
+    "placement-api": (),
+    "glance-api": ("glance-api-paste.ini",),
+    "neutron-server": ("plugins/ml2/ml2_conf.ini", "api-paste.ini"),
+    "cinder-api": ("api-paste.ini",),
 }
 # The service's own server and its name in /proc/PID/comm (15 characters at most).
-EXECUTABLES = {"keystone": "keystone-wsgi-public", "nova-api": "nova-api"}
-COMMS = {"keystone": "keystone-wsgi-p", "nova-api": "nova-api"}
+EXECUTABLES = {
+    "keystone": "keystone-wsgi-public",
+    "nova-api": "nova-api",
+    "placement-api": "placement-api",
+    "glance-api": "glance-api",
+    "neutron-server": "neutron-server",
+    "cinder-api": "cinder-api",
+}
+COMMS = {
+    "keystone": "keystone-wsgi-p",
+    "nova-api": "nova-api",
+    "placement-api": "placement-api",
+    "glance-api": "glance-api",
+    "neutron-server": "neutron-server",
+    "cinder-api": "cinder-api",
+}
+# What a healthy Debian 12 service answers to its version request: status and document (from
+# each service's code: keystone/api/discovery.py, nova/api/openstack/compute/versions.py,
+# placement/handlers/root.py, glance/api/versions.py (300 unless asked /versions),
+# neutron/pecan_wsgi/controllers/root.py, cinder/api/versions.py (Versions.all: 300)).
+VERSION_STATUSES = {
+    "keystone": 200,
+    "nova-api": 200,
+    "placement-api": 200,
+    "glance-api": 300,
+    "neutron-server": 200,
+    "cinder-api": 300,
+}
 VERSION_DOCUMENTS = {
     "keystone": json.dumps({"version": {"id": "v3.14", "status": "stable"}}),
     "nova-api": json.dumps(
@@ -53,6 +141,35 @@ VERSION_DOCUMENTS = {
             ]
         }
     ),
+    "placement-api": json.dumps(
+        {"versions": [{"id": "v1.0", "status": "CURRENT", "max_version": "1.39"}]}
+    ),
+    "glance-api": json.dumps(
+        {
+            "versions": [
+                {"id": "v2.16", "status": "CURRENT"},
+                {"id": "v2.15", "status": "SUPPORTED"},
+                {"id": "v2.0", "status": "SUPPORTED"},
+            ]
+        }
+    ),
+    "neutron-server": json.dumps({"versions": [{"id": "v2.0", "status": "CURRENT"}]}),
+    "cinder-api": json.dumps(
+        {"versions": [{"id": "v3.0", "status": "CURRENT", "version": "3.70", "min_version": "3.0"}]}
+    ),
+}
+# The deep check (depth 20) of the services that validate tokens: the request made with the
+# token ({project_id}: the token's project) and the headers it carries besides the token.
+DEEP_CHECKS = {
+    "nova-api": ("/v2.1/flavors", {}),
+    # a project's usages are what any reader of the project may see from microversion 1.9
+    "placement-api": (
+        "/usages?project_id={project_id}",
+        {"OpenStack-API-Version": "placement 1.9"},
+    ),
+    "glance-api": ("/v2/images?limit=1", {}),
+    "neutron-server": ("/v2.0/networks?limit=1", {}),
+    "cinder-api": ("/v3/{project_id}/volumes?limit=1", {}),
 }
 # Debian 12's ini, trimmed: no socket of its own (the init script passes --http-socket).
 DEBIAN_INI = """\
@@ -71,6 +188,8 @@ debug = false
 connection = mysql+pymysql://{user}:db%40pass@192.0.2.10/{user}
 """
 KEYSTONE_401 = json.dumps({"error": {"code": 401, "title": "Unauthorized", "message": "no"}})
+# What Keystone answers POST /v3/auth/tokens with, besides the X-Subject-Token header.
+TOKEN_BODY = json.dumps({"token": {"project": {"id": PROJECT_ID, "name": "service"}}})
 
 
 def executable(path):
@@ -102,12 +221,11 @@ class Node:
         self.executable = executable(root / "bin" / EXECUTABLES[name])
         etc = root / "etc" / user
         etc.mkdir(parents=True)
-        self.config = etc / f"{user}.conf"
+        self.config = etc / CONFIG_NAMES[name]
         self.config.write_text(SERVICE_CONF.format(user=user))
-        if name == "nova-api":
-            (etc / "api-paste.ini").write_text(
-                "[composite:osapi_compute]\nuse = egg:Paste#urlmap\n"
-            )
+        for companion in COMPANIONS[name]:
+            (etc / companion).parent.mkdir(parents=True, exist_ok=True)
+            (etc / companion).write_text("[DEFAULT]\n")
         self.ini = etc / f"{name}-uwsgi.ini"
         self.ini.write_text(DEBIAN_INI.format(user=user, name=name, port=DEBIAN_PORTS[name]))
         self.credentials = etc / "stackha-monitor.credentials"
@@ -118,7 +236,7 @@ class Node:
         self.port = free_port()
         self.answers = {
             ("GET", self.version_path): (
-                200,
+                VERSION_STATUSES[name],
                 {"Content-Type": "application/json"},
                 VERSION_DOCUMENTS[name],
             )
@@ -249,8 +367,14 @@ def make_node(tmp_path, fake_runner, fake_clock, processes):
         node.close()
 
 
-@pytest.fixture(params=["keystone", "nova-api"])
+@pytest.fixture(params=NAMES)
 def node(request, make_node):
+    return make_node(request.param)
+
+
+@pytest.fixture(params=VALIDATING)
+def validating(request, make_node):
+    """A service that validates its clients' tokens with keystone."""
     return make_node(request.param)
 
 
@@ -317,6 +441,54 @@ def host_name(monkeypatch):
                 "log_file": "/var/log/nova/nova-api-ocf.log",
             },
         ),
+        (
+            "placement-api",
+            {
+                "port": "8778",
+                "uwsgi_ini": "/etc/placement/placement-api-uwsgi.ini",
+                "user": "placement",
+                "config": "/etc/placement/placement.conf",
+                "executable": "/usr/bin/placement-api",
+                "pidfile": "/run/placement/placement-api-ocf.pid",
+                "log_file": "/var/log/placement/placement-api-ocf.log",
+            },
+        ),
+        (
+            "glance-api",
+            {
+                "port": "9292",
+                "uwsgi_ini": "/etc/glance/glance-api-uwsgi.ini",
+                "user": "glance",
+                "config": "/etc/glance/glance-api.conf",
+                "executable": "/usr/bin/glance-api",
+                "pidfile": "/run/glance/glance-api-ocf.pid",
+                "log_file": "/var/log/glance/glance-api-ocf.log",
+            },
+        ),
+        (
+            "neutron-server",
+            {
+                "port": "9696",
+                "uwsgi_ini": "/etc/neutron/neutron-api-uwsgi.ini",
+                "user": "neutron",
+                "config": "/etc/neutron/neutron.conf",
+                "executable": "/usr/bin/neutron-server",
+                "pidfile": "/run/neutron/neutron-server-ocf.pid",
+                "log_file": "/var/log/neutron/neutron-server-ocf.log",
+            },
+        ),
+        (
+            "cinder-api",
+            {
+                "port": "8776",
+                "uwsgi_ini": "/etc/cinder/cinder-api-uwsgi.ini",
+                "user": "cinder",
+                "config": "/etc/cinder/cinder.conf",
+                "executable": "/usr/bin/cinder-api",
+                "pidfile": "/run/cinder/cinder-api-ocf.pid",
+                "log_file": "/var/log/cinder/cinder-api-ocf.log",
+            },
+        ),
     ],
 )
 def test_meta_data_declares_debians_defaults_and_three_monitor_depths(name, defaults):
@@ -367,12 +539,70 @@ def test_a_missing_server_in_executable_mode_is_not_installed(node):
     assert (code, reason(err)) == (5, f"{node.executable} is not installed or not executable")
 
 
-def test_nova_api_without_api_paste_ini_beside_its_config_is_not_installed(nova):
-    paste = nova.config.parent / "api-paste.ini"
-    paste.unlink()
-    code, err = nova.run("start", nova.env())
-    assert (code, reason(err)) == (5, f"{paste} does not exist (nova-api reads it)")
-    assert nova.runner.spawned == []
+@pytest.mark.parametrize(
+    ("name", "companion"),
+    [(name, companion) for name in NAMES for companion in COMPANIONS[name]],
+)
+def test_a_file_the_service_reads_beside_its_config_missing_is_not_installed(
+    make_node, name, companion
+):
+    """nova's and cinder's api-paste.ini, glance's glance-api-paste.ini, neutron's ML2 plugin
+    file and api-paste.ini: each is read from the config file's directory."""
+    node = make_node(name)
+    missing = node.config.parent / companion
+    missing.unlink()
+    code, err = node.run("start", node.env())
+    assert (code, reason(err)) == (5, f"{missing} does not exist ({name} reads it)")
+    assert node.runner.spawned == []
+
+
+@pytest.mark.parametrize("name", sorted(CONFIG_NAME_FIXED))
+@pytest.mark.parametrize("action", ["validate-all", "start"])
+def test_a_config_file_of_another_name_is_a_definition_problem_naming_it(make_node, name, action):
+    """placement and glance read one file name from the directory they are given: a config
+    parameter naming another file would be silently ignored, on every node alike (6)."""
+    node = make_node(name)
+    other = node.config.parent / "stackha-site.conf"
+    other.write_text(node.config.read_text())
+    code, err = node.run(action, node.env(OCF_RESKEY_config=str(other)))
+    assert (code, reason(err)) == (
+        6,
+        f"config = {other}: {name} reads {CONFIG_NAME_FIXED[name]} from the directory it is "
+        "given; name the file so",
+    )
+    assert node.runner.spawned == []
+
+
+@pytest.mark.parametrize("name", sorted(set(NAMES) - set(CONFIG_NAME_FIXED)))
+def test_a_config_file_of_any_name_is_what_the_service_is_pointed_at(make_node, name):
+    """The others take a list of files or a --config-file: any name will do."""
+    node = make_node(name)
+    other = node.config.parent / "stackha-site.conf"
+    other.write_text(node.config.read_text())
+    node.boots()
+    code, err = node.run("start", node.env(OCF_RESKEY_config=str(other)))
+    assert code == 0, err
+    (spawned,) = node.runner.spawned
+    assert spawned.env == {
+        variable: value.format(dir=other.parent, name=other.name)
+        for variable, value in CONFIG_ENV[name].items()
+    }
+    if name in PYARGV:
+        assert spawned.argv[-2:] == ("--pyargv", PYARGV[name].format(config=other))
+
+
+def test_a_cinder_config_path_with_a_space_is_a_definition_problem(make_node):
+    """uwsgi splits its --pyargv at spaces: cinder would read a file that does not exist."""
+    node = make_node("cinder-api")
+    spaced = node.config.parent / "my site" / "cinder.conf"
+    spaced.parent.mkdir()
+    spaced.write_text(node.config.read_text())
+    (spaced.parent / "api-paste.ini").write_text("[DEFAULT]\n")
+    code, err = node.run("validate-all", node.env(OCF_RESKEY_config=str(spaced)))
+    assert (code, reason(err)) == (
+        6,
+        f"config = {str(spaced)!r}: uwsgi passes it on a --pyargv, which a space would split",
+    )
 
 
 def test_a_missing_config_file_is_not_installed(node):
@@ -488,6 +718,7 @@ def test_start_runs_uwsgi_with_the_ini_as_debians_init_script_does(node):
         "--die-on-term",
         "--http-socket",
         f"127.0.0.1:{node.port}",
+        *pyargv(node),
     )
     assert spawned.user == USER
     assert spawned.output_path == str(node.log_file)
@@ -502,6 +733,13 @@ def test_start_runs_uwsgi_with_the_ini_as_debians_init_script_does(node):
     assert (
         f"{node.name} started (pid {pid}) and answers at http://127.0.0.1:{node.port}" in node.log()
     )
+
+
+def pyargv(node):
+    """The end of uwsgi's command line that hands the application its arguments, if any."""
+    if node.name not in PYARGV:
+        return ()
+    return ("--pyargv", PYARGV[node.name].format(config=node.config))
 
 
 def test_start_waits_until_the_version_document_answers(node):
@@ -522,7 +760,7 @@ def test_an_ini_with_its_own_http_socket_gets_none_added_and_is_probed_there(nod
     code, err = node.run("start", node.env())
     assert code == 0, err
     (spawned,) = node.runner.spawned
-    assert spawned.argv == (str(node.uwsgi), "--ini", str(node.ini), "--die-on-term")
+    assert spawned.argv == (str(node.uwsgi), "--ini", str(node.ini), "--die-on-term", *pyargv(node))
     (server,) = node.servers
     assert server.port == own_port and len(server.requests) == 1
 
@@ -607,6 +845,56 @@ def test_nova_apis_own_server_gets_its_address_from_a_second_config_file(nova):
     assert nova.requests() == [("GET", "/")]
 
 
+# How the other services' own servers are told their address: placement's pbr script on its
+# command line; glance (glance/common/wsgi.py), neutron (neutron/conf/common.py) and cinder
+# (cinder/service.py) read it from their configuration only: a second config file.
+OWN_SERVERS = {
+    "placement-api": (("--host", "127.0.0.1", "--port", "{port}"), ""),
+    "glance-api": (
+        ("--config-file", "{config}", "--config-file", "{listen}"),
+        "[DEFAULT]\nbind_host = 127.0.0.1\nbind_port = {port}\n",
+    ),
+    "neutron-server": (
+        (
+            "--config-file",
+            "{config}",
+            "--config-file",
+            "{dir}/plugins/ml2/ml2_conf.ini",
+            "--config-file",
+            "{listen}",
+        ),
+        "[DEFAULT]\nbind_host = 127.0.0.1\nbind_port = {port}\n",
+    ),
+    "cinder-api": (
+        ("--config-file", "{config}", "--config-file", "{listen}"),
+        "[DEFAULT]\nosapi_volume_listen = 127.0.0.1\nosapi_volume_listen_port = {port}\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OWN_SERVERS))
+def test_the_own_server_of_the_other_services_is_told_its_address(make_node, name):
+    node = make_node(name)
+    node.boots(name=COMMS[name])
+    code, err = node.run("start", node.env(OCF_RESKEY_mode="executable"))
+    assert code == 0, err
+    listen = Path(f"{node.pidfile}.listen.conf")
+    arguments, listen_text = OWN_SERVERS[name]
+    values = {"port": node.port, "config": node.config, "dir": node.config.parent}
+    (spawned,) = node.runner.spawned
+    assert spawned.argv == (
+        str(node.executable),
+        *(arg.format(listen=listen, **values) for arg in arguments),
+    )
+    if listen_text:
+        assert listen.read_text() == (
+            f"# written by ocf:stackha:{name}\n{listen_text.format(**values)}"
+        )
+    else:
+        assert not listen.exists()
+    assert node.requests() == [("GET", "/")]
+
+
 # -- monitor -----------------------------------------------------------------------------------
 
 
@@ -675,6 +963,63 @@ def test_depth_10_fails_naming_the_status(node):
     )
 
 
+@pytest.mark.parametrize(
+    ("name", "multiple_choices_is_healthy"),
+    [
+        ("keystone", False),
+        # nova answers 300 {"choices": ...} to paths it does not serve
+        ("nova-api", True),
+        ("placement-api", False),
+        # glance and cinder answer GET / with 300 Multiple Choices and their version list
+        ("glance-api", True),
+        ("neutron-server", False),
+        ("cinder-api", True),
+    ],
+)
+def test_a_300_version_answer_is_healthy_only_where_the_service_gives_one(
+    make_node, name, multiple_choices_is_healthy
+):
+    node = make_node(name)
+    node.answers["GET", node.version_path] = (300, {}, VERSION_DOCUMENTS[name])
+    node.running()
+    node.listen()
+    code, err = node.run("monitor", node.monitor_env(10))
+    if multiple_choices_is_healthy:
+        assert code == 0, err
+    else:
+        assert (code, reason(err)) == (
+            1,
+            f"{name} at http://127.0.0.1:{node.port}: GET {node.version_path} answered "
+            "300 Multiple Choices",
+        )
+
+
+@pytest.mark.parametrize(
+    ("name", "other", "wanted"),
+    [
+        ("placement-api", "neutron-server", "v1.0"),
+        ("glance-api", "cinder-api", "v2"),
+        ("neutron-server", "placement-api", "v2.0"),
+        ("cinder-api", "glance-api", "v3"),
+    ],
+)
+def test_another_services_version_document_on_the_port_has_failed(make_node, name, other, wanted):
+    """What answers must be this service: placement's v1.0 is not neutron's v2.0, glance's
+    v2.N not cinder's v3.0."""
+    node = make_node(name)
+    status = VERSION_STATUSES[name]
+    node.answers["GET", "/"] = (status, {}, VERSION_DOCUMENTS[other])
+    node.running()
+    node.listen()
+    code, err = node.run("monitor", node.monitor_env(10))
+    shown = {200: "200 OK", 300: "300 Multiple Choices"}[status]
+    assert (code, reason(err)) == (
+        1,
+        f"{name} at http://127.0.0.1:{node.port}: GET / answered {shown} without a {wanted} "
+        "version document",
+    )
+
+
 def test_depth_10_with_nothing_listening_fails(node):
     node.running()
     code, err = node.run("monitor", node.monitor_env(10))
@@ -731,89 +1076,135 @@ def test_keystone_quoting_the_password_back_fails_without_showing_it(keystone):
     )
 
 
-def nova_answers_tokens(nova, keystone_api, status=200):
-    keystone_api.answers["POST", "/v3/auth/tokens"] = (201, {"X-Subject-Token": TOKEN}, "{}")
-    nova.write_credentials(f"{keystone_api.url}/v3")
-    nova.answers["GET", "/v2.1/flavors"] = (
+def deep_path(name, project_id=PROJECT_ID):
+    """The path the depth-20 check of ``name`` asks, for a token of ``project_id``."""
+    return DEEP_CHECKS[name][0].format(project_id=project_id)
+
+
+def answers_tokens(node, keystone_api, status=200, token_body=TOKEN_BODY):
+    """Keystone (where the credentials point) gives a token of PROJECT_ID; the running
+    service answers its deep check with ``status``."""
+    keystone_api.answers["POST", "/v3/auth/tokens"] = (201, {"X-Subject-Token": TOKEN}, token_body)
+    node.write_credentials(f"{keystone_api.url}/v3")
+    node.answers["GET", deep_path(node.name)] = (
         status,
-        {},
-        json.dumps({"version": {"id": "v2.1"}}) if status == 200 else KEYSTONE_401,
+        {"Content-Type": "application/json"},
+        "{}" if status == 200 else KEYSTONE_401,
     )
-    nova.running()
-    return nova.listen()
+    node.running()
+    return node.listen()
 
 
-def test_nova_apis_depth_20_asks_with_a_token_from_keystone(nova, keystone_api):
-    server = nova_answers_tokens(nova, keystone_api)
-    code, err = nova.run("monitor", nova.monitor_env(20))
+def test_depth_20_asks_the_service_with_a_token_from_keystone(validating, keystone_api):
+    """placement's request names the token's project and carries its microversion, cinder's
+    path names the project; the others ask a list of one."""
+    server = answers_tokens(validating, keystone_api)
+    code, err = validating.run("monitor", validating.monitor_env(20))
     assert code == 0, err
     assert [r[:2] for r in keystone_api.requests] == [("POST", "/v3/auth/tokens")]
-    assert nova.requests() == [("GET", "/"), ("GET", "/v2.1/flavors")]
+    assert validating.requests() == [("GET", "/"), ("GET", deep_path(validating.name))]
     headers = {k.lower(): v for k, v in server.requests[1][2].items()}
     assert (headers["x-auth-token"], headers["accept"]) == (TOKEN, "application/json")
+    for header, value in DEEP_CHECKS[validating.name][1].items():
+        assert headers[header.lower()] == value
+    if not DEEP_CHECKS[validating.name][1]:
+        assert "openstack-api-version" not in headers
 
 
-def test_nova_api_refusing_a_keystone_token_has_failed(nova, keystone_api):
-    nova_answers_tokens(nova, keystone_api, status=401)
-    code, err = nova.run("monitor", nova.monitor_env(20))
+def test_the_service_refusing_a_keystone_token_has_failed(validating, keystone_api):
+    answers_tokens(validating, keystone_api, status=401)
+    code, err = validating.run("monitor", validating.monitor_env(20))
+    # the path as written, not with the project's id: the same message on every node
     assert (code, reason(err)) == (
         1,
-        f"nova-api at http://127.0.0.1:{nova.port}: GET /v2.1/flavors with a token answered "
-        "401 Unauthorized",
+        f"{validating.name} at http://127.0.0.1:{validating.port}: GET "
+        f"{DEEP_CHECKS[validating.name][0]} with a token answered 401 Unauthorized",
     )
 
 
-def test_keystone_refusing_nova_apis_monitor_user_is_the_credentials_file(nova, keystone_api):
-    nova_answers_tokens(nova, keystone_api)
+@pytest.mark.parametrize("name", ["placement-api", "cinder-api"])
+def test_a_token_that_names_no_project_skips_the_check_that_needs_one(
+    make_node, keystone_api, name
+):
+    """Not the service's fault: a warning, and it is judged on its version document."""
+    node = make_node(name)
+    answers_tokens(node, keystone_api, token_body=json.dumps({"token": {"user": {"id": "u"}}}))
+    code, err = node.run("monitor", node.monitor_env(20))
+    assert code == 0, err
+    assert (
+        "WARNING: depth-20 check skipped, keystone's token names no project id; judged on its "
+        "version document"
+    ) in err
+    assert node.requests() == [("GET", "/")]
+
+
+@pytest.mark.parametrize("name", ["nova-api", "glance-api", "neutron-server"])
+def test_a_token_that_names_no_project_is_enough_for_a_path_without_one(
+    make_node, keystone_api, name
+):
+    node = make_node(name)
+    answers_tokens(node, keystone_api, token_body="{}")
+    code, err = node.run("monitor", node.monitor_env(20))
+    assert code == 0, err
+    assert "skipped" not in err
+    assert node.requests() == [("GET", "/"), ("GET", deep_path(name))]
+
+
+def test_keystone_refusing_the_services_monitor_user_is_the_credentials_file(
+    validating, keystone_api
+):
+    answers_tokens(validating, keystone_api)
     keystone_api.answers["POST", "/v3/auth/tokens"] = (401, {}, KEYSTONE_401)
-    code, err = nova.run("monitor", nova.monitor_env(20))
+    code, err = validating.run("monitor", validating.monitor_env(20))
     assert (code, reason(err)) == (
         5,
-        f"credentials file {nova.credentials}: keystone refused user monitor "
+        f"credentials file {validating.credentials}: keystone refused user monitor "
         "(domain Default, project service)",
     )
-    assert nova.requests() == [("GET", "/")]
+    assert validating.requests() == [("GET", "/")]
 
 
-def test_keystone_failing_leaves_nova_api_judged_on_its_version_document(nova, keystone_api):
-    """Restarting nova-api would not bring keystone back: a warning, and success."""
-    nova_answers_tokens(nova, keystone_api)
+def test_keystone_failing_leaves_the_service_judged_on_its_version_document(
+    validating, keystone_api
+):
+    """Restarting the service would not bring keystone back: a warning, and success."""
+    answers_tokens(validating, keystone_api)
     keystone_api.answers["POST", "/v3/auth/tokens"] = (503, {}, "")
-    code, err = nova.run("monitor", nova.monitor_env(20))
+    code, err = validating.run("monitor", validating.monitor_env(20))
     assert code == 0, err
     warning = (
         f"depth-20 check skipped, no token from keystone: POST {keystone_api.url}/v3/auth/tokens "
         "answered 503 Service Unavailable; judged on its version document"
     )
     assert f"WARNING: {warning}\n" in err
-    assert warning in nova.log()
-    assert nova.requests() == [("GET", "/")]
+    assert warning in validating.log()
+    assert validating.requests() == [("GET", "/")]
 
 
-def test_keystone_down_leaves_nova_api_judged_on_its_version_document(nova):
+def test_keystone_down_leaves_the_service_judged_on_its_version_document(validating):
     """The credentials' auth_url is a loopback port nothing listens on."""
-    nova.running()
-    nova.listen()
-    code, err = nova.run("monitor", nova.monitor_env(20))
+    validating.running()
+    validating.listen()
+    code, err = validating.run("monitor", validating.monitor_env(20))
     assert code == 0, err
     assert "WARNING: depth-20 check skipped, no token from keystone: POST http://127.0.0.1:" in err
     assert "/v3/auth/tokens: Connection refused; judged on its version document" in err
 
 
-def test_keystone_quoting_the_password_back_to_nova_shows_it_nowhere(nova, keystone_api):
-    nova_answers_tokens(nova, keystone_api)
+def test_keystone_quoting_the_password_back_to_a_service_shows_it_nowhere(validating, keystone_api):
+    answers_tokens(validating, keystone_api)
     message = f"Invalid input for field 'password': {PASSWORD!r} is too long"
     echo = json.dumps({"error": {"code": 400, "message": message}})
     keystone_api.answers["POST", "/v3/auth/tokens"] = (400, {}, echo)
-    code, err = nova.run("monitor", nova.monitor_env(20))
+    code, err = validating.run("monitor", validating.monitor_env(20))
     assert code == 0, err
     assert "answered 400 Bad Request: Invalid input for field 'password': \"***\" is too" in err
 
 
-def test_a_broken_nova_api_fails_depth_20_before_keystone_is_asked(nova, keystone_api):
-    nova_answers_tokens(nova, keystone_api)
-    nova.answers["GET", "/"] = (500, {}, "")
-    code, err = nova.run("monitor", nova.monitor_env(20))
+def test_a_broken_service_fails_depth_20_before_keystone_is_asked(validating, keystone_api):
+    answers_tokens(validating, keystone_api)
+    validating.answers["GET", "/"] = (500, {}, "")
+    code, err = validating.run("monitor", validating.monitor_env(20))
     assert code == 1
     assert reason(err).endswith("GET / answered 500 Internal Server Error")
     assert keystone_api.requests == []
@@ -839,7 +1230,7 @@ def slow(seconds, answer, clock=None):
 def test_nova_api_answering_depth_20_in_6_5_s_of_a_60_s_monitor_is_running(nova, keystone_api):
     """Issue 14: under load, GET /v2.1/flavors took ~6.5 s; the monitor gave up at 5 s (the old
     check_timeout) in a 60 s operation and Pacemaker restarted nova-api. Real time here."""
-    nova_answers_tokens(nova, keystone_api)
+    answers_tokens(nova, keystone_api)
     nova.answers["GET", "/v2.1/flavors"] = slow(6.5, nova.answers["GET", "/v2.1/flavors"])
     env = nova.monitor_env(20, OCF_RESKEY_CRM_meta_timeout="60000")
     code, err = nova.run("monitor", env, clock=SystemClock())
@@ -890,7 +1281,7 @@ def test_a_hung_service_fails_inside_the_operation_timeout_naming_the_wait(keyst
 def test_depth_20s_requests_share_one_budget(nova, keystone_api, fake_clock):
     """The token took 54 s of the 55 s budget: GET /v2.1/flavors gets the 1 s left, not a
     budget of its own, and fails when it has no answer in that second."""
-    nova_answers_tokens(nova, keystone_api)
+    answers_tokens(nova, keystone_api)
     token = keystone_api.answers["POST", "/v3/auth/tokens"]
     keystone_api.answers["POST", "/v3/auth/tokens"] = slow(54, token, fake_clock)
     nova.answers["GET", "/v2.1/flavors"] = slow(1.5, nova.answers["GET", "/v2.1/flavors"])

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from stackha.agents import declaration
+from stackha.install import agent_files
 from stackha.ocf.agent import Agent, main
 from stackha.ocf.context import DEFAULT_TIMEOUT_S, read_context
 from stackha.ocf.log import AgentLog, one_line
@@ -25,7 +26,7 @@ from stackha.ocf.spec import Action, AgentSpec, Parameter
 from stackha.ocf.status import OcfStatus
 
 ROOT = Path(__file__).resolve().parents[2]
-AGENT_NAMES = ("galera", "rabbitmq", "haproxy", "keystone", "nova-api")
+AGENT_NAMES = tuple(path.name for path in agent_files())
 OCF_CODES = {int(status) for status in OcfStatus}
 PREFIX = "ocf-exit-reason:"
 BAD = "a\udcffb"  # the byte 0xff, as Python decodes an environment that is not UTF-8

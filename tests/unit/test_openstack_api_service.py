@@ -1,5 +1,7 @@
-"""keystone and nova-api knowledge without OCF: Debian's uwsgi files, listening addresses, version
-documents, credentials and Keystone tokens against a real loopback server."""
+"""The API services' knowledge without OCF (keystone, nova-api, placement-api, glance-api,
+neutron-server, cinder-api): Debian's uwsgi files, listening addresses, how each is pointed at its
+config file, version documents, HTTP against a real loopback server, credentials, Keystone tokens
+and the deep check."""
 
 import json
 import socket
@@ -136,6 +138,70 @@ wsgi-file = /usr/bin/keystone-wsgi-public
 """
 
 
+# The [uwsgi] sections of Debian 12's placement-api 8.0.0-2, glance-api 2:25.1.0-2+deb12u5,
+# neutron-api 2:21.0.0-7+deb12u1 and cinder-api 2:21.3.1-1~deb12u1 files, comments and the options
+# these tests do not read trimmed. None binds a socket: the init scripts pass --http-socket.
+PLACEMENT_API_INI = """\
+[uwsgi]
+master = true
+plugins = python3
+lazy-apps = true
+die-on-term = true
+processes = 8
+threads = 32
+listen = 100
+chmod-socket = 666
+add-header = Connection: close
+logto = /var/log/placement/placement-api.log
+name = placement-api
+uid = placement
+gid = placement
+chdir = /var/lib/placement
+wsgi-file = /usr/bin/placement-api
+"""
+GLANCE_API_INI = """\
+[uwsgi]
+master = true
+plugins = python3
+lazy-apps = true
+die-on-term = true
+processes = 8
+threads = 32
+logto = /var/log/glance/glance-api.log
+name = glance-api
+uid = glance
+gid = glance
+chdir = /var/lib/glance
+wsgi-file = /usr/bin/glance-wsgi-api
+"""
+# neutron's loads its paste pipeline through uwsgi's own paste option as well
+NEUTRON_API_INI = """\
+[uwsgi]
+master = true
+plugins = python3
+processes = 8
+threads = 32
+paste = config:/etc/neutron/api-paste.ini
+logto = /var/log/neutron/neutron-api.log
+uid = neutron
+gid = neutron
+chdir = /var/lib/neutron
+wsgi-file = /usr/bin/neutron-api
+"""
+CINDER_API_INI = """\
+[uwsgi]
+master = true
+plugins = python3
+processes = 8
+threads = 32
+logto = /var/log/cinder/cinder-api.log
+uid = cinder
+gid = cinder
+chdir = /var/lib/cinder
+wsgi-file = /usr/bin/cinder-wsgi
+"""
+
+
 # -- the uwsgi ini file ------------------------------------------------------------------------
 
 
@@ -168,6 +234,49 @@ def test_debian_nova_api_ini():
 def test_debian_ini_without_a_command_line_socket_is_an_error_naming_the_file():
     with pytest.raises(ConfigError, match=r"^/etc/keystone/keystone-uwsgi.ini declares no listen"):
         api.parse_uwsgi_ini(KEYSTONE_INI, "/etc/keystone/keystone-uwsgi.ini")
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "port", "user", "wsgi_file"),
+    [
+        (
+            PLACEMENT_API_INI,
+            "/etc/placement/placement-api-uwsgi.ini",
+            8778,
+            "placement",
+            "/usr/bin/placement-api",
+        ),
+        (
+            GLANCE_API_INI,
+            "/etc/glance/glance-api-uwsgi.ini",
+            9292,
+            "glance",
+            "/usr/bin/glance-wsgi-api",
+        ),
+        (
+            NEUTRON_API_INI,
+            "/etc/neutron/neutron-api-uwsgi.ini",
+            9696,
+            "neutron",
+            "/usr/bin/neutron-api",
+        ),
+        (
+            CINDER_API_INI,
+            "/etc/cinder/cinder-api-uwsgi.ini",
+            8776,
+            "cinder",
+            "/usr/bin/cinder-wsgi",
+        ),
+    ],
+    ids=["placement-api", "glance-api", "neutron-api", "cinder-api"],
+)
+def test_debian_ini_of_placement_glance_neutron_cinder(text, path, port, user, wsgi_file):
+    config = api.parse_uwsgi_ini(text, path, f":{port}")
+    assert config.listeners == (api.Listener("http-socket", f":{port}", "http", "", port, False),)
+    assert (config.processes, config.threads) == (8, 32)
+    assert (config.uid, config.gid, config.wsgi_file) == (user, user, wsgi_file)
+    assert config.logto.startswith(f"/var/log/{user}/")
+    assert config.pidfile is None and config.daemonize is None
 
 
 def test_a_socket_in_the_file_wins_over_the_command_line_default():
@@ -401,6 +510,84 @@ NOVA_CHOICES = json.dumps(
 )
 
 
+# placement 8 GET / (placement/handlers/root.py): one version and its microversion range
+PLACEMENT_ROOT = json.dumps(
+    {
+        "versions": [
+            {
+                "id": "v1.0",
+                "max_version": "1.39",
+                "min_version": "1.0",
+                "status": "CURRENT",
+                "links": [{"rel": "self", "href": ""}],
+            }
+        ]
+    }
+)
+
+
+def glance_versions(minors):
+    """glance 25 GET / (glance/api/versions.py, index with explicit=False): 300 Multiple
+    Choices; the first version CURRENT, the others SUPPORTED."""
+    return json.dumps(
+        {
+            "versions": [
+                {
+                    "id": f"v2.{minor}",
+                    "status": "SUPPORTED" if index else "CURRENT",
+                    "links": [{"rel": "self", "href": "http://192.168.213.100:9292/v2/"}],
+                }
+                for index, minor in enumerate(minors)
+            ]
+        }
+    )
+
+
+# with an image cache (image_cache_dir) and no enabled_backends, as the lab runs it; without
+GLANCE_VERSIONS = glance_versions([16, 15, 14, 9, 7, 6, 5, 4, 3, 2, 1, 0])
+GLANCE_VERSIONS_NO_CACHE = glance_versions([15, 9, 7, 6, 5, 4, 3, 2, 1, 0])
+# neutron 21 GET / (neutron/pecan_wsgi/controllers/root.py, neutron/api/views/versions.py)
+NEUTRON_ROOT = json.dumps(
+    {
+        "versions": [
+            {
+                "id": "v2.0",
+                "status": "CURRENT",
+                "links": [{"rel": "self", "href": "http://192.168.213.11:9696/v2.0/"}],
+            }
+        ]
+    }
+)
+# cinder 21 GET / (cinder/api/versions.py, Versions.all: 300 Multiple Choices)
+CINDER_VERSIONS = json.dumps(
+    {
+        "versions": [
+            {
+                "id": "v3.0",
+                "status": "CURRENT",
+                "version": "3.70",
+                "min_version": "3.0",
+                "updated": "2022-08-31T00:00:00Z",
+                "links": [
+                    {
+                        "rel": "describedby",
+                        "type": "text/html",
+                        "href": "https://docs.openstack.org/",
+                    },
+                    {"rel": "self", "href": "http://192.168.213.11:8776/v3/"},
+                ],
+                "media-types": [
+                    {
+                        "base": "application/json",
+                        "type": "application/vnd.openstack.volume+json;version=3",
+                    }
+                ],
+            }
+        ]
+    }
+)
+
+
 def test_healthy_version_documents():
     assert api.version_document_ok(200, KEYSTONE_V3, catalog.KEYSTONE) is None
     assert api.version_document_ok(200, NOVA_ROOT, catalog.NOVA_API) is None
@@ -422,6 +609,61 @@ def test_healthy_version_documents():
     ],
 )
 def test_unhealthy_answers_name_the_status(status, body, service, problem):
+    assert api.version_document_ok(status, body, catalog.service_named(service)) == problem
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "service"),
+    [
+        (200, PLACEMENT_ROOT, "placement-api"),
+        (300, GLANCE_VERSIONS, "glance-api"),
+        (300, GLANCE_VERSIONS_NO_CACHE, "glance-api"),
+        # GET /versions: the same list, 200
+        (200, GLANCE_VERSIONS, "glance-api"),
+        (200, NEUTRON_ROOT, "neutron-server"),
+        (300, CINDER_VERSIONS, "cinder-api"),
+    ],
+)
+def test_healthy_version_documents_of_placement_glance_neutron_cinder(status, body, service):
+    assert api.version_document_ok(status, body, catalog.service_named(service)) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "service", "problem"),
+    [
+        # placement and neutron answer GET / with 200 only
+        (300, PLACEMENT_ROOT, "placement-api", "GET / answered 300 Multiple Choices"),
+        (300, NEUTRON_ROOT, "neutron-server", "GET / answered 300 Multiple Choices"),
+        (
+            200,
+            NEUTRON_ROOT,
+            "placement-api",
+            "GET / answered 200 OK without a v1.0 version document",
+        ),
+        (
+            200,
+            PLACEMENT_ROOT,
+            "neutron-server",
+            "GET / answered 200 OK without a v2.0 version document",
+        ),
+        (
+            300,
+            CINDER_VERSIONS,
+            "glance-api",
+            "GET / answered 300 Multiple Choices without a v2 version document",
+        ),
+        (
+            300,
+            GLANCE_VERSIONS,
+            "cinder-api",
+            "GET / answered 300 Multiple Choices without a v3 version document",
+        ),
+        (200, NOVA_ROOT, "cinder-api", "GET / answered 200 OK without a v3 version document"),
+        (404, "", "glance-api", "GET / answered 404 Not Found"),
+        (503, CINDER_VERSIONS, "cinder-api", "GET / answered 503 Service Unavailable"),
+    ],
+)
+def test_unhealthy_answers_of_placement_glance_neutron_cinder(status, body, service, problem):
     assert api.version_document_ok(status, body, catalog.service_named(service)) == problem
 
 
@@ -555,6 +797,64 @@ def test_issue_token_posts_the_request_and_returns_the_subject_token(fake_api):
     assert json.loads(body) == api.token_request_body(credentials)
 
 
+SERVICE_PROJECT_ID = "5d3f0a6c2b8e4f7a9c1d2e3f4a5b6c7d"
+# keystone 22 POST /v3/auth/tokens scoped to a project, trimmed (keystone/api/auth.py)
+PROJECT_TOKEN = json.dumps(
+    {
+        "token": {
+            "methods": ["password"],
+            "user": {
+                "domain": {"id": "default", "name": "Default"},
+                "id": "9a1b",
+                "name": "monitor",
+            },
+            "audit_ids": ["3T2dc1CGQxyJsHdDu1xkcw"],
+            "expires_at": "2026-12-05T07:00:00.000000Z",
+            "issued_at": "2026-12-05T06:00:00.000000Z",
+            "project": {
+                "domain": {"id": "default", "name": "Default"},
+                "id": SERVICE_PROJECT_ID,
+                "name": "service",
+            },
+            "is_domain": False,
+            "roles": [{"id": "4e1c", "name": "reader"}],
+            "catalog": [],
+        }
+    }
+)
+
+
+def test_issue_project_token_gives_the_token_and_its_projects_id(fake_api):
+    fake_api.answers["POST", "/v3/auth/tokens"] = (
+        201,
+        {"X-Subject-Token": "gAAAAABn"},
+        PROJECT_TOKEN,
+    )
+    token = api.issue_project_token(credentials_for(fake_api), 1.0)
+    assert token == api.Token("gAAAAABn", SERVICE_PROJECT_ID)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{}",
+        "",
+        "not JSON",
+        "[]",
+        '{"token": []}',
+        '{"token": {"project": "service"}}',
+        '{"token": {"project": {"id": 7}}}',
+        # a domain-scoped token names no project
+        '{"token": {"domain": {"id": "default", "name": "Default"}}}',
+    ],
+)
+def test_a_token_answer_without_a_project_id_gives_an_empty_one(fake_api, body):
+    """The token itself is good: a service whose check needs the project says so."""
+    fake_api.answers["POST", "/v3/auth/tokens"] = (201, {"X-Subject-Token": "gAAAAABn"}, body)
+    assert api.issue_project_token(credentials_for(fake_api), 1.0) == api.Token("gAAAAABn", "")
+    assert api.issue_token(credentials_for(fake_api), 1.0) == "gAAAAABn"
+
+
 KEYSTONE_401 = json.dumps(
     {
         "error": {
@@ -660,6 +960,121 @@ def test_a_relative_config_path_becomes_absolute(tmp_path, monkeypatch):
         "OS_KEYSTONE_CONFIG_DIR": f"{tmp_path}/conf",
         "OS_KEYSTONE_CONFIG_FILES": "keystone.conf",
     }
+
+
+def test_placement_glance_and_neutron_are_pointed_at_their_config_through_the_environment():
+    assert api.service_environment(catalog.PLACEMENT_API, "/srv/placement/placement.conf") == {
+        "OS_PLACEMENT_CONFIG_DIR": "/srv/placement"
+    }
+    assert api.service_environment(catalog.GLANCE_API, "/srv/glance/glance-api.conf") == {
+        "OS_GLANCE_CONFIG_DIR": "/srv/glance"
+    }
+    # the ML2 plugin's file after the service's own, as Debian's init script passes them
+    assert api.service_environment(catalog.NEUTRON_SERVER, "/srv/neutron/site.conf") == {
+        "OS_NEUTRON_CONFIG_DIR": "/srv/neutron",
+        "OS_NEUTRON_CONFIG_FILES": "site.conf;plugins/ml2/ml2_conf.ini",
+    }
+    # cinder reads its arguments, not its environment (uwsgi_pyargv)
+    assert api.service_environment(catalog.CINDER_API, "/srv/cinder/cinder.conf") == {}
+
+
+def test_the_files_each_service_reads_beside_its_config():
+    assert api.companion_files(catalog.PLACEMENT_API, "/srv/p/placement.conf") == []
+    assert api.companion_files(catalog.GLANCE_API, "/srv/g/glance-api.conf") == [
+        "/srv/g/glance-api-paste.ini"
+    ]
+    assert api.companion_files(catalog.NEUTRON_SERVER, "/srv/n/neutron.conf") == [
+        "/srv/n/plugins/ml2/ml2_conf.ini",
+        "/srv/n/api-paste.ini",
+    ]
+    assert api.companion_files(catalog.CINDER_API, "/srv/c/cinder.conf") == ["/srv/c/api-paste.ini"]
+
+
+@pytest.mark.parametrize(
+    ("service", "config", "problem"),
+    [
+        (catalog.PLACEMENT_API, "/srv/placement/placement.conf", None),
+        (
+            catalog.PLACEMENT_API,
+            "/srv/placement/placement-api.conf",
+            "config = /srv/placement/placement-api.conf: placement-api reads placement.conf "
+            "from the directory it is given; name the file so",
+        ),
+        (catalog.GLANCE_API, "/srv/my glance/glance-api.conf", None),
+        (
+            catalog.GLANCE_API,
+            "/etc/glance/glance.conf",
+            "config = /etc/glance/glance.conf: glance-api reads glance-api.conf from the "
+            "directory it is given; name the file so",
+        ),
+        (catalog.KEYSTONE, "/srv/keystone/site.conf", None),
+        (catalog.NOVA_API, "/srv/my nova/site.conf", None),
+        (catalog.NEUTRON_SERVER, "/srv/my neutron/site.conf", None),
+        (catalog.CINDER_API, "/srv/cinder/site.conf", None),
+        (
+            catalog.CINDER_API,
+            "/srv/my cinder/cinder.conf",
+            "config = '/srv/my cinder/cinder.conf': uwsgi passes it on a --pyargv, which a "
+            "space would split",
+        ),
+    ],
+    ids=lambda value: value.name if isinstance(value, catalog.ApiService) else None,
+)
+def test_config_name_problem(service, config, problem):
+    """A fixed name for placement and glance; no space for cinder's --pyargv; anything else
+    for the services given a list of files through their environment."""
+    assert api.config_name_problem(service, config) == problem
+
+
+def test_cinder_gets_its_config_file_as_the_applications_arguments():
+    assert api.uwsgi_pyargv(catalog.CINDER_API, "/etc/cinder/cinder.conf") == [
+        "--config-file",
+        "/etc/cinder/cinder.conf",
+    ]
+
+
+def test_cinders_relative_config_path_becomes_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert api.uwsgi_pyargv(catalog.CINDER_API, "conf/cinder.conf") == [
+        "--config-file",
+        f"{tmp_path}/conf/cinder.conf",
+    ]
+
+
+@pytest.mark.parametrize(
+    "service",
+    [
+        catalog.KEYSTONE,
+        catalog.NOVA_API,
+        catalog.PLACEMENT_API,
+        catalog.GLANCE_API,
+        catalog.NEUTRON_SERVER,
+    ],
+    ids=lambda service: service.name,
+)
+def test_the_services_read_through_their_environment_get_no_arguments(service):
+    assert api.uwsgi_pyargv(service, "/srv/site/site.conf") == []
+
+
+def test_uwsgi_hands_the_application_its_arguments_in_one_pyargv():
+    """uwsgi splits --pyargv's one value at spaces into the application's sys.argv[1:]."""
+    ini = api.parse_uwsgi_ini(CINDER_API_INI, "/etc/cinder/cinder-api-uwsgi.ini", "192.0.2.7:8776")
+    pyargv = ["--config-file", "/etc/cinder/cinder.conf"]
+    assert api.uwsgi_argv("/usr/bin/uwsgi", ini, pyargv) == [
+        "/usr/bin/uwsgi",
+        "--ini",
+        "/etc/cinder/cinder-api-uwsgi.ini",
+        "--die-on-term",
+        "--http-socket",
+        "192.0.2.7:8776",
+        "--pyargv",
+        "--config-file /etc/cinder/cinder.conf",
+    ]
+
+
+def test_uwsgi_gets_no_pyargv_without_arguments():
+    ini = api.parse_uwsgi_ini(PLACEMENT_API_INI, "/etc/placement/p.ini", "192.0.2.7:8778")
+    assert "--pyargv" not in api.uwsgi_argv("/usr/bin/uwsgi", ini, [])
 
 
 def test_uwsgi_gets_the_socket_debians_file_leaves_to_the_init_script():
@@ -1009,7 +1424,84 @@ def test_keystone_refusing_the_user_of_nova_is_a_credentials_error(fake_api, key
     assert fake_api.requests == []
 
 
-@pytest.mark.parametrize("service", [catalog.KEYSTONE, catalog.NOVA_API], ids=lambda s: s.name)
+def project_token(keystone_api, body=PROJECT_TOKEN):
+    keystone_api.answers["POST", "/v3/auth/tokens"] = (201, {"X-Subject-Token": "gAAAAABn"}, body)
+
+
+def test_placement_is_asked_for_the_usages_of_the_tokens_project_at_microversion_1_9(
+    fake_api, keystone_api
+):
+    project_token(keystone_api)
+    path = f"/usages?project_id={SERVICE_PROJECT_ID}"
+    fake_api.answers["GET", path] = (200, {}, '{"usages": {}}')
+    waits = EachGetsOneSecond()
+    api.check_authenticated(
+        catalog.PLACEMENT_API, fake_api.url, credentials_for(keystone_api), waits
+    )
+    # the path as the record writes it in what is logged: the project's id says nothing
+    assert waits.asked == [
+        f"POST {keystone_api.url}/v3/auth/tokens",
+        "GET /usages?project_id={project_id}",
+    ]
+    ((method, sent, _, _),) = fake_api.requests
+    assert (method, sent) == ("GET", path)
+    headers = headers_of(fake_api.requests[0])
+    assert headers["openstack-api-version"] == "placement 1.9"
+    assert headers["x-auth-token"] == "gAAAAABn"
+
+
+@pytest.mark.parametrize(
+    ("service", "path"),
+    [
+        (catalog.CINDER_API, f"/v3/{SERVICE_PROJECT_ID}/volumes?limit=1"),
+        (catalog.GLANCE_API, "/v2/images?limit=1"),
+        (catalog.NEUTRON_SERVER, "/v2.0/networks?limit=1"),
+    ],
+    ids=lambda value: value.name if isinstance(value, catalog.ApiService) else None,
+)
+def test_cinder_glance_and_neutron_are_asked_a_list_of_one_with_the_token(
+    fake_api, keystone_api, service, path
+):
+    project_token(keystone_api)
+    fake_api.answers["GET", path] = (200, {}, "{}")
+    api.check_authenticated(
+        service, fake_api.url, credentials_for(keystone_api), EachGetsOneSecond()
+    )
+    ((method, sent, _, _),) = fake_api.requests
+    assert (method, sent) == ("GET", path)
+    headers = headers_of(fake_api.requests[0])
+    assert headers["x-auth-token"] == "gAAAAABn"
+    assert "openstack-api-version" not in headers
+
+
+@pytest.mark.parametrize(
+    "service", [catalog.PLACEMENT_API, catalog.CINDER_API], ids=lambda s: s.name
+)
+def test_a_token_without_a_project_is_keystone_unavailable_where_the_path_names_it(
+    fake_api, keystone_api, service
+):
+    project_token(keystone_api, body='{"token": {"domain": {"id": "default"}}}')
+    with pytest.raises(api.KeystoneUnavailable, match="^keystone's token names no project id$"):
+        api.check_authenticated(
+            service, fake_api.url, credentials_for(keystone_api), EachGetsOneSecond()
+        )
+    assert fake_api.requests == []
+
+
+def test_placement_refusing_the_token_names_the_path_as_written(fake_api, keystone_api):
+    project_token(keystone_api)
+    fake_api.answers["GET", f"/usages?project_id={SERVICE_PROJECT_ID}"] = (403, {}, "{}")
+    with pytest.raises(api.OpenStackApiError) as caught:
+        api.check_authenticated(
+            catalog.PLACEMENT_API, fake_api.url, credentials_for(keystone_api), EachGetsOneSecond()
+        )
+    assert type(caught.value) is api.OpenStackApiError
+    assert str(caught.value) == (
+        "GET /usages?project_id={project_id} with a token answered 403 Forbidden"
+    )
+
+
+@pytest.mark.parametrize("service", catalog.SERVICES, ids=lambda s: s.name)
 @pytest.mark.parametrize("status", [400, 401, 500])
 def test_no_deep_check_message_shows_the_password(fake_api, service, status):
     """Keystone with insecure_debug quotes what it was sent."""

@@ -1,6 +1,6 @@
 """The OpenStack API services stackha runs, one record each: everything that is particular to a
 service lives in its :class:`ApiService` here, and every other part of stackha reads it from
-there — the OCF agent's parameters and checks (``stackha.ocf.api_service``), the site file's
+there — the OCF agent's parameters and checks (``stackha.agents.api_service``), the site file's
 service names (``stackha.cib.site``), the constraints the renderer writes (``stackha.cib.render``),
 the lab's packages, directories, configuration files, databases and Keystone registrations
 (``stackha.lab.openstack``). A new API service is a record here and a declaration in
