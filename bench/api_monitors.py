@@ -100,6 +100,7 @@ from openstack_api import (
     SYSTEM_PYTHON,
     Service,
     log,
+    package_versions,
     prepared,
     start_service,
     stop_service,
@@ -381,24 +382,9 @@ def cpu_ms(command: Command) -> float:
     return statistics.median(command.cpu) * 1000
 
 
-def package_versions(rows: list[Row]) -> dict[str, str]:
+def versions_of(rows: list[Row]) -> dict[str, str]:
     packages = [*(package for row in rows for package in row.api.lab.packages), *PACKAGES]
-    versions = dict.fromkeys(packages, "unknown")
-    try:
-        result = subprocess.run(
-            ["dpkg-query", "-W", "-f", "${Package} ${Version}\n", *packages],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return versions
-    for line in result.stdout.splitlines():
-        name, _, version = line.partition(" ")
-        if name in versions and version:
-            versions[name] = version
-    return versions
+    return package_versions(packages)
 
 
 def summary_table(rows: list[Row], bare: Command) -> list[str]:
@@ -458,7 +444,7 @@ def render(
     args: argparse.Namespace,
 ) -> str:
     commands = [command for row in rows for command in (row.depth0, row.depth10, row.curl)]
-    versions = package_versions(rows)
+    versions = versions_of(rows)
     lines = [
         f"API monitor benchmark: {args.runs} calls per command, interleaved, {args.warmup} "
         f"warm-up rounds; {os.cpu_count()} CPUs, Python {platform.python_version()}",
@@ -491,7 +477,7 @@ def to_json(
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "agent_python": list(AGENT_PYTHON),
-        "versions": package_versions(rows),
+        "versions": versions_of(rows),
         "setup_s": setup,
         "unit": "ms",
         "bar_ms": BAR_MS,

@@ -67,6 +67,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional
 
@@ -257,8 +258,10 @@ def ratios(commands: dict[str, Command]) -> dict[str, dict[str, dict[str, float]
     return table
 
 
-def package_versions() -> dict[str, str]:
-    packages = ("keystone", "nova-api", "uwsgi-core", "curl")
+def package_versions(
+    packages: Sequence[str] = ("keystone", "nova-api", "uwsgi-core", "curl"),
+) -> dict[str, str]:
+    """{package: its installed version, or "unknown"}."""
     versions = dict.fromkeys(packages, "unknown")
     try:
         result = subprocess.run(
