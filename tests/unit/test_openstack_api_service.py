@@ -138,68 +138,25 @@ wsgi-file = /usr/bin/keystone-wsgi-public
 """
 
 
-# The [uwsgi] sections of Debian 12's placement-api 8.0.0-2, glance-api 2:25.1.0-2+deb12u5,
-# neutron-api 2:21.0.0-7+deb12u1 and cinder-api 2:21.3.1-1~deb12u1 files, comments and the options
-# these tests do not read trimmed. None binds a socket: the init scripts pass --http-socket.
-PLACEMENT_API_INI = """\
-[uwsgi]
-master = true
-plugins = python3
-lazy-apps = true
-die-on-term = true
-processes = 8
-threads = 32
-listen = 100
-chmod-socket = 666
-add-header = Connection: close
-logto = /var/log/placement/placement-api.log
-name = placement-api
-uid = placement
-gid = placement
-chdir = /var/lib/placement
-wsgi-file = /usr/bin/placement-api
-"""
-GLANCE_API_INI = """\
-[uwsgi]
-master = true
-plugins = python3
-lazy-apps = true
-die-on-term = true
-processes = 8
-threads = 32
-logto = /var/log/glance/glance-api.log
-name = glance-api
-uid = glance
-gid = glance
-chdir = /var/lib/glance
-wsgi-file = /usr/bin/glance-wsgi-api
-"""
+def debian_api_ini(user: str, name: str, wsgi_file: str, extra: str = "") -> str:
+    """The [uwsgi] section Debian's openstack-pkg-tools writes for an API service (Debian 12's
+    placement-api 8.0.0-2, glance-api 2:25.1.0-2+deb12u5, neutron-api 2:21.0.0-7+deb12u1,
+    cinder-api 2:21.3.1-1~deb12u1), trimmed to the options these tests read. No socket: the
+    init scripts pass --http-socket."""
+    return (
+        "[uwsgi]\nmaster = true\nplugins = python3\nlazy-apps = true\ndie-on-term = true\n"
+        f"processes = 8\nthreads = 32\n{extra}logto = /var/log/{user}/{name}.log\n"
+        f"uid = {user}\ngid = {user}\nchdir = /var/lib/{user}\nwsgi-file = {wsgi_file}\n"
+    )
+
+
+PLACEMENT_API_INI = debian_api_ini("placement", "placement-api", "/usr/bin/placement-api")
+GLANCE_API_INI = debian_api_ini("glance", "glance-api", "/usr/bin/glance-wsgi-api")
 # neutron's loads its paste pipeline through uwsgi's own paste option as well
-NEUTRON_API_INI = """\
-[uwsgi]
-master = true
-plugins = python3
-processes = 8
-threads = 32
-paste = config:/etc/neutron/api-paste.ini
-logto = /var/log/neutron/neutron-api.log
-uid = neutron
-gid = neutron
-chdir = /var/lib/neutron
-wsgi-file = /usr/bin/neutron-api
-"""
-CINDER_API_INI = """\
-[uwsgi]
-master = true
-plugins = python3
-processes = 8
-threads = 32
-logto = /var/log/cinder/cinder-api.log
-uid = cinder
-gid = cinder
-chdir = /var/lib/cinder
-wsgi-file = /usr/bin/cinder-wsgi
-"""
+NEUTRON_API_INI = debian_api_ini(
+    "neutron", "neutron-api", "/usr/bin/neutron-api", "paste = config:/etc/neutron/api-paste.ini\n"
+)
+CINDER_API_INI = debian_api_ini("cinder", "cinder-api", "/usr/bin/cinder-wsgi")
 
 
 # -- the uwsgi ini file ------------------------------------------------------------------------
