@@ -104,6 +104,7 @@ from openstack_api import (
     prepared,
     start_service,
     stop_service,
+    terminate,
 )
 
 # isort: split
@@ -557,12 +558,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         write_json(args.json, to_json(rows, others, imports, setup, args))
     return 0
-
-
-def terminate(signum: int, frame: object) -> None:
-    # Once: a second SIGTERM must not cut the agents' stop short.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise SystemExit(128 + signum)  # unwinds through the finally blocks: the services stop
 
 
 def main(argv: Optional[list[str]] = None) -> int:
