@@ -102,7 +102,7 @@ def _section_packages(release: str, wanted: Sequence[str], lists_dir: Path) -> l
     for name in wanted:
         listed += sections[name]
         if name == STACK_SECTION:
-            listed += [p for service in api_catalog.SERVICES for p in service.lab.packages]
+            listed += api_catalog.packages()
     # a package two sections name (rsync: Galera's and the box's) once, where it comes first
     return list(dict.fromkeys(listed))
 
