@@ -642,6 +642,43 @@ def test_nova_depth_20_without_keystone_is_judged_on_its_version_document(keysto
     assert "depth-20 check skipped" not in result.stderr
 
 
+def test_cinder_unable_to_validate_a_token_with_keystone_is_judged_on_its_version_document(
+    keystone, from_record
+):
+    """The lab's failure: keystone issued the monitor's token, but cinder-api's
+    keystonemiddleware could not have it validated (here its auth_url is a port nothing listens
+    on; in the lab, keystone behind the VIP was mid-restart) and cinder answered 503. Not
+    cinder's fault: its depth-20 monitor gives 0 with a warning naming what cinder said, and
+    with its keystone back the full check passes again."""
+    cinder = from_record["cinder-api"]
+    config = Path(cinder.parameters["config"])
+    original = config.read_text(encoding="utf-8")
+    head, section, rest = original.partition("[keystone_authtoken]\n")
+    broken_rest, count = re.subn(
+        r"(?m)^auth_url = .*$", f"auth_url = http://127.0.0.1:{free_port()}/", rest, count=1
+    )
+    assert section and count == 1, original
+    keystone.ensure_started()
+    assert cinder.call("stop").returncode == 0
+    config.write_text(head + section + broken_rest, encoding="utf-8")  # same file, same mode
+    try:
+        cinder.ensure_started()
+        result = cinder.call("monitor", **depth(20))
+        assert result.returncode == 0, result.stderr
+        assert (
+            "WARNING: depth-20 check skipped, cinder-api could not validate the token: GET "
+            "/v3/{project_id}/volumes?limit=1 with a token answered 503 Service Unavailable: "
+        ) in result.stderr
+        assert "The Keystone service is temporarily unavailable." in result.stderr
+    finally:
+        cinder.call("stop")
+        config.write_text(original, encoding="utf-8")
+    cinder.ensure_started()
+    result = cinder.call("monitor", **depth(20))
+    assert result.returncode == 0, result.stderr
+    assert "depth-20 check skipped" not in result.stderr
+
+
 # -- slow is not dead ------------------------------------------------------------------------------
 
 

@@ -1081,15 +1081,15 @@ def deep_path(name, project_id=PROJECT_ID):
     return DEEP_CHECKS[name][0].format(project_id=project_id)
 
 
-def answers_tokens(node, keystone_api, status=200, token_body=TOKEN_BODY):
+def answers_tokens(node, keystone_api, status=200, token_body=TOKEN_BODY, body=""):
     """Keystone (where the credentials point) gives a token of PROJECT_ID; the running
-    service answers its deep check with ``status``."""
+    service answers its deep check with ``status`` (and ``body``, else a fitting one)."""
     keystone_api.answers["POST", "/v3/auth/tokens"] = (201, {"X-Subject-Token": TOKEN}, token_body)
     node.write_credentials(f"{keystone_api.url}/v3")
     node.answers["GET", deep_path(node.name)] = (
         status,
         {"Content-Type": "application/json"},
-        "{}" if status == 200 else KEYSTONE_401,
+        body or ("{}" if status == 200 else KEYSTONE_401),
     )
     node.running()
     return node.listen()
@@ -1118,7 +1118,42 @@ def test_the_service_refusing_a_keystone_token_has_failed(validating, keystone_a
     assert (code, reason(err)) == (
         1,
         f"{validating.name} at http://127.0.0.1:{validating.port}: GET "
-        f"{DEEP_CHECKS[validating.name][0]} with a token answered 401 Unauthorized",
+        f"{DEEP_CHECKS[validating.name][0]} with a token answered 401 Unauthorized: no",
+    )
+
+
+def test_the_service_unable_to_validate_the_token_with_keystone_is_judged_on_its_version(
+    validating, keystone_api
+):
+    """keystonemiddleware's own 503 (Keystone was gone when it asked, or answered it an error):
+    restarting the service would not bring keystone back. A warning, and success."""
+    body = json.dumps(
+        {
+            "message": "The server is currently unavailable. Please try again at a later "
+            "time.<br /><br />\nThe Keystone service is temporarily unavailable.\n\n",
+            "code": "503 Service Unavailable",
+            "title": "Service Unavailable",
+        }
+    )
+    answers_tokens(validating, keystone_api, status=503, body=body)
+    code, err = validating.run("monitor", validating.monitor_env(20))
+    assert code == 0, err
+    assert (
+        f"WARNING: depth-20 check skipped, {validating.name} could not validate the token: GET "
+        f"{DEEP_CHECKS[validating.name][0]} with a token answered 503 Service Unavailable: "
+    ) in err
+    assert "The Keystone service is temporarily unavailable.; judged on its version" in err
+    assert validating.requests() == [("GET", "/"), ("GET", deep_path(validating.name))]
+
+
+def test_a_503_of_the_services_own_has_failed(validating, keystone_api):
+    answers_tokens(validating, keystone_api, status=503, body='{"message": "no cell"}')
+    code, err = validating.run("monitor", validating.monitor_env(20))
+    assert (code, reason(err)) == (
+        1,
+        f"{validating.name} at http://127.0.0.1:{validating.port}: GET "
+        f"{DEEP_CHECKS[validating.name][0]} with a token answered 503 Service Unavailable: "
+        "no cell",
     )
 
 

@@ -1335,7 +1335,75 @@ def test_nova_api_refusing_the_token_names_the_status(fake_api, keystone_api):
             catalog.NOVA_API, fake_api.url, credentials_for(keystone_api), EachGetsOneSecond()
         )
     assert type(caught.value) is api.OpenStackApiError
-    assert str(caught.value) == "GET /v2.1/flavors with a token answered 401 Unauthorized"
+    assert str(caught.value) == (
+        "GET /v2.1/flavors with a token answered 401 Unauthorized: "
+        "The request you have made requires authentication."
+    )
+
+
+# What keystonemiddleware's auth_token answers (webob renders its HTTPServiceUnavailable so for
+# an Accept of application/json) when Keystone did not answer its token validation, or
+# answered it with an error: Debian 12's 10.1 and Debian 13's 10.9 say the same.
+MIDDLEWARE_503 = json.dumps(
+    {
+        "message": "The server is currently unavailable. Please try again at a later time.<br />"
+        "<br />\nThe Keystone service is temporarily unavailable.\n\n",
+        "code": "503 Service Unavailable",
+        "title": "Service Unavailable",
+    }
+)
+
+
+@pytest.mark.parametrize("service", catalog.SERVICES[1:], ids=lambda s: s.name)
+def test_a_service_that_could_not_validate_the_token_with_keystone_is_keystone_unavailable(
+    fake_api, keystone_api, service
+):
+    """Keystone issued the token, then was gone (or failed) when the service's middleware asked
+    it to validate it: Keystone's fault, not the service's."""
+    project_token(keystone_api)
+    path = service.authenticated_path.replace("{project_id}", SERVICE_PROJECT_ID)
+    fake_api.answers["GET", path] = (503, {}, MIDDLEWARE_503)
+    with pytest.raises(api.KeystoneUnavailable) as caught:
+        api.check_authenticated(
+            service, fake_api.url, credentials_for(keystone_api), EachGetsOneSecond()
+        )
+    assert str(caught.value) == (
+        f"{service.name} could not validate the token: GET {service.authenticated_path} with a "
+        "token answered 503 Service Unavailable: The server is currently unavailable. Please "
+        "try again at a later time. The Keystone service is temporarily unavailable."
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "message"),
+    [
+        # a 503 of the service's own: cinder's volume-backup API when no backup service runs
+        (
+            503,
+            '{"serviceUnavailable": {"code": 503, "message": "Service cinder-backup could not '
+            'be found."}}',
+            "503 Service Unavailable: Service cinder-backup could not be found.",
+        ),
+        # an error of the service's, in nova's and neutron's shape, and a page that is no JSON
+        (
+            500,
+            '{"computeFault": {"code": 500, "message": "Unexpected API Error."}}',
+            "500 Internal Server Error: Unexpected API Error.",
+        ),
+        (503, "<html>Keystone</html>", "503 Service Unavailable"),
+    ],
+)
+def test_an_error_of_the_services_own_is_named_with_its_message(
+    fake_api, keystone_api, status, body, message
+):
+    project_token(keystone_api)
+    fake_api.answers["GET", "/v2.1/flavors"] = (status, {}, body)
+    with pytest.raises(api.OpenStackApiError) as caught:
+        api.check_authenticated(
+            catalog.NOVA_API, fake_api.url, credentials_for(keystone_api), EachGetsOneSecond()
+        )
+    assert type(caught.value) is api.OpenStackApiError
+    assert str(caught.value) == f"GET /v2.1/flavors with a token answered {message}"
 
 
 def test_nova_api_not_answering_is_not_reachable(keystone_api, closed_port):

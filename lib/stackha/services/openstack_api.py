@@ -730,16 +730,24 @@ def token_request_body(credentials: Credentials) -> dict[str, object]:
     }
 
 
-def _keystone_message(body: str, password: str) -> str:
-    """Keystone's own ``error.message``, short and without the password, or ""."""
+def _answer_message(body: str, password: str = "") -> str:
+    """The service's own message in an error answer, short, on one line and without
+    ``password``, or "". The shapes the services answer in: keystone's ``{"error": {"message":
+    ...}}``, nova's and neutron's ``{"computeFault": {"message": ...}}`` (a fault's name as
+    the key), and webob's own ``{"message": ..., "title": ...}``, which keystonemiddleware's
+    refusals are (with ``<br />`` in it)."""
     import json
 
     try:
         data = json.loads(body)
     except ValueError:
         return ""
-    error = data.get("error") if isinstance(data, dict) else None
-    message = error.get("message") if isinstance(error, dict) else None
+    if not isinstance(data, dict):
+        return ""
+    message = data.get("message")
+    if not isinstance(message, str):
+        nested = [v.get("message") for v in data.values() if isinstance(v, dict)]
+        message = next((m for m in nested if isinstance(m, str)), None)
     if not isinstance(message, str):
         return ""
     # Keystone quotes what it was sent only with insecure_debug, but then maybe escaped or in a
@@ -747,7 +755,13 @@ def _keystone_message(body: str, password: str) -> str:
     if password:
         for form in {password, json.dumps(password)[1:-1], repr(password)[1:-1]}:
             message = message.replace(form, "***")
-    return " ".join(message.split())[:200]
+    return " ".join(message.replace("<br />", " ").split())[:200]
+
+
+# What keystonemiddleware (auth_token) answers, with 503, when it cannot validate a client's
+# token because Keystone did not answer it or answered an error (10.1 in Debian 12, 10.9 in
+# Debian 13): the service behind it is fine, and restarting it would not bring Keystone back.
+KEYSTONE_UNAVAILABLE_TO_MIDDLEWARE = "The Keystone service is temporarily unavailable"
 
 
 class Token(Record):
@@ -785,7 +799,7 @@ def issue_project_token(credentials: Credentials, timeout: float) -> Token:
         )
     shown = http_client.shown_url(url)
     if answer.status != 201:
-        detail = _keystone_message(answer.body, credentials.password)
+        detail = _answer_message(answer.body, credentials.password)
         raise OpenStackApiError(
             f"POST {shown} answered {http_client.status_text(answer.status)}"
             + (f": {detail}" if detail else "")
@@ -811,8 +825,8 @@ def _project_id(body: str) -> str:
 
 
 class KeystoneUnavailable(OpenStackApiError):
-    """No token could be had from Keystone for a service's deep check: the fault is Keystone's
-    (or the path to it), not the service's."""
+    """No token could be had from Keystone for a service's deep check, or the service could not
+    have it validated: the fault is Keystone's (or the path to it), not the service's."""
 
 
 def with_auth_url(credentials: Credentials, auth_url: str) -> Credentials:
@@ -838,9 +852,11 @@ def check_authenticated(
     second gets what the first left.
 
     Raises :class:`CredentialsError` when Keystone refuses the user, :class:`KeystoneUnavailable`
-    when a non-keystone service cannot get a token, :class:`~stackha.http_client.HttpError`
-    (:class:`~stackha.http_client.NotReachable`: no answer) or :class:`OpenStackApiError`
-    (naming the HTTP status) when the service itself fails.
+    when a non-keystone service cannot get a token or its keystonemiddleware says it could not
+    validate the token with Keystone (a 503 of its own words),
+    :class:`~stackha.http_client.HttpError` (:class:`~stackha.http_client.NotReachable`: no
+    answer) or :class:`OpenStackApiError` (naming the HTTP status and the service's message)
+    when the service itself fails.
     """
     if service.authenticated_path is None:
         own = with_auth_url(credentials, f"{url}/v3")
@@ -871,5 +887,12 @@ def check_authenticated(
         f"GET {service.authenticated_path}",
         lambda timeout: http_client.get(f"{url}{path}", timeout, headers),
     )
-    if answer.status != 200:
-        raise OpenStackApiError(f"{request} answered {http_client.status_text(answer.status)}")
+    if answer.status == 200:
+        return
+    detail = _answer_message(answer.body)
+    answered = f"{request} answered {http_client.status_text(answer.status)}" + (
+        f": {detail}" if detail else ""
+    )
+    if answer.status == 503 and KEYSTONE_UNAVAILABLE_TO_MIDDLEWARE in answer.body:
+        raise KeystoneUnavailable(f"{service.name} could not validate the token: {answered}")
+    raise OpenStackApiError(answered)
