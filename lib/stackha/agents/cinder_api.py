@@ -22,9 +22,10 @@ AGENT = make_agent(
         "workers; depth 10 asks GET / on the node's own address; depth 20 gets a token from "
         "keystone (the credentials file's auth_url) and lists one volume of the token's "
         "project with it (GET /v3/PROJECT/volumes?limit=1, which reads cinder's database). "
-        "When keystone gives no token, depth 20 says so in the log and judges cinder on its "
-        "version document. Stop is SIGTERM, then SIGKILL of the master and its workers after "
-        "10 s. Meant to run as a clone."
+        "When keystone gives no token, or cinder answers 503 because keystone could not "
+        "validate it, depth 20 says so in the log and judges cinder on its version document. "
+        "Stop is SIGTERM, then SIGKILL of the master and its workers after 10 s. Meant to run "
+        "as a clone."
     ),
     example=(
         "pcs resource create cinder-api ocf:stackha:cinder-api "

@@ -24,7 +24,8 @@ AGENT = make_agent(
         "its workers; depth 10 asks GET / on the node's own address; depth 20 gets a token from "
         "keystone (the credentials file's auth_url) and lists one network with it (GET "
         "/v2.0/networks?limit=1, which reads neutron's database). When keystone gives no "
-        "token, depth 20 says so in the log and judges neutron on its version document. Stop "
+        "token, or neutron answers 503 because keystone could not validate it, depth 20 says "
+        "so in the log and judges neutron on its version document. Stop "
         "is SIGTERM, then SIGKILL of the master and its workers after 10 s. Meant to run as a "
         "clone."
     ),

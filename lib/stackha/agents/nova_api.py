@@ -20,10 +20,10 @@ AGENT = make_agent(
         "Monitor depth 0 checks the uwsgi master and its workers; depth 10 asks GET / on the "
         "node's own address; depth 20 gets a token from keystone (the credentials file's "
         "auth_url) and asks GET /v2.1/flavors with it (GET / and /v2.1/ answer without a "
-        "token). When keystone gives no token, depth 20 says so in the log and judges "
-        "nova-api on its version document: restarting nova-api would not bring keystone "
-        "back. Stop is SIGTERM, then SIGKILL of the master and its workers after 10 s. "
-        "Meant to run as a clone."
+        "token). When keystone gives no token, or nova-api answers 503 because keystone could "
+        "not validate it, depth 20 says so in the log and judges nova-api on its version "
+        "document: restarting nova-api would not bring keystone back. Stop is SIGTERM, then "
+        "SIGKILL of the master and its workers after 10 s. Meant to run as a clone."
     ),
     example=(
         "pcs resource create nova-api ocf:stackha:nova-api "

@@ -23,9 +23,9 @@ AGENT = make_agent(
         "from keystone (the credentials file's auth_url) and asks GET /usages for the token's "
         "project (microversion 1.9: what a reader of the project may read; allocation "
         "candidates need an admin), which reads placement's database. When keystone gives no "
-        "token, depth 20 says so in the log and judges placement on its version document. "
-        "Stop is SIGTERM, then SIGKILL of the master and its workers after 10 s. Meant to run "
-        "as a clone."
+        "token, or placement answers 503 because keystone could not validate it, depth 20 "
+        "says so in the log and judges placement on its version document. Stop is SIGTERM, "
+        "then SIGKILL of the master and its workers after 10 s. Meant to run as a clone."
     ),
     example=(
         "pcs resource create placement-api ocf:stackha:placement-api "
