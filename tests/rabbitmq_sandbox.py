@@ -106,6 +106,11 @@ ENABLED_PLUGINS_FILE={directory}/enabled_plugins
         if pid:
             _stop(pid)
         if epmd is not None:
-            _stop(epmd.pid, 5.0)
-            epmd.wait(timeout=5)
+            # our child: wait() reaps it (a kill(pid, 0) poll would see its zombie for 5 s)
+            epmd.terminate()
+            try:
+                epmd.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                epmd.kill()
+                epmd.wait(timeout=5)
         shutil.rmtree(directory, ignore_errors=True)

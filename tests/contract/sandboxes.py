@@ -71,36 +71,12 @@ def rabbitmq(directory: Path):
         yield parameters
 
 
-@contextmanager
-def keystone(directory: Path):
-    """A prepared keystone on SQLite, not running. Its own directory: the keystone user cannot
-    reach pytest's."""
-    with reachable_directory("stackha-keystone-") as root:
-        prepared = prepare_keystone(root / "keystone")
-        try:
-            yield agent_parameters(prepared)
-        finally:
-            stop_leftovers(prepared)
-
-
-@contextmanager
-def nova_api(directory: Path):
-    """A prepared nova-api on SQLite, not running, and the keystone it needs, started by hand
-    for the duration."""
-    with reachable_directory("stackha-nova-api-") as root:
-        identity = prepare_keystone(root / "keystone")
-        with running_service(identity, "keystone"):
-            prepared = prepare_nova_api(root / "nova", identity)
-            try:
-                yield agent_parameters(prepared)
-            finally:
-                stop_leftovers(prepared)
-
-
 class SharedOpenStack:
-    """What the API services prepared from their records share for the whole session: one
-    MariaDB (a one-member Galera), one running keystone (on SQLite), and each service prepared
-    once (its database migrations take 5-40 s: per test, the tier would take 20 minutes more).
+    """What the API services' sandboxes share for the whole session: one MariaDB (a one-member
+    Galera), one running keystone (on SQLite) that the others validate tokens with, and each
+    service prepared once (keystone's own sandbox a second keystone, not running; nova-api on
+    SQLite; the others from their records, on the shared MariaDB). Preparing costs 5-40 s a
+    service (key setup, database migrations): per test, the tier would take 20 minutes more.
     Each test starts and stops the service through its agent; the sandbox stops whatever of it
     is left. :meth:`close` (the contract conftest, at the end of the session) stops the rest."""
 
@@ -111,21 +87,31 @@ class SharedOpenStack:
         self.identity: Mapping[str, str] = {}
         self.prepared: dict[str, dict[str, str]] = {}
 
+    def _start(self) -> None:
+        if self.identity:
+            return
+        self.root = self.stack.enter_context(reachable_directory("stackha-api-contract-"))
+        self.galera = self.stack.enter_context(running_galera(self.root / "galera"))
+        identity = prepare_keystone(self.root / "identity")
+        self.stack.enter_context(running_service(identity, "keystone"))
+        self.identity = identity
+
     def service(self, name: str) -> dict[str, str]:
-        """The agent's parameters for ``name`` (one of FROM_RECORD), prepared on first use:
-        its databases on the shared MariaDB, no message broker (oslo.messaging's fake)."""
-        if not self.identity:
-            self.root = self.stack.enter_context(reachable_directory("stackha-api-contract-"))
-            self.galera = self.stack.enter_context(running_galera(self.root / "galera"))
-            identity = prepare_keystone(self.root / "keystone")
-            self.stack.enter_context(running_service(identity, "keystone"))
-            self.identity = identity
+        """The agent's parameters for ``name`` (keystone, nova-api or one of FROM_RECORD),
+        prepared on first use. No message broker: oslo.messaging's fake."""
+        self._start()
         if name not in self.prepared:
-            urls = {
-                database: mariadb_database(self.galera, database)
-                for database in service_named(name).lab.databases
-            }
-            prepared = prepare_api_service(self.root / name, name, self.identity, urls)
+            directory = self.root / name
+            if name == "keystone":
+                prepared = prepare_keystone(directory)
+            elif name == "nova-api":
+                prepared = prepare_nova_api(directory, self.identity)
+            else:
+                urls = {
+                    database: mariadb_database(self.galera, database)
+                    for database in service_named(name).lab.databases
+                }
+                prepared = prepare_api_service(directory, name, self.identity, urls)
             self.stack.callback(stop_leftovers, prepared)
             self.prepared[name] = agent_parameters(prepared)
         return dict(self.prepared[name])
@@ -139,8 +125,8 @@ class SharedOpenStack:
 SHARED = SharedOpenStack()
 
 
-def from_record(name: str) -> Callable[[Path], AbstractContextManager[dict[str, str]]]:
-    """The sandbox of an API service prepared from its record (SharedOpenStack)."""
+def prepared_once(name: str) -> Callable[[Path], AbstractContextManager[dict[str, str]]]:
+    """The sandbox of an API service prepared once for the session (SharedOpenStack)."""
 
     @contextmanager
     def sandbox(directory: Path):
@@ -157,9 +143,7 @@ def from_record(name: str) -> Callable[[Path], AbstractContextManager[dict[str, 
 SANDBOXES: dict[str, Callable[[Path], AbstractContextManager[dict[str, str]]]] = {
     "galera": galera,
     "haproxy": haproxy,
-    "keystone": keystone,
     "memcached": memcached,
-    "nova-api": nova_api,
     "rabbitmq": rabbitmq,
-    **{name: from_record(name) for name in FROM_RECORD},
+    **{name: prepared_once(name) for name in ("keystone", "nova-api", *FROM_RECORD)},
 }
