@@ -14,6 +14,8 @@
 #   make vagrant-check  the Vagrant tier alone (make check runs it after the others)
 #   make check     install what the tests need (idempotent) and run every test tier (the lab
 #                  tier on Debian 13 nodes, a Debian 12 lab beside it: LAB_TIER_RELEASE, RELEASE_LABS)
+#   make trees     build the root filesystem trees the tiers use, three at a time (make check
+#                  does first; cached)
 #   make unit      the unit tier only (no root, no packages beyond the virtualenv)
 #   make fuzz      the fuzz tier with many more generated cases (make check runs it short)
 #   make bench     benchmarks against the incumbents, printed as ratios
@@ -67,7 +69,7 @@ LAB_TIER_ENV := STACKHA_LAB_RELEASE=$(if $(filter host,$(LAB_TIER_RELEASE)),,$(L
 ROUNDS     ?= 10
 SEED       ?=
 
-.PHONY: check deps venv lint types test unit fuzz contract integration lab lab-down lab-tests \
+.PHONY: check deps venv lint types trees test unit fuzz contract integration lab lab-down lab-tests \
 	bench soak outage docs deb clean vagrant-box \
 	vagrant-lab vagrant-lab-down vagrant-check
 
@@ -105,7 +107,14 @@ vagrant-check: deps venv
 		STACKHA_BOX_DIR=$(BOX_DIR) \
 		$(PYTEST) --durations=10 tests/vagrant
 
-check: deps venv lint types test vagrant-check
+check: deps venv lint types trees test vagrant-check
+
+# The root filesystem trees the tiers use, built three at a time into the cache before the
+# tests (which would build each missing one on first use, one after the other): minutes less
+# of make check on a clean machine, nothing when the cache holds them (tests/tree_warmup.py).
+trees: deps venv
+	$(LAB_TIER_ENV) STACKHA_VAGRANT_RELEASE=$(VAGRANT_RELEASE) \
+		STACKHA_VAGRANT_PROFILE=$(VAGRANT_CHECK_PROFILE) $(PY) tests/tree_warmup.py
 
 # Every tier in one pytest run, so the closing line counts them all. The fuzz tier runs its
 # short, derandomized profile here (tests/fuzz/conftest.py).

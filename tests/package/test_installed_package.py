@@ -25,19 +25,10 @@ from stackha.install import agent_files, fence_agent_files
 from stackha.lab.release import RELEASES
 from stackha.lab.rootfs import TreeCache, scratch_root
 from stackha.runner import SubprocessRunner
+from tree_warmup import CHECK_PACKAGES
 
 pytestmark = pytest.mark.root
 
-# What the checks run in the tree, and nothing that must come in through stackha's Depends
-# (pcs brings python3-lxml with it: the bare tree below checks that one).
-CHECK_PACKAGES = (
-    "pacemaker",
-    "pacemaker-cli-utils",
-    "pcs",
-    "resource-agents",  # ocf-tester, ocf-shellfuncs, metadata.rng, ra-api-1.dtd
-    "haproxy",
-    "libxml2-utils",  # xmllint, which ocf-tester needs
-)
 DEPENDS = ("python3-lxml", "python3-pexpect", "python3-pyghmi")
 OCF_DIR = "/usr/lib/ocf/resource.d/stackha"
 DATADIR = "/usr/share/resource-agents"
