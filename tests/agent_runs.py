@@ -25,6 +25,21 @@ def stackha(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def stop_child(process: subprocess.Popen, seconds: float = 30.0) -> float:
+    """SIGTERM to ``process`` (a child of this one, by pid), SIGKILL if it is still there after
+    ``seconds``; reaped either way (polling its pid would see its zombie until then). The
+    seconds it took to exit."""
+    started = time.monotonic()
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    return time.monotonic() - started
+
+
 def run_agent(path, action, env, timeout=60) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(path), action], capture_output=True, text=True, env=env, timeout=timeout

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from agent_runs import free_port
+from agent_runs import free_port, stop_child
 from stackha.services.galera import mariadbd_argv
 
 
@@ -124,9 +124,4 @@ def running_galera(directory: Path, timeout: float = 120.0) -> Iterator[dict[str
             time.sleep(0.2)
         yield params
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
+        stop_child(server, 60)

@@ -43,7 +43,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
-from agent_runs import free_port
+from agent_runs import free_port, stop_child
 from mariadb_sandbox import running_galera
 from stackha import http_client
 from stackha.lab.openstack import (
@@ -660,20 +660,6 @@ def _log_tail(path: str) -> str:
         return ""
 
 
-def stop_process(process: subprocess.Popen[bytes], seconds: float = 30.0) -> float:
-    """SIGTERM to ``process`` (ours, by pid), SIGKILL if it is still there after ``seconds``;
-    the seconds it took to exit."""
-    started = time.monotonic()
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-    return time.monotonic() - started
-
-
 def _pids_running(uwsgi_ini: str) -> list[int]:
     """Live processes whose command line names ``uwsgi_ini`` (a path unique to one sandbox)."""
     found = []
@@ -808,7 +794,7 @@ def memcached() -> Iterator[str]:
                 time.sleep(0.05)
         yield f"{ADDRESS}:{port}"
     finally:
-        stop_process(process, 5)
+        stop_child(process, 5)
 
 
 def mariadb_database(galera: Mapping[str, str], name: str) -> str:

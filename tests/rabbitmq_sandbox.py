@@ -19,7 +19,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from agent_runs import free_port
+from agent_runs import free_port, stop_child
 
 USER = "rabbitmq"
 
@@ -106,11 +106,5 @@ ENABLED_PLUGINS_FILE={directory}/enabled_plugins
         if pid:
             _stop(pid)
         if epmd is not None:
-            # our child: wait() reaps it (a kill(pid, 0) poll would see its zombie for 5 s)
-            epmd.terminate()
-            try:
-                epmd.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                epmd.kill()
-                epmd.wait(timeout=5)
+            stop_child(epmd, 5)
         shutil.rmtree(directory, ignore_errors=True)
