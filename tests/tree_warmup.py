@@ -17,8 +17,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
 
 from stackha.lab import release
 from stackha.lab.namespaces import LabError
@@ -39,34 +41,39 @@ CHECK_PACKAGES = (
 SIDE_BY_SIDE = 3
 
 
-def wanted(environ: dict[str, str]) -> list[tuple[str, str, tuple[str, ...]]]:
-    """(what it is for, suite, packages) of each tree the tiers will ask the cache for, the
-    largest first (the lab nodes' take longest: started first, they end the warm-up sooner)."""
-    trees = []
+def wanted(environ: dict[str, str]) -> list[tuple[str, Callable[[], Path]]]:
+    """(what it is for, what builds it) of each tree the tiers will ask the cache for, through
+    the calls the tiers make, the largest first (the lab nodes' take longest: started first,
+    they end the warm-up sooner)."""
+    runner = SubprocessRunner()
+    trees: list[tuple[str, Callable[[], Path]]] = []
     lab_releases = environ.get("STACKHA_RELEASE_LABS", " ".join(sorted(release.RELEASES))).split()
     if environ.get("STACKHA_LAB_RELEASE"):
         lab_releases.append(environ["STACKHA_LAB_RELEASE"])
     for suite in sorted(set(lab_releases)):
-        trees.append((f"lab nodes, {suite}", suite, tuple(release.packages(suite, "stack"))))
+        trees.append((f"lab nodes, {suite}", partial(release.node_tree, runner, suite, "stack")))
     vagrant = environ.get("STACKHA_VAGRANT_RELEASE", "trixie")
     profile = environ.get("STACKHA_VAGRANT_PROFILE", "cluster")
     trees.append(
-        (f"Vagrant box, {vagrant} {profile}", vagrant, tuple(release.vm_packages(vagrant, profile)))
+        (
+            f"Vagrant box, {vagrant} {profile}",
+            partial(release.vm_tree, runner, vagrant, profile=profile),
+        )
     )
+    cache = TreeCache(runner)
     for suite in sorted(release.RELEASES):
-        trees.append((f"package tier, {suite} tools", suite, CHECK_PACKAGES))
-        trees.append((f"package tier, {suite} bare", suite, ()))
+        trees.append((f"package tier, {suite} tools", partial(cache.tree, CHECK_PACKAGES, suite)))
+        trees.append((f"package tier, {suite} bare", partial(cache.tree, (), suite)))
     return trees
 
 
-def warm(trees: Sequence[tuple[str, str, tuple[str, ...]]]) -> None:
-    cache = TreeCache(SubprocessRunner())
+def warm(trees: Sequence[tuple[str, Callable[[], Path]]]) -> None:
     started = time.monotonic()
 
-    def build(tree: tuple[str, str, tuple[str, ...]]) -> str:
-        what, suite, packages = tree
+    def build(tree: tuple[str, Callable[[], Path]]) -> str:
+        what, make = tree
         begun = time.monotonic()
-        path = cache.tree(packages, suite=suite)
+        path = make()
         return f"  {what}: {path} ({time.monotonic() - begun:.0f} s)"
 
     with ThreadPoolExecutor(max_workers=SIDE_BY_SIDE) as pool:
