@@ -14,10 +14,11 @@ from lab_helpers import (
     fault_partition,
     fault_power_cycle_lab,
     pcs,
+    settle,
     wait_for,
 )
 from stackha.lab import galera as lab_galera
-from stackha.lab.galera import MARIADB, NODES, healthy, kill_mariadbd
+from stackha.lab.galera import MARIADB, NODES, healthy, kill_mariadbd, roles, wsrep_status
 
 RECOVERY_TIMEOUT = 180.0
 
@@ -29,9 +30,44 @@ def sql(lab, node, statement, timeout=20):
     )
 
 
-def wait_all_promoted(lab, what, timeout=RECOVERY_TIMEOUT):
+# After a partition heals, a cut-off node's Galera may rejoin the component by itself within
+# seconds, while Pacemaker learns only once the membership has merged that the node's monitor
+# failed meanwhile (non-Primary), and then stops and starts it: a cluster seen healthy in
+# between is about to lose a server. Two Promoted monitor intervals (10 s) cover the merge.
+STEADY_AFTER_HEAL = 20.0
+
+
+def galera_state(lab):
+    """Each node's role and wsrep status in one line, for a failure's message."""
+    seen = roles(lab) or {}
+    parts = []
+    for node in NODES:
+        status = wsrep_status(lab, node)
+        wsrep = "/".join(
+            status.get(k, "-")
+            for k in ("wsrep_cluster_status", "wsrep_local_state_comment", "wsrep_cluster_size")
+        )
+        parts.append(f"{node} {seen.get(node)} {wsrep if status else 'no answer'}")
+    return "; ".join(parts)
+
+
+def wait_all_promoted(lab, what, timeout=RECOVERY_TIMEOUT, steady=0.0):
+    """Seconds until every node is Promoted and Synced with nothing left for Pacemaker to do:
+    a state seen while a recovery is in flight, or before Pacemaker learns of a failure
+    (``steady`` seconds after it is first seen), is one that is about to end."""
     started = time.monotonic()
-    wait_for(lambda: healthy(lab), f"every node Promoted and Synced ({what})", timeout)
+    wanted = f"every node Promoted and Synced ({what})"
+
+    def left():
+        return max(timeout - (time.monotonic() - started), 60.0)
+
+    try:
+        wait_for(lambda: healthy(lab), wanted, timeout)
+        time.sleep(steady)
+        settle(lab, timeout=round(left()))
+        wait_for(lambda: healthy(lab), f"{wanted}, once Pacemaker settled", left())
+    except AssertionError as error:
+        raise AssertionError(f"{error}; last seen: {galera_state(lab)}") from None
     return time.monotonic() - started
 
 

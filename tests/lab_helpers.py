@@ -41,6 +41,15 @@ def pcs(lab, *argv, node="node1"):
     return result
 
 
+def settle(lab, timeout=120, node="node1"):
+    """Wait until the cluster has no action in flight (the DC idle, nothing to do), as
+    ``node`` sees it. A state seen before that may be one a pending action is about to end."""
+    result = inside(
+        lab, node, "crm_resource", "--wait", f"--timeout={timeout}s", timeout=timeout + 10
+    )
+    assert result.ok, f"crm_resource --wait: {result.stdout}{result.stderr}"
+
+
 def cluster_view(lab, node):
     """The cluster as ``node`` sees it (None while it cannot tell)."""
     return lab.node(node).status()

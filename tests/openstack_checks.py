@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from galera_checks import deploy as deploy_galera
-from lab_helpers import inside, pcs, wait_for
+from lab_helpers import inside, pcs, settle, wait_for
 from stackha import http_client
 from stackha.lab import openstack
 from stackha.services import api_catalog as catalog
@@ -462,14 +462,6 @@ def short(problem):
 
 
 # -- faults ------------------------------------------------------------------------------------
-
-
-def settle(lab, timeout=120):
-    """Wait until the cluster has no action in flight (the DC idle, nothing to do)."""
-    result = inside(
-        lab, "node1", "crm_resource", "--wait", f"--timeout={timeout}s", timeout=timeout + 10
-    )
-    assert result.ok, f"crm_resource --wait: {result.stdout}{result.stderr}"
 
 
 @dataclass(frozen=True)

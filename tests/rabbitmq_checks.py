@@ -11,7 +11,7 @@ import threading
 import time
 
 from amqp_client import AmqpError, Connection
-from lab_helpers import fault_crash_node, fault_power_cycle_node, pcs, wait_for
+from lab_helpers import fault_crash_node, fault_power_cycle_node, pcs, settle, wait_for
 from lab_helpers import fault_partition as lab_fault_partition
 from stackha.lab import rabbitmq as lab_rabbitmq
 from stackha.lab.rabbitmq import NODES, healthy, kill_broker
@@ -21,9 +21,13 @@ CLONE_NEW_NET = 0x40000000
 
 
 def wait_healthy(lab, secrets, what, timeout=300):
-    """Seconds until every node sees every member running, with no partition."""
+    """Seconds until every node sees every member running, with no partition, and Pacemaker
+    has nothing left to do (a recovery in flight would end the state just seen)."""
     started = time.monotonic()
-    wait_for(lambda: healthy(lab, secrets["monitor"]), f"RabbitMQ whole again ({what})", timeout)
+    wanted = f"RabbitMQ whole again ({what})"
+    wait_for(lambda: healthy(lab, secrets["monitor"]), wanted, timeout)
+    settle(lab, timeout=round(max(timeout - (time.monotonic() - started), 10.0)))
+    wait_for(lambda: healthy(lab, secrets["monitor"]), f"{wanted}, once Pacemaker settled", 120)
     return time.monotonic() - started
 
 

@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
-from lab_helpers import inside, wait_for
+from lab_helpers import inside, settle, wait_for
 from openstack_checks import (
     Client,
     Deployment,
     Outcome,
     Request,
     answers_both,
-    settle,
     short,
     status_from,
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from lab_helpers import inside, online_from, pcs, wait_for
+from lab_helpers import inside, online_from, pcs, settle, wait_for
 from openstack_checks import failed_actions, started_on, status_from
 from stack_checks import NODES, whole
 
@@ -75,7 +75,9 @@ def reinstall_one(lab, node, release_name, refusals=("galera", "rabbitmq")):
         return found if all(any(f.startswith(f"{r}_") for f in found) for r in refusals) else None
 
     failures = wait_for(refused, f"{', '.join(refusals)} refused on {node}", 180)
-    time.sleep(5)  # whatever else was to start on the node has
+    # Each refused clone fails on the node until migration-threshold bans it there; until
+    # then crm_mon may show "FAILED Promoted" between a failed promote and its recovery.
+    settle(lab, timeout=300)
     view = status_from(lab)
     assert view is not None
     running = {clone: started_on(view, clone) for clone in ("haproxy", *SERVICES)}
@@ -89,8 +91,12 @@ class StoppedUpgrade:
 
 
 def promoted_on(view):
-    """The nodes where Galera is Promoted in the cluster ``view``."""
-    return {r.nodes[0] for r in view.instances("galera") if r.role == "Promoted" and r.nodes}
+    """The nodes where Galera is Promoted, and not failed, in the cluster ``view``."""
+    return {
+        r.nodes[0]
+        for r in view.instances("galera")
+        if r.role == "Promoted" and not r.failed and r.nodes
+    }
 
 
 def promoted_everywhere(lab, nodes=NODES):

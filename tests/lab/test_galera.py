@@ -15,13 +15,14 @@ import time
 import pytest
 from galera_checks import (
     FAULTS,
+    STEADY_AFTER_HEAL,
     Writer,
     assert_no_lost_writes,
     deploy,
     sql,
     wait_all_promoted,
 )
-from lab_helpers import inside, pcs, wait_for
+from lab_helpers import fault_partition, inside, pcs, wait_for
 from stackha.lab.galera import NODES, healthy, kill_mariadbd, roles, wsrep_status
 
 SOAK_ROUNDS = int(os.environ.get("STACKHA_SOAK_ROUNDS", "3"))
@@ -175,7 +176,7 @@ def test_a_partitioned_node_leaves_and_rejoins(galera):
             120,
         )
         galera.heal()
-        wait_all_promoted(galera, "partition healed")
+        wait_all_promoted(galera, "partition healed", steady=STEADY_AFTER_HEAL)
         writer.wait_for_commits(5)
     assert_no_lost_writes(galera, writer)
     assert sql(galera, "node3", "SELECT COUNT(*) FROM soak.acked").ok
@@ -198,7 +199,8 @@ def test_no_acknowledged_write_is_lost_across_random_faults(galera):
             started = time.monotonic()
             what = fault(lab, rng)
             wait_for(lambda: not healthy(lab), f"round {number}: the cluster noticing", 90)
-            wait_all_promoted(lab, f"round {number}: {what}")
+            steady = STEADY_AFTER_HEAL if fault is fault_partition else 0.0
+            wait_all_promoted(lab, f"round {number}: {what}", steady=steady)
             seconds = time.monotonic() - started
             recoveries.append(seconds)
             writer.wait_for_commits(5)

@@ -15,12 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
-from lab_helpers import inside, pcs, wait_for
+from lab_helpers import inside, pcs, settle, wait_for
 from openstack_checks import (
     Client,
     answers_both,
     failed_actions,
-    settle,
     started_on,
     status_from,
 )
